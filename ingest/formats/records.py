@@ -1,0 +1,127 @@
+"""The one internal shape every wire format parses into; store.py only knows these. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """Why one record was refused: its position in the batch, the field path and a message."""
+
+    index: int | None
+    field: str
+    message: str
+    record_type: str = ""
+    raw: Any = None
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """session.start / session.update / session.end. None means "not said by this record"."""
+
+    record_id: str
+    session_id: str
+    action: str  # "start" | "update" | "end"
+    name: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    end_state: str | None = None
+    end_state_reason: str | None = None
+    tags: tuple[str, ...] | None = None
+    metadata: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    user_query: str | None = None
+    parent_session_id: str | None = None
+    group_key: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    """agent.created / agent.terminated."""
+
+    record_id: str
+    session_id: str
+    agent_id: str
+    action: str  # "created" | "terminated"
+    at: datetime
+    name: str | None = None
+    role: str | None = None
+    init_params: dict[str, Any] | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SpanRecord:
+    """One event/span. Later records with the same (session_id, span_id) are merged into it."""
+
+    record_id: str
+    session_id: str
+    span_id: str
+    kind: str
+    name: str
+    started_at: datetime
+    parent_span_id: str = ""
+    agent_id: str = ""
+    ended_at: datetime | None = None
+    status: str = "unset"
+    model: str = ""
+    provider: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost: float | None = None
+    error_type: str = ""
+    error_message: str = ""
+    stack_trace: str = ""
+    params: Any = None
+    returns: Any = None
+    prompt: Any = None
+    completion: Any = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TranscriptRecord:
+    """A chat message (user/assistant/system) or a status line (agent/llm/tool)."""
+
+    record_id: str
+    session_id: str
+    role: str
+    text: str
+    at: datetime
+    agent_id: str = ""
+    span_id: str = ""
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    record_id: str
+    name: str
+    value: float
+    at: datetime
+    session_id: str = ""
+    unit: str = ""
+    agent_id: str = ""
+
+
+Record = SessionRecord | AgentRecord | SpanRecord | TranscriptRecord | MetricRecord
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """Records in batch order with their batch index, plus one error per refused record."""
+
+    records: list[tuple[int, Record]]
+    errors: list[RecordError]
+
+
+class BodyError(Exception):
+    """The whole body is unusable (too big, not JSON, wrong shape). Carries an HTTP status."""
+
+    def __init__(self, message: str, *, status: int = 400, field: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.field = field

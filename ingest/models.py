@@ -1,0 +1,285 @@
+"""The telemetry system of record: projects, keys, sessions, agents, spans, transcripts, metrics.
+
+Ingest writes these tables (through ingest/store.py); the API and dashboard only read them.
+Large agent-written text (prompts, completions, params, returns, stack traces, raw attributes)
+lives in SpanPayload so that list and trend queries over Span never load it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        VIEWER = "viewer"
+        ADMIN = "admin"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "project"], name="membership_unique"),
+        ]
+
+
+def hash_api_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class ApiKey(models.Model):
+    """A project credential. Only its SHA-256 is stored; the raw key is shown once at creation."""
+
+    PREFIX = "obs_"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, default="default")
+    prefix = models.CharField(max_length=12, help_text="First characters, to recognise a key.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    @classmethod
+    def generate(cls, project: Project, name: str = "default") -> tuple[ApiKey, str]:
+        raw = cls.PREFIX + secrets.token_urlsafe(32)
+        key = cls.objects.create(
+            project=project, name=name, prefix=raw[:12], key_hash=hash_api_key(raw)
+        )
+        return key, raw
+
+
+class Session(models.Model):
+    """One run of an agent system. Identified by the client's session id within a project."""
+
+    class EndState(models.TextChoices):
+        RUNNING = "running"
+        SUCCESS = "success"
+        FAIL = "fail"
+        INDETERMINATE = "indeterminate"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="sessions")
+    external_id = models.CharField(max_length=128, help_text="The session id the client sent.")
+    name = models.CharField(max_length=300, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_state = models.CharField(
+        max_length=20, choices=EndState.choices, default=EndState.RUNNING, db_index=True
+    )
+    end_state_reason = models.TextField(blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    config = models.JSONField(default=dict, blank=True)
+    user_query = models.TextField(blank=True, help_text="The user's first query.")
+    parent_external_id = models.CharField(max_length=128, blank=True, db_index=True)
+    group_key = models.CharField(max_length=200, blank=True, db_index=True)
+    is_inferred = models.BooleanField(
+        default=False, help_text="Created from a child record before its session.start arrived."
+    )
+    # Summary columns, recomputed by analytics.tasks.summarize_sessions after each batch.
+    event_count = models.IntegerField(default=0)
+    llm_count = models.IntegerField(default=0)
+    tool_count = models.IntegerField(default=0)
+    error_count = models.IntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cost = models.FloatField(default=0)
+    duration_ms = models.FloatField(null=True, blank=True)
+    has_errors = models.BooleanField(default=False, db_index=True)
+    agent_names = models.JSONField(default=list, blank=True)
+    models_used = models.JSONField(default=list, blank=True)
+    is_summary_stale = models.BooleanField(
+        default=True, db_index=True, help_text="Set by ingest; cleared when the summary is rebuilt."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "external_id"], name="session_unique"),
+        ]
+        indexes = [models.Index(fields=["project", "-started_at"])]
+
+    def __str__(self) -> str:
+        return self.name or self.external_id
+
+
+class Agent(models.Model):
+    """An agent as it lived in one session: creation parameters and lifecycle."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        TERMINATED = "terminated"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="agents")
+    external_id = models.CharField(max_length=128)
+    name = models.CharField(max_length=200, blank=True)
+    role = models.CharField(max_length=200, blank=True)
+    init_params = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(null=True, blank=True)
+    terminated_at = models.DateTimeField(null=True, blank=True)
+    termination_reason = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "external_id"], name="agent_unique"),
+        ]
+
+
+class Span(models.Model):
+    """One step of a session: an action, LLM call, tool call or error. OTLP spans map here too."""
+
+    class Kind(models.TextChoices):
+        ACTION = "action"
+        LLM = "llm"
+        TOOL = "tool"
+        ERROR = "error"
+
+    class Status(models.TextChoices):
+        UNSET = "unset"
+        OK = "ok"
+        ERROR = "error"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="spans")
+    span_id = models.CharField(max_length=128)
+    parent_span_id = models.CharField(max_length=128, blank=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, db_index=True)
+    name = models.CharField(max_length=300)
+    agent_external_id = models.CharField(max_length=128, blank=True)
+    started_at = models.DateTimeField(db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UNSET)
+    model = models.CharField(max_length=200, blank=True, db_index=True)
+    provider = models.CharField(max_length=100, blank=True)
+    prompt_tokens = models.IntegerField(null=True, blank=True)
+    completion_tokens = models.IntegerField(null=True, blank=True)
+    cost = models.FloatField(null=True, blank=True)
+    error_type = models.CharField(max_length=200, blank=True)
+    error_message = models.CharField(max_length=2000, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "span_id"], name="span_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "kind", "started_at"]),
+            models.Index(fields=["session", "started_at"]),
+        ]
+
+
+class SpanPayload(models.Model):
+    """The big, agent-written part of a span, loaded only by detail views."""
+
+    span = models.OneToOneField(Span, on_delete=models.CASCADE, primary_key=True, related_name="payload")
+    params = models.JSONField(null=True, blank=True)
+    returns = models.JSONField(null=True, blank=True)
+    prompt = models.JSONField(null=True, blank=True)
+    completion = models.JSONField(null=True, blank=True)
+    stack_trace = models.TextField(blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+
+
+class TranscriptLine(models.Model):
+    """A line of a session's chat stream: a user/assistant message or an agent/llm/tool status line."""
+
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+        SYSTEM = "system"
+        AGENT = "agent"
+        LLM = "llm"
+        TOOL = "tool"
+
+    CONVERSATION_ROLES = (Role.USER, Role.ASSISTANT, Role.SYSTEM)
+    STATUS_ROLES = (Role.AGENT, Role.LLM, Role.TOOL)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="transcript")
+    client_id = models.CharField(max_length=128)
+    role = models.CharField(max_length=10, choices=Role.choices)
+    text = models.TextField()
+    agent_external_id = models.CharField(max_length=128, blank=True)
+    span_id = models.CharField(max_length=128, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "client_id"], name="transcript_unique"),
+        ]
+        indexes = [models.Index(fields=["session", "at", "id"])]
+
+
+class MetricSample(models.Model):
+    """A numeric sample: memory, CPU, rate-limit hits or any custom metric."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, null=True, blank=True, related_name="metrics"
+    )
+    client_id = models.CharField(max_length=128)
+    name = models.CharField(max_length=200)
+    value = models.FloatField()
+    unit = models.CharField(max_length=50, blank=True)
+    agent_external_id = models.CharField(max_length=128, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "client_id"], name="metric_unique"),
+        ]
+        indexes = [models.Index(fields=["project", "name", "at"])]
+
+
+class ReceivedRecord(models.Model):
+    """Ledger of client record ids already accepted: what makes a retried batch a no-op."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    record_id = models.CharField(max_length=128)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "record_id"], name="received_unique"),
+        ]
+
+
+class IngestRejection(models.Model):
+    """A record (or body) that ingest refused, kept with its reason so it can be fixed and replayed."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rejections")
+    source = models.CharField(max_length=20, default="native")
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    record_index = models.IntegerField(null=True, blank=True)
+    record_type = models.CharField(max_length=50, blank=True)
+    field = models.CharField(max_length=300, blank=True)
+    message = models.TextField()
+    raw = models.TextField(help_text="The rejected record as received (JSON text).")
+    replayed_at = models.DateTimeField(null=True, blank=True)
+    is_resolved = models.BooleanField(default=False, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(message=""), name="rejection_has_message"),
+        ]
