@@ -53,7 +53,7 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is false")
     SECRET_KEY = "insecure-development-key-only-for-debug"
 
-ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")]
+ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", "*").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("CSRF_TRUSTED_ORIGINS").split(",") if o]
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 
@@ -207,4 +207,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-session-summaries": {
+        "task": "analytics.tasks.sweep_stale_summaries_task",
+        "schedule": float(OBSERVATORY_SUMMARY_SWEEP_SECONDS),
+    },
 }

@@ -192,7 +192,9 @@ class Span(models.Model):
 class SpanPayload(models.Model):
     """The big, agent-written part of a span, loaded only by detail views."""
 
-    span = models.OneToOneField(Span, on_delete=models.CASCADE, primary_key=True, related_name="payload")
+    span = models.OneToOneField(
+        Span, on_delete=models.CASCADE, primary_key=True, related_name="payload"
+    )
     params = models.JSONField(null=True, blank=True)
     returns = models.JSONField(null=True, blank=True)
     prompt = models.JSONField(null=True, blank=True)
@@ -202,7 +204,7 @@ class SpanPayload(models.Model):
 
 
 class TranscriptLine(models.Model):
-    """A line of a session's chat stream: a user/assistant message or an agent/llm/tool status line."""
+    """A line of a session's chat stream: a user/assistant message or an agent/llm/tool status."""
 
     class Role(models.TextChoices):
         USER = "user"
@@ -266,7 +268,7 @@ class ReceivedRecord(models.Model):
 
 
 class IngestRejection(models.Model):
-    """A record (or body) that ingest refused, kept with its reason so it can be fixed and replayed."""
+    """A record (or body) ingest refused, kept with its reason so it can be fixed and replayed."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rejections")
     source = models.CharField(max_length=20, default="native")
@@ -278,8 +280,12 @@ class IngestRejection(models.Model):
     raw = models.TextField(help_text="The rejected record as received (JSON text).")
     replayed_at = models.DateTimeField(null=True, blank=True)
     is_resolved = models.BooleanField(default=False, db_index=True)
+    fingerprint = models.CharField(
+        max_length=64, help_text="Hash of raw record and reason: a retried bad batch is kept once."
+    )
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=~Q(message=""), name="rejection_has_message"),
+            models.UniqueConstraint(fields=["project", "fingerprint"], name="rejection_unique"),
         ]

@@ -1,5 +1,112 @@
-"""Thin ingest endpoints: authenticate, parse, store, answer."""
+"""Thin ingest endpoints: authenticate, parse, store, answer. Logic is in formats/ and store.py."""
+
 from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from analytics.tasks import enqueue_session_summaries
+from ingest.auth import AuthError, project_for_request
+from ingest.formats.native import decode_body, parse_native
+from ingest.formats.records import BodyError, RecordError
+from ingest.models import Project
+from ingest.store import SaveResult, save_records, save_rejections
+
+logger = logging.getLogger(__name__)
+
+# Bodies that are refused whole are still kept (as one rejection), up to this size.
+MAX_KEPT_BODY_BYTES = 256 * 1024
+
+
+def error(message: str, status: int, *, field: str = "") -> JsonResponse:
+    logger.info("ingest refused (%s): %s", status, message)
+    response = JsonResponse({"error": message, "field": field}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="ingest"'
+    return response
+
+
+@csrf_exempt
+@require_POST
 def native_batch(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"error": "not ready"}, status=503)
+    """POST /api/v1/ingest: a JSON batch of typed records (docs/ingest-api.md)."""
+    try:
+        project = project_for_request(request)
+    except AuthError as exc:
+        return error(exc.message, 401, field=exc.field)
+    try:
+        body = read_body(request)
+        parsed = parse_native(
+            body,
+            max_records=settings.OBSERVATORY_MAX_BATCH_RECORDS,
+            max_string_chars=settings.OBSERVATORY_MAX_STRING_CHARS,
+        )
+    except BodyError as exc:
+        keep_refused_body(project, request, exc)
+        return error(exc.message, exc.status, field=exc.field)
+    saved = save_records(project, parsed.records, parsed.errors)
+    transaction.on_commit(partial(enqueue_session_summaries, saved.session_pks))
+    return JsonResponse(batch_answer(parsed.records, parsed.errors, saved))
+
+
+def read_body(request: HttpRequest) -> bytes:
+    """The decoded body; 413 before reading anything larger than the limit."""
+    limit = settings.OBSERVATORY_MAX_BATCH_BYTES
+    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    if declared > limit:
+        raise BodyError(
+            f"Body is {declared} bytes; the limit OBSERVATORY_MAX_BATCH_BYTES is {limit}",
+            status=413,
+        )
+    encoding = request.headers.get("Content-Encoding", "")
+    return decode_body(request.body, encoding, max_bytes=limit)
+
+
+def keep_refused_body(project: Project, request: HttpRequest, exc: BodyError) -> None:
+    """Keep a refused body (when small enough to hold) so a bad batch is visible and replayable."""
+    if exc.status == 413 or int(request.META.get("CONTENT_LENGTH") or 0) > MAX_KEPT_BODY_BYTES:
+        return
+    try:
+        raw: Any = decode_body(
+            request.body, request.headers.get("Content-Encoding", ""), max_bytes=MAX_KEPT_BODY_BYTES
+        )
+    except BodyError:
+        raw = request.body
+    save_rejections(
+        project,
+        [RecordError(index=None, field=exc.field, message=exc.message, raw=raw)],
+        source="native",
+    )
+
+
+def batch_answer(
+    records: list[tuple[int, Any]], errors: list[RecordError], saved: SaveResult
+) -> dict[str, Any]:
+    results: list[dict[str, Any]] = [
+        {"index": index, "id": record.record_id, "status": saved.statuses[index]}
+        for index, record in records
+    ]
+    results += [
+        {
+            "index": e.index,
+            "id": e.raw.get("id") if isinstance(e.raw, dict) else None,
+            "status": "error",
+            "field": e.field,
+            "error": e.message,
+        }
+        for e in errors
+    ]
+    results.sort(key=lambda r: r["index"])
+    return {
+        "accepted": saved.accepted,
+        "duplicates": saved.duplicates,
+        "rejected": len(errors),
+        "results": results,
+    }

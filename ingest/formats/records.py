@@ -46,7 +46,7 @@ class AgentRecord:
     session_id: str
     agent_id: str
     action: str  # "created" | "terminated"
-    at: datetime
+    at: datetime | None = None
     name: str | None = None
     role: str | None = None
     init_params: dict[str, Any] | None = None

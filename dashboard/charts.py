@@ -1,0 +1,237 @@
+"""Plotly figures for the dashboard, built from DataFrames and waterfall rows. Pure.
+
+Plotly renders hover text, tick labels and legend names as a small subset of HTML, so every string
+that may come from an agent goes through `_text()` (html.escape) before it enters a figure. The page
+receives `figure_data(fig)` through `json_script`, never as HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.waterfall import WaterfallRow
+
+COLORS = {
+    "primary": "#3b6fd8",
+    "secondary": "#8b5cf6",
+    "error": "#dc2626",
+    "muted": "#6b7280",
+    "grid": "#e5e7eb",
+    "text": "#1f2937",
+}
+KIND_COLORS = {"action": "#3b6fd8", "llm": "#8b5cf6", "tool": "#0d9488", "error": "#dc2626"}
+WATERFALL_ROW_PX = 22
+# A span with no duration (still open, or a point event) is drawn this share of the axis wide.
+MIN_BAR_SHARE = 0.004
+LABEL_CHARS = 36
+
+
+def _text(value: object) -> str:
+    return html.escape(str(value), quote=False)
+
+
+def base_layout(**overrides: Any) -> dict[str, Any]:
+    """Layout defaults shared by every chart; keyword arguments replace top-level keys."""
+    layout: dict[str, Any] = {
+        "height": 260,
+        "margin": {"l": 48, "r": 16, "t": 8, "b": 36},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "font": {
+            "family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+            "size": 12,
+            "color": COLORS["text"],
+        },
+        "xaxis": {"gridcolor": COLORS["grid"], "zeroline": False},
+        "yaxis": {"gridcolor": COLORS["grid"], "zeroline": False, "rangemode": "tozero"},
+        "legend": {"orientation": "h", "y": 1.12, "x": 0, "bgcolor": "rgba(0,0,0,0)"},
+        "hovermode": "x unified",
+        "hoverlabel": {"font": {"size": 12}},
+        "bargap": 0.15,
+    }
+    layout.update(overrides)
+    return layout
+
+
+def figure_data(fig: go.Figure) -> dict[str, Any]:
+    """The figure as plain JSON data, for `json_script` on the page."""
+    data: dict[str, Any] = json.loads(fig.to_json())
+    data["layout"].pop("template", None)
+    return data
+
+
+def _times(frame: pd.DataFrame) -> list[str]:
+    return [ts.isoformat() for ts in pd.to_datetime(frame["bucket"], utc=True)]
+
+
+def activity_chart(activity: pd.DataFrame) -> go.Figure:
+    """Sessions started (bars) and error events (line) per bucket; columns from
+    analytics.overview.activity_over_time."""
+    times = _times(activity)
+    fig = go.Figure(layout=base_layout())
+    fig.add_bar(
+        x=times,
+        y=activity["sessions"].tolist(),
+        name="sessions",
+        marker={"color": COLORS["primary"]},
+    )
+    fig.add_scatter(
+        x=times,
+        y=activity["errors"].tolist(),
+        name="error events",
+        mode="lines+markers",
+        line={"color": COLORS["error"], "width": 2},
+        marker={"size": 4},
+        yaxis="y2",
+    )
+    fig.update_layout(
+        yaxis={"title": {"text": "sessions"}},
+        yaxis2={
+            "title": {"text": "errors"},
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+            "showgrid": False,
+        },
+        margin={"l": 48, "r": 48, "t": 8, "b": 36},
+    )
+    return fig
+
+
+def latency_chart(latency: pd.DataFrame) -> go.Figure:
+    """LLM latency p50 and p95 per bucket; columns from analytics.overview.llm_latency_over_time."""
+    times = _times(latency)
+    fig = go.Figure(layout=base_layout())
+    for column, label, color in (
+        ("p50_ms", "p50", COLORS["primary"]),
+        ("p95_ms", "p95", COLORS["secondary"]),
+    ):
+        fig.add_scatter(
+            x=times,
+            y=[None if pd.isna(v) else round(float(v), 1) for v in latency[column]],
+            name=label,
+            mode="lines+markers",
+            connectgaps=False,
+            line={"color": color, "width": 2},
+            marker={"size": 4},
+            hovertemplate="%{y:,.0f} ms",
+        )
+    fig.update_layout(yaxis={"title": {"text": "ms"}})
+    return fig
+
+
+def cost_by_model_chart(costs: pd.DataFrame) -> go.Figure:
+    """Cost per model as horizontal bars, most expensive on top; columns from
+    analytics.overview.cost_by_model."""
+    models = [_text(model) for model in costs["model"]]
+    custom = [
+        [int(row.calls), int(row.prompt_tokens), int(row.completion_tokens)]
+        for row in costs.itertuples()
+    ]
+    fig = go.Figure(
+        layout=base_layout(
+            height=max(160, 40 + 28 * len(models)),
+            hovermode="closest",
+            margin={"l": 8, "r": 16, "t": 8, "b": 36},
+        )
+    )
+    fig.add_bar(
+        x=[round(float(v), 6) for v in costs["cost"]],
+        y=models,
+        orientation="h",
+        customdata=custom,
+        marker={"color": COLORS["secondary"]},
+        hovertemplate=(
+            "<b>%{y}</b><br>$%{x:,.4f}<br>%{customdata[0]:,} calls<br>"
+            "%{customdata[1]:,} tokens in · %{customdata[2]:,} out<extra></extra>"
+        ),
+    )
+    fig.update_layout(
+        xaxis={"title": {"text": "USD"}, "gridcolor": COLORS["grid"], "tickprefix": "$"},
+        yaxis={"autorange": "reversed", "automargin": True},
+    )
+    return fig
+
+
+def _waterfall_label(row: WaterfallRow) -> str:
+    name = row.name if len(row.name) <= LABEL_CHARS else row.name[: LABEL_CHARS - 1] + "…"
+    return "\u00a0\u00a0" * min(row.depth, 12) + _text(name)
+
+
+def _bar_widths(rows: Sequence[WaterfallRow]) -> list[float]:
+    ends = [row.start_ms + (row.duration_ms or 0) for row in rows]
+    minimum = max(max(ends, default=0), 1.0) * MIN_BAR_SHARE
+    return [max(row.duration_ms or 0, minimum) for row in rows]
+
+
+def waterfall_chart(rows: Sequence[WaterfallRow]) -> go.Figure:
+    """Span waterfall: one horizontal bar per span on a time axis (ms since the session start).
+
+    Rows keep their tree order top to bottom, one trace per kind (the legend), error spans get a red
+    outline. customdata[0] is the span pk, which static/js/charts.js uses to load the detail panel.
+    """
+    widths = _bar_widths(rows)
+    fig = go.Figure(
+        layout=base_layout(
+            height=max(120, 48 + WATERFALL_ROW_PX * len(rows)),
+            hovermode="closest",
+            bargap=0.25,
+            barmode="overlay",
+            margin={"l": 8, "r": 16, "t": 28, "b": 8},
+            legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0},
+        )
+    )
+    for kind, color in KIND_COLORS.items():
+        indexes = [i for i, row in enumerate(rows) if row.kind == kind]
+        if not indexes:
+            continue
+        fig.add_bar(
+            name=kind,
+            orientation="h",
+            y=indexes,
+            x=[widths[i] for i in indexes],
+            base=[rows[i].start_ms for i in indexes],
+            marker={
+                "color": color,
+                "line": {
+                    "color": [COLORS["error"] if rows[i].is_error else color for i in indexes],
+                    "width": [2 if rows[i].is_error else 0 for i in indexes],
+                },
+            },
+            customdata=[_waterfall_custom(rows[i]) for i in indexes],
+            hovertemplate=(
+                "<b>%{customdata[1]}</b><br>%{customdata[2]}"
+                "<br>start +%{base:,.0f} ms · %{customdata[3]}<extra></extra>"
+            ),
+        )
+    fig.update_layout(
+        xaxis={
+            "side": "top",
+            "gridcolor": COLORS["grid"],
+            "ticksuffix": " ms",
+            "rangemode": "tozero",
+            "zeroline": False,
+        },
+        yaxis={
+            "autorange": "reversed",
+            "tickmode": "array",
+            "tickvals": list(range(len(rows))),
+            "ticktext": [_waterfall_label(row) for row in rows],
+            "showgrid": False,
+            "automargin": True,
+            "fixedrange": True,
+        },
+    )
+    return fig
+
+
+def _waterfall_custom(row: WaterfallRow) -> list[Any]:
+    duration = "no end time" if row.duration_ms is None else f"{row.duration_ms:,.0f} ms"
+    summary = " · ".join(part for part in (row.kind, row.status or "unset", row.model) if part)
+    return [row.pk, _text(row.name), _text(summary), duration]

@@ -1,0 +1,420 @@
+"""The native JSON batch format (docs/ingest-api.md) parsed into records.py shapes. Pure.
+
+Lax in what it reads (numbers as strings, Unix or ISO timestamps, naive ISO read as UTC), strict in
+what it keeps: every refused record becomes a RecordError naming its field path, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from ingest.formats.records import (
+    AgentRecord,
+    BodyError,
+    MetricRecord,
+    ParseResult,
+    Record,
+    RecordError,
+    SessionRecord,
+    SpanRecord,
+    TranscriptRecord,
+)
+
+MAX_ID_CHARS = 128
+MAX_NAME_CHARS = 300
+SPAN_KINDS = ("action", "llm", "tool", "error")
+SPAN_STATUSES = ("ok", "error", "unset")
+STATUS_ROLES = ("agent", "llm", "tool")
+MESSAGE_ROLES = ("user", "assistant", "system")
+END_STATES = ("success", "fail", "indeterminate")
+
+
+def decode_body(body: bytes, content_encoding: str, *, max_bytes: int) -> bytes:
+    """Undo gzip/deflate, refusing anything over max_bytes before or after decompression."""
+    if len(body) > max_bytes:
+        raise BodyError(
+            f"Body is {len(body)} bytes; the limit OBSERVATORY_MAX_BATCH_BYTES is {max_bytes}",
+            status=413,
+        )
+    encoding = content_encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise BodyError(
+            f"Unsupported Content-Encoding {encoding!r}; use gzip or deflate", status=415
+        )
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    decompressor = zlib.decompressobj(wbits)
+    try:
+        # max_length bounds the output so a small "zip bomb" cannot exhaust memory.
+        data = decompressor.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise BodyError(f"Body is not valid {encoding}: {exc}") from exc
+    if len(data) > max_bytes or decompressor.unconsumed_tail:
+        raise BodyError(
+            f"Decompressed body exceeds OBSERVATORY_MAX_BATCH_BYTES ({max_bytes} bytes)", status=413
+        )
+    return data
+
+
+def load_batch(data: bytes, *, max_records: int) -> list[Any]:
+    """The list of raw records in a batch body, or BodyError for a body that is not a batch."""
+    try:
+        payload = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BodyError(f"Body is not valid JSON: {exc}") from exc
+    if isinstance(payload, dict):
+        if "records" not in payload:
+            raise BodyError("Body must be an object with a 'records' list", field="records")
+        payload = payload["records"]
+    if not isinstance(payload, list):
+        raise BodyError("'records' must be a list of record objects", field="records")
+    if len(payload) > max_records:
+        raise BodyError(
+            f"Batch has {len(payload)} records; the limit OBSERVATORY_MAX_BATCH_RECORDS is "
+            f"{max_records}",
+            status=413,
+            field="records",
+        )
+    return payload
+
+
+def parse_native(
+    body: bytes, *, max_records: int, max_string_chars: int, first_index: int = 0
+) -> ParseResult:
+    """Parse a native batch body. Raises BodyError only when the body as a whole is unusable."""
+    raws = load_batch(body, max_records=max_records)
+    return parse_records(raws, max_string_chars=max_string_chars, first_index=first_index)
+
+
+def parse_records(raws: list[Any], *, max_string_chars: int, first_index: int = 0) -> ParseResult:
+    """Parse already-decoded raw records; each bad one becomes a RecordError carrying the raw."""
+    records: list[tuple[int, Record]] = []
+    errors: list[RecordError] = []
+    for offset, raw in enumerate(raws):
+        index = first_index + offset
+        try:
+            records.append((index, _parse_one(_Reader(raw, f"records[{index}]", max_string_chars))))
+        except _FieldError as exc:
+            record_type = raw.get("type", "") if isinstance(raw, dict) else ""
+            errors.append(
+                RecordError(
+                    index=index,
+                    field=exc.field,
+                    message=f"{exc.field}: {exc.message}",
+                    record_type=str(record_type)[:50],
+                    raw=raw,
+                )
+            )
+    return ParseResult(records=records, errors=errors)
+
+
+class _FieldError(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class _Reader:
+    """Typed, lax access to one raw record's fields; raises _FieldError naming the path."""
+
+    def __init__(self, raw: Any, path: str, max_chars: int) -> None:
+        if not isinstance(raw, dict):
+            raise _FieldError(path, f"a record must be an object, got {type(raw).__name__}")
+        self.raw: dict[str, Any] = raw
+        self.path = path
+        self.max_chars = max_chars
+
+    def fail(self, name: str, message: str) -> _FieldError:
+        return _FieldError(f"{self.path}.{name}", message)
+
+    def has(self, name: str) -> bool:
+        return self.raw.get(name) is not None
+
+    def text(self, name: str, *, required: bool = False, limit: int | None = None) -> str | None:
+        value = self.raw.get(name)
+        if value is None or value == "":
+            if required:
+                raise self.fail(name, "is required")
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.fail(name, f"must be a string, got {type(value).__name__}")
+        text = str(value)
+        cap = min(limit or self.max_chars, self.max_chars)
+        if len(text) > cap:
+            setting = "" if limit else " (OBSERVATORY_MAX_STRING_CHARS)"
+            raise self.fail(name, f"is {len(text)} characters; the limit{setting} is {cap}")
+        return text
+
+    def ident(self, name: str, *, required: bool = True) -> str | None:
+        return self.text(name, required=required, limit=MAX_ID_CHARS)
+
+    def choice(self, name: str, options: tuple[str, ...], *, default: str | None = None) -> str:
+        value = self.text(name, required=default is None, limit=50)
+        if value is None:
+            return str(default)
+        if value.lower() not in options:
+            raise self.fail(name, f"must be one of {', '.join(options)}, got {value!r}")
+        return value.lower()
+
+    def number(self, name: str, *, required: bool = False) -> float | None:
+        value = self.raw.get(name)
+        if value is None or value == "":
+            if required:
+                raise self.fail(name, "is required")
+            return None
+        if isinstance(value, bool):
+            raise self.fail(name, "must be a number, got a boolean")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise self.fail(name, f"must be a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise self.fail(name, "must be a finite number")
+        return number
+
+    def count(self, name: str) -> int | None:
+        number = self.number(name)
+        if number is None:
+            return None
+        if number < 0 or number != int(number) or number > 2**31 - 1:
+            raise self.fail(name, f"must be a whole number from 0 to {2**31 - 1}, got {number}")
+        return int(number)
+
+    def when(self, name: str, *, required: bool = False) -> datetime | None:
+        value = self.raw.get(name)
+        if value is None or value == "":
+            if required:
+                raise self.fail(name, "is required")
+            return None
+        parsed = parse_timestamp(value)
+        if parsed is None:
+            raise self.fail(name, f"not a timestamp (ISO 8601 or Unix seconds): {value!r}")
+        return parsed
+
+    def mapping(self, name: str) -> dict[str, Any] | None:
+        value = self.raw.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.fail(name, f"must be an object, got {type(value).__name__}")
+        self._check_size(name, value)
+        return value
+
+    def tags(self, name: str) -> tuple[str, ...] | None:
+        value = self.raw.get(name)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(t, str | int) for t in value):
+            raise self.fail(name, "must be a list of strings")
+        if any(len(str(t)) > 200 for t in value):
+            raise self.fail(name, "each tag is limited to 200 characters")
+        return tuple(dict.fromkeys(str(t) for t in value))
+
+    def json_value(self, name: str) -> Any:
+        value = self.raw.get(name)
+        if value is not None:
+            self._check_size(name, value)
+        return value
+
+    def _check_size(self, name: str, value: Any) -> None:
+        size = len(json.dumps(value, default=str))
+        if size > self.max_chars:
+            raise self.fail(
+                name,
+                f"is {size} characters as JSON; the limit (OBSERVATORY_MAX_STRING_CHARS) is "
+                f"{self.max_chars}",
+            )
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """ISO 8601 (naive means UTC) or Unix seconds, as an aware UTC datetime; None if unreadable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float) or (isinstance(value, str) and _is_number(value)):
+        seconds = float(value)
+        if not math.isfinite(seconds) or not 0 <= seconds < 32503680000:  # before year 3000
+            return None
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_one(reader: _Reader) -> Record:
+    record_type = reader.text("type", required=True, limit=50) or ""
+    parser = _PARSERS.get(record_type)
+    if parser is None:
+        raise reader.fail(
+            "type", f"unknown record type {record_type!r}; expected one of {', '.join(_PARSERS)}"
+        )
+    return parser(reader)
+
+
+def _common(reader: _Reader, *, session_required: bool = True) -> tuple[str, str]:
+    record_id = reader.ident("id") or ""
+    session_id = reader.ident("session_id", required=session_required) or ""
+    return record_id, session_id
+
+
+def _session_start(reader: _Reader) -> SessionRecord:
+    return _session(reader, "start", started_at=reader.when("started_at", required=True))
+
+
+def _session_update(reader: _Reader) -> SessionRecord:
+    return _session(reader, "update", started_at=reader.when("started_at"))
+
+
+def _session(reader: _Reader, action: str, *, started_at: datetime | None) -> SessionRecord:
+    record_id, session_id = _common(reader)
+    return SessionRecord(
+        record_id=record_id,
+        session_id=session_id,
+        action=action,
+        name=reader.text("name", limit=MAX_NAME_CHARS),
+        started_at=started_at,
+        tags=reader.tags("tags"),
+        metadata=reader.mapping("metadata"),
+        config=reader.mapping("config"),
+        user_query=reader.text("user_query"),
+        parent_session_id=reader.ident("parent_session_id", required=False),
+        group_key=reader.text("group_key", limit=200),
+    )
+
+
+def _session_end(reader: _Reader) -> SessionRecord:
+    record_id, session_id = _common(reader)
+    return SessionRecord(
+        record_id=record_id,
+        session_id=session_id,
+        action="end",
+        ended_at=reader.when("ended_at", required=True),
+        end_state=reader.choice("end_state", END_STATES, default="indeterminate"),
+        end_state_reason=reader.text("end_state_reason"),
+    )
+
+
+def _agent(reader: _Reader, action: str) -> AgentRecord:
+    record_id, session_id = _common(reader)
+    return AgentRecord(
+        record_id=record_id,
+        session_id=session_id,
+        agent_id=reader.ident("agent_id") or "",
+        action=action,
+        at=reader.when("at") or reader.when("created_at"),
+        name=reader.text("name", limit=200),
+        role=reader.text("role", limit=200),
+        init_params=reader.mapping("init_params"),
+        reason=reader.text("reason"),
+    )
+
+
+def _epoch_unknown() -> datetime:
+    # Only reached for a required time, which reader.when() has already refused when missing:
+    # it narrows the type without an assert.
+    return datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _event(reader: _Reader) -> SpanRecord:
+    record_id, session_id = _common(reader)
+    started_at = reader.when("started_at", required=True) or _epoch_unknown()
+    ended_at = reader.when("ended_at")
+    if ended_at is not None and ended_at < started_at:
+        raise reader.fail("ended_at", "is before started_at")
+    return SpanRecord(
+        record_id=record_id,
+        session_id=session_id,
+        span_id=reader.ident("span_id", required=False) or record_id,
+        parent_span_id=reader.ident("parent_span_id", required=False) or "",
+        kind=reader.choice("kind", SPAN_KINDS),
+        name=reader.text("name", required=True, limit=MAX_NAME_CHARS) or "",
+        agent_id=reader.ident("agent_id", required=False) or "",
+        started_at=started_at,
+        ended_at=ended_at,
+        status=reader.choice("status", SPAN_STATUSES, default="unset"),
+        model=reader.text("model", limit=200) or "",
+        provider=reader.text("provider", limit=100) or "",
+        prompt_tokens=reader.count("prompt_tokens"),
+        completion_tokens=reader.count("completion_tokens"),
+        cost=reader.number("cost"),
+        error_type=reader.text("error_type", limit=200) or "",
+        error_message=reader.text("error_message") or "",
+        stack_trace=reader.text("stack_trace") or "",
+        params=reader.json_value("params"),
+        returns=reader.json_value("returns"),
+        prompt=reader.json_value("prompt"),
+        completion=reader.json_value("completion"),
+        attributes=reader.mapping("attributes") or {},
+    )
+
+
+def _status(reader: _Reader) -> TranscriptRecord:
+    record_id, session_id = _common(reader)
+    return TranscriptRecord(
+        record_id=record_id,
+        session_id=session_id,
+        role=reader.choice("role", STATUS_ROLES),
+        text=reader.text("text", required=True) or "",
+        at=reader.when("at", required=True) or _epoch_unknown(),
+        agent_id=reader.ident("agent_id", required=False) or "",
+        span_id=reader.ident("span_id", required=False) or "",
+    )
+
+
+def _message(reader: _Reader) -> TranscriptRecord:
+    record_id, session_id = _common(reader)
+    return TranscriptRecord(
+        record_id=record_id,
+        session_id=session_id,
+        role=reader.choice("role", MESSAGE_ROLES),
+        text=reader.text("content", required=True) or "",
+        at=reader.when("at", required=True) or _epoch_unknown(),
+        agent_id=reader.ident("agent_id", required=False) or "",
+    )
+
+
+def _metric(reader: _Reader) -> MetricRecord:
+    record_id, session_id = _common(reader, session_required=False)
+    value = reader.number("value", required=True) or 0.0
+    return MetricRecord(
+        record_id=record_id,
+        session_id=session_id,
+        name=reader.text("name", required=True, limit=200) or "",
+        value=value,
+        unit=reader.text("unit", limit=50) or "",
+        agent_id=reader.ident("agent_id", required=False) or "",
+        at=reader.when("at", required=True) or _epoch_unknown(),
+    )
+
+
+_PARSERS: dict[str, Callable[[_Reader], Record]] = {
+    "session.start": _session_start,
+    "session.update": _session_update,
+    "session.end": _session_end,
+    "agent.created": lambda reader: _agent(reader, "created"),
+    "agent.terminated": lambda reader: _agent(reader, "terminated"),
+    "event": _event,
+    "status": _status,
+    "message": _message,
+    "metric": _metric,
+}

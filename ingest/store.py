@@ -1,0 +1,511 @@
+"""Every telemetry write: parsed records in, rows out, one transaction per batch.
+
+Idempotency comes from the ReceivedRecord ledger and unique constraints, never a cache. Writes are
+set-based: a batch costs a fixed number of queries whatever its size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ingest.formats.native import parse_records
+from ingest.formats.records import (
+    AgentRecord,
+    MetricRecord,
+    Record,
+    RecordError,
+    SessionRecord,
+    SpanRecord,
+    TranscriptRecord,
+)
+from ingest.models import (
+    Agent,
+    IngestRejection,
+    MetricSample,
+    Project,
+    ReceivedRecord,
+    Session,
+    Span,
+    SpanPayload,
+    TranscriptLine,
+)
+
+logger = logging.getLogger(__name__)
+
+SESSION_MERGE_FIELDS = (
+    "name",
+    "started_at",
+    "ended_at",
+    "end_state",
+    "end_state_reason",
+    "tags",
+    "metadata",
+    "config",
+    "user_query",
+    "parent_external_id",
+    "group_key",
+    "is_inferred",
+    "is_summary_stale",
+)
+SPAN_MERGE_FIELDS = (
+    "parent_span_id",
+    "kind",
+    "name",
+    "agent_external_id",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "status",
+    "model",
+    "provider",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+    "error_type",
+    "error_message",
+)
+PAYLOAD_FIELDS = ("params", "returns", "prompt", "completion", "stack_trace", "attributes")
+
+
+@dataclass
+class SaveResult:
+    """Status per batch index ("accepted" or "duplicate") and the sessions the batch touched."""
+
+    statuses: dict[int, str] = field(default_factory=dict)
+    session_pks: set[int] = field(default_factory=set)
+    rejection_count: int = 0
+
+    @property
+    def accepted(self) -> int:
+        return sum(1 for s in self.statuses.values() if s == "accepted")
+
+    @property
+    def duplicates(self) -> int:
+        return sum(1 for s in self.statuses.values() if s == "duplicate")
+
+
+def save_records(
+    project: Project,
+    records: list[tuple[int, Record]],
+    errors: Iterable[RecordError] = (),
+    *,
+    source: str = "native",
+) -> SaveResult:
+    """Store a parsed batch and its rejections in one transaction.
+
+    Records whose id the project has already accepted (or that repeat an id within the batch) are
+    reported as duplicates and store nothing. A concurrent writer racing on the same session or span
+    makes the transaction fail on a unique constraint; it is then retried once it can see that row.
+    """
+    errors = list(errors)
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _save_batch(project, records, errors, source)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            logger.info("ingest: concurrent write on the same rows, retrying batch")
+    raise AssertionError("unreachable")
+
+
+def _save_batch(
+    project: Project,
+    records: list[tuple[int, Record]],
+    errors: list[RecordError],
+    source: str,
+) -> SaveResult:
+    result = SaveResult()
+    fresh = _claim_record_ids(project, records, result)
+    sessions = _upsert_sessions(project, fresh)
+    _upsert_agents(project, sessions, [r for r in fresh if isinstance(r, AgentRecord)])
+    _upsert_spans(project, sessions, [r for r in fresh if isinstance(r, SpanRecord)])
+    _insert_transcript(project, sessions, [r for r in fresh if isinstance(r, TranscriptRecord)])
+    _insert_metrics(project, sessions, [r for r in fresh if isinstance(r, MetricRecord)])
+    result.rejection_count = save_rejections(project, errors, source=source)
+    result.session_pks = {s.pk for s in sessions.values()}
+    return result
+
+
+def _claim_record_ids(
+    project: Project, records: list[tuple[int, Record]], result: SaveResult
+) -> list[Record]:
+    """Mark already-seen ids as duplicates and enter the new ones in the ledger."""
+    ids = [record.record_id for _, record in records]
+    seen = set(
+        ReceivedRecord.objects.filter(project=project, record_id__in=ids).values_list(
+            "record_id", flat=True
+        )
+    )
+    fresh: list[Record] = []
+    for index, record in records:
+        if record.record_id in seen:
+            result.statuses[index] = "duplicate"
+            continue
+        seen.add(record.record_id)
+        result.statuses[index] = "accepted"
+        fresh.append(record)
+    ReceivedRecord.objects.bulk_create(
+        [ReceivedRecord(project=project, record_id=r.record_id) for r in fresh],
+        ignore_conflicts=True,
+    )
+    return fresh
+
+
+def _session_ids_in(records: list[Record]) -> set[str]:
+    return {r.session_id for r in records if r.session_id}
+
+
+def _upsert_sessions(project: Project, records: list[Record]) -> dict[str, Session]:
+    """Create sessions any record names (inferred until their start arrives) and merge changes."""
+    wanted = _session_ids_in(records)
+    if not wanted:
+        return {}
+    existing = {
+        s.external_id: s for s in Session.objects.filter(project=project, external_id__in=wanted)
+    }
+    created = [
+        Session(project=project, external_id=sid, is_inferred=True)
+        for sid in wanted - existing.keys()
+    ]
+    for session in created:
+        existing[session.external_id] = session
+    for record in records:
+        if not record.session_id:
+            continue
+        session = existing[record.session_id]
+        if isinstance(record, SessionRecord):
+            _merge_session(session, record)
+        else:
+            _widen_inferred_start(session, _record_time(record))
+        session.is_summary_stale = True
+    Session.objects.bulk_create(created)
+    changed = [s for s in existing.values() if s.pk is not None and s not in created]
+    if changed:
+        Session.objects.bulk_update(changed, SESSION_MERGE_FIELDS)
+    return existing
+
+
+def _record_time(record: Record) -> datetime | None:
+    if isinstance(record, SpanRecord):
+        return record.started_at
+    if isinstance(record, AgentRecord):
+        return record.at
+    if isinstance(record, TranscriptRecord | MetricRecord):
+        return record.at
+    return None
+
+
+def _widen_inferred_start(session: Session, at: datetime | None) -> None:
+    """Until its start arrives, a session starts at the earliest thing seen in it."""
+    if at is None:
+        return
+    if session.started_at is None or (session.is_inferred and at < session.started_at):
+        session.started_at = at
+
+
+def _merge_session(session: Session, record: SessionRecord) -> None:
+    if record.action == "start":
+        session.is_inferred = False
+        session.started_at = record.started_at
+    elif record.started_at is not None:
+        session.started_at = record.started_at
+    if record.action == "end":
+        session.ended_at = record.ended_at
+        session.end_state = record.end_state or Session.EndState.INDETERMINATE
+        session.end_state_reason = record.end_state_reason or ""
+        _widen_inferred_start(session, record.ended_at)
+    for attr, value in (
+        ("name", record.name),
+        ("config", record.config),
+        ("user_query", record.user_query),
+        ("parent_external_id", record.parent_session_id),
+        ("group_key", record.group_key),
+    ):
+        if value is not None:
+            setattr(session, attr, value)
+    if record.tags is not None:
+        session.tags = list(record.tags)
+    if record.metadata is not None:
+        session.metadata = {**(session.metadata or {}), **record.metadata}
+
+
+def _upsert_agents(
+    project: Project, sessions: dict[str, Session], records: list[AgentRecord]
+) -> None:
+    if not records:
+        return
+    session_pks = {sessions[r.session_id].pk for r in records}
+    existing = {
+        (a.session_id, a.external_id): a for a in Agent.objects.filter(session_id__in=session_pks)
+    }
+    created: dict[tuple[int, str], Agent] = {}
+    for record in records:
+        key = (sessions[record.session_id].pk, record.agent_id)
+        agent = existing.get(key) or created.get(key)
+        if agent is None:
+            agent = created[key] = Agent(
+                project=project, session_id=key[0], external_id=record.agent_id
+            )
+        _merge_agent(agent, record)
+    Agent.objects.bulk_create(list(created.values()))
+    if existing:
+        Agent.objects.bulk_update(
+            list(existing.values()),
+            [
+                "name",
+                "role",
+                "init_params",
+                "created_at",
+                "terminated_at",
+                "termination_reason",
+                "status",
+            ],
+        )
+
+
+def _merge_agent(agent: Agent, record: AgentRecord) -> None:
+    for attr, value in (("name", record.name), ("role", record.role)):
+        if value is not None:
+            setattr(agent, attr, value)
+    if record.init_params is not None:
+        agent.init_params = record.init_params
+    if record.action == "created":
+        agent.created_at = record.at or agent.created_at
+    else:
+        agent.terminated_at = record.at or agent.terminated_at or timezone.now()
+        agent.termination_reason = record.reason or agent.termination_reason
+        agent.status = Agent.Status.TERMINATED
+
+
+def _merge_span_records(records: list[SpanRecord]) -> list[SpanRecord]:
+    """Fold records for the same span within one batch, later non-empty fields winning."""
+    merged: dict[tuple[str, str], SpanRecord] = {}
+    for record in records:
+        key = (record.session_id, record.span_id)
+        earlier = merged.get(key)
+        merged[key] = record if earlier is None else _fold(earlier, record)
+    return list(merged.values())
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == {} or (value == "unset")
+
+
+def _fold(earlier: SpanRecord, later: SpanRecord) -> SpanRecord:
+    changes = {
+        f.name: getattr(later, f.name)
+        for f in fields(SpanRecord)
+        if not _is_empty(getattr(later, f.name))
+    }
+    changes["started_at"] = min(earlier.started_at, later.started_at)
+    changes["attributes"] = {**earlier.attributes, **later.attributes}
+    return replace(earlier, **changes)
+
+
+def _upsert_spans(
+    project: Project, sessions: dict[str, Session], records: list[SpanRecord]
+) -> None:
+    records = _merge_span_records(records)
+    if not records:
+        return
+    by_key = {(sessions[r.session_id].pk, r.span_id): r for r in records}
+    existing = {
+        (s.session_id, s.span_id): s
+        for s in Span.objects.filter(
+            session_id__in={k[0] for k in by_key}, span_id__in={k[1] for k in by_key}
+        )
+        if (s.session_id, s.span_id) in by_key
+    }
+    new_keys = [k for k in by_key if k not in existing]
+    new_spans = [_span_row(project, key[0], by_key[key]) for key in new_keys]
+    Span.objects.bulk_create(new_spans)
+    if new_spans and new_spans[0].pk is None:
+        # Backends that cannot return ids from a bulk insert: read them back in one query.
+        rows = Span.objects.filter(
+            session_id__in={k[0] for k in new_keys}, span_id__in={k[1] for k in new_keys}
+        ).values_list("session_id", "span_id", "pk")
+        pks = {(session_pk, span_id): pk for session_pk, span_id, pk in rows}
+        for key, span in zip(new_keys, new_spans, strict=True):
+            span.pk = pks[key]
+    SpanPayload.objects.bulk_create(
+        [_payload_row(span.pk, by_key[k]) for k, span in zip(new_keys, new_spans, strict=True)]
+    )
+    _merge_existing_spans(existing, by_key)
+
+
+def _span_row(project: Project, session_pk: int, record: SpanRecord) -> Span:
+    span = Span(project=project, session_id=session_pk, span_id=record.span_id)
+    _apply_span(span, record)
+    return span
+
+
+def _apply_span(span: Span, record: SpanRecord) -> None:
+    values = {
+        "parent_span_id": record.parent_span_id,
+        "kind": record.kind,
+        "name": record.name,
+        "agent_external_id": record.agent_id,
+        "ended_at": record.ended_at,
+        "status": record.status,
+        "model": record.model,
+        "provider": record.provider,
+        "prompt_tokens": record.prompt_tokens,
+        "completion_tokens": record.completion_tokens,
+        "cost": record.cost,
+        "error_type": record.error_type,
+        "error_message": record.error_message[:2000],
+    }
+    is_new = span.pk is None
+    for attr, value in values.items():
+        if is_new or not _is_empty(value):
+            setattr(span, attr, value)
+    if is_new or span.started_at is None or record.started_at < span.started_at:
+        span.started_at = record.started_at
+    if span.ended_at is not None and span.started_at is not None:
+        span.duration_ms = (span.ended_at - span.started_at).total_seconds() * 1000
+
+
+def _payload_row(span_pk: int, record: SpanRecord) -> SpanPayload:
+    return SpanPayload(span_id=span_pk, **{name: getattr(record, name) for name in PAYLOAD_FIELDS})
+
+
+def _merge_existing_spans(
+    existing: dict[tuple[int, str], Span], by_key: dict[tuple[int, str], SpanRecord]
+) -> None:
+    if not existing:
+        return
+    for key, span in existing.items():
+        _apply_span(span, by_key[key])
+    Span.objects.bulk_update(list(existing.values()), SPAN_MERGE_FIELDS)
+    stored = SpanPayload.objects.in_bulk([s.pk for s in existing.values()])
+    missing: list[SpanPayload] = []
+    for key, span in existing.items():
+        payload = stored.get(span.pk)
+        if payload is None:
+            payload = SpanPayload(span_id=span.pk)
+            missing.append(payload)
+        record = by_key[key]
+        for name in PAYLOAD_FIELDS:
+            value = getattr(record, name)
+            if name == "attributes":
+                value = {**(payload.attributes or {}), **value}
+            if not _is_empty(value):
+                setattr(payload, name, value)
+    SpanPayload.objects.bulk_update(list(stored.values()), PAYLOAD_FIELDS)
+    SpanPayload.objects.bulk_create(missing)
+
+
+def _insert_transcript(
+    project: Project, sessions: dict[str, Session], records: list[TranscriptRecord]
+) -> None:
+    TranscriptLine.objects.bulk_create(
+        [
+            TranscriptLine(
+                project=project,
+                session_id=sessions[r.session_id].pk,
+                client_id=r.record_id,
+                role=r.role,
+                text=r.text,
+                agent_external_id=r.agent_id,
+                span_id=r.span_id,
+                at=r.at,
+            )
+            for r in records
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _insert_metrics(
+    project: Project, sessions: dict[str, Session], records: list[MetricRecord]
+) -> None:
+    MetricSample.objects.bulk_create(
+        [
+            MetricSample(
+                project=project,
+                session_id=sessions[r.session_id].pk if r.session_id else None,
+                client_id=r.record_id,
+                name=r.name,
+                value=r.value,
+                unit=r.unit,
+                agent_external_id=r.agent_id,
+                at=r.at,
+            )
+            for r in records
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def save_rejections(project: Project, errors: Iterable[RecordError], *, source: str) -> int:
+    """Keep refused records with their reason so nothing sent is lost; returns how many."""
+    rows = []
+    for error in errors:
+        raw = _raw_text(error.raw)
+        rows.append(
+            IngestRejection(
+                project=project,
+                source=source,
+                record_index=error.index,
+                record_type=error.record_type,
+                field=error.field[:300],
+                message=error.message,
+                raw=raw,
+                fingerprint=hashlib.sha256(f"{error.message}\0{raw}".encode()).hexdigest(),
+            )
+        )
+    IngestRejection.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def _raw_text(raw: Any) -> str:
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", errors="replace")
+    if isinstance(raw, str):
+        return raw
+    return json.dumps(raw, indent=2, default=str, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ReplayOutcome:
+    ok: bool
+    message: str
+    session_pks: frozenset[int] = frozenset()
+
+
+def replay_rejection(
+    rejection: IngestRejection, raw_text: str, *, max_string_chars: int
+) -> ReplayOutcome:
+    """Parse the (possibly edited) raw record again; on success store it and resolve the rejection.
+
+    On failure the rejection stays open with the new reason, so replaying never loses the record.
+    """
+    try:
+        raw = json.loads(raw_text)
+    except json.JSONDecodeError as exc:
+        return ReplayOutcome(False, f"Not valid JSON: {exc}")
+    parsed = parse_records([raw], max_string_chars=max_string_chars)
+    if parsed.errors:
+        error = parsed.errors[0]
+        message = error.message.replace("records[0]", "record")
+        IngestRejection.objects.filter(pk=rejection.pk).update(
+            raw=raw_text, message=message, field=error.field.replace("records[0]", "record")
+        )
+        return ReplayOutcome(False, message)
+    with transaction.atomic():
+        saved = save_records(rejection.project, parsed.records)
+        IngestRejection.objects.filter(pk=rejection.pk).update(
+            raw=raw_text, is_resolved=True, replayed_at=timezone.now()
+        )
+    status = saved.statuses.get(0, "accepted")
+    return ReplayOutcome(True, f"Record {status}", frozenset(saved.session_pks))

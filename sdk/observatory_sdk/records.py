@@ -1,0 +1,293 @@
+"""Pure builders for native ingest records (docs/ingest-api.md): plain, JSON-ready dicts.
+
+Every builder gives the record a fresh id (uuid4 hex) unless one is passed, stamps "now" in UTC
+when no time is given, and leaves out fields that are None or empty strings.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypedDict, Unpack
+
+Record = dict[str, Any]
+Timestamp = datetime | str | float | None
+
+SPAN_KINDS = ("action", "llm", "tool", "error")
+SPAN_STATUSES = ("ok", "error", "unset")
+STATUS_ROLES = ("agent", "llm", "tool")
+MESSAGE_ROLES = ("user", "assistant", "system")
+END_STATES = ("success", "fail", "indeterminate")
+
+
+def new_id() -> str:
+    """A random record, session or span id: 32 hex characters."""
+    return uuid.uuid4().hex
+
+
+def wire_timestamp(value: Timestamp = None) -> str | float:
+    """ISO 8601 in UTC with a "Z" for datetimes (naive ones are taken as UTC) and now for None.
+
+    Strings and Unix seconds pass through unchanged: the server reads both.
+    """
+    if value is None:
+        value = datetime.now(UTC)
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value
+
+
+def _checked(value: str, choices: Sequence[str], field: str) -> str:
+    if value not in choices:
+        raise ValueError(f"{field} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _record(record_type: str, record_id: str | None, session_id: str, **fields: Any) -> Record:
+    record: Record = {"type": record_type, "id": record_id or new_id()}
+    if session_id:
+        record["session_id"] = session_id
+    record.update({key: value for key, value in fields.items() if value is not None and value != ""})
+    return record
+
+
+def _listed(values: Sequence[str] | None) -> list[str] | None:
+    return None if values is None else [str(value) for value in values]
+
+
+def _copied(mapping: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if mapping is None else dict(mapping)
+
+
+def session_start_record(
+    session_id: str,
+    *,
+    name: str = "",
+    tags: Sequence[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
+    user_query: str = "",
+    parent_session_id: str = "",
+    group_key: str = "",
+    started_at: Timestamp = None,
+    record_id: str | None = None,
+) -> Record:
+    """A session.start record."""
+    return _record(
+        "session.start",
+        record_id,
+        session_id,
+        started_at=wire_timestamp(started_at),
+        name=name,
+        tags=_listed(tags),
+        metadata=_copied(metadata),
+        config=_copied(config),
+        user_query=user_query,
+        parent_session_id=parent_session_id,
+        group_key=group_key,
+    )
+
+
+def session_update_record(
+    session_id: str,
+    *,
+    name: str | None = None,
+    tags: Sequence[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
+    user_query: str | None = None,
+    parent_session_id: str | None = None,
+    group_key: str | None = None,
+    record_id: str | None = None,
+) -> Record:
+    """A session.update record carrying only the fields given (metadata is merged server-side)."""
+    return _record(
+        "session.update",
+        record_id,
+        session_id,
+        name=name,
+        tags=_listed(tags),
+        metadata=_copied(metadata),
+        config=_copied(config),
+        user_query=user_query,
+        parent_session_id=parent_session_id,
+        group_key=group_key,
+    )
+
+
+def session_end_record(
+    session_id: str,
+    *,
+    end_state: str = "success",
+    reason: str = "",
+    ended_at: Timestamp = None,
+    record_id: str | None = None,
+) -> Record:
+    """A session.end record. Raises ValueError for an end state the server does not know."""
+    return _record(
+        "session.end",
+        record_id,
+        session_id,
+        ended_at=wire_timestamp(ended_at),
+        end_state=_checked(end_state, END_STATES, "end_state"),
+        end_state_reason=reason,
+    )
+
+
+def agent_created_record(
+    session_id: str,
+    agent_id: str,
+    *,
+    name: str = "",
+    role: str = "",
+    init_params: Mapping[str, Any] | None = None,
+    at: Timestamp = None,
+    record_id: str | None = None,
+) -> Record:
+    """An agent.created record."""
+    return _record(
+        "agent.created",
+        record_id,
+        session_id,
+        agent_id=agent_id,
+        name=name,
+        role=role,
+        init_params=_copied(init_params),
+        at=wire_timestamp(at),
+    )
+
+
+def agent_terminated_record(
+    session_id: str,
+    agent_id: str,
+    *,
+    reason: str = "",
+    at: Timestamp = None,
+    record_id: str | None = None,
+) -> Record:
+    """An agent.terminated record."""
+    return _record(
+        "agent.terminated",
+        record_id,
+        session_id,
+        agent_id=agent_id,
+        reason=reason,
+        at=wire_timestamp(at),
+    )
+
+
+class EventFields(TypedDict, total=False):
+    """The optional fields of an event record, as keyword arguments."""
+
+    started_at: Timestamp
+    ended_at: Timestamp
+    span_id: str
+    parent_span_id: str
+    agent_id: str
+    status: str
+    model: str
+    provider: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    params: Any
+    returns: Any
+    prompt: Any
+    completion: Any
+    error_type: str
+    error_message: str
+    stack_trace: str
+    attributes: Mapping[str, Any]
+    record_id: str
+
+
+def event_record(session_id: str, kind: str, name: str, **fields: Unpack[EventFields]) -> Record:
+    """An event (span) record; started_at defaults to now. The span id defaults to the record id:
+    send the same span id again to merge more fields into the span.
+
+    Raises ValueError for an unknown kind or status and TypeError for an unknown field.
+    """
+    unknown = set(fields) - EventFields.__optional_keys__
+    if unknown:
+        raise TypeError(f"unknown event fields: {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = dict(fields)
+    record_id = values.pop("record_id", None) or new_id()
+    values["span_id"] = values.get("span_id") or record_id
+    values["kind"] = _checked(kind, SPAN_KINDS, "kind")
+    values["name"] = name
+    values["started_at"] = wire_timestamp(values.get("started_at"))
+    if values.get("ended_at") is not None:
+        values["ended_at"] = wire_timestamp(values["ended_at"])
+    if values.get("status"):
+        _checked(values["status"], SPAN_STATUSES, "status")
+    values["attributes"] = _copied(values.get("attributes"))
+    return _record("event", record_id, session_id, **values)
+
+
+def status_record(
+    session_id: str,
+    role: str,
+    text: str,
+    *,
+    agent_id: str = "",
+    span_id: str = "",
+    at: Timestamp = None,
+    record_id: str | None = None,
+) -> Record:
+    """A status line (role agent, llm or tool). Raises ValueError for any other role."""
+    return _record(
+        "status",
+        record_id,
+        session_id,
+        role=_checked(role, STATUS_ROLES, "role"),
+        text=text,
+        at=wire_timestamp(at),
+        agent_id=agent_id,
+        span_id=span_id,
+    )
+
+
+def message_record(
+    session_id: str,
+    role: str,
+    content: str,
+    *,
+    agent_id: str = "",
+    at: Timestamp = None,
+    record_id: str | None = None,
+) -> Record:
+    """A conversation message (role user, assistant or system). Raises ValueError otherwise."""
+    return _record(
+        "message",
+        record_id,
+        session_id,
+        role=_checked(role, MESSAGE_ROLES, "role"),
+        content=content,
+        at=wire_timestamp(at),
+        agent_id=agent_id,
+    )
+
+
+def metric_record(
+    name: str,
+    value: float,
+    *,
+    unit: str = "",
+    session_id: str = "",
+    agent_id: str = "",
+    at: Timestamp = None,
+    record_id: str | None = None,
+) -> Record:
+    """A metric sample; the session is optional."""
+    return _record(
+        "metric",
+        record_id,
+        session_id,
+        name=name,
+        value=value,
+        unit=unit,
+        agent_id=agent_id,
+        at=wire_timestamp(at),
+    )

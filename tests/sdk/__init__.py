@@ -1,0 +1,1 @@
+"""Tests of the Python SDK in sdk/ and the seed_demo command that drives it."""

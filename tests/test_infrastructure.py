@@ -1,0 +1,139 @@
+"""What a user notices about the plumbing: strict settings, SQLite in WAL mode, a Celery worker
+that runs tasks with no broker server, and the test fixtures that other tests rely on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config.settings import env_bool
+from tests.conftest import BASE_DIR, CeleryWorker, start_celery_worker
+
+
+def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a fresh shell: no DATABASE_URL, no broker, nothing from the test run."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "LANG": "C.UTF-8",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "OBSERVATORY_DATA_DIR": str(data_dir),
+    }
+    return {**env, **extra}
+
+
+def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_it_refuses_to_start_without_secret_key_when_debug_is_false(tmp_path: Path) -> None:
+    result = run_python("import django; django.setup()", clean_env(tmp_path, DEBUG="false"))
+
+    assert result.returncode != 0
+    assert "SECRET_KEY is required when DEBUG is false" in result.stderr
+
+
+def test_it_reads_secret_key_from_a_file_named_by_secret_key_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "secret_key"
+    key_file.write_text("from-a-docker-secret\n")
+    env = clean_env(tmp_path, SECRET_KEY_FILE=str(key_file))
+
+    result = run_python(
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.SECRET_KEY)",
+        env,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "from-a-docker-secret"
+
+
+@pytest.mark.parametrize("value", ["yes", "on", "True!"])
+def test_env_bool_rejects_anything_but_true_false_1_0(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("OBSERVATORY_TEST_FLAG", value)
+
+    with pytest.raises(ImproperlyConfigured, match="OBSERVATORY_TEST_FLAG must be one of"):
+        env_bool("OBSERVATORY_TEST_FLAG")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("1", True), ("FALSE", False)])
+def test_env_bool_accepts_true_false_1_0(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: bool
+) -> None:
+    monkeypatch.setenv("OBSERVATORY_TEST_FLAG", value)
+
+    assert env_bool("OBSERVATORY_TEST_FLAG") is expected
+
+
+def test_the_default_sqlite_database_lives_in_the_data_dir_in_wal_mode(tmp_path: Path) -> None:
+    result = run_python(
+        "import django; django.setup(); from django.db import connection\n"
+        "with connection.cursor() as cursor:\n"
+        "    cursor.execute('PRAGMA journal_mode')\n"
+        "    print(cursor.fetchone()[0])",
+        clean_env(tmp_path, SECRET_KEY="test"),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "wal"
+    assert (tmp_path / "db.sqlite3").exists()
+
+
+def test_a_worker_runs_a_task_with_no_broker_server_configured(tmp_path: Path) -> None:
+    """No CELERY_BROKER_URL: the task travels through kombu's filesystem transport in the
+    data directory, from a producer process to a real worker process."""
+    env = clean_env(tmp_path, SECRET_KEY="test")
+    worker = start_celery_worker(env, tmp_path / "worker.log")
+    try:
+        sent = run_python(
+            "from config.celery import app\n"
+            "print(app.send_task('celery.accumulate', args=[20, 21]).id)",
+            env,
+        )
+        assert sent.returncode == 0, sent.stderr
+
+        log = worker.wait_for_log(f"[{sent.stdout.strip()}] succeeded")
+    finally:
+        worker.stop()
+
+    assert "filesystem://" in log
+    assert (tmp_path / "celery" / "queue").is_dir()
+
+
+@pytest.mark.worker
+def test_the_celery_worker_fixture_runs_tasks_sent_through_redis(
+    celery_worker: CeleryWorker,
+) -> None:
+    from config.celery import app
+
+    start = celery_worker.log_size()
+    task_id = app.send_task("celery.accumulate", args=[20, 21]).id
+
+    log = celery_worker.wait_for_log(f"[{task_id}] succeeded", start=start)
+    assert "(20, 21)" in log
+
+
+@pytest.mark.e2e
+def test_playwright_drives_debian_chromium_against_the_live_server(
+    page: Any, live_server: Any
+) -> None:
+    page.goto(f"{live_server.url}/admin/login/")
+
+    assert "Log in" in page.title()
+    assert page.locator("#id_username").is_visible()
