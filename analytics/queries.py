@@ -162,40 +162,6 @@ def rejection_for_projects(projects: ProjectScope, pk: int) -> IngestRejection |
     )
 
 
-# Session summaries (read by analytics.tasks; pure compute in analytics.summaries)
-
-
-def session_summary_inputs(
-    session_pks: list[int],
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[int, list[str]]]:
-    """Spans, sessions and agent names for summarising these sessions: three queries, no text."""
-
-    spans = pd.DataFrame.from_records(
-        list(Span.objects.filter(session_id__in=session_pks).values_list(*SPAN_COLUMNS)),
-        columns=SPAN_COLUMNS,
-    )
-    sessions = pd.DataFrame.from_records(
-        list(Session.objects.filter(pk__in=session_pks).values_list(*SESSION_COLUMNS)),
-        columns=SESSION_COLUMNS,
-    )
-    names: dict[int, list[str]] = {}
-    for session_pk, name, external_id in Agent.objects.filter(
-        session_id__in=session_pks
-    ).values_list("session_id", "name", "external_id"):
-        names.setdefault(session_pk, []).append(name or external_id)
-    return spans, sessions, names
-
-
-def stale_session_pks(*, limit: int) -> list[int]:
-    """Sessions whose summary is out of date, oldest change first."""
-
-    return list(
-        Session.objects.filter(is_summary_stale=True)
-        .order_by("updated_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-
-
 # Dashboard reads
 
 

@@ -12,11 +12,14 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from analytics.tasks import enqueue_session_summaries
 from ingest.formats.native import parse_records
 from ingest.formats.records import (
     AgentRecord,
@@ -484,7 +487,7 @@ class ReplayOutcome:
 
 
 def replay_rejection(
-    rejection: IngestRejection, raw_text: str, *, max_string_chars: int
+    rejection: IngestRejection, raw_text: str, *, max_string_chars: int | None = None
 ) -> ReplayOutcome:
     """Parse the (possibly edited) raw record again; on success store it and resolve the rejection.
 
@@ -494,7 +497,8 @@ def replay_rejection(
         raw = json.loads(raw_text)
     except json.JSONDecodeError as exc:
         return ReplayOutcome(False, f"Not valid JSON: {exc}")
-    parsed = parse_records([raw], max_string_chars=max_string_chars)
+    limit = max_string_chars or settings.OBSERVATORY_MAX_STRING_CHARS
+    parsed = parse_records([raw], max_string_chars=limit)
     if parsed.errors:
         error = parsed.errors[0]
         message = error.message.replace("records[0]", "record")
@@ -507,5 +511,6 @@ def replay_rejection(
         IngestRejection.objects.filter(pk=rejection.pk).update(
             raw=raw_text, is_resolved=True, replayed_at=timezone.now()
         )
+        transaction.on_commit(partial(enqueue_session_summaries, saved.session_pks))
     status = saved.statuses.get(0, "accepted")
     return ReplayOutcome(True, f"Record {status}", frozenset(saved.session_pks))
