@@ -41,6 +41,9 @@ class Membership(models.Model):
             models.UniqueConstraint(fields=["user", "project"], name="membership_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} ({self.role})"
+
 
 def hash_api_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
@@ -58,6 +61,9 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
 
     @classmethod
     def generate(cls, project: Project, name: str = "default") -> tuple[ApiKey, str]:
@@ -145,6 +151,9 @@ class Agent(models.Model):
             models.UniqueConstraint(fields=["session", "external_id"], name="agent_unique"),
         ]
 
+    def __str__(self) -> str:
+        return self.name or self.external_id
+
 
 class Span(models.Model):
     """One step of a session: an action, LLM call, tool call or error. OTLP spans map here too."""
@@ -188,6 +197,9 @@ class Span(models.Model):
             models.Index(fields=["session", "started_at"]),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"
+
 
 class SpanPayload(models.Model):
     """The big, agent-written part of a span, loaded only by detail views."""
@@ -201,6 +213,9 @@ class SpanPayload(models.Model):
     completion = models.JSONField(null=True, blank=True)
     stack_trace = models.TextField(blank=True)
     attributes = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"payload of span {self.pk}"
 
 
 class TranscriptLine(models.Model):
@@ -232,6 +247,9 @@ class TranscriptLine(models.Model):
         ]
         indexes = [models.Index(fields=["session", "at", "id"])]
 
+    def __str__(self) -> str:
+        return f"{self.role}: {self.text[:60]}"
+
 
 class MetricSample(models.Model):
     """A numeric sample: memory, CPU, rate-limit hits or any custom metric."""
@@ -253,6 +271,9 @@ class MetricSample(models.Model):
         ]
         indexes = [models.Index(fields=["project", "name", "at"])]
 
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}{self.unit}"
+
 
 class ReceivedRecord(models.Model):
     """Ledger of client record ids already accepted: what makes a retried batch a no-op."""
@@ -265,6 +286,9 @@ class ReceivedRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "record_id"], name="received_unique"),
         ]
+
+    def __str__(self) -> str:
+        return self.record_id
 
 
 class IngestRejection(models.Model):
@@ -289,3 +313,6 @@ class IngestRejection(models.Model):
             models.CheckConstraint(condition=~Q(message=""), name="rejection_has_message"),
             models.UniqueConstraint(fields=["project", "fingerprint"], name="rejection_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.field or self.source}: {self.message[:80]}"
