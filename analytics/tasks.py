@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 from celery import shared_task
@@ -15,6 +16,7 @@ logger = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
 MAX_SWEEP_ROUNDS = 20
+BROKER_RETRY_SECONDS = 30.0
 
 
 @shared_task
@@ -41,12 +43,18 @@ def ping() -> str:
     return "pong"
 
 
+_broker_down_until = 0.0
+
+
 def enqueue_session_summaries(session_pks: Iterable[int]) -> None:
-    """Queue a summary rebuild. A down broker never fails ingest: the beat sweep catches up."""
+    """Queue a summary rebuild. A down broker never fails or slows ingest: after one failure this
+    process stops trying for BROKER_RETRY_SECONDS, and the beat sweep catches up."""
+    global _broker_down_until
     pks = sorted(session_pks)
-    if not pks:
+    if not pks or time.monotonic() < _broker_down_until:
         return
     try:
         summarize_sessions_task.apply_async((pks,), retry=False)
     except Exception:
+        _broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
         logger.warning("broker unavailable: %d session summaries left to the sweep", len(pks))

@@ -167,6 +167,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "api.exceptions.error_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Agent Observatory API",
@@ -194,7 +195,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "polling_interval": 0.2,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    # Fail fast when Redis is down: ingest sends tasks inline and must not wait on the broker.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 5}
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
