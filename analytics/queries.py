@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 from django.db.models import F, QuerySet
+from django.db.models.functions import Length, Substr
 
 from analytics.summaries import SESSION_COLUMNS, SPAN_COLUMNS
 from ingest.models import (
@@ -236,3 +237,30 @@ def child_sessions(session: Session, *, limit: int) -> list[Session]:
         project_id=session.project_id, parent_external_id=session.external_id
     )
     return list(children.order_by("started_at", "id")[:limit])
+
+
+# Rejected records longer than this are shown truncated and replayed as stored, not edited inline.
+REJECTION_EDITABLE_CHARS = 20_000
+
+
+def rejections_with_raw_head(
+    project_id: int, *, resolved: bool | None
+) -> QuerySet[IngestRejection]:
+    """A project's ingest rejections, newest first, with `raw_head` (the first
+    REJECTION_EDITABLE_CHARS characters of the raw record) and `raw_chars` instead of `raw`, which
+    can be a whole refused body. `resolved` None means both states."""
+    rejections = IngestRejection.objects.filter(project_id=project_id)
+    if resolved is not None:
+        rejections = rejections.filter(is_resolved=resolved)
+    return (
+        rejections.defer("raw")
+        .annotate(raw_head=Substr("raw", 1, REJECTION_EDITABLE_CHARS), raw_chars=Length("raw"))
+        .order_by("-received_at", "-id")
+    )
+
+
+def rejections_by_pk(projects: ProjectScope, pks: Sequence[int]) -> QuerySet[IngestRejection]:
+    """The visible rejections among `pks`, with their raw text, oldest first (replay order)."""
+    return IngestRejection.objects.filter(project__in=projects, pk__in=pks).order_by(
+        "received_at", "id"
+    )

@@ -166,6 +166,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.KeysetCursorPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "api.exceptions.error_handler",
 }

@@ -23,7 +23,7 @@ class ApiKeyInline(admin.TabularInline):  # type: ignore[type-arg]
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("name", "slug", "created_at")
-    prepopulated_fields = {"slug": ("name",)}  # noqa: RUF012 - Django admin option
+    prepopulated_fields = {"slug": ("name",)}
     inlines = (MembershipInline, ApiKeyInline)
 
 

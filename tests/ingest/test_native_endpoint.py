@@ -35,28 +35,84 @@ def post(client: Client, key: str, records: Any, **headers: Any) -> Any:
 
 def arena_batch(session_id: str = "s1") -> list[dict[str, Any]]:
     return [
-        {"type": "session.start", "id": f"{session_id}-start", "session_id": session_id,
-         "name": "arena", "started_at": "2026-11-21T10:00:00Z", "tags": ["arena"],
-         "user_query": "Break the target"},
-        {"type": "agent.created", "id": f"{session_id}-a1", "session_id": session_id,
-         "agent_id": "judge", "name": "Judge", "init_params": {"model": "gpt-4o"},
-         "at": "2026-11-21T10:00:00Z"},
-        {"type": "event", "id": f"{session_id}-e1", "session_id": session_id, "kind": "llm",
-         "name": "openai.chat", "model": "gpt-4o", "started_at": "2026-11-21T10:00:01Z",
-         "ended_at": "2026-11-21T10:00:02.5Z", "prompt_tokens": 100, "completion_tokens": 20,
-         "cost": 0.002, "prompt": [{"role": "user", "content": "hi"}], "status": "ok"},
-        {"type": "event", "id": f"{session_id}-e2", "session_id": session_id, "kind": "tool",
-         "name": "search", "parent_span_id": f"{session_id}-e1", "status": "error",
-         "error_type": "Timeout", "error_message": "search timed out",
-         "started_at": "2026-11-21T10:00:03Z", "ended_at": "2026-11-21T10:00:04Z"},
-        {"type": "status", "id": f"{session_id}-st", "session_id": session_id, "role": "agent",
-         "text": "Running tool SearchTool", "at": "2026-11-21T10:00:03Z"},
-        {"type": "message", "id": f"{session_id}-m", "session_id": session_id, "role": "user",
-         "content": "Break the target", "at": "2026-11-21T10:00:00.5Z"},
-        {"type": "metric", "id": f"{session_id}-mem", "session_id": session_id,
-         "name": "memory_mb", "value": 512, "unit": "MB", "at": "2026-11-21T10:00:04Z"},
-        {"type": "session.end", "id": f"{session_id}-end", "session_id": session_id,
-         "ended_at": "2026-11-21T10:00:05Z", "end_state": "success"},
+        {
+            "type": "session.start",
+            "id": f"{session_id}-start",
+            "session_id": session_id,
+            "name": "arena",
+            "started_at": "2026-11-21T10:00:00Z",
+            "tags": ["arena"],
+            "user_query": "Break the target",
+        },
+        {
+            "type": "agent.created",
+            "id": f"{session_id}-a1",
+            "session_id": session_id,
+            "agent_id": "judge",
+            "name": "Judge",
+            "init_params": {"model": "gpt-4o"},
+            "at": "2026-11-21T10:00:00Z",
+        },
+        {
+            "type": "event",
+            "id": f"{session_id}-e1",
+            "session_id": session_id,
+            "kind": "llm",
+            "name": "openai.chat",
+            "model": "gpt-4o",
+            "started_at": "2026-11-21T10:00:01Z",
+            "ended_at": "2026-11-21T10:00:02.5Z",
+            "prompt_tokens": 100,
+            "completion_tokens": 20,
+            "cost": 0.002,
+            "prompt": [{"role": "user", "content": "hi"}],
+            "status": "ok",
+        },
+        {
+            "type": "event",
+            "id": f"{session_id}-e2",
+            "session_id": session_id,
+            "kind": "tool",
+            "name": "search",
+            "parent_span_id": f"{session_id}-e1",
+            "status": "error",
+            "error_type": "Timeout",
+            "error_message": "search timed out",
+            "started_at": "2026-11-21T10:00:03Z",
+            "ended_at": "2026-11-21T10:00:04Z",
+        },
+        {
+            "type": "status",
+            "id": f"{session_id}-st",
+            "session_id": session_id,
+            "role": "agent",
+            "text": "Running tool SearchTool",
+            "at": "2026-11-21T10:00:03Z",
+        },
+        {
+            "type": "message",
+            "id": f"{session_id}-m",
+            "session_id": session_id,
+            "role": "user",
+            "content": "Break the target",
+            "at": "2026-11-21T10:00:00.5Z",
+        },
+        {
+            "type": "metric",
+            "id": f"{session_id}-mem",
+            "session_id": session_id,
+            "name": "memory_mb",
+            "value": 512,
+            "unit": "MB",
+            "at": "2026-11-21T10:00:04Z",
+        },
+        {
+            "type": "session.end",
+            "id": f"{session_id}-end",
+            "session_id": session_id,
+            "ended_at": "2026-11-21T10:00:05Z",
+            "end_state": "success",
+        },
     ]
 
 
@@ -122,13 +178,30 @@ def test_two_records_for_one_span_merge_later_fields_winning(
     client: Client, project_with_key: tuple[Project, str]
 ) -> None:
     _, key = project_with_key
-    started = {"type": "event", "id": "r1", "span_id": "llm-1", "session_id": "s1",
-               "kind": "llm", "name": "chat", "model": "gpt-4o",
-               "started_at": "2026-11-21T10:00:00Z", "prompt": ["hello"]}
-    ended = {"type": "event", "id": "r2", "span_id": "llm-1", "session_id": "s1",
-             "kind": "llm", "name": "chat", "started_at": "2026-11-21T10:00:00Z",
-             "ended_at": "2026-11-21T10:00:02Z", "completion_tokens": 7, "status": "ok",
-             "completion": "world"}
+    started = {
+        "type": "event",
+        "id": "r1",
+        "span_id": "llm-1",
+        "session_id": "s1",
+        "kind": "llm",
+        "name": "chat",
+        "model": "gpt-4o",
+        "started_at": "2026-11-21T10:00:00Z",
+        "prompt": ["hello"],
+    }
+    ended = {
+        "type": "event",
+        "id": "r2",
+        "span_id": "llm-1",
+        "session_id": "s1",
+        "kind": "llm",
+        "name": "chat",
+        "started_at": "2026-11-21T10:00:00Z",
+        "ended_at": "2026-11-21T10:00:02Z",
+        "completion_tokens": 7,
+        "status": "ok",
+        "completion": "world",
+    }
     post(client, key, [started])
     post(client, key, [ended])
     span = Span.objects.select_related("payload").get()
@@ -170,7 +243,9 @@ def test_a_body_that_is_not_json_is_refused_and_kept(
 ) -> None:
     _, key = project_with_key
     response = client.post(
-        "/api/v1/ingest", data="{oops", content_type="application/json",
+        "/api/v1/ingest",
+        data="{oops",
+        content_type="application/json",
         headers={"X-API-Key": key},
     )
     assert response.status_code == 400

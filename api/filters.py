@@ -1,0 +1,206 @@
+"""Query-string filters for the read API (django-filter). They work on a plain QueryDict too, so the
+dashboard's pages reuse SessionFilter as is. Invalid values are form errors (→ 400 naming the
+parameter), never silently ignored."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import django_filters as filters
+from django.db import connection
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from ingest.models import (
+    Agent,
+    IngestRejection,
+    MetricSample,
+    Session,
+    Span,
+    TranscriptLine,
+)
+
+BOOLEAN_CHOICES = [("true", "true"), ("false", "false"), ("1", "1"), ("0", "0")]
+
+
+def _is_true(value: str) -> bool:
+    return value in ("true", "1")
+
+
+class StrictBooleanFilter(filters.TypedChoiceFilter):
+    """`true`/`false`/`1`/`0`; anything else is an error (django-filter's own ignores it)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("choices", BOOLEAN_CHOICES)
+        kwargs.setdefault("coerce", _is_true)
+        super().__init__(*args, **kwargs)
+
+
+class RoleInFilter(filters.BaseInFilter, filters.ChoiceFilter):
+    """Comma-separated roles, each checked against the choices."""
+
+
+def order_by_choice(queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
+    """Order by one column, id breaking ties the same way (what the cursor pagination needs)."""
+    return queryset.order_by(value, "-id" if value.startswith("-") else "id")
+
+
+def ordering_filter(*columns: str) -> filters.ChoiceFilter:
+    """An `ordering` parameter: one of the columns, with `-` for descending."""
+    choices = [(choice, choice) for column in columns for choice in (column, f"-{column}")]
+    return filters.ChoiceFilter(
+        choices=choices,
+        method=order_by_choice,
+        label="Sort by this column (`-` prefix: descending).",
+    )
+
+
+def json_list_contains(field: str, value: str) -> Q:
+    """Rows whose JSON list `field` holds the string `value`, on SQLite as well as PostgreSQL.
+
+    SQLite has no JSON containment lookup, so there we match the quoted, JSON-encoded string in
+    the stored text (case-insensitively, since LIKE is); PostgreSQL uses `@>`.
+    """
+    if connection.features.supports_json_field_contains:
+        return Q(**{f"{field}__contains": [value]})
+    return Q(**{f"{field}__icontains": json.dumps(value)})
+
+
+class ProjectFilterSet(filters.FilterSet):
+    project = filters.CharFilter(field_name="project__slug", label="Only this project (slug).")
+
+
+class SessionFilter(ProjectFilterSet):
+    started_after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    tag = filters.CharFilter(method="filter_tag", label="Sessions carrying this tag.")
+    agent = filters.CharFilter(method="filter_agent", label="Sessions with an agent by this name.")
+    end_state = filters.ChoiceFilter(choices=Session.EndState.choices)
+    has_errors = StrictBooleanFilter()
+    model = filters.CharFilter(method="filter_model", label="Sessions with an LLM call to it.")
+    group_key = filters.CharFilter()
+    parent = filters.CharFilter(field_name="parent_external_id", label="Parent session id.")
+    q = filters.CharFilter(method="filter_q", label="Text in the name, id or user query.")
+    ordering = ordering_filter(
+        "started_at", "duration_ms", "cost", "event_count", "error_count", "prompt_tokens"
+    )
+
+    class Meta:
+        model = Session
+        fields: Sequence[str] = []
+
+    def filter_tag(self, queryset: QuerySet[Session], name: str, value: str) -> QuerySet[Session]:
+        return queryset.filter(json_list_contains("tags", value))
+
+    def filter_agent(self, queryset: QuerySet[Session], name: str, value: str) -> QuerySet[Session]:
+        named = Agent.objects.filter(session=OuterRef("pk"), name=value)
+        return queryset.filter(Q(Exists(named)) | json_list_contains("agent_names", value))
+
+    def filter_model(self, queryset: QuerySet[Session], name: str, value: str) -> QuerySet[Session]:
+        calls = Span.objects.filter(session=OuterRef("pk"), kind=Span.Kind.LLM, model=value)
+        return queryset.filter(Exists(calls))
+
+    def filter_q(self, queryset: QuerySet[Session], name: str, value: str) -> QuerySet[Session]:
+        return queryset.filter(
+            Q(name__icontains=value)
+            | Q(external_id__icontains=value)
+            | Q(user_query__icontains=value)
+        )
+
+
+class EventFilter(ProjectFilterSet):
+    session = filters.CharFilter(field_name="session__external_id", label="Session id.")
+    kind = filters.ChoiceFilter(choices=Span.Kind.choices)
+    status = filters.ChoiceFilter(choices=Span.Status.choices)
+    model = filters.CharFilter()
+    agent = filters.CharFilter(method="filter_agent", label="Agent id or agent name.")
+    name = filters.CharFilter()
+    started_after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    has_error = StrictBooleanFilter(method="filter_has_error", label="Error kind or status.")
+    ordering = ordering_filter("started_at", "duration_ms", "cost")
+
+    class Meta:
+        model = Span
+        fields: Sequence[str] = []
+
+    def filter_agent(self, queryset: QuerySet[Span], name: str, value: str) -> QuerySet[Span]:
+        named = Agent.objects.filter(
+            session=OuterRef("session"), external_id=OuterRef("agent_external_id"), name=value
+        )
+        return queryset.filter(Q(agent_external_id=value) | Q(Exists(named)))
+
+    def filter_has_error(self, queryset: QuerySet[Span], name: str, value: bool) -> QuerySet[Span]:
+        failed = Q(status=Span.Status.ERROR) | Q(kind=Span.Kind.ERROR)
+        return queryset.filter(failed) if value else queryset.exclude(failed)
+
+
+class TranscriptFilter(filters.FilterSet):
+    roles = RoleInFilter(
+        field_name="role",
+        choices=TranscriptLine.Role.choices,
+        label="Comma-separated roles (default: all), e.g. `user,assistant`.",
+    )
+    after = filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    before = filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+
+    class Meta:
+        model = TranscriptLine
+        fields: Sequence[str] = []
+
+
+class StatusLineFilter(ProjectFilterSet):
+    session = filters.CharFilter(field_name="session__external_id", label="Session id.")
+    roles = RoleInFilter(
+        field_name="role",
+        choices=[(role.value, role.label) for role in TranscriptLine.STATUS_ROLES],
+        label="Comma-separated status roles: agent, llm, tool.",
+    )
+    agent = filters.CharFilter(field_name="agent_external_id", label="Agent id.")
+    after = filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    before = filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    ordering = ordering_filter("at")
+
+    class Meta:
+        model = TranscriptLine
+        fields: Sequence[str] = []
+
+
+class AgentFilter(ProjectFilterSet):
+    session = filters.CharFilter(field_name="session__external_id", label="Session id.")
+    name = filters.CharFilter()
+    role = filters.CharFilter()
+    status = filters.ChoiceFilter(choices=Agent.Status.choices)
+    after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    ordering = ordering_filter("created_at")
+
+    class Meta:
+        model = Agent
+        fields: Sequence[str] = []
+
+
+class MetricFilter(ProjectFilterSet):
+    session = filters.CharFilter(field_name="session__external_id", label="Session id.")
+    name = filters.CharFilter()
+    agent = filters.CharFilter(field_name="agent_external_id", label="Agent id.")
+    after = filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    before = filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    ordering = ordering_filter("at", "value")
+
+    class Meta:
+        model = MetricSample
+        fields: Sequence[str] = []
+
+
+class IngestProblemFilter(ProjectFilterSet):
+    source = filters.CharFilter()
+    record_type = filters.CharFilter()
+    is_resolved = StrictBooleanFilter()
+    after = filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="gte")
+    before = filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="lt")
+
+    class Meta:
+        model = IngestRejection
+        fields: Sequence[str] = []

@@ -1,0 +1,36 @@
+"""Which projects a request may read: the API key's project, or the user's memberships."""
+
+from __future__ import annotations
+
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.request import Request
+
+from analytics.queries import ProjectScope, projects_for_user, sessions_with_external_id
+from ingest.models import Project, Session
+
+
+def visible_projects(request: Request) -> ProjectScope:
+    """An API key sees its own project; a logged-in user the projects they are a member of."""
+    if isinstance(request.auth, Project):
+        return [request.auth.pk]
+    return projects_for_user(request.user)
+
+
+def session_for_request(request: Request, external_id: str) -> Session:
+    """The visible session with this client id, narrowed by `?project=<slug>`.
+
+    404 when there is none; 400 naming `project` when the id exists in several of the user's
+    projects (client ids are unique per project only).
+    """
+    sessions = sessions_with_external_id(visible_projects(request), external_id)
+    slug = request.query_params.get("project")
+    if slug:
+        sessions = sessions.filter(project__slug=slug)
+    found = list(sessions[:2])
+    if not found:
+        raise NotFound(f"No session {external_id!r} in your projects")
+    if len(found) > 1:
+        raise ValidationError(
+            {"project": f"Session {external_id!r} exists in several projects; add ?project=<slug>"}
+        )
+    return found[0]

@@ -1,0 +1,216 @@
+"""Read-only output shapes of the REST API, field by field; the CSV header is the same field list.
+
+Rows come from analytics.queries with `session_external_id` / `project_slug` annotated, so no
+serializer follows a relation per row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ingest.models import (
+    Agent,
+    IngestRejection,
+    MetricSample,
+    Project,
+    Session,
+    Span,
+    TranscriptLine,
+)
+
+# The dashboard's session page (dashboard/urls.py serves it at this path).
+SESSION_PAGE_PATH = "/sessions/{pk}/"
+
+
+class ProjectSerializer(serializers.ModelSerializer[Project]):
+    class Meta:
+        model = Project
+        fields = ["slug", "name", "created_at"]
+        read_only_fields = fields
+
+
+class SessionSerializer(serializers.ModelSerializer[Session]):
+    id = serializers.CharField(source="external_id", help_text="The client's session id.")
+    project = serializers.CharField(source="project.slug", help_text="Project slug.")
+    parent_session_id = serializers.CharField(source="parent_external_id")
+    tags = serializers.ListField(child=serializers.CharField())
+    agent_names = serializers.ListField(child=serializers.CharField())
+    models_used = serializers.ListField(child=serializers.CharField())
+    url = serializers.SerializerMethodField(help_text="The session's dashboard page.")
+
+    class Meta:
+        model = Session
+        fields = [
+            "id",
+            "project",
+            "name",
+            "started_at",
+            "ended_at",
+            "duration_ms",
+            "end_state",
+            "end_state_reason",
+            "tags",
+            "metadata",
+            "config",
+            "user_query",
+            "parent_session_id",
+            "group_key",
+            "is_inferred",
+            "event_count",
+            "llm_count",
+            "tool_count",
+            "error_count",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost",
+            "has_errors",
+            "agent_names",
+            "models_used",
+            "url",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, session: Session) -> str:
+        path = SESSION_PAGE_PATH.format(pk=session.pk)
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+
+class EventSerializer(serializers.ModelSerializer[Span]):
+    """A span without its payload: what lists show."""
+
+    session_id = serializers.CharField(source="session_external_id", help_text="Session id.")
+    project = serializers.CharField(source="project_slug", help_text="Project slug.")
+    agent_id = serializers.CharField(source="agent_external_id")
+
+    class Meta:
+        model = Span
+        fields = [
+            "id",
+            "session_id",
+            "project",
+            "span_id",
+            "parent_span_id",
+            "kind",
+            "name",
+            "agent_id",
+            "started_at",
+            "ended_at",
+            "duration_ms",
+            "status",
+            "model",
+            "provider",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost",
+            "error_type",
+            "error_message",
+        ]
+        read_only_fields = fields
+
+
+class EventDetailSerializer(EventSerializer):
+    """A span with its SpanPayload (null fields when the span has none)."""
+
+    params = serializers.JSONField(source="payload.params", allow_null=True)
+    returns = serializers.JSONField(source="payload.returns", allow_null=True)
+    prompt = serializers.JSONField(source="payload.prompt", allow_null=True)
+    completion = serializers.JSONField(source="payload.completion", allow_null=True)
+    stack_trace = serializers.CharField(source="payload.stack_trace", allow_null=True)
+    attributes = serializers.JSONField(source="payload.attributes", allow_null=True)
+
+    class Meta(EventSerializer.Meta):
+        fields = [
+            *EventSerializer.Meta.fields,
+            "params",
+            "returns",
+            "prompt",
+            "completion",
+            "stack_trace",
+            "attributes",
+        ]
+        read_only_fields = fields
+
+
+class TranscriptLineSerializer(serializers.ModelSerializer[TranscriptLine]):
+    session_id = serializers.CharField(source="session_external_id", help_text="Session id.")
+    agent_id = serializers.CharField(source="agent_external_id")
+
+    class Meta:
+        model = TranscriptLine
+        fields = ["id", "session_id", "role", "text", "agent_id", "span_id", "at"]
+        read_only_fields = fields
+
+
+class AgentSerializer(serializers.ModelSerializer[Agent]):
+    # A plain string in the schema: an enum here would collide with the span `status` enum and
+    # get a hashed component name (drf-spectacular names enums after the field).
+    status = serializers.CharField(help_text="`active` or `terminated`.")
+    session_id = serializers.CharField(source="session_external_id", help_text="Session id.")
+    agent_id = serializers.CharField(source="external_id", help_text="The client's agent id.")
+
+    class Meta:
+        model = Agent
+        fields = [
+            "id",
+            "session_id",
+            "agent_id",
+            "name",
+            "role",
+            "status",
+            "init_params",
+            "created_at",
+            "terminated_at",
+            "termination_reason",
+        ]
+        read_only_fields = fields
+
+
+class MetricSampleSerializer(serializers.ModelSerializer[MetricSample]):
+    session_id = serializers.CharField(
+        source="session_external_id", allow_null=True, help_text="Null for project-level samples."
+    )
+    agent_id = serializers.CharField(source="agent_external_id")
+
+    class Meta:
+        model = MetricSample
+        fields = ["id", "session_id", "name", "value", "unit", "agent_id", "at"]
+        read_only_fields = fields
+
+
+class IngestProblemSerializer(serializers.ModelSerializer[IngestRejection]):
+    """A refused record, without its raw text (see the detail endpoint)."""
+
+    project = serializers.CharField(source="project_slug", help_text="Project slug.")
+
+    class Meta:
+        model = IngestRejection
+        fields = [
+            "id",
+            "project",
+            "source",
+            "received_at",
+            "record_index",
+            "record_type",
+            "field",
+            "message",
+            "replayed_at",
+            "is_resolved",
+        ]
+        read_only_fields = fields
+
+
+class IngestProblemDetailSerializer(IngestProblemSerializer):
+    class Meta(IngestProblemSerializer.Meta):
+        fields = [*IngestProblemSerializer.Meta.fields, "raw"]
+        read_only_fields = fields
+
+
+def header_of(serializer: serializers.Serializer[Any]) -> list[str]:
+    """The CSV header: the serializer's field names, in order."""
+    return list(serializer.fields)

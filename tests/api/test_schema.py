@@ -1,0 +1,61 @@
+"""The OpenAPI schema and its Swagger UI / Redoc pages, served offline from the sidecar."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+pytestmark = pytest.mark.django_db
+
+CDN_HOSTS = ("cdn.", "jsdelivr", "unpkg", "cdnjs", "googleapis")
+
+
+def test_the_schema_is_openapi_3_and_lists_every_endpoint(client: Client) -> None:
+    response = client.get(reverse("api:schema"), {"format": "json"})
+
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    assert set(schema["paths"]) >= {
+        "/api/v1/projects/",
+        "/api/v1/sessions/",
+        "/api/v1/sessions/{session_id}/",
+        "/api/v1/sessions/{session_id}/events/",
+        "/api/v1/sessions/{session_id}/transcript/",
+        "/api/v1/events/",
+        "/api/v1/events/{id}/",
+        "/api/v1/agents/",
+        "/api/v1/status-lines/",
+        "/api/v1/metrics/",
+        "/api/v1/ingest-problems/",
+        "/api/v1/ingest-problems/{id}/",
+    }
+    assert "projectApiKey" in schema["components"]["securitySchemes"]
+
+
+def test_the_schema_documents_filters_and_pagination(client: Client) -> None:
+    schema = client.get(reverse("api:schema"), {"format": "json"}).json()
+
+    sessions = schema["paths"]["/api/v1/sessions/"]["get"]
+    names = {parameter["name"] for parameter in sessions["parameters"]}
+    transcript = schema["paths"]["/api/v1/sessions/{session_id}/transcript/"]["get"]
+
+    assert names >= {"cursor", "page_size", "tag", "model", "has_errors", "ordering", "project"}
+    assert "roles" in {parameter["name"] for parameter in transcript["parameters"]}
+    assert "text/csv" in sessions["responses"]["200"]["content"]
+
+
+@pytest.mark.parametrize("name", ["api:swagger-ui", "api:redoc"])
+def test_the_docs_pages_load_their_scripts_from_our_static_files(client: Client, name: str) -> None:
+    response = client.get(reverse(name))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "/static/drf_spectacular_sidecar/" in html
+    assert not [host for host in CDN_HOSTS if host in html]
+    for url in re.findall(r'(?:src|href)="([^"]+)"', html):
+        assert url.startswith("/static/"), url
+        assert client.get(url).status_code == 200, url
