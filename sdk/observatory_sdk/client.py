@@ -15,7 +15,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Unpack
@@ -83,6 +83,9 @@ class Client:
     ) -> None:
         if batch_size < 1 or max_queue_size < 1 or max_retries < 0:
             raise ValueError("batch_size and max_queue_size must be >= 1, max_retries >= 0")
+        api_key = api_key.strip()  # Keys read from files or env often end with a newline.
+        if not api_key or any(character.isspace() for character in api_key):
+            raise ValueError("api_key must be one non-empty word, like obs_...")
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.max_queue_size = max_queue_size
@@ -124,19 +127,19 @@ class Client:
 
     @property
     def stats(self) -> ClientStats:
+        """A snapshot of the counters."""
         with self._cond:
             return self._stats
 
     def _enqueue(self, encoded: bytes) -> None:
         with self._cond:
+            dropped = 0
             if self._is_closing:
                 dropped = self._count_drop()
-            elif len(self._queue) >= self.max_queue_size:
-                self._queue.popleft()
-                dropped = self._count_drop()
             else:
-                dropped = 0
-            if not self._is_closing:
+                if len(self._queue) >= self.max_queue_size:
+                    self._queue.popleft()  # The oldest goes: recent records matter most.
+                    dropped = self._count_drop()
                 self._queue.append((self._next_seq, encoded))
                 self._next_seq += 1
                 if len(self._queue) >= self.batch_size:
@@ -148,8 +151,7 @@ class Client:
             )
 
     def _count_drop(self) -> int:
-        stats = self._stats
-        self._stats = ClientStats(**{**stats.__dict__, "dropped": stats.dropped + 1})
+        self._stats = replace(self._stats, dropped=self._stats.dropped + 1)
         return self._stats.dropped
 
     # Flushing and shutdown
@@ -251,11 +253,11 @@ class Client:
             outcome = BatchOutcome(is_failed=True, error=f"{type(exc).__name__}: {exc}")
         with self._cond:
             stats = self._stats
-            self._stats = ClientStats(
+            self._stats = replace(
+                stats,
                 sent=stats.sent + outcome.accepted,
                 duplicates=stats.duplicates + outcome.duplicates,
                 rejected=stats.rejected + outcome.rejected,
-                dropped=stats.dropped,
                 failed_batches=stats.failed_batches + outcome.is_failed,
                 last_error=outcome.error or stats.last_error,
             )

@@ -49,9 +49,7 @@ class StatusLineHandler(logging.Handler):
         role = status_role(record)
         if role is None or record.name.startswith("observatory_sdk"):
             return
-        session_id = (
-            getattr(record, "session_id", None) or current_session_id() or self.session_id
-        )
+        session_id = getattr(record, "session_id", None) or current_session_id() or self.session_id
         if not session_id:
             return
         try:
@@ -66,4 +64,3 @@ class StatusLineHandler(logging.Handler):
             self.client.record(line)
         except Exception:
             self.handleError(record)
-

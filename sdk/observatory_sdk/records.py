@@ -49,7 +49,9 @@ def _record(record_type: str, record_id: str | None, session_id: str, **fields: 
     record: Record = {"type": record_type, "id": record_id or new_id()}
     if session_id:
         record["session_id"] = session_id
-    record.update({key: value for key, value in fields.items() if value is not None and value != ""})
+    record.update(
+        {key: value for key, value in fields.items() if value is not None and value != ""}
+    )
     return record
 
 

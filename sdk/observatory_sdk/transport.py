@@ -40,7 +40,7 @@ class BatchOutcome:
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
     """Exponential backoff with "equal jitter": half of min(cap, base * 2**attempt) plus a random
     share of the other half, so clients that failed together do not retry together."""
-    ceiling = min(cap, base * (2**attempt))
+    ceiling = min(cap, base * 2.0**attempt)
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
@@ -110,7 +110,9 @@ class Transport:
         if response is None or response.status_code in RETRYABLE_STATUSES:
             attempts = self.max_retries + 1
             message = f"gave up after {attempts} attempts: {last_error}"
-            logger.error("Observatory ingest: %d records not sent, %s", len(encoded_records), message)
+            logger.error(
+                "Observatory ingest: %d records not sent, %s", len(encoded_records), message
+            )
             return BatchOutcome(is_failed=True, error=message)
         if response.status_code >= 300:
             message = f"HTTP {response.status_code}: {server_error(response)}"

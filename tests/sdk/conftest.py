@@ -91,7 +91,7 @@ def fake_ingest() -> Iterator[FakeIngest]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(fake))
     server.daemon_threads = True
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     yield fake
     server.shutdown()

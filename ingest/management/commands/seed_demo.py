@@ -571,7 +571,7 @@ class Command(BaseCommand):
         parser.add_argument("--api-key", required=True, help="A project API key (obs_...).")
         parser.add_argument("--sessions", type=int, default=300, help="Sessions to simulate.")
         parser.add_argument("--days", type=int, default=14, help="Spread them over N past days.")
-        parser.add_argument("--seed", type=int, default=7, help="Random seed (same data).")
+        parser.add_argument("--seed", type=int, default=7, help="Same seed, same story.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["sessions"] < 1 or options["days"] < 1:
