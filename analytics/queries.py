@@ -7,6 +7,7 @@ project's rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -191,7 +192,7 @@ WATERFALL_COLUMNS = [
 ]
 
 
-def overview_session_frame(project_id: int, *, since: Any, until: Any) -> pd.DataFrame:
+def overview_session_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
     """Sessions started in [since, until): OVERVIEW_SESSION_COLUMNS, one row each."""
     rows = Session.objects.filter(
         project_id=project_id, started_at__gte=since, started_at__lt=until
@@ -199,7 +200,7 @@ def overview_session_frame(project_id: int, *, since: Any, until: Any) -> pd.Dat
     return pd.DataFrame.from_records(list(rows), columns=OVERVIEW_SESSION_COLUMNS)
 
 
-def overview_event_frame(project_id: int, *, since: Any, until: Any) -> pd.DataFrame:
+def overview_event_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
     """Spans started in [since, until): OVERVIEW_EVENT_COLUMNS, one row each, no payload."""
     rows = Span.objects.filter(
         project_id=project_id, started_at__gte=since, started_at__lt=until
@@ -211,10 +212,6 @@ def waterfall_spans(session: Session, *, limit: int) -> list[dict[str, Any]]:
     """The session's first `limit` spans by start time, as WATERFALL_COLUMNS dicts (no payload)."""
     spans = Span.objects.filter(session=session).order_by("started_at", "id")
     return list(spans.values(*WATERFALL_COLUMNS)[:limit])
-
-
-def span_count(session: Session) -> int:
-    return Span.objects.filter(session=session).count()
 
 
 def stream_lines(

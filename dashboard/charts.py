@@ -30,6 +30,7 @@ WATERFALL_ROW_PX = 22
 # A span with no duration (still open, or a point event) is drawn this share of the axis wide.
 MIN_BAR_SHARE = 0.004
 LABEL_CHARS = 36
+WATERFALL_LABEL_PX = 250
 
 
 def _text(value: object) -> str:
@@ -159,9 +160,23 @@ def cost_by_model_chart(costs: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def _waterfall_label(row: WaterfallRow) -> str:
-    name = row.name if len(row.name) <= LABEL_CHARS else row.name[: LABEL_CHARS - 1] + "…"
-    return "\u00a0\u00a0" * min(row.depth, 12) + _text(name)
+def _waterfall_label(row: WaterfallRow) -> dict[str, Any]:
+    """A left-aligned row label in the left margin (tick labels are right-aligned, which would
+    hide the indentation that shows the tree)."""
+    depth = min(row.depth, 10)
+    room = LABEL_CHARS - 2 * depth
+    name = row.name if len(row.name) <= room else row.name[: room - 1] + "…"
+    return {
+        "text": "\u00a0\u00a0\u00a0" * depth + _text(name),
+        "xref": "paper",
+        "x": 0,
+        "xanchor": "left",
+        "xshift": -(WATERFALL_LABEL_PX - 4),
+        "yref": "y",
+        "y": 0,
+        "showarrow": False,
+        "font": {"size": 12, "color": COLORS["error"] if row.is_error else COLORS["text"]},
+    }
 
 
 def _bar_widths(rows: Sequence[WaterfallRow]) -> list[float]:
@@ -173,7 +188,7 @@ def _bar_widths(rows: Sequence[WaterfallRow]) -> list[float]:
 def waterfall_chart(rows: Sequence[WaterfallRow]) -> go.Figure:
     """Span waterfall: one horizontal bar per span on a time axis (ms since the session start).
 
-    Rows keep their tree order top to bottom, one trace per kind (the legend), error spans get a red
+    Rows keep their tree order top to bottom, one trace per kind, error spans get a red
     outline. customdata[0] is the span pk, which static/js/charts.js uses to load the detail panel.
     """
     widths = _bar_widths(rows)
@@ -183,8 +198,9 @@ def waterfall_chart(rows: Sequence[WaterfallRow]) -> go.Figure:
             hovermode="closest",
             bargap=0.25,
             barmode="overlay",
-            margin={"l": 8, "r": 16, "t": 28, "b": 8},
-            legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0},
+            margin={"l": WATERFALL_LABEL_PX, "r": 16, "t": 28, "b": 8},
+            showlegend=False,  # the page draws the kind legend in HTML, beside the tree
+            meta={"row_px": WATERFALL_ROW_PX},
         )
     )
     for kind, color in KIND_COLORS.items():
@@ -197,6 +213,8 @@ def waterfall_chart(rows: Sequence[WaterfallRow]) -> go.Figure:
             y=indexes,
             x=[widths[i] for i in indexes],
             base=[rows[i].start_ms for i in indexes],
+            # Without a fixed width plotly sizes bars by the gap between one trace's rows.
+            width=0.7,
             marker={
                 "color": color,
                 "line": {
@@ -219,14 +237,12 @@ def waterfall_chart(rows: Sequence[WaterfallRow]) -> go.Figure:
             "zeroline": False,
         },
         yaxis={
-            "autorange": "reversed",
-            "tickmode": "array",
-            "tickvals": list(range(len(rows))),
-            "ticktext": [_waterfall_label(row) for row in rows],
+            "range": [len(rows) - 0.5, -0.5],  # reversed: the first row on top
+            "showticklabels": False,
             "showgrid": False,
-            "automargin": True,
             "fixedrange": True,
         },
+        annotations=[_waterfall_label(row) | {"y": i} for i, row in enumerate(rows)],
     )
     return fig
 

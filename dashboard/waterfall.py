@@ -88,10 +88,9 @@ def waterfall_rows(
     """Spans in tree order: depth-first by parent_span_id, siblings by start time (then pk).
 
     Each span needs pk, span_id, parent_span_id, name, kind, status, model, started_at, and
-    optionally ended_at and duration_ms. A span whose parent is missing is a root. Spans caught in a
-    parent cycle are placed after the rest, starting from the earliest, so every span appears exactly
-    once. Offsets are
-    measured from `origin` (default: the earliest span start).
+    optionally ended_at and duration_ms. A span whose parent is missing is a root. Spans caught
+    in a parent cycle come after the rest, starting from the earliest, so every span appears
+    exactly once. Offsets are measured from `origin` (default: the earliest span start).
     """
     if not spans:
         return []

@@ -316,3 +316,7 @@ class IngestRejection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.field or self.source}: {self.message[:80]}"
+
+    @staticmethod
+    def fingerprint_of(message: str, raw: str) -> str:
+        return hashlib.sha256(f"{message}\0{raw}".encode()).hexdigest()

@@ -6,7 +6,6 @@ set-based: a batch costs a fixed number of queries whatever its size.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Iterable
@@ -464,7 +463,7 @@ def save_rejections(project: Project, errors: Iterable[RecordError], *, source: 
                 field=error.field[:300],
                 message=error.message,
                 raw=raw,
-                fingerprint=hashlib.sha256(f"{error.message}\0{raw}".encode()).hexdigest(),
+                fingerprint=IngestRejection.fingerprint_of(error.message, raw),
             )
         )
     IngestRejection.objects.bulk_create(rows, ignore_conflicts=True)

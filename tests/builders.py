@@ -209,5 +209,10 @@ def make_rejection(
     raw: str = '{"type": "event", "started_at": "yesterday"}',
 ) -> IngestRejection:
     return IngestRejection.objects.create(
-        project=project, message=message, field=field, record_type=record_type, raw=raw
+        project=project,
+        message=message,
+        field=field,
+        record_type=record_type,
+        raw=raw,
+        fingerprint=IngestRejection.fingerprint_of(message, raw),
     )

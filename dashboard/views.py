@@ -1,0 +1,496 @@
+"""Dashboard pages: resolve the user's project, read (analytics.queries), compute, chart, render.
+
+Every page requires login and shows only projects the user is a member of; another project's
+objects are a 404. The chosen project is remembered in the Django session (`?project=<slug>`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.dateparse import parse_date, parse_datetime
+from django.views.decorators.http import require_GET, require_POST
+
+from analytics import queries
+from analytics.overview import (
+    RANGES,
+    TimeWindow,
+    activity_over_time,
+    cost_by_model,
+    llm_latency_over_time,
+    overview_kpis,
+    time_window,
+)
+from analytics.tasks import enqueue_session_summaries
+from api.filters import SessionFilter
+from dashboard import charts
+from dashboard.waterfall import waterfall_rows
+from ingest import store
+from ingest.models import IngestRejection, Project, Session, TranscriptLine
+
+PROJECT_SESSION_KEY = "dashboard_project"
+PAGE_SIZE = 50
+WATERFALL_LIMIT = 2000
+CHILD_LIMIT = 50
+TOGGLE_ROLES = ("agent", "llm", "tool")
+# Columns of the sessions table: (label, SessionFilter ordering field or "", CSS class).
+SESSION_COLUMNS = [
+    ("Name", "", "col-name"),
+    ("Started", "started_at", ""),
+    ("Duration", "duration_ms", "num"),
+    ("End state", "", ""),
+    ("Events", "event_count", "num"),
+    ("Errors", "error_count", "num"),
+    ("Tokens", "prompt_tokens", "num"),
+    ("Cost", "cost", "num"),
+    ("Agents", "", ""),
+    ("Models", "", ""),
+    ("Tags", "", ""),
+]
+REJECTION_STATES = {"unresolved": False, "resolved": True, "all": None}
+
+
+@dataclass(frozen=True)
+class Nav:
+    """What the header needs: the user's projects, the current one, where switching leads."""
+
+    projects: list[Project]
+    project: Project
+    switch_path: str
+
+
+# --- Project access ----------------------------------------------------------------------------
+
+
+def _user_projects(request: HttpRequest) -> list[Project]:
+    return list(queries.project_list(queries.projects_for_user(request.user)))
+
+
+def _remember(request: HttpRequest, project: Project) -> None:
+    if request.session.get(PROJECT_SESSION_KEY) != project.slug:
+        request.session[PROJECT_SESSION_KEY] = project.slug
+
+
+def _current_nav(request: HttpRequest) -> Nav | None:
+    """`?project=<slug>` (404 unless a member), else the remembered project, else the first."""
+    projects = _user_projects(request)
+    by_slug = {project.slug: project for project in projects}
+    if "project" in request.GET:
+        project = by_slug.get(request.GET["project"])
+        if project is None:
+            raise Http404("No such project")
+    else:
+        remembered = by_slug.get(request.session.get(PROJECT_SESSION_KEY, ""))
+        project = remembered or (projects[0] if projects else None)
+    if project is None:
+        return None
+    _remember(request, project)
+    return Nav(projects, project, request.path)
+
+
+def _object_nav(request: HttpRequest, project: Project) -> Nav:
+    """Header for a page about one object: the object's project becomes the current one."""
+    _remember(request, project)
+    return Nav(_user_projects(request), project, reverse("dashboard:session-list"))
+
+
+def _session_or_404(request: HttpRequest, pk: int) -> Session:
+    visible = queries.sessions_for_projects(queries.projects_for_user(request.user))
+    return get_object_or_404(visible, pk=pk)
+
+
+def _no_project(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/no_project.html", {"nav": None}, status=200)
+
+
+def _htmx_partial(request: HttpRequest) -> bool:
+    # A history restore (back button after a cache miss) needs the whole page, not a fragment.
+    return bool(request.headers.get("HX-Request")) and not request.headers.get(
+        "HX-History-Restore-Request"
+    )
+
+
+def _vary_on_htmx(response: HttpResponse) -> HttpResponse:
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+# --- Overview ----------------------------------------------------------------------------------
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    """An ISO date or datetime from the query string (naive means UTC); None if absent or bad."""
+    try:
+        parsed = parse_datetime(value or "")
+        day = None if parsed else parse_date(value or "")
+    except ValueError:
+        return None
+    if day is not None:
+        return datetime.combine(day, time.min, tzinfo=UTC)
+    if parsed is not None and timezone.is_naive(parsed):
+        return timezone.make_aware(parsed, UTC)
+    return parsed
+
+
+def _overview_charts(window: TimeWindow, sessions: Any, events: Any) -> dict[str, Any]:
+    activity = activity_over_time(sessions, events, window=window)
+    latency = llm_latency_over_time(events, window=window)
+    costs = cost_by_model(events)
+    has_activity = bool(len(sessions) or len(events))
+    return {
+        "activity": charts.figure_data(charts.activity_chart(activity)) if has_activity else None,
+        "latency": (
+            charts.figure_data(charts.latency_chart(latency)) if latency["calls"].sum() else None
+        ),
+        "cost": charts.figure_data(charts.cost_by_model_chart(costs)) if len(costs) else None,
+    }
+
+
+@login_required
+@require_GET
+def overview(request: HttpRequest) -> HttpResponse:
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    window = time_window(
+        request.GET.get("range"),
+        now=timezone.now(),
+        start=_parse_time(request.GET.get("from")),
+        end=_parse_time(request.GET.get("to")),
+    )
+    since, until = window.since, window.until
+    sessions = queries.overview_session_frame(nav.project.pk, since=since, until=until)
+    events = queries.overview_event_frame(nav.project.pk, since=since, until=until)
+    context = {
+        "nav": nav,
+        "window": window,
+        "ranges": list(RANGES),
+        "kpis": overview_kpis(sessions, events),
+        "charts": _overview_charts(window, sessions, events),
+    }
+    return render(request, "dashboard/overview.html", context)
+
+
+# --- Sessions list -----------------------------------------------------------------------------
+
+
+def _sort_columns(ordering: str) -> list[dict[str, Any]]:
+    columns = []
+    for label, field, css in SESSION_COLUMNS:
+        active = ordering.lstrip("-") == field if field else False
+        descending = active and ordering.startswith("-")
+        if not field:
+            next_ordering = ""
+        elif active:
+            next_ordering = field if descending else f"-{field}"
+        else:
+            next_ordering = f"-{field}"
+        columns.append(
+            {
+                "label": label,
+                "field": field,
+                "css": css,
+                "active": active,
+                "descending": descending,
+                "next": next_ordering,
+            }
+        )
+    return columns
+
+
+def _filter_params(request: HttpRequest, project: Project) -> QueryDict:
+    """SessionFilter's parameters: the query string with `range=7d` turned into started_after.
+
+    The export link carries these same parameters, so the CSV holds exactly the rows shown.
+    """
+    params = request.GET.copy()
+    for key in ("page", "format", "range"):
+        params.pop(key, None)
+    range_key = request.GET.get("range", "")
+    if range_key in RANGES:
+        since = timezone.now() - RANGES[range_key][0]
+        params["started_after"] = since.isoformat(timespec="seconds")
+        params.pop("started_before", None)
+    params["project"] = project.slug
+    return params
+
+
+def _export_url(params: QueryDict) -> str:
+    export = params.copy()
+    export.pop("page", None)
+    export["format"] = "csv"
+    # The read API's session list runs the same SessionFilter; `format=csv` is only a renderer.
+    return f"{reverse('api:session-list')}?{export.urlencode()}"
+
+
+def _session_list_context(request: HttpRequest, nav: Nav) -> dict[str, Any]:
+    params = _filter_params(request, nav.project)
+    filterset = SessionFilter(
+        params, queryset=queries.sessions_for_projects([nav.project.pk]), request=request
+    )
+    page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    sessions = list(page.object_list)
+    parent_ids = [s.parent_external_id for s in sessions if s.parent_external_id]
+    ordering = request.GET.get("ordering", "")
+    return {
+        "nav": nav,
+        "filterset": filterset,
+        "page": page,
+        "sessions": sessions,
+        "parents": queries.session_pks_by_external_id(nav.project.pk, parent_ids),
+        "columns": _sort_columns(ordering),
+        "ordering": ordering,
+        "export_url": _export_url(params),
+        "ranges": list(RANGES),
+        "end_states": Session.EndState.values,
+        "is_filtered": any(k not in ("page", "ordering", "project") for k in params),
+    }
+
+
+@login_required
+@require_GET
+def session_list(request: HttpRequest) -> HttpResponse:
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    context = _session_list_context(request, nav)
+    template = "dashboard/sessions.html"
+    if _htmx_partial(request):
+        template += "#rows"
+    return _vary_on_htmx(render(request, template, context))
+
+
+# --- Session detail: metadata, waterfall, chat stream ------------------------------------------
+
+
+def _hidden_roles(request: HttpRequest) -> list[str]:
+    hide = request.GET.get("hide", "")
+    return [role for role in TOGGLE_ROLES if role in hide.split(",")]
+
+
+def _shown_roles(hidden: list[str]) -> list[str]:
+    return [role for role in TranscriptLine.Role.values if role not in hidden]
+
+
+def _role_toggles(request: HttpRequest, hidden: list[str]) -> list[dict[str, Any]]:
+    toggles = []
+    for role in TOGGLE_ROLES:
+        shown = role not in hidden
+        next_hidden = [r for r in TOGGLE_ROLES if (r in hidden) != (r == role)]
+        params = QueryDict(mutable=True)
+        if next_hidden:
+            params["hide"] = ",".join(next_hidden)
+        toggles.append({"role": role, "shown": shown, "query": params.urlencode(safe=",")})
+    return toggles
+
+
+def _stream_context(session: Session, request: HttpRequest, lines: list[Any]) -> dict[str, Any]:
+    hidden = _hidden_roles(request)
+    after = max((line.pk for line in lines), default=_int_param(request, "after") or 0)
+    poll = QueryDict(mutable=True)
+    poll["after"] = str(after)
+    if hidden:
+        poll["hide"] = ",".join(hidden)
+    params = poll.urlencode(safe=",")
+    return {
+        "session": session,
+        "lines": lines,
+        "hidden": ",".join(hidden),
+        "toggles": _role_toggles(request, hidden),
+        "is_running": session.end_state == Session.EndState.RUNNING,
+        "poll_url": f"{reverse('dashboard:session-stream', args=[session.pk])}?{params}",
+    }
+
+
+def _int_param(request: HttpRequest, name: str) -> int | None:
+    value = request.GET.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+def _waterfall_context(session: Session) -> dict[str, Any]:
+    spans = queries.waterfall_spans(session, limit=WATERFALL_LIMIT + 1)
+    truncated = len(spans) > WATERFALL_LIMIT
+    spans = spans[:WATERFALL_LIMIT]
+    starts = [spans[0]["started_at"]] if spans else []
+    if session.started_at:
+        starts.append(session.started_at)
+    rows = waterfall_rows(spans, origin=min(starts) if starts else None)
+    return {
+        "rows": rows,
+        "waterfall": charts.figure_data(charts.waterfall_chart(rows)) if rows else None,
+        "is_truncated": truncated,
+        "waterfall_limit": WATERFALL_LIMIT,
+    }
+
+
+def _parent_pk(session: Session) -> int | None:
+    if not session.parent_external_id:
+        return None
+    parents = queries.session_pks_by_external_id(session.project_id, [session.parent_external_id])
+    return parents.get(session.parent_external_id)
+
+
+@login_required
+@require_GET
+def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    session = _session_or_404(request, pk)
+    lines = list(queries.stream_lines(session, roles=_shown_roles(_hidden_roles(request))))
+    context = {
+        "nav": _object_nav(request, session.project),
+        "session": session,
+        "agents": list(session.agents.order_by("created_at", "id")),
+        "parent_pk": _parent_pk(session),
+        "children": queries.child_sessions(session, limit=CHILD_LIMIT),
+        "stream": _stream_context(session, request, lines),
+        **_waterfall_context(session),
+    }
+    return render(request, "dashboard/session_detail.html", context)
+
+
+@login_required
+@require_GET
+def session_stream(request: HttpRequest, pk: int) -> HttpResponse:
+    """The stream's new lines (after=<id>) plus a fresh poller; the poller stops once ended."""
+    session = _session_or_404(request, pk)
+    roles = _shown_roles(_hidden_roles(request))
+    lines = list(queries.stream_lines(session, roles=roles, after=_int_param(request, "after")))
+    context = {"stream": _stream_context(session, request, lines), "session": session}
+    template = "dashboard/session_detail.html#stream-update"
+    return _vary_on_htmx(render(request, template, context))
+
+
+# --- Span detail -------------------------------------------------------------------------------
+
+
+def _pretty(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def _payload_sections(payload: Any) -> list[tuple[str, str]]:
+    if payload is None:
+        return []
+    sections = [
+        (title, _pretty(getattr(payload, field)))
+        for title, field in (
+            ("Params", "params"),
+            ("Returns", "returns"),
+            ("Prompt", "prompt"),
+            ("Completion", "completion"),
+        )
+        if getattr(payload, field) not in (None, "", [], {})
+    ]
+    if payload.attributes:
+        sections.append(("Attributes", _pretty(payload.attributes)))
+    return sections
+
+
+@login_required
+@require_GET
+def span_detail(request: HttpRequest, pk: int, span_pk: int) -> HttpResponse:
+    session = _session_or_404(request, pk)
+    span = queries.span_with_payload([session.project_id], span_pk)
+    if span is None or span.session_id != session.pk:
+        raise Http404("No such span")
+    payload = getattr(span, "payload", None)
+    context = {
+        "session": session,
+        "span": span,
+        "sections": _payload_sections(payload),
+        "stack_trace": payload.stack_trace if payload else "",
+    }
+    if _htmx_partial(request):
+        return _vary_on_htmx(render(request, "dashboard/span_detail.html#panel", context))
+    context["nav"] = _object_nav(request, session.project)
+    return _vary_on_htmx(render(request, "dashboard/span_detail.html", context))
+
+
+# --- Ingest problems ---------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def ingest_problems(request: HttpRequest) -> HttpResponse:
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    state = request.GET.get("state", "unresolved")
+    if state not in REJECTION_STATES:
+        state = "unresolved"
+    rejections = queries.rejections_with_raw_head(nav.project.pk, resolved=REJECTION_STATES[state])
+    page = Paginator(rejections, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "nav": nav,
+        "page": page,
+        "rejections": list(page.object_list),
+        "state": state,
+        "states": list(REJECTION_STATES),
+        "editable_chars": queries.REJECTION_EDITABLE_CHARS,
+    }
+    return render(request, "dashboard/ingest_problems.html", context)
+
+
+def _replay(rejection: IngestRejection, raw_text: str) -> store.ReplayOutcome:
+    outcome = store.replay_rejection(
+        rejection, raw_text, max_string_chars=settings.OBSERVATORY_MAX_STRING_CHARS
+    )
+    if outcome.ok:
+        transaction.on_commit(partial(enqueue_session_summaries, outcome.session_pks))
+    return outcome
+
+
+def _back_to_problems(request: HttpRequest) -> HttpResponse:
+    state = request.POST.get("state", "")
+    url = reverse("dashboard:ingest-problems")
+    return redirect(f"{url}?state={state}" if state in REJECTION_STATES else url)
+
+
+@login_required
+@require_POST
+def rejection_replay(request: HttpRequest, pk: int) -> HttpResponse:
+    visible = queries.projects_for_user(request.user)
+    rejection = queries.rejection_for_projects(visible, pk)
+    if rejection is None:
+        raise Http404("No such ingest problem")
+    raw_text = request.POST.get("raw")
+    outcome = _replay(rejection, rejection.raw if raw_text is None else raw_text)
+    if outcome.ok:
+        messages.success(request, f"Problem #{rejection.pk} replayed: {outcome.message}")
+    else:
+        messages.error(request, f"Problem #{rejection.pk} still fails: {outcome.message}")
+    return _back_to_problems(request)
+
+
+@login_required
+@require_POST
+def rejection_replay_selected(request: HttpRequest) -> HttpResponse:
+    """Replay each selected problem as stored; one message sums up what happened."""
+    visible = queries.projects_for_user(request.user)
+    ids = [int(value) for value in request.POST.getlist("ids") if value.isdigit()]
+    outcomes = []
+    for rejection in queries.rejections_by_pk(visible, ids):
+        outcomes.append((rejection.pk, _replay(rejection, rejection.raw)))
+    failed = [f"#{pk}: {outcome.message}" for pk, outcome in outcomes if not outcome.ok]
+    replayed = len(outcomes) - len(failed)
+    if not outcomes:
+        messages.warning(request, "No problems were selected.")
+    if replayed:
+        messages.success(request, f"{replayed} problem(s) replayed.")
+    if failed:
+        messages.error(request, f"{len(failed)} still fail: " + "; ".join(failed))
+    return _back_to_problems(request)
