@@ -249,7 +249,7 @@ def record_failure(tally: Tally, count: int, message: str) -> None:
         tally.sent += count
         tally.non_200 += 1
         if len(tally.errors) < 5:
-            tally.errors.append(message)
+            tally.errors.append(message[:200])
 
 
 def record_response(tally: Tally, count: int, response: requests.Response, ms: float) -> None:
@@ -353,7 +353,9 @@ def report(args: argparse.Namespace, setup: Tally, tally: Tally, wall: float, cp
     print(f"events sent: {tally.sent} of {expected}  accepted: {tally.accepted}")
     print(f"wall time: {wall:.2f} s")
     print(f"events/s: {tally.accepted / wall if wall else 0:,.0f}")
-    print(f"requests: {len(lat)}  records/request: {args.batch}")
+    print(f"requests answered: {len(lat)}  records/request: {args.batch}")
+    if tally.sent < expected:
+        print(f"stopped early: --max-seconds {args.max_seconds:g} or failed requests")
     print(
         f"latency ms: p50={percentile(lat, 0.50):.1f} p95={percentile(lat, 0.95):.1f} "
         f"p99={percentile(lat, 0.99):.1f} max={max(lat, default=float('nan')):.1f}"
@@ -424,6 +426,10 @@ def main(argv: list[str] | None = None) -> int:
     setup = Tally()
     post_all(args, start_bodies, setup, deadline)
     tally = Tally()
+    if setup.accepted != setup.sent:
+        print("session.start records were not all accepted; not sending events")
+        report(args, setup, tally, 0.0, [])
+        return 1
     cpu_before = cpu_seconds(args.cpu_roots)
     started = time.perf_counter()
     post_all(args, event_bodies, tally, deadline)
