@@ -13,6 +13,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from ingest.formats.records import (
     AgentRecord,
     BodyError,
@@ -65,8 +67,9 @@ def decode_body(body: bytes, content_encoding: str, *, max_bytes: int) -> bytes:
 def load_batch(data: bytes, *, max_records: int) -> list[Any]:
     """The list of raw records in a batch body, or BodyError for a body that is not a batch."""
     try:
-        payload = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # PostgreSQL text and jsonb cannot hold NUL; an escaped one would fail the whole batch.
+        payload = orjson.loads(data.replace(b"\\u0000", b"\\ufffd"))
+    except (UnicodeDecodeError, orjson.JSONDecodeError) as exc:
         raise BodyError(f"Body is not valid JSON: {exc}") from exc
     if isinstance(payload, dict):
         if "records" not in payload:
@@ -89,17 +92,26 @@ def parse_native(
 ) -> ParseResult:
     """Parse a native batch body. Raises BodyError only when the body as a whole is unusable."""
     raws = load_batch(body, max_records=max_records)
-    return parse_records(raws, max_string_chars=max_string_chars, first_index=first_index)
+    return parse_records(
+        raws,
+        max_string_chars=max_string_chars,
+        first_index=first_index,
+        # No value in a body can be longer than the body: skip re-encoding objects to measure them.
+        check_sizes=len(body) > max_string_chars,
+    )
 
 
-def parse_records(raws: list[Any], *, max_string_chars: int, first_index: int = 0) -> ParseResult:
+def parse_records(
+    raws: list[Any], *, max_string_chars: int, first_index: int = 0, check_sizes: bool = True
+) -> ParseResult:
     """Parse already-decoded raw records; each bad one becomes a RecordError carrying the raw."""
     records: list[tuple[int, Record]] = []
     errors: list[RecordError] = []
     for offset, raw in enumerate(raws):
         index = first_index + offset
         try:
-            records.append((index, _parse_one(_Reader(raw, f"records[{index}]", max_string_chars))))
+            reader = _Reader(raw, f"records[{index}]", max_string_chars, check_sizes=check_sizes)
+            records.append((index, _parse_one(reader)))
         except _FieldError as exc:
             record_type = raw.get("type", "") if isinstance(raw, dict) else ""
             errors.append(
@@ -124,12 +136,13 @@ class _FieldError(Exception):
 class _Reader:
     """Typed, lax access to one raw record's fields; raises _FieldError naming the path."""
 
-    def __init__(self, raw: Any, path: str, max_chars: int) -> None:
+    def __init__(self, raw: Any, path: str, max_chars: int, *, check_sizes: bool = True) -> None:
         if not isinstance(raw, dict):
             raise _FieldError(path, f"a record must be an object, got {type(raw).__name__}")
         self.raw: dict[str, Any] = raw
         self.path = path
         self.max_chars = max_chars
+        self.check_sizes = check_sizes
 
     def fail(self, name: str, message: str) -> _FieldError:
         return _FieldError(f"{self.path}.{name}", message)
@@ -226,6 +239,8 @@ class _Reader:
         return value
 
     def _check_size(self, name: str, value: Any) -> None:
+        if not self.check_sizes:
+            return
         size = len(json.dumps(value, default=str))
         if size > self.max_chars:
             raise self.fail(

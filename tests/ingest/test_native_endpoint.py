@@ -356,3 +356,45 @@ def test_the_summary_task_fills_counts_tokens_cost_and_errors(
     assert session.agent_names == ["Judge"]
     assert session.models_used == ["gpt-4o"]
     assert not session.is_summary_stale
+
+
+def test_an_escaped_nul_in_agent_text_does_not_sink_the_batch(
+    client: Client, project_with_key: tuple[Project, str]
+) -> None:
+    """PostgreSQL cannot store NUL in text or jsonb; ingest replaces it instead of failing."""
+    _, key = project_with_key
+    batch = arena_batch()
+    batch[5]["content"] = "before\u0000after"
+    batch[2]["params"] = {"q": "nul\u0000"}
+    answer = post(client, key, batch).json()
+    assert answer["accepted"] == 8
+    assert TranscriptLine.objects.get(role="user").text == "before\ufffdafter"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_batch_sent_concurrently_is_stored_once(
+    project_with_key: tuple[Project, str],
+) -> None:
+    """Two retries racing: the ledger and unique constraints keep one copy, and neither
+    request fails (a unique violation retries the transaction)."""
+    import threading
+
+    from django.db import connection
+
+    _, key = project_with_key
+    batch = [record for n in range(20) for record in arena_batch(f"race-{n}")]
+    statuses: list[int] = []
+
+    def send() -> None:
+        statuses.append(post(Client(), key, batch).status_code)
+        connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200, 200, 200]
+    assert Session.objects.count() == 20
+    assert Span.objects.count() == 40
+    assert TranscriptLine.objects.count() == 40
