@@ -67,60 +67,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-runuser_pg() {
-    if [ "$(id -u)" -eq 0 ]; then
-        runuser -u postgres -- "$@"
-    else
-        "$@"
-    fi
-}
-
-start_postgres() {
-    local bin port=$1
-    bin=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d | sort -V | tail -n 1)
-    [ -x "$bin/initdb" ] || die "PostgreSQL binaries not found under /usr/lib/postgresql"
-    pg_ctl=$bin/pg_ctl
-    mkdir -p "$tmp_dir/pg"
-    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$tmp_dir/pg"
-    runuser_pg "$bin/initdb" -D "$tmp_dir/pg/data" -U postgres --auth=trust --encoding=UTF8 \
-        --no-locale >"$tmp_dir/pg/initdb.log" 2>&1 \
-        || { cat "$tmp_dir/pg/initdb.log" >&2; die "initdb failed"; }
-    # Durable on purpose, unlike scripts/test.sh: fsync, synchronous_commit and full_page_writes
-    # keep their defaults (on), so "accepted" means flushed to disk, as in production.
-    runuser_pg "$pg_ctl" -D "$tmp_dir/pg/data" -l "$tmp_dir/pg/server.log" -w -t 60 start -o \
-        "-p $port -k $tmp_dir/pg -c listen_addresses=127.0.0.1 -c max_connections=100" \
-        >/dev/null || { cat "$tmp_dir/pg/server.log" >&2; die "PostgreSQL did not start"; }
-    runuser_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres observatory
-}
-
-start_redis() {
-    local port=$1 tries=0
-    mkdir -p "$tmp_dir/redis"
-    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-        --dir "$tmp_dir/redis" >"$tmp_dir/redis/server.log" 2>&1 &
-    redis_pid=$!
-    until redis-cli -p "$port" ping >/dev/null 2>&1; do
-        tries=$((tries + 1))
-        if [ "$tries" -gt 100 ] || ! kill -0 "$redis_pid" 2>/dev/null; then
-            cat "$tmp_dir/redis/server.log" >&2
-            die "Redis did not start"
-        fi
-        sleep 0.1
-    done
-}
-
-wait_for_port() {
-    local port=$1 pid=$2 tries=0
-    until port_in_use "$port"; do
-        tries=$((tries + 1))
-        if [ "$tries" -gt 300 ] || ! kill -0 "$pid" 2>/dev/null; then
-            cat "$tmp_dir/gunicorn.log" >&2
-            die "gunicorn did not start"
-        fi
-        sleep 0.1
-    done
-}
-
 packages=(python3-venv)
 [ "$db" = postgres ] && packages+=(postgresql)
 [ "$broker" = redis ] && packages+=(redis-server)
@@ -134,7 +80,7 @@ mkdir -p "$OBSERVATORY_DATA_DIR"
 if [ "$db" = postgres ]; then
     pg_port=$(free_port)
     log "Starting PostgreSQL (durable: fsync=on, synchronous_commit=on) on 127.0.0.1:$pg_port"
-    start_postgres "$pg_port"
+    start_postgres "$pg_port" durable
     export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/observatory"
 else
     export DATABASE_URL="sqlite:///$OBSERVATORY_DATA_DIR/db.sqlite3"
@@ -166,7 +112,7 @@ gunicorn config.wsgi --bind "127.0.0.1:$port" --workers "$workers" --threads "$t
     --worker-class "$worker_class" --timeout 120 --log-level warning \
     >"$tmp_dir/gunicorn.log" 2>&1 &
 gunicorn_pid=$!
-wait_for_port "$port" "$gunicorn_pid"
+wait_for_port "$port" "$gunicorn_pid" gunicorn "$tmp_dir/gunicorn.log"
 
 [ "${#bench_args[@]}" -eq 0 ] && bench_args=(--events 200000 --batch 500)
 log "python bench/ingest_bench.py ${bench_args[*]}"

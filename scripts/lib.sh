@@ -1,4 +1,5 @@
-# Shell helpers shared by scripts/demo.sh and scripts/test.sh. Source it; do not run it.
+# Shell helpers shared by scripts/demo.sh, scripts/test.sh and bench/run_ingest_bench.sh.
+# Source it; do not run it.
 # The scripts target a fresh Debian 12 run as root: they install only what is missing.
 
 log() {
@@ -94,4 +95,82 @@ stop_pid() {
         waited=$((waited + 1))
     done
     wait "$pid" 2>/dev/null || true
+}
+
+# --- Throwaway servers (scripts/test.sh, bench/run_ingest_bench.sh) ---------------------------
+# These helpers share state with the caller through globals, which its cleanup trap relies on:
+#   tmp_dir    read: the caller creates it (mktemp -d, chmod 755) before calling them; the
+#              servers live in $tmp_dir/pg, $tmp_dir/redis.
+#   pg_ctl     set by start_postgres to the pg_ctl binary; stop the server with
+#              runuser_pg "$pg_ctl" -D "$tmp_dir/pg/data" -m fast|immediate stop
+#   redis_pid  set by start_redis; stop it with stop_pid "$redis_pid".
+
+# initdb and postgres refuse to run as root, so the server runs as the postgres user.
+runuser_pg() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# start_postgres PORT [durable|fast]: initdb a cluster in $tmp_dir/pg/data, start it on
+# 127.0.0.1:PORT (socket in $tmp_dir/pg, max_connections=200) and create the observatory
+# database. durable (the default) keeps fsync, synchronous_commit and full_page_writes at the
+# server defaults (on), so "accepted" means flushed to disk, as in production; fast turns them
+# off, which is fine for a server that is deleted after the run. Sets pg_ctl.
+start_postgres() {
+    local bin port=$1 mode=${2:-durable} options
+    options="-p $port -k $tmp_dir/pg -c listen_addresses=127.0.0.1 -c max_connections=200"
+    case $mode in
+        durable) ;;
+        fast) options+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off" ;;
+        *) die "start_postgres: mode is durable or fast, not '$mode'" ;;
+    esac
+    bin=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d | sort -V | tail -n 1)
+    [ -x "$bin/initdb" ] || die "PostgreSQL binaries not found under /usr/lib/postgresql"
+    pg_ctl=$bin/pg_ctl
+    mkdir -p "$tmp_dir/pg"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres:postgres "$tmp_dir/pg"
+    fi
+    runuser_pg "$bin/initdb" -D "$tmp_dir/pg/data" -U postgres --auth=trust --encoding=UTF8 \
+        --no-locale >"$tmp_dir/pg/initdb.log" 2>&1 \
+        || { cat "$tmp_dir/pg/initdb.log" >&2; die "initdb failed"; }
+    runuser_pg "$pg_ctl" -D "$tmp_dir/pg/data" -l "$tmp_dir/pg/server.log" -w -t 60 start \
+        -o "$options" >/dev/null \
+        || { cat "$tmp_dir/pg/server.log" >&2; die "PostgreSQL did not start"; }
+    runuser_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres observatory
+}
+
+# start_redis PORT: an in-memory Redis (no RDB, no AOF) on 127.0.0.1:PORT, data and log in
+# $tmp_dir/redis; returns once it answers PING. Sets redis_pid.
+start_redis() {
+    local port=$1 tries=0
+    mkdir -p "$tmp_dir/redis"
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+        --dir "$tmp_dir/redis" >"$tmp_dir/redis/server.log" 2>&1 &
+    redis_pid=$!
+    until redis-cli -p "$port" ping >/dev/null 2>&1; do
+        tries=$((tries + 1))
+        if [ "$tries" -gt 100 ] || ! kill -0 "$redis_pid" 2>/dev/null; then
+            cat "$tmp_dir/redis/server.log" >&2
+            die "Redis did not start"
+        fi
+        sleep 0.1
+    done
+}
+
+# wait_for_port PORT PID NAME LOG: wait up to 30 s until 127.0.0.1:PORT accepts connections;
+# if process PID exits first or time runs out, print LOG and die with "NAME did not start".
+wait_for_port() {
+    local port=$1 pid=$2 name=$3 log_file=$4 tries=0
+    until port_in_use "$port"; do
+        tries=$((tries + 1))
+        if [ "$tries" -gt 300 ] || ! kill -0 "$pid" 2>/dev/null; then
+            cat "$log_file" >&2
+            die "$name did not start"
+        fi
+        sleep 0.1
+    done
 }

@@ -32,49 +32,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# initdb and postgres refuse to run as root, so the server runs as the postgres user.
-runuser_pg() {
-    if [ "$(id -u)" -eq 0 ]; then
-        runuser -u postgres -- "$@"
-    else
-        "$@"
-    fi
-}
-
-start_postgres() {
-    local bin port=$1
-    bin=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d | sort -V | tail -n 1)
-    [ -x "$bin/initdb" ] || die "PostgreSQL binaries not found under /usr/lib/postgresql"
-    pg_ctl=$bin/pg_ctl
-    mkdir -p "$tmp_dir/pg"
-    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$tmp_dir/pg"
-    runuser_pg "$bin/initdb" -D "$tmp_dir/pg/data" -U postgres --auth=trust --encoding=UTF8 \
-        --no-locale >"$tmp_dir/pg/initdb.log" 2>&1 \
-        || { cat "$tmp_dir/pg/initdb.log" >&2; die "initdb failed"; }
-    # Durability is pointless for a server that is deleted after the run; skipping it is faster.
-    runuser_pg "$pg_ctl" -D "$tmp_dir/pg/data" -l "$tmp_dir/pg/server.log" -w -t 60 start -o \
-        "-p $port -k $tmp_dir/pg -c listen_addresses=127.0.0.1 -c fsync=off \
-         -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" >/dev/null \
-        || { cat "$tmp_dir/pg/server.log" >&2; die "PostgreSQL did not start"; }
-    runuser_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres observatory
-}
-
-start_redis() {
-    local port=$1 tries=0
-    mkdir -p "$tmp_dir/redis"
-    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-        --dir "$tmp_dir/redis" >"$tmp_dir/redis/server.log" 2>&1 &
-    redis_pid=$!
-    until redis-cli -p "$port" ping >/dev/null 2>&1; do
-        tries=$((tries + 1))
-        if [ "$tries" -gt 100 ] || ! kill -0 "$redis_pid" 2>/dev/null; then
-            cat "$tmp_dir/redis/server.log" >&2
-            die "Redis did not start"
-        fi
-        sleep 0.1
-    done
-}
-
 ensure_apt_packages postgresql redis-server chromium python3-venv
 ensure_venv requirements-dev.txt
 
@@ -83,7 +40,7 @@ chmod 755 "$tmp_dir"
 pg_port=$(free_port)
 redis_port=$(free_port)
 log "Starting PostgreSQL on 127.0.0.1:$pg_port and Redis on 127.0.0.1:$redis_port"
-start_postgres "$pg_port"
+start_postgres "$pg_port" fast  # no durability: the server is deleted after the run
 start_redis "$redis_port"
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/observatory"
