@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core import signing
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -27,13 +28,7 @@ def key_from_request(request: HttpRequest) -> str | None:
 
 def project_for_key(raw_key: str) -> Project:
     """The project a live key belongs to; AuthError for an unknown or revoked key."""
-    key = (
-        ApiKey.objects.select_related("project")
-        .filter(key_hash=hash_api_key(raw_key), revoked_at__isnull=True)
-        .first()
-    )
-    if key is None:
-        raise AuthError("Unknown or revoked API key")
+    key = _live_key(raw_key, field="Authorization")
     now = timezone.now()
     # Write last_used_at at most once a minute so a busy key does not add a write per request.
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
@@ -46,3 +41,89 @@ def project_for_request(request: HttpRequest) -> Project:
     if raw is None:
         raise AuthError(f"Missing API key: send {KEY_HEADERS_HINT}")
     return project_for_key(raw)
+
+
+# agentops SDK credentials. The 0.4 SDK swaps its API key for a bearer token once and never
+# refreshes it, so tokens do not expire; revoking the key revokes every token made from it.
+AGENTOPS_TOKEN_SALT = "observatory.agentops.token"
+AGENTOPS_SESSION_SALT = "observatory.agentops.session"
+
+
+def issue_agentops_token(raw_key: str) -> tuple[Project, str]:
+    """The project and a bearer token for a raw API key (POST /v3/auth/token)."""
+    key = _live_key(raw_key)
+    return key.project, signing.dumps({"k": key.pk}, salt=AGENTOPS_TOKEN_SALT)
+
+
+def issue_agentops_session_token(project: Project, raw_key: str | None, session_id: str) -> str:
+    """A legacy (0.2/0.3) session JWT: names the project's key and the one session it may write."""
+    key_pk = _live_key(raw_key).pk if raw_key else None
+    return signing.dumps(
+        {"p": project.pk, "k": key_pk, "s": session_id}, salt=AGENTOPS_SESSION_SALT
+    )
+
+
+def agentops_session_for_token(token: str) -> tuple[Project, str]:
+    """(project, session id) of a legacy session JWT; AuthError when it is not one of ours."""
+    try:
+        claims = signing.loads(token, salt=AGENTOPS_SESSION_SALT)
+    except signing.BadSignature as exc:
+        raise AuthError("Invalid session token") from exc
+    if (
+        claims.get("k") is not None
+        and not ApiKey.objects.filter(pk=claims["k"], revoked_at__isnull=True).exists()
+    ):
+        raise AuthError("The API key behind this session token was revoked")
+    project = Project.objects.filter(pk=claims["p"]).first()
+    if project is None:
+        raise AuthError("Invalid session token")
+    return project, str(claims["s"])
+
+
+def project_for_otlp_request(request: HttpRequest) -> Project:
+    """OTLP and agentops 0.4 endpoints: a bearer token from /v3/auth/token or a project API key,
+    as `Authorization: Bearer`, `X-API-Key` or `X-Agentops-Api-Key` (the header agentops users
+    add with OTEL_EXPORTER_OTLP_TRACES_HEADERS to close the SDK's token race)."""
+    header = request.headers.get("Authorization", "")
+    bearer = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    if bearer and not bearer.startswith(ApiKey.PREFIX):
+        return _project_for_agentops_token(bearer)
+    raw = (
+        bearer
+        or request.headers.get("X-API-Key", "").strip()
+        or request.headers.get("X-Agentops-Api-Key", "").strip()
+    )
+    if not raw:
+        raise AuthError(
+            "Missing credentials: send Authorization: Bearer <API key or token>, X-API-Key or "
+            "X-Agentops-Api-Key"
+        )
+    return project_for_key(raw)
+
+
+def _project_for_agentops_token(token: str) -> Project:
+    try:
+        claims = signing.loads(token, salt=AGENTOPS_TOKEN_SALT)
+    except signing.BadSignature as exc:
+        raise AuthError(
+            "Unknown bearer token: not an API key nor a token from /v3/auth/token"
+        ) from exc
+    key = (
+        ApiKey.objects.select_related("project")
+        .filter(pk=claims.get("k"), revoked_at__isnull=True)
+        .first()
+    )
+    if key is None:
+        raise AuthError("The API key behind this token was revoked")
+    return key.project
+
+
+def _live_key(raw_key: str, *, field: str = "api_key") -> ApiKey:
+    key = (
+        ApiKey.objects.select_related("project")
+        .filter(key_hash=hash_api_key(raw_key.strip()), revoked_at__isnull=True)
+        .first()
+    )
+    if key is None:
+        raise AuthError("Unknown or revoked API key", field=field)
+    return key

@@ -19,6 +19,12 @@ class Project(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    session_attributes = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="OTLP span attributes (comma-separated) that name the session a trace belongs "
+        "to, checked before session.id, session_id and gen_ai.conversation.id.",
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
     )
@@ -173,6 +179,7 @@ class Span(models.Model):
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="spans")
     span_id = models.CharField(max_length=128)
     parent_span_id = models.CharField(max_length=128, blank=True)
+    trace_id = models.CharField(max_length=32, blank=True, help_text="OTLP trace id (hex).")
     kind = models.CharField(max_length=10, choices=Kind.choices, db_index=True)
     name = models.CharField(max_length=300)
     agent_external_id = models.CharField(max_length=128, blank=True)
@@ -185,6 +192,9 @@ class Span(models.Model):
     prompt_tokens = models.IntegerField(null=True, blank=True)
     completion_tokens = models.IntegerField(null=True, blank=True)
     cost = models.FloatField(null=True, blank=True)
+    is_cost_estimated = models.BooleanField(
+        default=False, help_text="Cost computed from the model price table, not sent by the client."
+    )
     error_type = models.CharField(max_length=200, blank=True)
     error_message = models.CharField(max_length=2000, blank=True)
 
@@ -213,6 +223,9 @@ class SpanPayload(models.Model):
     completion = models.JSONField(null=True, blank=True)
     stack_trace = models.TextField(blank=True)
     attributes = models.JSONField(default=dict, blank=True)
+    unmapped_keys = models.JSONField(
+        default=list, blank=True, help_text="Attribute keys no mapping understood (OTLP)."
+    )
 
     def __str__(self) -> str:
         return f"payload of span {self.pk}"
@@ -228,9 +241,10 @@ class TranscriptLine(models.Model):
         AGENT = "agent"
         LLM = "llm"
         TOOL = "tool"
+        LOG = "log"
 
     CONVERSATION_ROLES = (Role.USER, Role.ASSISTANT, Role.SYSTEM)
-    STATUS_ROLES = (Role.AGENT, Role.LLM, Role.TOOL)
+    STATUS_ROLES = (Role.AGENT, Role.LLM, Role.TOOL, Role.LOG)
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE)
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="transcript")
@@ -239,6 +253,7 @@ class TranscriptLine(models.Model):
     text = models.TextField()
     agent_external_id = models.CharField(max_length=128, blank=True)
     span_id = models.CharField(max_length=128, blank=True)
+    trace_id = models.CharField(max_length=32, blank=True)
     at = models.DateTimeField()
 
     class Meta:
@@ -263,6 +278,7 @@ class MetricSample(models.Model):
     value = models.FloatField()
     unit = models.CharField(max_length=50, blank=True)
     agent_external_id = models.CharField(max_length=128, blank=True)
+    attributes = models.JSONField(default=dict, blank=True, help_text="Dimensions, e.g. model.")
     at = models.DateTimeField()
 
     class Meta:
@@ -273,6 +289,58 @@ class MetricSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value}{self.unit}"
+
+
+class TraceLink(models.Model):
+    """An OTLP trace that belongs to a named session (one round of a multi-trace conversation).
+
+    Traces without a link are sessions of their own, keyed by their hex trace id."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    trace_id = models.CharField(max_length=32)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="trace_links")
+    round_index = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "trace_id"], name="trace_link_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"trace {self.trace_id} -> {self.session_id}"
+
+
+class ModelPrice(models.Model):
+    """A per-project override of the built-in model price table (ingest/prices.json).
+
+    Prices are USD per million tokens. `model` matches a model name exactly, or as a shell-style
+    pattern (`gpt-4o*`) when it contains a wildcard; exact matches win."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_prices")
+    model = models.CharField(max_length=200)
+    input_per_million = models.FloatField()
+    output_per_million = models.FloatField()
+    cached_input_per_million = models.FloatField(null=True, blank=True)
+    reasoning_per_million = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "model"], name="model_price_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model}: ${self.input_per_million}/${self.output_per_million} per 1M"
+
+
+class UploadedObject(models.Model):
+    """A body sent to agentops' /v4/objects/upload/, readable back at the URL we answer."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"object {self.pk} ({len(self.body)} chars)"
 
 
 class ReceivedRecord(models.Model):

@@ -27,19 +27,23 @@ from ingest.formats.records import (
     RecordError,
     SessionRecord,
     SpanRecord,
+    TraceLinkRecord,
     TranscriptRecord,
 )
 from ingest.models import (
     Agent,
     IngestRejection,
     MetricSample,
+    ModelPrice,
     Project,
     ReceivedRecord,
     Session,
     Span,
     SpanPayload,
+    TraceLink,
     TranscriptLine,
 )
+from ingest.pricing import Price, default_prices, llm_cost, price_for
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +64,7 @@ SESSION_MERGE_FIELDS = (
 )
 SPAN_MERGE_FIELDS = (
     "parent_span_id",
+    "trace_id",
     "kind",
     "name",
     "agent_external_id",
@@ -72,10 +77,29 @@ SPAN_MERGE_FIELDS = (
     "prompt_tokens",
     "completion_tokens",
     "cost",
+    "is_cost_estimated",
     "error_type",
     "error_message",
 )
-PAYLOAD_FIELDS = ("params", "returns", "prompt", "completion", "stack_trace", "attributes")
+PAYLOAD_FIELDS = (
+    "params",
+    "returns",
+    "prompt",
+    "completion",
+    "stack_trace",
+    "attributes",
+    "unmapped_keys",
+)
+# Attribute keys that carry the cached-input and reasoning parts of an LLM call's tokens.
+CACHED_TOKEN_KEYS = (
+    "gen_ai.usage.cache_read_input_tokens",
+    "gen_ai.usage.cached_tokens",
+    "llm.token_count.prompt_details.cache_read",
+)
+REASONING_TOKEN_KEYS = (
+    "gen_ai.usage.reasoning_tokens",
+    "llm.token_count.completion_details.reasoning",
+)
 
 
 @dataclass
@@ -128,9 +152,12 @@ def _save_batch(
 ) -> SaveResult:
     result = SaveResult()
     fresh = _claim_record_ids(project, records, result)
+    fresh, links = _follow_trace_links(project, fresh)
     sessions = _upsert_sessions(project, fresh)
+    _save_trace_links(project, sessions, links)
     _upsert_agents(project, sessions, [r for r in fresh if isinstance(r, AgentRecord)])
-    _upsert_spans(project, sessions, [r for r in fresh if isinstance(r, SpanRecord)])
+    spans = _with_estimated_costs(project, [r for r in fresh if isinstance(r, SpanRecord)])
+    _upsert_spans(project, sessions, spans)
     _insert_transcript(project, sessions, [r for r in fresh if isinstance(r, TranscriptRecord)])
     _insert_metrics(project, sessions, [r for r in fresh if isinstance(r, MetricRecord)])
     result.rejection_count = save_rejections(project, errors, source=source)
@@ -178,6 +205,130 @@ def _insert_ledger_ids(project: Project, ids: list[str]) -> set[str]:
         [ReceivedRecord(project=project, record_id=i) for i in new], ignore_conflicts=True
     )
     return new
+
+
+def _follow_trace_links(
+    project: Project, records: list[Record]
+) -> tuple[list[Record], dict[str, TraceLinkRecord]]:
+    """Point records of linked OTLP traces at their named session instead of the trace's own.
+
+    A trace's records carry its hex trace id as session id. A TraceLinkRecord in this batch, or a
+    TraceLink stored earlier, names the session the trace belongs to. Returns the rewritten
+    records and the links this batch brings.
+    """
+    links = {r.trace_id: r for r in records if isinstance(r, TraceLinkRecord)}
+    trace_ids = {r.session_id for r in records if not isinstance(r, TraceLinkRecord)}
+    trace_ids = {t for t in trace_ids if len(t) == 32} - links.keys()
+    mapping = {trace: link.session_id for trace, link in links.items()}
+    if trace_ids:
+        mapping |= dict(
+            TraceLink.objects.filter(project=project, trace_id__in=trace_ids).values_list(
+                "trace_id", "session__external_id"
+            )
+        )
+    if not mapping:
+        return records, links
+    rewritten = [
+        r
+        if isinstance(r, TraceLinkRecord) or r.session_id not in mapping
+        else replace(r, session_id=mapping[r.session_id])
+        for r in records
+    ]
+    return rewritten, links
+
+
+def _save_trace_links(
+    project: Project, sessions: dict[str, Session], links: dict[str, TraceLinkRecord]
+) -> None:
+    """Store the batch's links, and move rows already stored under a trace's own session."""
+    if not links:
+        return
+    TraceLink.objects.bulk_create(
+        [
+            TraceLink(
+                project=project,
+                trace_id=trace,
+                session_id=sessions[link.session_id].pk,
+                round_index=link.round_index,
+            )
+            for trace, link in links.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["project", "trace_id"],
+        update_fields=["session", "round_index"],
+    )
+    strays = Session.objects.filter(project=project, external_id__in=links.keys())
+    for stray in strays.only("pk", "external_id"):
+        _move_trace(stray, sessions[links[stray.external_id].session_id])
+
+
+def _move_trace(stray: Session, target: Session) -> None:
+    """Rows of a trace stored before its link arrived move to the linked session."""
+    already = target.spans.values("span_id")
+    Span.objects.filter(session=stray, span_id__in=already).delete()
+    Span.objects.filter(session=stray).update(session=target)
+    TranscriptLine.objects.filter(session=stray).update(session=target)
+    Agent.objects.filter(session=stray).exclude(
+        external_id__in=target.agents.values("external_id")
+    ).update(session=target)
+    MetricSample.objects.filter(session=stray).update(session=target)
+    stray.delete()
+    Session.objects.filter(pk=target.pk).update(is_summary_stale=True)
+
+
+def _with_estimated_costs(project: Project, records: list[SpanRecord]) -> list[SpanRecord]:
+    """Price LLM calls that have tokens but no cost from the model price table."""
+    unpriced = [
+        r
+        for r in records
+        if r.kind == "llm"
+        and r.cost is None
+        and r.model
+        and (r.prompt_tokens or r.completion_tokens)
+    ]
+    if not unpriced:
+        return records
+    prices = _price_table(project)
+    priced: dict[int, SpanRecord] = {}
+    for record in unpriced:
+        price = price_for(record.model, prices)
+        if price is not None:
+            priced[id(record)] = replace(
+                record, cost=_record_cost(record, price), is_cost_estimated=True
+            )
+    return [priced.get(id(r), r) for r in records]
+
+
+def _record_cost(record: SpanRecord, price: Price) -> float:
+    return llm_cost(
+        price,
+        prompt_tokens=record.prompt_tokens,
+        completion_tokens=record.completion_tokens,
+        cached_input_tokens=_first_int(record.attributes, CACHED_TOKEN_KEYS),
+        reasoning_tokens=_first_int(record.attributes, REASONING_TOKEN_KEYS),
+    )
+
+
+def _first_int(attributes: dict[str, Any], keys: tuple[str, ...]) -> int | None:
+    for key in keys:
+        value = attributes.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return int(value)
+    return None
+
+
+def _price_table(project: Project) -> dict[str, Price]:
+    """The built-in prices with this project's overrides (admin: Model prices) on top."""
+    overrides = {
+        row.model: Price(
+            input=row.input_per_million,
+            output=row.output_per_million,
+            cached_input=row.cached_input_per_million,
+            reasoning=row.reasoning_per_million,
+        )
+        for row in ModelPrice.objects.filter(project=project)
+    }
+    return {**default_prices(), **overrides}
 
 
 def _session_ids_in(records: list[Record]) -> set[str]:
@@ -333,7 +484,7 @@ def _merge_span_records(records: list[SpanRecord]) -> list[SpanRecord]:
 
 
 def _is_empty(value: Any) -> bool:
-    return value is None or value == "" or value == {} or (value == "unset")
+    return value is None or value in ("", "unset") or value in ({}, [], ())
 
 
 def _fold(earlier: SpanRecord, later: SpanRecord) -> SpanRecord:
@@ -441,6 +592,7 @@ def _span_row(project: Project, session_pk: int, record: SpanRecord) -> Span:
 def _apply_span(span: Span, record: SpanRecord) -> None:
     values = {
         "parent_span_id": record.parent_span_id,
+        "trace_id": record.trace_id,
         "kind": record.kind,
         "name": record.name,
         "agent_external_id": record.agent_id,
@@ -458,6 +610,8 @@ def _apply_span(span: Span, record: SpanRecord) -> None:
     for attr, value in values.items():
         if is_new or not _is_empty(value):
             setattr(span, attr, value)
+    if record.cost is not None:
+        span.is_cost_estimated = record.is_cost_estimated
     if is_new or span.started_at is None or record.started_at < span.started_at:
         span.started_at = record.started_at
     if span.ended_at is not None and span.started_at is not None:
@@ -507,6 +661,7 @@ def _insert_transcript(
                 text=r.text,
                 agent_external_id=r.agent_id,
                 span_id=r.span_id,
+                trace_id=r.trace_id,
                 at=r.at,
             )
             for r in records
@@ -528,6 +683,7 @@ def _insert_metrics(
                 value=r.value,
                 unit=r.unit,
                 agent_external_id=r.agent_id,
+                attributes=r.attributes,
                 at=r.at,
             )
             for r in records

@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -51,7 +51,14 @@ def native_batch(request: HttpRequest) -> JsonResponse:
     except BodyError as exc:
         keep_refused_body(project, request, exc)
         return error(exc.message, exc.status, field=exc.field)
-    saved = save_records(project, parsed.records, parsed.errors)
+    try:
+        saved = save_records(project, parsed.records, parsed.errors)
+    except OperationalError as exc:
+        # The database is down or locked past its timeout: ask the client to retry later.
+        logger.warning("ingest: database unavailable, answering 503: %s", exc)
+        response = error("The server cannot store data right now; retry later", 503)
+        response["Retry-After"] = "5"
+        return response
     transaction.on_commit(partial(enqueue_session_summaries, saved.session_pks))
     return JsonResponse(batch_answer(parsed.records, parsed.errors, saved))
 
@@ -69,7 +76,9 @@ def read_body(request: HttpRequest) -> bytes:
     return decode_body(request.body, encoding, max_bytes=limit)
 
 
-def keep_refused_body(project: Project, request: HttpRequest, exc: BodyError) -> None:
+def keep_refused_body(
+    project: Project, request: HttpRequest, exc: BodyError, *, source: str = "native"
+) -> None:
     """Keep a refused body (when small enough to hold) so a bad batch is visible and replayable."""
     if exc.status == 413 or int(request.META.get("CONTENT_LENGTH") or 0) > MAX_KEPT_BODY_BYTES:
         return
@@ -82,7 +91,7 @@ def keep_refused_body(project: Project, request: HttpRequest, exc: BodyError) ->
     save_rejections(
         project,
         [RecordError(index=None, field=exc.field, message=exc.message, raw=raw)],
-        source="native",
+        source=source,
     )
 
 

@@ -80,6 +80,26 @@ class SpanRecord:
     prompt: Any = None
     completion: Any = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    # OTLP: the trace the span came from (hex), and the attribute keys no mapping understood;
+    # they are shown in the span's "unmapped attributes" panel, never dropped.
+    trace_id: str = ""
+    unmapped_keys: tuple[str, ...] = ()
+    # True when the mapper computed nothing for cost and the price table should be applied.
+    is_cost_missing: bool = False
+    # Set by store.py when the cost came from the price table.
+    is_cost_estimated: bool = False
+
+
+@dataclass(frozen=True)
+class TraceLinkRecord:
+    """OTLP: the spans of trace_id belong to session_id (a session that spans several traces,
+    e.g. one TaskWeaver round per trace). Without a link a trace is its own session, keyed by
+    its hex trace id. round_index orders the rounds when the client says it (else start time)."""
+
+    record_id: str
+    trace_id: str
+    session_id: str
+    round_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +113,7 @@ class TranscriptRecord:
     at: datetime
     agent_id: str = ""
     span_id: str = ""
+    trace_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,9 +125,12 @@ class MetricRecord:
     session_id: str = ""
     unit: str = ""
     agent_id: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
-Record = SessionRecord | AgentRecord | SpanRecord | TranscriptRecord | MetricRecord
+Record = (
+    SessionRecord | AgentRecord | SpanRecord | TranscriptRecord | MetricRecord | TraceLinkRecord
+)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,129 @@
+"""OTLP/HTTP endpoints (traces, metrics, logs), which the agentops 0.4 SDK also posts to.
+
+Status codes follow the OTLP/HTTP spec, because exporters act on them: 400 undecodable, 401 bad
+credentials, 413 too large, 415 unsupported content type, 503 with Retry-After when we cannot
+write right now (exporters retry 503 but drop on 429), 200 with partial_success otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import OperationalError, transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from analytics.tasks import enqueue_session_summaries
+from ingest.auth import AuthError, project_for_otlp_request
+from ingest.formats.otlp import (
+    DEFAULT_SESSION_ATTRIBUTES,
+    parse_otlp_logs,
+    parse_otlp_metrics,
+    parse_otlp_traces,
+)
+from ingest.formats.records import BodyError, ParseResult
+from ingest.models import Project
+from ingest.store import save_records
+from ingest.views import error, keep_refused_body, read_body
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "5"
+
+# signal name -> (protobuf response class, partial_success field, JSON field)
+SIGNALS: dict[str, tuple[Any, str, str]] = {
+    "traces": (ExportTraceServiceResponse, "rejected_spans", "rejectedSpans"),
+    "metrics": (ExportMetricsServiceResponse, "rejected_data_points", "rejectedDataPoints"),
+    "logs": (ExportLogsServiceResponse, "rejected_log_records", "rejectedLogRecords"),
+}
+
+
+def session_attributes(project: Project) -> tuple[str, ...]:
+    configured = tuple(a.strip() for a in project.session_attributes.split(",") if a.strip())
+    return configured + DEFAULT_SESSION_ATTRIBUTES
+
+
+def _traces(project: Project, body: bytes, content_type: str) -> ParseResult:
+    return parse_otlp_traces(
+        body,
+        content_type,
+        max_string_chars=settings.OBSERVATORY_MAX_STRING_CHARS,
+        session_attributes=session_attributes(project),
+    )
+
+
+def _metrics(project: Project, body: bytes, content_type: str) -> ParseResult:
+    return parse_otlp_metrics(
+        body, content_type, max_string_chars=settings.OBSERVATORY_MAX_STRING_CHARS
+    )
+
+
+def _logs(project: Project, body: bytes, content_type: str) -> ParseResult:
+    return parse_otlp_logs(
+        body,
+        content_type,
+        max_string_chars=settings.OBSERVATORY_MAX_STRING_CHARS,
+        session_attributes=session_attributes(project),
+    )
+
+
+def otlp_endpoint(
+    signal: str, parse: Callable[[Project, bytes, str], ParseResult]
+) -> Callable[[HttpRequest], HttpResponse]:
+    @csrf_exempt
+    @require_POST
+    def view(request: HttpRequest) -> HttpResponse:
+        try:
+            project = project_for_otlp_request(request)
+        except AuthError as exc:
+            return error(exc.message, 401, field=exc.field)
+        content_type = request.headers.get("Content-Type", "")
+        try:
+            parsed = parse(project, read_body(request), content_type)
+        except BodyError as exc:
+            keep_refused_body(project, request, exc, source=f"otlp-{signal}")
+            return error(exc.message, exc.status, field=exc.field)
+        try:
+            saved = save_records(project, parsed.records, parsed.errors, source=f"otlp-{signal}")
+        except OperationalError as exc:
+            logger.warning("otlp %s: database unavailable, answering 503: %s", signal, exc)
+            response = error("The server cannot store data right now; retry later", 503)
+            response["Retry-After"] = RETRY_AFTER_SECONDS
+            return response
+        transaction.on_commit(partial(enqueue_session_summaries, saved.session_pks))
+        return export_response(signal, content_type, parsed)
+
+    view.__name__ = f"otlp_{signal}"
+    return view
+
+
+def export_response(signal: str, content_type: str, parsed: ParseResult) -> HttpResponse:
+    """200 with partial_success naming how many items were refused and the first reasons."""
+    response_class, count_field, json_field = SIGNALS[signal]
+    rejected = len(parsed.errors)
+    message = "; ".join(e.message for e in parsed.errors[:5])
+    if rejected > 5:
+        message += f"; and {rejected - 5} more (see Ingest problems)"
+    if "json" in content_type.lower():
+        partial_success = {json_field: str(rejected), "errorMessage": message} if rejected else {}
+        return JsonResponse({"partialSuccess": partial_success} if rejected else {})
+    answer = response_class()
+    if rejected:
+        setattr(answer.partial_success, count_field, rejected)
+        answer.partial_success.error_message = message
+    return HttpResponse(answer.SerializeToString(), content_type="application/x-protobuf")
+
+
+traces = otlp_endpoint("traces", _traces)
+metrics = otlp_endpoint("metrics", _metrics)
+logs = otlp_endpoint("logs", _logs)
