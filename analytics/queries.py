@@ -11,8 +11,9 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from django.db.models import F, QuerySet
-from django.db.models.functions import Length, Substr
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Coalesce, Length, Substr
 
 from analytics.summaries import SESSION_COLUMNS, SPAN_COLUMNS
 from ingest.models import (
@@ -22,8 +23,12 @@ from ingest.models import (
     Project,
     Session,
     Span,
+    TraceLink,
     TranscriptLine,
 )
+
+# The attribute in which the OTLP mapper keeps a span's detailed kind (workflow, agent, task…).
+DETAILED_KIND_KEY = "observatory.kind"
 
 # --- Session summaries (analytics/tasks.py) -------------------------------------------------
 
@@ -119,12 +124,62 @@ def transcript_for_session(
 
 
 def status_lines_for_projects(projects: ProjectScope) -> QuerySet[TranscriptLine]:
-    """Transcript lines with a status role (agent, llm, tool), newest first."""
+    """Transcript lines with a status role (agent, llm, tool, log), newest first."""
     return (
         TranscriptLine.objects.filter(project__in=projects, role__in=TranscriptLine.STATUS_ROLES)
         .annotate(session_external_id=F("session__external_id"))
         .order_by("-at", "-id")
     )
+
+
+def session_for_trace(projects: ProjectScope, trace_id: str) -> Session | None:
+    """The visible session a hex trace id names: its own session (external id = trace id) or the
+    session a TraceLink puts the trace in; newest first if several. One query."""
+    linked = TraceLink.objects.filter(session=OuterRef("pk"), trace_id=trace_id)
+    sessions = sessions_for_projects(projects).filter(Q(external_id=trace_id) | Q(Exists(linked)))
+    return sessions.first()
+
+
+def session_rounds(session: Session) -> list[dict[str, Any]]:
+    """The traces of a multi-trace session as rounds, in order: round_index (missing last), then
+    the trace's first span start. Each dict holds trace_id, round_index, started_at, ended_at,
+    span_count and error_count. A trace with spans but no TraceLink is a round without an index.
+    Empty when the session has no TraceLink. Two queries, however many rounds."""
+    links = dict(TraceLink.objects.filter(session=session).values_list("trace_id", "round_index"))
+    if not links:
+        return []
+    failed = Q(status=Span.Status.ERROR) | Q(kind=Span.Kind.ERROR)
+    stats = {
+        row["trace_id"]: row
+        for row in Span.objects.filter(session=session)
+        .exclude(trace_id="")
+        .values("trace_id")
+        .annotate(
+            first_start=Min("started_at"),
+            last_end=Max(Coalesce("ended_at", "started_at")),
+            span_count=Count("pk"),
+            error_count=Count("pk", filter=failed),
+        )
+        .order_by()
+    }
+    rounds = [
+        {
+            "trace_id": trace_id,
+            "round_index": links.get(trace_id),
+            "started_at": stats.get(trace_id, {}).get("first_start"),
+            "ended_at": stats.get(trace_id, {}).get("last_end"),
+            "span_count": stats.get(trace_id, {}).get("span_count", 0),
+            "error_count": stats.get(trace_id, {}).get("error_count", 0),
+        }
+        for trace_id in sorted(links.keys() | stats.keys())
+    ]
+    return sorted(rounds, key=_round_order)
+
+
+def _round_order(row: dict[str, Any]) -> tuple[bool, int, bool, datetime | None]:
+    index, started = row["round_index"], row["started_at"]
+    # A missing start sorts last; `started is None` decides first, so None never meets a datetime.
+    return (index is None, index or 0, started is None, started)
 
 
 def agents_for_projects(projects: ProjectScope) -> QuerySet[Agent]:
@@ -189,6 +244,7 @@ WATERFALL_COLUMNS = [
     "started_at",
     "ended_at",
     "duration_ms",
+    "trace_id",
 ]
 
 
@@ -208,10 +264,18 @@ def overview_event_frame(project_id: int, *, since: datetime, until: datetime) -
     return pd.DataFrame.from_records(list(rows), columns=OVERVIEW_EVENT_COLUMNS)
 
 
-def waterfall_spans(session: Session, *, limit: int) -> list[dict[str, Any]]:
-    """The session's first `limit` spans by start time, as WATERFALL_COLUMNS dicts (no payload)."""
-    spans = Span.objects.filter(session=session).order_by("started_at", "id")
-    return list(spans.values(*WATERFALL_COLUMNS)[:limit])
+def waterfall_spans(session: Session, *, limit: int, trace_id: str = "") -> list[dict[str, Any]]:
+    """The session's first `limit` spans by start time (only trace `trace_id`'s when given), as
+    WATERFALL_COLUMNS dicts plus `detailed_kind` (the DETAILED_KIND_KEY attribute, or None).
+
+    The payload join reads that one attribute; prompts, completions and params stay unread."""
+    spans = Span.objects.filter(session=session)
+    if trace_id:
+        spans = spans.filter(trace_id=trace_id)
+    spans = spans.annotate(
+        detailed_kind=KeyTextTransform(DETAILED_KIND_KEY, "payload__attributes")
+    ).order_by("started_at", "id")
+    return list(spans.values(*WATERFALL_COLUMNS, "detailed_kind")[:limit])
 
 
 def stream_lines(

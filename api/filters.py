@@ -111,6 +111,7 @@ class SessionFilter(ProjectFilterSet):
 
 class EventFilter(ProjectFilterSet):
     session = filters.CharFilter(field_name="session__external_id", label="Session id.")
+    trace_id = filters.CharFilter(method="filter_trace_id", label="OTLP trace id (hex).")
     kind = filters.ChoiceFilter(choices=Span.Kind.choices)
     status = filters.ChoiceFilter(choices=Span.Status.choices)
     model = filters.CharFilter()
@@ -130,6 +131,10 @@ class EventFilter(ProjectFilterSet):
             session=OuterRef("session"), external_id=OuterRef("agent_external_id"), name=value
         )
         return queryset.filter(Q(agent_external_id=value) | Q(Exists(named)))
+
+    def filter_trace_id(self, queryset: QuerySet[Span], name: str, value: str) -> QuerySet[Span]:
+        # Stored lower-case, as OTLP/JSON and the agentops SDK write them.
+        return queryset.filter(trace_id=value.strip().lower())
 
     def filter_has_error(self, queryset: QuerySet[Span], name: str, value: bool) -> QuerySet[Span]:
         failed = Q(status=Span.Status.ERROR) | Q(kind=Span.Kind.ERROR)
@@ -155,7 +160,7 @@ class StatusLineFilter(ProjectFilterSet):
     roles = RoleInFilter(
         field_name="role",
         choices=[(role.value, role.label) for role in TranscriptLine.STATUS_ROLES],
-        label="Comma-separated status roles: agent, llm, tool.",
+        label="Comma-separated status roles: agent, llm, tool, log.",
     )
     agent = filters.CharFilter(field_name="agent_external_id", label="Agent id.")
     after = filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")

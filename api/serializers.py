@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from analytics.queries import DETAILED_KIND_KEY
 from ingest.models import (
     Agent,
     IngestRejection,
@@ -81,6 +82,32 @@ class SessionSerializer(serializers.ModelSerializer[Session]):
         return request.build_absolute_uri(path) if request is not None else path
 
 
+class RoundSerializer(serializers.Serializer[dict[str, Any]]):
+    """One OTLP trace of a session that spans several (a round of a conversation)."""
+
+    trace_id = serializers.CharField()
+    round_index = serializers.IntegerField(
+        allow_null=True, help_text="The order the client gave, if any."
+    )
+    started_at = serializers.DateTimeField(allow_null=True, help_text="Its first span's start.")
+    span_count = serializers.IntegerField()
+
+
+class SessionDetailSerializer(SessionSerializer):
+    """A session with `rounds`, which the view reads (analytics.queries.session_rounds) and sets
+    on it: empty unless the session's spans came in several OTLP traces."""
+
+    rounds = RoundSerializer(
+        many=True,
+        read_only=True,
+        help_text="The session's traces in round order: round_index, then start time.",
+    )
+
+    class Meta(SessionSerializer.Meta):
+        fields = [*SessionSerializer.Meta.fields, "rounds"]
+        read_only_fields = fields
+
+
 class EventSerializer(serializers.ModelSerializer[Span]):
     """A span without its payload: what lists show."""
 
@@ -96,6 +123,7 @@ class EventSerializer(serializers.ModelSerializer[Span]):
             "project",
             "span_id",
             "parent_span_id",
+            "trace_id",
             "kind",
             "name",
             "agent_id",
@@ -108,6 +136,7 @@ class EventSerializer(serializers.ModelSerializer[Span]):
             "prompt_tokens",
             "completion_tokens",
             "cost",
+            "is_cost_estimated",
             "error_type",
             "error_message",
         ]
@@ -123,18 +152,36 @@ class EventDetailSerializer(EventSerializer):
     completion = serializers.JSONField(source="payload.completion", allow_null=True)
     stack_trace = serializers.CharField(source="payload.stack_trace", allow_null=True)
     attributes = serializers.JSONField(source="payload.attributes", allow_null=True)
+    unmapped_keys = serializers.ListField(
+        source="payload.unmapped_keys",
+        child=serializers.CharField(),
+        allow_null=True,
+        help_text="Attribute keys no mapping understood; their values are in `attributes`.",
+    )
+    detailed_kind = serializers.SerializerMethodField(
+        help_text="OTLP spans: workflow, agent, task, guardrail, tool_call_request, embedding…"
+        f" (the `{DETAILED_KIND_KEY}` attribute); null when not given."
+    )
 
     class Meta(EventSerializer.Meta):
         fields = [
             *EventSerializer.Meta.fields,
+            "detailed_kind",
             "params",
             "returns",
             "prompt",
             "completion",
             "stack_trace",
             "attributes",
+            "unmapped_keys",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_detailed_kind(self, span: Span) -> str | None:
+        payload = getattr(span, "payload", None)
+        detailed = (payload.attributes or {}).get(DETAILED_KIND_KEY) if payload else None
+        return detailed if isinstance(detailed, str) else None
 
 
 class TranscriptLineSerializer(serializers.ModelSerializer[TranscriptLine]):
@@ -143,7 +190,7 @@ class TranscriptLineSerializer(serializers.ModelSerializer[TranscriptLine]):
 
     class Meta:
         model = TranscriptLine
-        fields = ["id", "session_id", "role", "text", "agent_id", "span_id", "at"]
+        fields = ["id", "session_id", "role", "text", "agent_id", "span_id", "trace_id", "at"]
         read_only_fields = fields
 
 
@@ -179,7 +226,7 @@ class MetricSampleSerializer(serializers.ModelSerializer[MetricSample]):
 
     class Meta:
         model = MetricSample
-        fields = ["id", "session_id", "name", "value", "unit", "agent_id", "at"]
+        fields = ["id", "session_id", "name", "value", "unit", "agent_id", "attributes", "at"]
         read_only_fields = fields
 
 

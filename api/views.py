@@ -75,11 +75,15 @@ class SessionList(ListView):
 
 @extend_schema(parameters=[SESSION_ID, PROJECT])
 class SessionDetail(generics.RetrieveAPIView):  # type: ignore[type-arg]
-    serializer_class = serializers.SessionSerializer
+    """One session, with its rounds when it spans several OTLP traces."""
+
+    serializer_class = serializers.SessionDetailSerializer
     queryset = Session.objects.none()  # for the schema; get_object() does the real lookup
 
     def get_object(self) -> Session:
-        return session_for_request(self.request, self.kwargs["session_id"])
+        session = session_for_request(self.request, self.kwargs["session_id"])
+        session.rounds = queries.session_rounds(session)  # type: ignore[attr-defined]
+        return session
 
 
 @extend_schema(parameters=[SESSION_ID, PROJECT])
@@ -140,7 +144,7 @@ class AgentList(ListView):
 
 
 class StatusLineList(ListView):
-    """Transcript lines with the roles agent, llm and tool."""
+    """Transcript lines with the roles agent, llm, tool and log (captured output)."""
 
     serializer_class = serializers.TranscriptLineSerializer
     filterset_class = filters.StatusLineFilter

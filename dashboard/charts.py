@@ -249,5 +249,6 @@ def waterfall_chart(rows: Sequence[WaterfallRow]) -> go.Figure:
 
 def _waterfall_custom(row: WaterfallRow) -> list[Any]:
     duration = "no end time" if row.duration_ms is None else f"{row.duration_ms:,.0f} ms"
-    summary = " · ".join(part for part in (row.kind, row.status or "unset", row.model) if part)
+    kind = f"{row.kind} ({row.detailed_kind})" if row.detailed_kind else row.kind
+    summary = " · ".join(part for part in (kind, row.status or "unset", row.model) if part)
     return [row.pk, _text(row.name), _text(summary), duration]

@@ -38,6 +38,7 @@ from analytics.overview import (
 from analytics.tasks import enqueue_session_summaries
 from api.filters import SessionFilter
 from dashboard import charts
+from dashboard.rounds import Round, rounds_with_messages
 from dashboard.waterfall import waterfall_rows
 from ingest import store
 from ingest.models import IngestRejection, Project, Session, TranscriptLine
@@ -46,7 +47,7 @@ PROJECT_SESSION_KEY = "dashboard_project"
 PAGE_SIZE = 50
 WATERFALL_LIMIT = 2000
 CHILD_LIMIT = 50
-TOGGLE_ROLES = ("agent", "llm", "tool")
+TOGGLE_ROLES = ("agent", "llm", "tool", "log")
 # Columns of the sessions table: (label, SessionFilter ordering field or "", CSS class).
 SESSION_COLUMNS = [
     ("Name", "", "col-name"),
@@ -62,6 +63,8 @@ SESSION_COLUMNS = [
     ("Tags", "", ""),
 ]
 REJECTION_STATES = {"unresolved": False, "resolved": True, "all": None}
+# A trace id in a message is cut to this; the agentops SDK's are 32 hex digits.
+TRACE_ID_SHOWN_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,7 @@ def _filter_params(request: HttpRequest, project: Project) -> QueryDict:
     The export link carries these same parameters, so the CSV holds exactly the rows shown.
     """
     params = request.GET.copy()
-    for key in ("page", "format", "range"):
+    for key in ("page", "format", "range", "trace_id"):
         params.pop(key, None)
     range_key = request.GET.get("range", "")
     if range_key in RANGES:
@@ -261,9 +264,24 @@ def _session_list_context(request: HttpRequest, nav: Nav) -> dict[str, Any]:
     }
 
 
+def _session_for_trace(request: HttpRequest) -> Session | None:
+    """`?trace_id=` (the link the agentops SDK prints): the session holding that trace, if any of
+    the user's projects has one; otherwise a message on the list page says so."""
+    trace_id = request.GET.get("trace_id", "").strip().lower()
+    if not trace_id:
+        return None
+    session = queries.session_for_trace(queries.projects_for_user(request.user), trace_id)
+    if session is None and not _htmx_partial(request):
+        messages.warning(request, f"No session for trace {trace_id[:TRACE_ID_SHOWN_CHARS]}.")
+    return session
+
+
 @login_required
 @require_GET
 def session_list(request: HttpRequest) -> HttpResponse:
+    traced = _session_for_trace(request)
+    if traced is not None:
+        return redirect("dashboard:session-detail", traced.pk)
     nav = _current_nav(request)
     if nav is None:
         return _no_project(request)
@@ -286,12 +304,20 @@ def _shown_roles(hidden: list[str]) -> list[str]:
     return [role for role in TranscriptLine.Role.values if role not in hidden]
 
 
+def _trace_param(request: HttpRequest) -> str:
+    return request.GET.get("trace", "").strip().lower()
+
+
 def _role_toggles(request: HttpRequest, hidden: list[str]) -> list[dict[str, Any]]:
+    """Links that flip one role; they keep the waterfall's round filter (`trace`)."""
     toggles = []
+    trace_id = _trace_param(request)
     for role in TOGGLE_ROLES:
         shown = role not in hidden
         next_hidden = [r for r in TOGGLE_ROLES if (r in hidden) != (r == role)]
         params = QueryDict(mutable=True)
+        if trace_id:
+            params["trace"] = trace_id
         if next_hidden:
             params["hide"] = ",".join(next_hidden)
         toggles.append({"role": role, "shown": shown, "query": params.urlencode(safe=",")})
@@ -321,12 +347,13 @@ def _int_param(request: HttpRequest, name: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _waterfall_context(session: Session) -> dict[str, Any]:
-    spans = queries.waterfall_spans(session, limit=WATERFALL_LIMIT + 1)
+def _waterfall_context(session: Session, *, trace_id: str) -> dict[str, Any]:
+    """The span tree and chart; with `trace_id`, only that trace's spans, timed from its start."""
+    spans = queries.waterfall_spans(session, limit=WATERFALL_LIMIT + 1, trace_id=trace_id)
     truncated = len(spans) > WATERFALL_LIMIT
     spans = spans[:WATERFALL_LIMIT]
     starts = [spans[0]["started_at"]] if spans else []
-    if session.started_at:
+    if session.started_at and not trace_id:
         starts.append(session.started_at)
     rows = waterfall_rows(spans, origin=min(starts) if starts else None)
     return {
@@ -344,11 +371,22 @@ def _parent_pk(session: Session) -> int | None:
     return parents.get(session.parent_external_id)
 
 
+def _rounds_context(session: Session, trace_id: str, lines: list[Any]) -> dict[str, Any]:
+    """The Rounds panel: the session's traces in order, with each round's user message and reply
+    taken from the stream lines already loaded (user and assistant lines are never hidden)."""
+    rounds = rounds_with_messages(
+        queries.session_rounds(session), ((line.trace_id, line.role, line.text) for line in lines)
+    )
+    selected: Round | None = next((r for r in rounds if r.trace_id == trace_id), None)
+    return {"rounds": rounds, "trace_filter": trace_id, "selected_round": selected}
+
+
 @login_required
 @require_GET
 def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
     session = _session_or_404(request, pk)
     lines = list(queries.stream_lines(session, roles=_shown_roles(_hidden_roles(request))))
+    trace_id = _trace_param(request)
     context = {
         "nav": _object_nav(request, session.project),
         "session": session,
@@ -356,7 +394,8 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "parent_pk": _parent_pk(session),
         "children": queries.child_sessions(session, limit=CHILD_LIMIT),
         "stream": _stream_context(session, request, lines),
-        **_waterfall_context(session),
+        **_rounds_context(session, trace_id, lines),
+        **_waterfall_context(session, trace_id=trace_id),
     }
     return render(request, "dashboard/session_detail.html", context)
 
@@ -385,7 +424,7 @@ def _pretty(value: Any) -> str:
 def _payload_sections(payload: Any) -> list[tuple[str, str]]:
     if payload is None:
         return []
-    sections = [
+    return [
         (title, _pretty(getattr(payload, field)))
         for title, field in (
             ("Params", "params"),
@@ -395,9 +434,20 @@ def _payload_sections(payload: Any) -> list[tuple[str, str]]:
         )
         if getattr(payload, field) not in (None, "", [], {})
     ]
-    if payload.attributes:
-        sections.append(("Attributes", _pretty(payload.attributes)))
-    return sections
+
+
+def _attribute_context(span: Any, payload: Any) -> dict[str, Any]:
+    """The span's raw attributes: those no mapping understood (key, value text), all of them as
+    JSON, and the detailed kind the OTLP mapper keeps among them when it says more than kind."""
+    attributes = (payload.attributes if payload else None) or {}
+    keys = (payload.unmapped_keys if payload else None) or []
+    detailed = attributes.get(queries.DETAILED_KIND_KEY)
+    return {
+        "unmapped": [(str(key), _pretty(attributes.get(key))) for key in keys],
+        "attributes_text": _pretty(attributes) if attributes else "",
+        "attribute_count": len(attributes),
+        "detailed_kind": detailed if isinstance(detailed, str) and detailed != span.kind else "",
+    }
 
 
 @login_required
@@ -413,6 +463,7 @@ def span_detail(request: HttpRequest, pk: int, span_pk: int) -> HttpResponse:
         "span": span,
         "sections": _payload_sections(payload),
         "stack_trace": payload.stack_trace if payload else "",
+        **_attribute_context(span, payload),
     }
     if _htmx_partial(request):
         return _vary_on_htmx(render(request, "dashboard/span_detail.html#panel", context))

@@ -26,6 +26,9 @@ class WaterfallRow:
     has_children: bool
     # How many open subtrees end right after this row; the template closes that many lists.
     closes: int
+    # OTLP: the detailed kind (workflow, agent, task…) when it says more than `kind`.
+    detailed_kind: str = ""
+    trace_id: str = ""
 
     @property
     def is_error(self) -> bool:
@@ -82,15 +85,21 @@ def _duration(span: Mapping[str, Any]) -> float | None:
     return None
 
 
+def _detailed_kind(span: Mapping[str, Any]) -> str:
+    detailed = str(span.get("detailed_kind") or "")
+    return "" if detailed == span["kind"] else detailed
+
+
 def waterfall_rows(
     spans: Sequence[Mapping[str, Any]], *, origin: datetime | None = None
 ) -> list[WaterfallRow]:
     """Spans in tree order: depth-first by parent_span_id, siblings by start time (then pk).
 
     Each span needs pk, span_id, parent_span_id, name, kind, status, model, started_at, and
-    optionally ended_at and duration_ms. A span whose parent is missing is a root. Spans caught
-    in a parent cycle come after the rest, starting from the earliest, so every span appears
-    exactly once. Offsets are measured from `origin` (default: the earliest span start).
+    optionally ended_at, duration_ms, detailed_kind and trace_id. A span whose parent is missing
+    is a root. Spans caught in a parent cycle come after the rest, starting from the earliest, so
+    every span appears exactly once. Offsets are measured from `origin` (default: the earliest
+    span start).
     """
     if not spans:
         return []
@@ -118,6 +127,8 @@ def waterfall_rows(
                 duration_ms=_duration(span),
                 has_children=has_children,
                 closes=0 if has_children else depth - next_depth,
+                detailed_kind=_detailed_kind(span),
+                trace_id=span.get("trace_id") or "",
             )
         )
     return rows

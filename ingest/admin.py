@@ -1,10 +1,24 @@
-"""Django admin for self-hosters: projects, members and keys (keys are created by command)."""
+"""Django admin for self-hosters: projects (members, keys, price overrides, session attributes),
+ingest problems, and read-only views of trace links and uploaded objects."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from ingest.models import ApiKey, IngestRejection, Membership, Project
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.db.models.functions import Length
+from django.http import HttpRequest
+
+from ingest.models import (
+    ApiKey,
+    IngestRejection,
+    Membership,
+    ModelPrice,
+    Project,
+    TraceLink,
+    UploadedObject,
+)
 
 
 class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -20,11 +34,27 @@ class ApiKeyInline(admin.TabularInline):  # type: ignore[type-arg]
     can_delete = False
 
 
+class ModelPriceInline(admin.TabularInline):  # type: ignore[type-arg]
+    """The project's overrides of the built-in price table (USD per million tokens)."""
+
+    model = ModelPrice
+    extra = 0
+    fields = (
+        "model",
+        "input_per_million",
+        "output_per_million",
+        "cached_input_per_million",
+        "reasoning_per_million",
+    )
+    verbose_name = "model price override"
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("name", "slug", "created_at")
+    fields = ("name", "slug", "session_attributes")
     prepopulated_fields = {"slug": ("name",)}
-    inlines = (MembershipInline, ApiKeyInline)
+    inlines = (MembershipInline, ApiKeyInline, ModelPriceInline)
 
 
 @admin.register(IngestRejection)
@@ -32,3 +62,39 @@ class IngestRejectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("received_at", "project", "source", "field", "message", "is_resolved")
     list_filter = ("is_resolved", "source", "project")
     readonly_fields = ("received_at", "raw", "message", "field", "record_type", "record_index")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Rows that only ingest writes: the admin may look, not add, change or delete."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(TraceLink)
+class TraceLinkAdmin(ReadOnlyAdmin):
+    list_display = ("trace_id", "session", "round_index", "project")
+    list_filter = ("project",)
+    list_select_related = ("session", "project")
+    search_fields = ("trace_id", "session__external_id")
+
+
+@admin.register(UploadedObject)
+class UploadedObjectAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "project", "created_at", "size")
+    list_filter = ("project",)
+    list_select_related = ("project",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[UploadedObject]:
+        # The list shows each body's length, not the body, which can be megabytes.
+        return super().get_queryset(request).annotate(body_chars=Length("body")).defer("body")
+
+    @admin.display(description="characters", ordering="body_chars")
+    def size(self, uploaded: UploadedObject) -> int:
+        return int(getattr(uploaded, "body_chars", 0))

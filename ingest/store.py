@@ -399,13 +399,21 @@ def _widen_inferred_start(session: Session, at: datetime | None) -> None:
         session.started_at = at
 
 
+def _is_latest_end(session: Session, record: SessionRecord) -> bool:
+    """An end older than the one stored (an earlier round of a multi-trace session arriving
+    late) does not reopen or rewrite the session's end."""
+    if session.ended_at is None or record.ended_at is None:
+        return True
+    return record.ended_at >= session.ended_at
+
+
 def _merge_session(session: Session, record: SessionRecord) -> None:
     if record.action == "start":
         session.is_inferred = False
         session.started_at = record.started_at
     elif record.started_at is not None:
         session.started_at = record.started_at
-    if record.action == "end":
+    if record.action == "end" and _is_latest_end(session, record):
         session.ended_at = record.ended_at
         session.end_state = record.end_state or Session.EndState.INDETERMINATE
         session.end_state_reason = record.end_state_reason or ""

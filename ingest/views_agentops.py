@@ -99,7 +99,7 @@ def logs_upload(request: HttpRequest) -> JsonResponse:
         keep_refused_body(project, request, exc, source="agentops-logs")
         return error(exc.message, exc.status, field=exc.field)
     _store(project, parsed, source="agentops-logs")
-    trace_id = format(int(request.headers["Trace-Id"]), "032x")
+    trace_id = agentops.trace_id_from_header(request.headers["Trace-Id"])
     return JsonResponse({"url": session_url(trace_id), "size": len(body)})
 
 

@@ -64,7 +64,10 @@ def _traces(project: Project, body: bytes, content_type: str) -> ParseResult:
 
 def _metrics(project: Project, body: bytes, content_type: str) -> ParseResult:
     return parse_otlp_metrics(
-        body, content_type, max_string_chars=settings.OBSERVATORY_MAX_STRING_CHARS
+        body,
+        content_type,
+        max_string_chars=settings.OBSERVATORY_MAX_STRING_CHARS,
+        session_attributes=session_attributes(project),
     )
 
 

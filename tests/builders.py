@@ -1,7 +1,7 @@
 """Keyword-only builders for read-side tests: rows made directly with the ORM.
 
-make_session also creates the session's agents, spans (with payloads) and transcript, and fills
-its summary columns from those spans, the way the summary task would.
+make_session also creates the session's agents, spans (with payloads), transcript and trace
+links, and fills its summary columns from those spans, the way the summary task would.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ingest.models import (
     Session,
     Span,
     SpanPayload,
+    TraceLink,
     TranscriptLine,
 )
 
@@ -64,15 +65,20 @@ def make_session(
     tags: Sequence[str] = (),
     agents: Sequence[str] = ("planner",),
     end_state: str = Session.EndState.SUCCESS,
-    transcript: Iterable[tuple[str, str]] = (("user", "hi"),),
+    transcript: Iterable[tuple[str, ...]] = (("user", "hi"),),
     user_query: str = "",
     group_key: str = "",
     parent: str = "",
     metadata: dict[str, Any] | None = None,
+    trace_ids: Sequence[str] = (),
 ) -> Session:
     """A session with `spans` spans: the first `llm_spans` are LLM calls to `model`, the rest
     alternate tool, action…, and the last `failed` have status error. One span a second from
-    `started_at`; agents are `agent-1`… named after `agents`; the spans belong to the first."""
+    `started_at`; agents are `agent-1`… named after `agents`; the spans belong to the first.
+
+    `trace_ids` make it a multi-trace session: one TraceLink per id (round_index 0, 1…) and the
+    spans split among the traces in order, in equal runs. A transcript line may be
+    (role, text, trace_id)."""
     session = Session.objects.create(
         project=project,
         external_id=external_id or f"session-{next(_ids)}",
@@ -96,6 +102,7 @@ def make_session(
         for i, agent_name in enumerate(agents, start=1)
     )
     span_rows = _make_spans(session, spans=spans, failed=failed, llm_spans=llm_spans, model=model)
+    _make_rounds(session, span_rows, trace_ids)
     _make_transcript(session, transcript)
     _fill_summary(session, span_rows, agents)
     return session
@@ -145,18 +152,31 @@ def _make_spans(
     return created
 
 
-def _make_transcript(session: Session, lines: Iterable[tuple[str, str]]) -> None:
+def _make_rounds(session: Session, spans: list[Span], trace_ids: Sequence[str]) -> None:
+    if not trace_ids:
+        return
+    TraceLink.objects.bulk_create(
+        TraceLink(project=session.project, trace_id=trace_id, session=session, round_index=i)
+        for i, trace_id in enumerate(trace_ids)
+    )
+    for i, span in enumerate(spans):
+        span.trace_id = trace_ids[i * len(trace_ids) // len(spans)]
+    Span.objects.bulk_update(spans, ["trace_id"])
+
+
+def _make_transcript(session: Session, lines: Iterable[tuple[str, ...]]) -> None:
     start = session.started_at or T0
     TranscriptLine.objects.bulk_create(
         TranscriptLine(
             project=session.project,
             session=session,
             client_id=f"{session.external_id}-line-{i}",
-            role=role,
-            text=text,
+            role=line[0],
+            text=line[1],
+            trace_id=line[2] if len(line) > 2 else "",
             at=start + timedelta(seconds=i),
         )
-        for i, (role, text) in enumerate(lines)
+        for i, line in enumerate(lines)
     )
 
 
@@ -188,6 +208,7 @@ def make_metric(
     value: float = 1.0,
     at: datetime = T0,
     agent_id: str = "",
+    attributes: dict[str, Any] | None = None,
 ) -> MetricSample:
     return MetricSample.objects.create(
         project=project,
@@ -196,6 +217,7 @@ def make_metric(
         name=name,
         value=value,
         agent_external_id=agent_id,
+        attributes=attributes or {},
         at=at,
     )
 

@@ -12,12 +12,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from ingest.models import Agent, Span
+from ingest.models import Agent, Span, SpanPayload
 from tests.builders import T0, make_project, make_session
 
 pytestmark = pytest.mark.django_db
 
 EVENTS = reverse("api:event-list")
+TRACE, OTHER_TRACE = "ab" * 16, "cd" * 16
 
 
 def names(response: Any) -> list[str]:
@@ -46,6 +47,7 @@ def test_it_lists_events_newest_first_without_payload_fields(client: APIClient) 
         "project": "acme",
         "span_id": "span-0",
         "parent_span_id": "",
+        "trace_id": "",
         "kind": "llm",
         "name": "openai.chat",
         "agent_id": "agent-1",
@@ -58,6 +60,7 @@ def test_it_lists_events_newest_first_without_payload_fields(client: APIClient) 
         "prompt_tokens": 100,
         "completion_tokens": 20,
         "cost": 0.001,
+        "is_cost_estimated": False,
         "error_type": "",
         "error_message": "",
     }
@@ -89,6 +92,42 @@ def test_detail_includes_the_payload(client: APIClient) -> None:
     assert body["completion"] == "hello"
     assert body["stack_trace"] == ""
     assert body["attributes"] == {"span.index": 0}
+    assert body["unmapped_keys"] == []
+    assert body["detailed_kind"] is None
+
+
+def test_detail_has_the_otlp_fields_trace_id_estimated_cost_unmapped_keys_and_detailed_kind(
+    client: APIClient,
+) -> None:
+    make_session(client.project, spans=1)  # type: ignore[attr-defined]
+    span = Span.objects.get()
+    Span.objects.filter(pk=span.pk).update(trace_id=TRACE, is_cost_estimated=True)
+    SpanPayload.objects.filter(span=span).update(
+        attributes={"observatory.kind": "embedding", "vendor.x": "<b>1</b>"},
+        unmapped_keys=["vendor.x"],
+    )
+
+    body = client.get(reverse("api:event-detail", args=[span.pk])).json()
+    listed = client.get(EVENTS).json()["results"][0]
+
+    assert (body["trace_id"], body["is_cost_estimated"]) == (TRACE, True)
+    assert body["detailed_kind"] == "embedding"
+    assert body["unmapped_keys"] == ["vendor.x"]
+    assert body["attributes"]["vendor.x"] == "<b>1</b>"
+    assert (listed["trace_id"], listed["is_cost_estimated"]) == (TRACE, True)
+    assert "unmapped_keys" not in listed and "detailed_kind" not in listed
+
+
+def test_trace_id_filters_events_in_lists_and_in_a_sessions_events(client: APIClient) -> None:
+    project = client.project  # type: ignore[attr-defined]
+    make_session(project, external_id="multi", spans=4, trace_ids=(TRACE, OTHER_TRACE))
+    make_session(project, external_id="plain", spans=2)
+
+    assert names(client.get(EVENTS, {"trace_id": TRACE})) == ["step-1", "openai.chat"]
+    assert names(client.get(EVENTS, {"trace_id": OTHER_TRACE.upper()})) == ["step-3", "step-2"]
+    session_events = reverse("api:session-event-list", args=["multi"])
+    assert names(client.get(session_events, {"trace_id": OTHER_TRACE})) == ["step-2", "step-3"]
+    assert names(client.get(EVENTS, {"trace_id": "f" * 32})) == []
 
 
 def test_detail_of_a_span_without_payload_has_null_payload_fields(client: APIClient) -> None:
@@ -100,6 +139,8 @@ def test_detail_of_a_span_without_payload_has_null_payload_fields(client: APICli
 
     assert body["params"] is None
     assert body["stack_trace"] is None
+    assert body["unmapped_keys"] is None
+    assert body["detailed_kind"] is None
 
 
 def test_a_sessions_events_come_in_time_order(client: APIClient) -> None:

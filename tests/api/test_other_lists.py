@@ -68,7 +68,9 @@ def test_metrics_are_listed_newest_first_and_filtered(
 ) -> None:
     project, raw_key = make_project()
     session = make_session(project, external_id="s1")
-    make_metric(project, session=session, name="memory_mb", value=512, at=T0)
+    make_metric(
+        project, session=session, name="memory_mb", value=512, at=T0, attributes={"host": "w1"}
+    )
     make_metric(project, name="cpu", value=-3.5, at=T0 + timedelta(minutes=1), agent_id="a1")
     url = reverse("api:metric-list")
     client = key_client(raw_key)
@@ -79,6 +81,7 @@ def test_metrics_are_listed_newest_first_and_filtered(
         ("cpu", -3.5, None),
         ("memory_mb", 512.0, "s1"),
     ]
+    assert [row["attributes"] for row in rows] == [{}, {"host": "w1"}]
     assert [row["name"] for row in results(client.get(url, {"session": "s1"}))] == ["memory_mb"]
     assert [row["name"] for row in results(client.get(url, {"agent": "a1"}))] == ["cpu"]
     assert [

@@ -44,7 +44,9 @@ def test_the_schema_documents_filters_and_pagination(client: Client) -> None:
     transcript = schema["paths"]["/api/v1/sessions/{session_id}/transcript/"]["get"]
 
     assert names >= {"cursor", "page_size", "tag", "model", "has_errors", "ordering", "project"}
+    events = schema["paths"]["/api/v1/events/"]["get"]
     assert "roles" in {parameter["name"] for parameter in transcript["parameters"]}
+    assert "trace_id" in {parameter["name"] for parameter in events["parameters"]}
     assert "text/csv" in sessions["responses"]["200"]["content"]
 
 

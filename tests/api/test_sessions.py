@@ -12,7 +12,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from api.filters import SessionFilter
-from ingest.models import Session
+from ingest.models import Session, TraceLink
 from tests.builders import T0, make_project, make_session, make_user
 
 pytestmark = pytest.mark.django_db
@@ -92,6 +92,52 @@ def test_detail_is_found_by_the_clients_session_id(client: APIClient) -> None:
 
     assert response.status_code == 200
     assert response.json()["id"] == "run/42"
+
+
+def test_detail_lists_the_rounds_of_a_multi_trace_session_in_order(client: APIClient) -> None:
+    project = client.project  # type: ignore[attr-defined]
+    first, second = "ab" * 16, "cd" * 16
+    make_session(project, external_id="chat", spans=3, trace_ids=(second, first))
+    TraceLink.objects.filter(trace_id=first).update(round_index=None)
+
+    detail = client.get(reverse("api:session-detail", args=["chat"])).json()
+    listed = client.get(SESSIONS).json()["results"][0]
+
+    assert detail["rounds"] == [
+        {
+            "trace_id": second,
+            "round_index": 0,
+            "started_at": "2026-11-21T10:00:00Z",
+            "span_count": 2,
+        },
+        {
+            "trace_id": first,
+            "round_index": None,
+            "started_at": "2026-11-21T10:00:02Z",
+            "span_count": 1,
+        },
+    ]
+    assert "rounds" not in listed
+
+
+def test_a_single_trace_session_has_no_rounds(client: APIClient) -> None:
+    make_session(client.project, external_id="one")  # type: ignore[attr-defined]
+
+    assert client.get(reverse("api:session-detail", args=["one"])).json()["rounds"] == []
+
+
+def test_detail_costs_the_same_queries_for_two_rounds_or_ten(
+    client: APIClient, django_assert_num_queries: Any
+) -> None:
+    project = client.project  # type: ignore[attr-defined]
+    client.get(SESSIONS)  # the key's first use writes last_used_at; later requests do not
+    for count in (2, 10):
+        traces = [f"{count:02d}{i:030x}" for i in range(count)]
+        make_session(project, external_id=f"rounds-{count}", spans=count, trace_ids=traces)
+        url = reverse("api:session-detail", args=[f"rounds-{count}"])
+        # The key lookup, the session, its trace links, the rounds' span counts.
+        with django_assert_num_queries(4):
+            assert len(client.get(url).json()["rounds"]) == count
 
 
 def test_detail_of_an_unknown_session_is_404_in_the_error_shape(client: APIClient) -> None:

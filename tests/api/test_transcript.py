@@ -19,6 +19,7 @@ CHAT = (
     ("agent", "Running tool SearchTool"),
     ("tool", "SearchTool returned 3 hits"),
     ("llm", "Calling gpt-4o"),
+    ("log", "INFO fetched 3 pages"),
     ("assistant", "Team A won."),
 )
 
@@ -66,16 +67,40 @@ def test_the_transcript_of_an_unknown_session_is_404(client: APIClient) -> None:
     assert response.status_code == 404
 
 
-def test_status_lines_are_the_agent_llm_and_tool_lines_newest_first(client: APIClient) -> None:
+def test_roles_log_gives_the_captured_output_lines(client: APIClient) -> None:
+    url = reverse("api:session-transcript", args=["s1"])
+
+    response = client.get(url, {"roles": "log"})
+
+    assert lines(response) == [("log", "INFO fetched 3 pages")]
+
+
+def test_transcript_lines_carry_their_trace_id(key_client: Callable[[str], APIClient]) -> None:
+    project, raw_key = make_project(name="Traced")
+    make_session(project, external_id="t1", transcript=(("user", "hi", "ab" * 16),))
+
+    response = key_client(raw_key).get(reverse("api:session-transcript", args=["t1"]))
+
+    assert response.json()["results"][0]["trace_id"] == "ab" * 16
+
+
+def test_status_lines_are_the_agent_llm_tool_and_log_lines_newest_first(
+    client: APIClient,
+) -> None:
     url = reverse("api:status-line-list")
 
     assert lines(client.get(url, {"session": "s1"})) == [
+        ("log", "INFO fetched 3 pages"),
         ("llm", "Calling gpt-4o"),
         ("tool", "SearchTool returned 3 hits"),
         ("agent", "Running tool SearchTool"),
     ]
-    assert len(lines(client.get(url))) == 4
+    assert len(lines(client.get(url))) == 5
     assert lines(client.get(url, {"roles": "tool"})) == [("tool", "SearchTool returned 3 hits")]
+    assert lines(client.get(url, {"roles": "log,agent", "session": "s1"})) == [
+        ("log", "INFO fetched 3 pages"),
+        ("agent", "Running tool SearchTool"),
+    ]
 
 
 def test_status_lines_refuse_a_conversation_role(client: APIClient) -> None:

@@ -125,3 +125,16 @@ def test_time_series_charts_are_plain_json_with_iso_times_and_gaps_as_nulls() ->
     assert sum(activity["data"][0]["y"]) == 1
     assert latency["data"][0]["y"][-2:] == [120.0, None]
     assert "template" not in latency["layout"]
+
+
+def test_the_waterfall_hover_names_the_detailed_kind_escaped() -> None:
+    rows = [
+        row(1, "check", kind="action", detailed_kind="guardrail"),
+        row(2, "x", detailed_kind=SCRIPT),
+    ]
+
+    fig = charts.figure_data(charts.waterfall_chart(rows))
+
+    hover = {c[0]: c[2] for trace in fig["data"] for c in trace["customdata"]}
+    assert hover[1] == "action (guardrail) · ok"
+    assert hover[2] == f"llm ({ESCAPED}) · ok"

@@ -550,8 +550,8 @@ def test_the_session_detail_runs_the_same_queries_for_few_and_many_spans(
     make_session(project, parent=session.external_id, spans=0)
     logged_in.get(detail_url(session))
 
-    # auth session, user, session, projects, stream, agents, parent, children, spans
-    with django_assert_num_queries(9):
+    # auth session, user, session, projects, stream, agents, parent, children, trace links, spans
+    with django_assert_num_queries(10):
         response = logged_in.get(detail_url(session))
 
     assert len(response.context["rows"]) == spans

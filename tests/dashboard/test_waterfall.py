@@ -106,3 +106,16 @@ def test_error_status_or_error_kind_marks_a_row_as_an_error() -> None:
 
 def test_no_spans_make_no_rows() -> None:
     assert waterfall_rows([]) == []
+
+
+def test_rows_carry_the_detailed_kind_only_when_it_says_more_than_the_kind() -> None:
+    spans = [
+        span(1, "root", detailed_kind="workflow", trace_id="ab" * 16),
+        span(2, "same", "root", at=1, detailed_kind="action"),
+        span(3, "none", "root", at=2, detailed_kind=None),
+    ]
+
+    rows = waterfall_rows(spans)
+
+    assert [row.detailed_kind for row in rows] == ["workflow", "", ""]
+    assert [row.trace_id for row in rows] == ["ab" * 16, "", ""]

@@ -21,6 +21,7 @@ from tests.builders import make_rejection, make_session
 pytestmark = pytest.mark.e2e
 
 SCRIPT = "<script>alert(1)</script>"
+IMG = "<img src=x onerror=alert(1)>"
 WAIT_MS = 10_000
 
 
@@ -114,6 +115,67 @@ def test_a_user_reads_the_sessions_a_waterfall_its_spans_and_the_stream(
     page.click('[data-role-toggle="llm"]')
     expect(page).not_to_have_url(re.compile("hide="))
     expect(page.locator(".status-line.role-llm")).to_have_count(1)
+
+
+def test_a_session_with_two_rounds_lists_them_and_a_round_filters_the_waterfall(
+    watched_page: Page, live_server: Any, project: Any
+) -> None:
+    page = watched_page
+    first, second = "a1" * 16, "b2" * 16
+    session = make_session(
+        project,
+        name="trip planner",
+        spans=5,
+        llm_spans=2,
+        trace_ids=(first, second),  # spans 0-2 in the first round, 3-4 in the second
+        started_at=timezone.now() - timedelta(minutes=5),
+        transcript=(
+            ("user", "Plan a weekend in Rome", first),
+            ("log", "$ fetch-weather rome --days 2", first),
+            ("assistant", "Rome it is: sunny both days.", first),
+            ("user", f"And hotels? {SCRIPT}", second),
+            ("assistant", "Hotel Roma has rooms.", second),
+        ),
+    )
+    odd = session.spans.get(span_id="span-3")
+    Span.objects.filter(pk=odd.pk).update(is_cost_estimated=True, cost=0.002)
+    SpanPayload.objects.filter(span=odd).update(
+        attributes={"observatory.kind": "guardrail", "vendor.note": IMG, "vendor.n": 3},
+        unmapped_keys=["vendor.note", "vendor.n"],
+    )
+
+    page.goto(f"{live_server.url}/sessions/{session.pk}/")
+    rounds = page.locator("#rounds .round")
+    expect(rounds).to_have_count(2)
+    expect(rounds.nth(0)).to_contain_text("Plan a weekend in Rome")
+    expect(rounds.nth(0)).to_contain_text("Rome it is: sunny both days.")
+    expect(rounds.nth(1)).to_contain_text(f"And hotels? {SCRIPT}")
+    expect(page.locator(".status-line.role-log")).to_have_text(re.compile("fetch-weather"))
+    bars = page.locator("#waterfall g.trace.bars path")
+    expect(bars).to_have_count(5)
+
+    rounds.nth(1).locator("a.round-link").click()
+    expect(page).to_have_url(re.compile(rf"\?trace={second}#trace$"))
+    expect(bars).to_have_count(2)
+    expect(page.locator("#rounds .round.selected")).to_contain_text("Round 2")
+    expect(page.locator("#span-tree .detailed-kind")).to_have_text("guardrail")
+
+    page.locator(f'#span-tree [data-span-pk="{odd.pk}"]').click()
+    unmapped = page.locator("#span-detail details.unmapped")
+    expect(unmapped.locator("summary")).to_have_text("Unmapped attributes 2")
+    expect(unmapped.locator("dd").first).not_to_be_visible()  # collapsed until asked
+    expect(page.locator("#span-detail .estimated")).to_have_attribute(
+        "title", "computed from the model price table"
+    )
+    unmapped.locator("summary").click()
+    expect(unmapped.locator("pre").first).to_have_text(IMG)
+
+    page.click('[data-role-toggle="log"]')
+    expect(page).to_have_url(re.compile(rf"trace={second}&hide=log#stream$"))
+    expect(page.locator(".status-line.role-log")).to_have_count(0)
+    expect(bars).to_have_count(2)
+    page.click("text=Show all rounds")
+    expect(bars).to_have_count(5)
 
 
 def test_filters_and_sorting_update_the_rows_in_place_and_the_url(
