@@ -723,7 +723,8 @@ def save_rejections(project: Project, errors: Iterable[RecordError], *, source: 
 
 def _raw_text(raw: Any) -> str:
     if isinstance(raw, bytes):
-        return raw.decode("utf-8", errors="replace")
+        # A refused protobuf body holds NUL bytes, which PostgreSQL text cannot store.
+        return raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     if isinstance(raw, str):
         return raw
     return json.dumps(raw, indent=2, default=str, ensure_ascii=False)
