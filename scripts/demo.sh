@@ -148,6 +148,9 @@ if [ "$has_sessions" = True ] && [ "$reseed" = false ]; then
 else
     log "Sending demo sessions through the ingest API"
     python manage.py seed_demo --url "$url" --api-key "$api_key"
+    log "Sending demo sessions with the real agentops SDK (its own venv, a local fake LLM)"
+    python manage.py seed_agentops_demo --url "$url" --api-key "$api_key" \
+        || log "Warning: the agentops demo sessions were not all sent (see above); continuing"
 fi
 
 cat <<EOF
