@@ -8,7 +8,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 PRICES_FILE = Path(__file__).resolve().parent / "data" / "model_prices.json"
@@ -35,16 +35,22 @@ def price_for(model: str, prices: dict[str, Price]) -> Price | None:
     """Exact name first (case-insensitive), then the longest matching wildcard pattern."""
     if not model:
         return None
-    name = model.lower()
-    lowered = {key.lower(): price for key, price in prices.items()}
-    if name in lowered:
-        return lowered[name]
+    if model in prices:
+        return prices[model]
+    key = _best_key(model.lower(), tuple(prices))
+    return prices[key] if key is not None else None
+
+
+@lru_cache(maxsize=4096)
+def _best_key(name: str, keys: tuple[str, ...]) -> str | None:
+    # Cached: ingest prices every LLM span of a batch, mostly the same few models.
+    for key in keys:
+        if key.lower() == name:
+            return key
     patterns = [
-        key for key in lowered if ("*" in key or "?" in key) and fnmatch.fnmatchcase(name, key)
+        key for key in keys if ("*" in key or "?" in key) and fnmatch.fnmatchcase(name, key.lower())
     ]
-    if not patterns:
-        return None
-    return lowered[max(patterns, key=len)]
+    return max(patterns, key=len) if patterns else None
 
 
 def llm_cost(
