@@ -6,25 +6,72 @@ project's rows.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Coalesce, Length, Substr
+from django.db.models.functions import Coalesce, Length, NullIf, Substr
 
+from analytics.clusters import ERROR_SPAN_COLUMNS
+from analytics.cohorts import COHORT_SESSION_COLUMNS
+from analytics.detectors import DETECTOR_LINE_COLUMNS, DETECTOR_SPAN_COLUMNS
+from analytics.messaging import (
+    FAILURE_STATUSES,
+    MESSAGE_EDGE_COLUMNS,
+    edge_stats,
+    edge_stats_from_aggregates,
+)
+from analytics.models import (
+    AlertEvent,
+    AlertRule,
+    Anomaly,
+    ErrorCluster,
+    ErrorClusterDay,
+    PendingRefresh,
+    Report,
+    ReportSchedule,
+    Rollup,
+    SessionFlag,
+)
 from analytics.summaries import SESSION_COLUMNS, SPAN_COLUMNS
+from analytics.testruns import RESULT_COLUMNS as TEST_RESULT_COLUMNS
+from analytics.trends import ROLLUP_COLUMNS
+from analytics.trends import SESSION_COLUMNS as ROLLUP_SESSION_COLUMNS
+from analytics.trends import SPAN_COLUMNS as ROLLUP_SPAN_COLUMNS
+from analytics.workflows import RUN_COLUMNS as WORKFLOW_RUN_COLUMNS
+from analytics.workflows import STEP_COLUMNS as WORKFLOW_STEP_COLUMNS
 from ingest.models import (
     Agent,
     IngestRejection,
+    Message,
+    MessageEvent,
     MetricSample,
     Project,
     Session,
     Span,
+    Step,
+    TestResult,
+    TestRun,
     TraceLink,
     TranscriptLine,
+    Workflow,
 )
 
 # The attribute in which the OTLP mapper keeps a span's detailed kind (workflow, agent, task…).
@@ -324,4 +371,933 @@ def rejections_by_pk(projects: ProjectScope, pks: Sequence[int]) -> QuerySet[Ing
     """The visible rejections among `pks`, with their raw text, oldest first (replay order)."""
     return IngestRejection.objects.filter(project__in=projects, pk__in=pks).order_by(
         "received_at", "id"
+    )
+
+
+# --- Analytics engine: rollups, anomalies, detectors, clusters, alerts (analytics/refresh.py) ---
+
+
+def _frame(rows: Any, columns: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame.from_records(list(rows), columns=list(columns))
+
+
+def rollup_span_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
+    """Spans started in [since, until): analytics.trends.SPAN_COLUMNS, no payload."""
+    rows = Span.objects.filter(
+        project_id=project_id, started_at__gte=since, started_at__lt=until
+    ).values_list(*ROLLUP_SPAN_COLUMNS)
+    return _frame(rows.iterator(chunk_size=20_000), ROLLUP_SPAN_COLUMNS)
+
+
+def rollup_session_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
+    """Sessions started in [since, until): analytics.trends.SESSION_COLUMNS, with message_count
+    (user and assistant lines) from one correlated subquery."""
+    messages = (
+        TranscriptLine.objects.filter(
+            session=OuterRef("pk"),
+            role__in=(TranscriptLine.Role.USER, TranscriptLine.Role.ASSISTANT),
+        )
+        .order_by()
+        .values("session")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    rows = (
+        Session.objects.filter(project_id=project_id, started_at__gte=since, started_at__lt=until)
+        .annotate(message_count=Coalesce(Subquery(messages), 0))
+        .values_list(*ROLLUP_SESSION_COLUMNS)
+    )
+    return _frame(rows, ROLLUP_SESSION_COLUMNS)
+
+
+def rollup_frame(
+    project_id: int, *, granularity: str, since: datetime, until: datetime
+) -> pd.DataFrame:
+    """Stored rollups with bucket_start in [since, until) as analytics.trends.ROLLUP_COLUMNS."""
+    fields = ["bucket_start", *ROLLUP_COLUMNS[1:]]
+    rows = Rollup.objects.filter(
+        project_id=project_id,
+        granularity=granularity,
+        bucket_start__gte=since,
+        bucket_start__lt=until,
+    ).values_list(*fields)
+    frame = _frame(rows, fields).rename(columns={"bucket_start": "bucket"})
+    frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
+    return frame
+
+
+def rollups_for_projects(projects: ProjectScope) -> QuerySet[Rollup]:
+    """Stored rollups, newest bucket first, without their histograms."""
+    return (
+        Rollup.objects.filter(project__in=projects)
+        .annotate(project_slug=F("project__slug"))
+        .defer("latency_histogram")
+        .order_by("-bucket_start", "-id")
+    )
+
+
+def metric_sample_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
+    """Metric samples taken in [since, until): columns at, name, value, agent_external_id."""
+    columns = ["at", "name", "value", "agent_external_id"]
+    rows = MetricSample.objects.filter(
+        project_id=project_id, at__gte=since, at__lt=until
+    ).values_list(*columns)
+    return _frame(rows, columns)
+
+
+def span_time_bounds(project_id: int) -> tuple[datetime | None, datetime | None]:
+    """The first and last span start of a project (None, None when it has no spans)."""
+    bounds = Span.objects.filter(project_id=project_id).aggregate(
+        first=Min("started_at"), last=Max("started_at")
+    )
+    return bounds["first"], bounds["last"]
+
+
+def session_project_starts(session_pks: Sequence[int]) -> dict[int, datetime]:
+    """The earliest start among these sessions, per project: where their data begins."""
+    rows = (
+        Session.objects.filter(pk__in=session_pks)
+        .values("project_id")
+        .annotate(first=Min(Coalesce("started_at", "updated_at")))
+        .order_by()
+    )
+    return {row["project_id"]: row["first"] for row in rows}
+
+
+def projects_with_pending_refresh(*, scheduled_before: datetime) -> list[int]:
+    """Projects with derived data to refresh and no refresh queued since `scheduled_before`."""
+    pending = PendingRefresh.objects.filter(dirty_from__isnull=False).filter(
+        Q(is_scheduled=False) | Q(updated_at__lt=scheduled_before)
+    )
+    return list(pending.values_list("project_id", flat=True))
+
+
+def project_ids() -> list[int]:
+    return list(Project.objects.order_by("pk").values_list("pk", flat=True))
+
+
+def example_session_pks(
+    project_id: int,
+    *,
+    subject_type: str,
+    subject: str,
+    metric: str,
+    since: datetime,
+    until: datetime,
+    limit: int = 3,
+) -> list[int]:
+    """Sessions that show an anomaly best: the slowest, erroring or biggest calls of the subject in
+    the window (the costliest sessions for a project-wide cost anomaly). Distinct, worst first."""
+    if metric == "cost_per_session":
+        sessions = Session.objects.filter(
+            project_id=project_id, started_at__gte=since, started_at__lt=until
+        ).order_by("-cost", "pk")
+        return list(sessions.values_list("pk", flat=True)[:limit])
+    spans = Span.objects.filter(project_id=project_id, started_at__gte=since, started_at__lt=until)
+    spans = spans.filter(**_subject_filter(subject_type, subject, metric))
+    if metric == "error_rate":
+        spans = spans.filter(Q(status=Span.Status.ERROR) | Q(kind=Span.Kind.ERROR)).order_by(
+            "-started_at"
+        )
+    elif metric == "tokens_per_call":
+        spans = spans.annotate(
+            tokens=Coalesce("prompt_tokens", 0) + Coalesce("completion_tokens", 0)
+        ).order_by("-tokens")
+    else:
+        spans = spans.exclude(duration_ms__isnull=True).order_by("-duration_ms")
+    found: list[int] = []
+    for session_pk in spans.values_list("session_id", flat=True)[: limit * 20]:
+        if session_pk not in found:
+            found.append(session_pk)
+        if len(found) == limit:
+            break
+    return found
+
+
+def _subject_filter(subject_type: str, subject: str, metric: str) -> dict[str, str]:
+    """The spans an anomaly's series was computed from (see analytics.anomalies.SERIES)."""
+    kinds = {"tool": Span.Kind.TOOL, "model": Span.Kind.LLM}
+    where: dict[str, str] = {}
+    if subject_type == "agent":
+        where["agent_external_id"] = subject
+        if metric != "error_rate":
+            where["kind"] = Span.Kind.LLM
+    elif subject_type == "tool":
+        where["name"] = subject
+    elif subject_type == "model":
+        where["model"] = subject
+    if subject_type in kinds:
+        where["kind"] = kinds[subject_type]
+    return where
+
+
+def anomalies_for_projects(projects: ProjectScope) -> QuerySet[Anomaly]:
+    """Anomaly flags, newest window first."""
+    return (
+        Anomaly.objects.filter(project__in=projects)
+        .annotate(project_slug=F("project__slug"))
+        .order_by("-window_start", "-id")
+    )
+
+
+def anomaly_for_projects(projects: ProjectScope, pk: int) -> Anomaly | None:
+    return Anomaly.objects.filter(project__in=projects, pk=pk).first()
+
+
+def sessions_by_pk(pks: Sequence[int]) -> dict[int, Session]:
+    """Sessions (id, external id, name) by pk, to show an anomaly's examples; one query."""
+    rows = Session.objects.filter(pk__in=pks).only("pk", "external_id", "name", "project_id")
+    return {session.pk: session for session in rows}
+
+
+def detector_inputs(
+    session_pks: Sequence[int],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """What the failure detectors read for these sessions, in three queries.
+
+    spans: DETECTOR_SPAN_COLUMNS plus `args_hash` and `prompt_hash`, digests of the span's params
+    and prompt, so frames never hold the big text. transcript: DETECTOR_LINE_COLUMNS (no text but
+    a digest). sessions: id, project_id, end_state, has_completion (an LLM span with a completion).
+    """
+    span_rows = Span.objects.filter(session_id__in=session_pks).values_list(
+        *DETECTOR_SPAN_COLUMNS, "payload__params", "payload__prompt"
+    )
+    spans = _frame(
+        ((*row[:-2], _digest(row[-2]), _digest(row[-1])) for row in span_rows),
+        [*DETECTOR_SPAN_COLUMNS, "args_hash", "prompt_hash"],
+    )
+    line_rows = TranscriptLine.objects.filter(session_id__in=session_pks).values_list(
+        *DETECTOR_LINE_COLUMNS, "text"
+    )
+    lines = _frame(
+        ((*row[:-1], _digest(row[-1])) for row in line_rows),
+        [*DETECTOR_LINE_COLUMNS, "text_hash"],
+    )
+    completed = Span.objects.filter(
+        session=OuterRef("pk"), kind=Span.Kind.LLM, payload__completion__isnull=False
+    )
+    session_rows = (
+        Session.objects.filter(pk__in=session_pks)
+        .annotate(has_completion=Exists(completed))
+        .values_list("id", "project_id", "end_state", "has_completion")
+    )
+    sessions = _frame(session_rows, ["id", "project_id", "end_state", "has_completion"])
+    return spans, lines, sessions
+
+
+def _digest(value: Any) -> str:
+    if value is None or value in ("", [], {}):
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+def session_flags_for_projects(projects: ProjectScope) -> QuerySet[SessionFlag]:
+    """Detector flags, newest first, with the session's client id."""
+    return (
+        SessionFlag.objects.filter(project__in=projects)
+        .annotate(session_external_id=F("session__external_id"), project_slug=F("project__slug"))
+        .order_by("-detected_at", "-id")
+    )
+
+
+def flags_by_session(session_pks: Sequence[int]) -> dict[int, list[SessionFlag]]:
+    """The detector flags of these sessions, for badges; one query."""
+    flags: dict[int, list[SessionFlag]] = {}
+    for flag in SessionFlag.objects.filter(session_id__in=session_pks).order_by("detector"):
+        flags.setdefault(flag.session_id, []).append(flag)
+    return flags
+
+
+def anomaly_counts_by_session(project_id: int, session_pks: Sequence[int]) -> dict[int, int]:
+    """How many unresolved anomalies name each of these sessions as an example; one query."""
+    counts: dict[int, int] = {}
+    wanted = set(session_pks)
+    rows = Anomaly.objects.filter(project_id=project_id).exclude(status=Anomaly.Status.RESOLVED)
+    for examples in rows.values_list("example_session_ids", flat=True):
+        for pk in examples or []:
+            if pk in wanted:
+                counts[pk] = counts.get(pk, 0) + 1
+    return counts
+
+
+def error_span_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
+    """Error spans (kind error or status error) started in [since, until): ERROR_SPAN_COLUMNS."""
+    rows = (
+        Span.objects.filter(project_id=project_id, started_at__gte=since, started_at__lt=until)
+        .filter(Q(status=Span.Status.ERROR) | Q(kind=Span.Kind.ERROR))
+        .values_list(*ERROR_SPAN_COLUMNS)
+    )
+    return _frame(rows.iterator(chunk_size=20_000), ERROR_SPAN_COLUMNS)
+
+
+def error_cluster_day_frame(project_id: int, fingerprints: Sequence[str]) -> pd.DataFrame:
+    """Every day row of these clusters: fingerprint, count, first_seen_at, last_seen_at, agents."""
+    columns = ["fingerprint", "count", "first_seen_at", "last_seen_at", "agents"]
+    rows = ErrorClusterDay.objects.filter(
+        project_id=project_id, fingerprint__in=fingerprints
+    ).values_list(*columns)
+    return _frame(rows, columns)
+
+
+def error_clusters_for_projects(projects: ProjectScope) -> QuerySet[ErrorCluster]:
+    """Error clusters, most recently seen first."""
+    return (
+        ErrorCluster.objects.filter(project__in=projects)
+        .annotate(
+            project_slug=F("project__slug"),
+            example_session_external_id=F("example_session__external_id"),
+        )
+        .order_by("-last_seen_at", "-id")
+    )
+
+
+def alert_span_frame(
+    project_id: int, *, since: datetime, until: datetime, agent: str, model: str, tool: str
+) -> pd.DataFrame:
+    """Spans a metric alert rule looks at: started in [since, until), in the rule's scope."""
+    spans = Span.objects.filter(project_id=project_id, started_at__gte=since, started_at__lt=until)
+    if agent:
+        spans = spans.filter(agent_external_id=agent)
+    if model:
+        spans = spans.filter(model=model)
+    if tool:
+        spans = spans.filter(kind=Span.Kind.TOOL, name=tool)
+    return _frame(spans.values_list(*ROLLUP_SPAN_COLUMNS), ROLLUP_SPAN_COLUMNS)
+
+
+def alert_session_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
+    """Sessions started in [since, until) for session metric rules: end_state, cost, duration."""
+    columns = ["end_state", "cost", "duration_ms"]
+    rows = Session.objects.filter(
+        project_id=project_id, started_at__gte=since, started_at__lt=until
+    ).values_list(*columns)
+    return _frame(rows, columns)
+
+
+def enabled_alert_rules() -> list[AlertRule]:
+    return list(
+        AlertRule.objects.filter(is_enabled=True)
+        .select_related("project")
+        .order_by("project_id", "pk")
+    )
+
+
+def alert_rules_for_projects(projects: ProjectScope) -> QuerySet[AlertRule]:
+    return (
+        AlertRule.objects.filter(project__in=projects)
+        .annotate(project_slug=F("project__slug"))
+        .order_by("-created_at", "-id")
+    )
+
+
+def alert_events_for_projects(projects: ProjectScope) -> QuerySet[AlertEvent]:
+    return (
+        AlertEvent.objects.filter(project__in=projects)
+        .annotate(project_slug=F("project__slug"), rule_name=F("rule__name"))
+        .order_by("-at", "-id")
+    )
+
+
+def new_anomaly_explanations(project_id: int, *, since: datetime, metric: str) -> list[str]:
+    """Explanations of unresolved anomalies detected since `since` (of `metric` unless empty)."""
+    anomalies = Anomaly.objects.filter(project_id=project_id, detected_at__gte=since).exclude(
+        status=Anomaly.Status.RESOLVED
+    )
+    if metric:
+        anomalies = anomalies.filter(metric=metric)
+    return list(anomalies.order_by("detected_at", "pk").values_list("explanation", flat=True))
+
+
+def reports_for_projects(projects: ProjectScope) -> QuerySet[Report]:
+    """Reports, newest period first, without their CSV and HTML text."""
+    return (
+        Report.objects.filter(project__in=projects)
+        .annotate(project_slug=F("project__slug"))
+        .defer("csv_text", "html_text")
+        .order_by("-period_start", "-id")
+    )
+
+
+def report_schedules() -> list[ReportSchedule]:
+    """Every project's schedule; projects without one get the default (daily and weekly)."""
+    saved = {s.project_id: s for s in ReportSchedule.objects.all()}
+    return [saved.get(pk) or ReportSchedule(project_id=pk) for pk in project_ids()]
+
+
+def cohort_session_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
+    """Finished sessions started in [since, until) with what cohorts split by and compare:
+    COHORT_SESSION_COLUMNS."""
+    rows = (
+        Session.objects.filter(project_id=project_id, started_at__gte=since, started_at__lt=until)
+        .exclude(end_state=Session.EndState.RUNNING)
+        .values_list(*COHORT_SESSION_COLUMNS)
+    )
+    return _frame(rows, COHORT_SESSION_COLUMNS)
+
+
+# --- Inter-agent messages, dead letters, agents, workflows -----------------------------------
+
+MESSAGE_SEQUENCE_COLUMNS = [
+    "pk",
+    "message_id",
+    "sender",
+    "receivers",
+    "channel",
+    "status",
+    "started_at",
+    "sent_at",
+    "delivered_at",
+    "received_at",
+    "processed_at",
+    "delivery_ms",
+    "error_type",
+    "preview",
+]
+# Causality walks at most this many generations up and down.
+CAUSALITY_DEPTH = 50
+
+
+def messages_for_projects(projects: ProjectScope) -> QuerySet[Message]:
+    """Inter-agent messages, newest first, with `session_external_id` and `project_slug`
+    annotated; content (MessageContent) is never loaded."""
+    return (
+        Message.objects.filter(project__in=projects)
+        .annotate(session_external_id=F("session__external_id"), project_slug=F("project__slug"))
+        .order_by("-started_at", "-id")
+    )
+
+
+def dead_letters_for_projects(projects: ProjectScope) -> QuerySet[Message]:
+    """Messages that failed, were dead-lettered or expired (any dead-letter state), newest first."""
+    return messages_for_projects(projects).exclude(dead_letter_state="")
+
+
+def message_with_content(projects: ProjectScope, pk: int) -> Message | None:
+    """One visible message with its MessageContent (`body`, or none) and session."""
+    messages = messages_for_projects(projects).select_related("body", "session", "project")
+    return messages.filter(pk=pk).first()
+
+
+def message_events(message: Message) -> list[MessageEvent]:
+    """The lifecycle records of a message in time order."""
+    return list(MessageEvent.objects.filter(message=message).order_by("at", "id"))
+
+
+def causality_links(message: Message) -> list[tuple[str, str]]:
+    """(message_id, causation_id) pairs around one message in its session, one query per
+    generation (at most CAUSALITY_DEPTH up and down): what analytics.messaging.causality walks.
+    A message without a causation id counts its correlation id (the message it replies to)."""
+    session_messages = Message.objects.filter(session_id=message.session_id)
+    cause = Coalesce(NullIf(F("causation_id"), Value("")), F("correlation_id"))
+    links: dict[str, str] = {message.message_id: message.causation_id or message.correlation_id}
+    up = links[message.message_id]
+    for _ in range(CAUSALITY_DEPTH):
+        if not up or up in links:
+            break
+        row = (
+            session_messages.filter(message_id=up)
+            .annotate(cause=cause)
+            .values_list("message_id", "cause")
+        )
+        found = list(row[:1])
+        links.update(found)
+        up = found[0][1] if found else ""
+    frontier = {message.message_id}
+    for _ in range(CAUSALITY_DEPTH):
+        rows = list(
+            session_messages.annotate(cause=cause)
+            .filter(cause__in=frontier)
+            .exclude(message_id__in=links.keys())
+            .values_list("message_id", "cause")[:500]
+        )
+        if not rows:
+            break
+        links.update(rows)
+        frontier = {child for child, _ in rows}
+    return list(links.items())
+
+
+def messages_by_message_id(session_pk: int, message_ids: Sequence[str]) -> dict[str, Message]:
+    """Messages of one session by client message id; one query."""
+    rows = Message.objects.filter(session_id=session_pk, message_id__in=set(message_ids))
+    return {m.message_id: m for m in rows}
+
+
+def session_message_count(session: Session) -> int:
+    return Message.objects.filter(session=session).count()
+
+
+def sequence_messages(session: Session, *, offset: int, limit: int) -> list[dict[str, Any]]:
+    """A window of the session's messages in time order (MESSAGE_SEQUENCE_COLUMNS dicts)."""
+    rows = Message.objects.filter(session=session).order_by("started_at", "id")
+    return list(rows.values(*MESSAGE_SEQUENCE_COLUMNS)[offset : offset + limit])
+
+
+def session_message_times(session: Session) -> list[datetime]:
+    """Every message's start in the session, in order: the sequence diagram's overview strip."""
+    rows = Message.objects.filter(session=session).order_by("started_at", "id")
+    return list(rows.values_list("started_at", flat=True))
+
+
+def message_edge_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
+    """One row per (message, receiver) for messages started in [since, until):
+    analytics.messaging.MESSAGE_EDGE_COLUMNS. No content."""
+    rows = Message.objects.filter(
+        project_id=project_id, started_at__gte=since, started_at__lt=until
+    ).values_list("sender", "receivers", "status", "delivery_ms")
+    exploded = [
+        (sender, receiver, status, delivery)
+        for sender, receivers, status, delivery in rows.iterator(chunk_size=5000)
+        for receiver in (receivers or [""])
+    ]
+    return pd.DataFrame.from_records(exploded, columns=MESSAGE_EDGE_COLUMNS)
+
+
+def edge_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
+    """Sender→receiver edge statistics for messages started in [since, until):
+    analytics.messaging.EDGE_COLUMNS. PostgreSQL aggregates in the database (one pass over the
+    range, percentiles included); other databases read the rows and aggregate in pandas."""
+    if connection.vendor != "postgresql":
+        return edge_stats(message_edge_frame(project_id, since=since, until=until))
+    sql = (
+        "SELECT m.sender, r.receiver, count(*) AS messages, "
+        "count(*) FILTER (WHERE m.status IN ('failed', 'dead_lettered', 'expired')) AS failed, "
+        "percentile_cont(0.95) WITHIN GROUP (ORDER BY m.delivery_ms) AS p95_delivery_ms "
+        "FROM ingest_message m CROSS JOIN LATERAL jsonb_array_elements_text("
+        "CASE WHEN jsonb_array_length(m.receivers) = 0 THEN '[\"\"]'::jsonb ELSE m.receivers END"
+        ") AS r(receiver) "
+        "WHERE m.project_id = %s AND m.started_at >= %s AND m.started_at < %s "
+        "GROUP BY m.sender, r.receiver"
+    )
+    # JIT compilation cost ~1 s for this one-pass aggregate (the planner overestimates the
+    # lateral receivers 100-fold); without it 24 hours of a 1M-message project take ~70 ms.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(sql, [project_id, since, until])
+        rows = cursor.fetchall()
+    frame = pd.DataFrame.from_records(
+        rows, columns=["sender", "receiver", "messages", "failed", "p95_delivery_ms"]
+    )
+    return edge_stats_from_aggregates(frame)
+
+
+def dead_letter_pattern_rows(messages: QuerySet[Message]) -> dict[str, list[dict[str, Any]]]:
+    """Counts of these dead letters by error type and by (sender, receivers): two queries."""
+    plain = messages.order_by()
+    by_type = list(plain.values("error_type").annotate(count=Count("pk")))
+    by_edge = list(plain.values("sender", "receivers").annotate(count=Count("pk")))
+    return {"error_type": by_type, "edge": by_edge}
+
+
+def agents_with_traffic(projects: ProjectScope) -> QuerySet[Agent]:
+    """Agents (per session), newest first, with the counts the agents page lists: messages sent,
+    received and failed (sent, then failed), LLM calls and errors. Subqueries, one query."""
+    agents = agents_for_projects(projects).annotate(project_slug=F("project__slug"))
+    sent = Message.objects.filter(session=OuterRef("session"), sender=OuterRef("external_id"))
+    spans = Span.objects.filter(
+        session=OuterRef("session"), agent_external_id=OuterRef("external_id")
+    )
+    return agents.annotate(
+        sent_count=_count_of(sent),
+        failed_count=_count_of(sent.filter(status__in=FAILURE_STATUSES)),
+        llm_count=_count_of(spans.filter(kind=Span.Kind.LLM)),
+        error_count=_count_of(spans.filter(Q(status=Span.Status.ERROR) | Q(kind=Span.Kind.ERROR))),
+    )
+
+
+def _count_of(rows: QuerySet[Any]) -> Any:
+    counted = rows.order_by().values("session").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted), Value(0))
+
+
+def agent_for_projects(projects: ProjectScope, pk: int) -> Agent | None:
+    return agents_for_projects(projects).select_related("session", "project").filter(pk=pk).first()
+
+
+def agent_message_counts(agent: Agent) -> dict[str, int]:
+    """Messages the agent sent, received and (of those it sent) that failed, in its session."""
+    messages = Message.objects.filter(session_id=agent.session_id)
+    received = messages.filter(json_contains_text("receivers", agent.external_id))
+    sent = messages.filter(sender=agent.external_id)
+    return {
+        "sent": sent.count(),
+        "received": received.count(),
+        "failed": sent.filter(status__in=FAILURE_STATUSES).count()
+        + received.filter(status__in=FAILURE_STATUSES).exclude(sender=agent.external_id).count(),
+    }
+
+
+def agent_messages(agent: Agent, *, limit: int) -> list[Message]:
+    """The agent's messages (sent or received) in its session, newest first."""
+    messages = Message.objects.filter(session_id=agent.session_id).filter(
+        Q(sender=agent.external_id) | json_contains_text("receivers", agent.external_id)
+    )
+    messages = messages.annotate(session_external_id=F("session__external_id"))
+    return list(messages.order_by("-started_at", "-id")[:limit])
+
+
+AGENT_SPAN_COLUMNS = [
+    "kind",
+    "status",
+    "duration_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+]
+
+
+def agent_span_frame(agent: Agent) -> pd.DataFrame:
+    """The agent's spans in its session (AGENT_SPAN_COLUMNS), no payloads."""
+    rows = Span.objects.filter(
+        session_id=agent.session_id, agent_external_id=agent.external_id
+    ).values_list(*AGENT_SPAN_COLUMNS)
+    return pd.DataFrame.from_records(list(rows), columns=AGENT_SPAN_COLUMNS)
+
+
+def json_contains_text(field: str, value: str) -> Q:
+    """Rows whose JSON list `field` holds the string `value` (PostgreSQL `@>`; elsewhere the
+    JSON-quoted string in the stored text)."""
+    if connection.features.supports_json_field_contains:
+        return Q(**{f"{field}__contains": [value]})
+    return Q(**{f"{field}__icontains": json.dumps(value)})
+
+
+def workflows_for_projects(projects: ProjectScope) -> QuerySet[Workflow]:
+    """Workflow runs, newest first, with `session_external_id`, `project_slug` and step counts."""
+    return (
+        Workflow.objects.filter(project__in=projects)
+        .annotate(
+            session_external_id=F("session__external_id"),
+            project_slug=F("project__slug"),
+            step_count=Count("steps"),
+        )
+        .order_by("-started_at", "-id")
+    )
+
+
+def steps_for_projects(projects: ProjectScope) -> QuerySet[Step]:
+    """Workflow steps, newest first, with their run's workflow id and session id annotated."""
+    return (
+        Step.objects.filter(project__in=projects)
+        .annotate(
+            workflow_external_id=F("workflow__workflow_id"),
+            workflow_name=F("workflow__name"),
+            session_external_id=F("workflow__session__external_id"),
+        )
+        .order_by("-started_at", "-id")
+    )
+
+
+def workflow_for_projects(projects: ProjectScope, pk: int) -> Workflow | None:
+    rows = Workflow.objects.filter(project__in=projects).select_related("session", "project")
+    return rows.filter(pk=pk).first()
+
+
+WORKFLOW_STEP_FIELDS = [
+    "pk",
+    "step_id",
+    "name",
+    "agent_external_id",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "depends_on",
+    "error_type",
+    "result_summary",
+]
+
+
+def workflow_steps(workflow: Workflow) -> list[dict[str, Any]]:
+    """A run's steps in start order (WORKFLOW_STEP_FIELDS dicts)."""
+    steps = Step.objects.filter(workflow=workflow).order_by(F("started_at").asc(nulls_last=True))
+    return list(steps.values(*WORKFLOW_STEP_FIELDS))
+
+
+def workflow_run_frames(
+    project_id: int, *, since: datetime, until: datetime, limit: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The newest `limit` runs started in [since, until) (analytics.workflows.RUN_COLUMNS) and
+    their steps (STEP_COLUMNS): two queries, whatever the number of runs."""
+    runs = list(
+        Workflow.objects.filter(project_id=project_id, started_at__gte=since, started_at__lt=until)
+        .order_by("-started_at", "-id")
+        .values_list(*WORKFLOW_RUN_COLUMNS)[:limit]
+    )
+    steps = Step.objects.filter(workflow_id__in=[run[0] for run in runs]).values_list(
+        "workflow_id", *WORKFLOW_STEP_COLUMNS[1:]
+    )
+    return (
+        pd.DataFrame.from_records(runs, columns=WORKFLOW_RUN_COLUMNS),
+        pd.DataFrame.from_records(list(steps), columns=WORKFLOW_STEP_COLUMNS),
+    )
+
+
+# --- Test runs and results (api/views.py, dashboard/views_testruns.py) -------------------------
+
+
+def effective_tier() -> Coalesce:
+    """A result's tier, or its run's when the result names none."""
+    return Coalesce(NullIf(F("tier"), Value("")), F("run__tier"))
+
+
+def test_runs_for_projects(projects: ProjectScope) -> QuerySet[TestRun]:
+    """Test runs, newest first, each with `project_slug`, `result_count` and one count per outcome
+    (`pass_count`, `fail_count`, `error_count`, `skip_count`, `xfail_count`). One query."""
+    counts = {
+        f"{outcome}_count": Count("results", filter=Q(results__outcome=outcome))
+        for outcome in TestResult.Outcome.values
+    }
+    return (
+        TestRun.objects.filter(project__in=projects)
+        .annotate(project_slug=F("project__slug"), result_count=Count("results"), **counts)
+        .order_by("-started_at", "-id")
+    )
+
+
+def test_results_for_projects(projects: ProjectScope) -> QuerySet[TestResult]:
+    """Test results, newest first, WITHOUT their trace, with the run's fields annotated:
+    `run_external_id`, `run_started_at`, `commit`, `branch`, `suite`, `effective_tier`,
+    `project_slug`."""
+    return (
+        TestResult.objects.filter(project__in=projects)
+        .defer("error_trace")
+        .annotate(
+            run_external_id=F("run__external_id"),
+            run_started_at=F("run__started_at"),
+            commit=F("run__commit"),
+            branch=F("run__branch"),
+            suite=F("run__suite"),
+            effective_tier=effective_tier(),
+            project_slug=F("project__slug"),
+        )
+        .order_by("-id")
+    )
+
+
+def test_result_with_trace(projects: ProjectScope, pk: int) -> TestResult | None:
+    """One visible result with its trace and its run (joined), or None."""
+    return (
+        TestResult.objects.filter(project__in=projects, pk=pk)
+        .select_related("run")
+        .annotate(effective_tier=effective_tier())
+        .first()
+    )
+
+
+def test_history(result: TestResult, *, limit: int) -> list[dict[str, Any]]:
+    """The same test's latest `limit` results in its project, oldest first: pk, outcome,
+    duration_ms, run_started_at, commit, branch."""
+    rows = (
+        TestResult.objects.filter(project_id=result.project_id, test_id=result.test_id)
+        .annotate(run_started_at=F("run__started_at"), commit=F("run__commit"))
+        .order_by(F("run__started_at").desc(nulls_last=True), "-id")
+        .values("pk", "outcome", "duration_ms", "run_started_at", "commit")[:limit]
+    )
+    return list(reversed(rows))
+
+
+def test_run_results(run: TestRun) -> list[dict[str, Any]]:
+    """A run's results without traces, failures and errors first, then by test id."""
+    order = {"error": 0, "fail": 1, "xfail": 2, "skip": 3, "pass": 4}
+    rows = list(
+        TestResult.objects.filter(run=run)
+        .annotate(effective_tier=effective_tier())
+        .values(
+            "pk", "test_id", "name", "effective_tier", "outcome", "duration_ms", "error_message"
+        )
+    )
+    return sorted(rows, key=lambda row: (order.get(row["outcome"], 5), row["test_id"]))
+
+
+TEST_RUN_FRAME_COLUMNS = ["run_pk", "run_started_at", "commit", "branch", "suite", "run_tier"]
+
+
+def test_run_frame(
+    project_id: int,
+    *,
+    limit: int | None = None,
+    since: datetime | None = None,
+    suite: str = "",
+    branch: str = "",
+) -> pd.DataFrame:
+    """The newest `limit` runs (or every run since `since`) with this suite and branch when
+    given, newest first: TEST_RUN_FRAME_COLUMNS. Runs without a start time are left out."""
+    runs = TestRun.objects.filter(project_id=project_id, started_at__isnull=False)
+    if since is not None:
+        runs = runs.filter(started_at__gte=since)
+    if suite:
+        runs = runs.filter(suite=suite)
+    if branch:
+        runs = runs.filter(branch=branch)
+    rows = runs.order_by("-started_at", "-id").values_list(
+        "pk", "started_at", "commit", "branch", "suite", "tier"
+    )
+    return pd.DataFrame.from_records(
+        list(rows[:limit] if limit is not None else rows), columns=TEST_RUN_FRAME_COLUMNS
+    )
+
+
+def test_result_frame(
+    runs: pd.DataFrame, *, tier: str = "", with_details: bool = True
+) -> pd.DataFrame:
+    """The results of these runs (test_run_frame) as analytics.testruns.RESULT_COLUMNS, tier being
+    the result's or else its run's; only `tier`'s when given. One query on the results table
+    alone (no join, no messages or traces): the run columns come from `runs`. Without
+    `with_details`, name is the test id and duration_ms is missing (the heatmap needs neither,
+    and 100,000 fewer strings and floats are a third of its query time)."""
+    fields = ["pk", "run_id", "test_id", "tier", "outcome"]
+    columns = ["result_pk", "run_pk", "test_id", "tier", "outcome"]
+    if with_details:
+        fields += ["name", "duration_ms"]
+        columns += ["name", "duration_ms"]
+    rows = (
+        TestResult.objects.filter(run_id__in=[int(pk) for pk in runs["run_pk"]])
+        .order_by()
+        .values_list(*fields)
+    )
+    results = pd.DataFrame.from_records(list(rows), columns=columns)
+    if not with_details:
+        results["name"] = results["test_id"]
+    results = results.merge(runs, on="run_pk", how="left")
+    results["tier"] = results["tier"].where(results["tier"] != "", results["run_tier"])
+    if tier:
+        results = results[results["tier"] == tier]
+    return results.reindex(columns=TEST_RESULT_COLUMNS).reset_index(drop=True)
+
+
+def test_filter_choices(project_id: int) -> dict[str, list[str]]:
+    """The tiers, suites and branches a project's runs and results use, for filter menus."""
+    runs = TestRun.objects.filter(project_id=project_id)
+    # Result tiers are read only from runs without a tier (mixed runs), which keeps this off the
+    # bulk of the results table: a result overriding its tiered run's tier misses the menu (it
+    # still shows on the pages).
+    result_tiers = TestResult.objects.filter(run__in=runs.filter(tier="").values("pk")).exclude(
+        tier=""
+    )
+    return {
+        "tiers": sorted(
+            set(runs.exclude(tier="").values_list("tier", flat=True).distinct())
+            | set(result_tiers.values_list("tier", flat=True).distinct())
+        ),
+        "suites": sorted(runs.exclude(suite="").values_list("suite", flat=True).distinct()),
+        "branches": sorted(runs.exclude(branch="").values_list("branch", flat=True).distinct()),
+    }
+
+
+def tested_session_ids(run_pks: Sequence[int]) -> set[str]:
+    """Client session ids that results of these runs link to."""
+    lists = TestResult.objects.filter(run_id__in=run_pks).exclude(session_ids=[])
+    return {sid for ids in lists.values_list("session_ids", flat=True) for sid in ids}
+
+
+def coverage_usage(
+    project_id: int, test_session_ids: set[str], *, since: datetime
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(production, tested) usage frames (analytics.coverage.USAGE_COLUMNS): agents (sessions
+    each agent name appears in), tools and steps (calls; tool and action spans by name).
+    Production is every other session started since `since`; tested is the linked sessions,
+    whenever they ran. Six grouped queries."""
+    tested_sessions = Session.objects.filter(
+        project_id=project_id, external_id__in=test_session_ids
+    )
+    production_sessions = Session.objects.filter(
+        project_id=project_id, started_at__gte=since
+    ).exclude(external_id__in=test_session_ids)
+    return (
+        _usage_frame(production_sessions.values("pk")),
+        _usage_frame(tested_sessions.values("pk")),
+    )
+
+
+def _usage_frame(sessions: QuerySet[Any]) -> pd.DataFrame:
+    agent_name = Coalesce(NullIf(F("name"), Value("")), F("external_id"))
+    agents = (
+        Agent.objects.filter(session__in=sessions)
+        .annotate(item=agent_name)
+        .values("item")
+        .annotate(count=Count("session", distinct=True))
+        .values_list("item", "count")
+    )
+    rows = [("agent", name, count) for name, count in agents]
+    for kind, span_kind in (("tool", Span.Kind.TOOL), ("step", Span.Kind.ACTION)):
+        spans = (
+            Span.objects.filter(session__in=sessions, kind=span_kind)
+            .values("name")
+            .annotate(count=Count("pk"))
+            .values_list("name", "count")
+        )
+        rows += [(kind, name, count) for name, count in spans]
+    return pd.DataFrame.from_records(rows, columns=["kind", "name", "count"])
+
+
+def report_exists(project_id: int, *, period: str, period_start: datetime) -> bool:
+    return Report.objects.filter(
+        project_id=project_id, period=period, period_start=period_start
+    ).exists()
+
+
+def report_for_projects(projects: ProjectScope, pk: int) -> Report | None:
+    """One report with its CSV and HTML text, or None if not visible."""
+    return Report.objects.filter(project__in=projects, pk=pk).first()
+
+
+def report_schedule(project_id: int) -> ReportSchedule:
+    """The project's schedule, or the default (daily and weekly, no email) unsaved."""
+    return ReportSchedule.objects.filter(project_id=project_id).first() or ReportSchedule(
+        project_id=project_id
+    )
+
+
+def project_ids_for_slug(slug: str | None) -> list[int]:
+    """Every project's id (slug None), or the one project with this slug (empty if none)."""
+    projects = Project.objects.order_by("pk")
+    if slug is not None:
+        projects = projects.filter(slug=slug)
+    return list(projects.values_list("pk", flat=True))
+
+
+def session_pks_of_project(project_id: int) -> list[int]:
+    sessions = Session.objects.filter(project_id=project_id).order_by("pk")
+    return list(sessions.values_list("pk", flat=True))
+
+
+def open_anomalies(project_id: int, *, limit: int) -> list[Anomaly]:
+    """The newest open anomalies of a project (the overview's card)."""
+    anomalies = Anomaly.objects.filter(project_id=project_id, status=Anomaly.Status.OPEN)
+    return list(anomalies.order_by("-window_start", "-id")[:limit])
+
+
+def anomalies_naming_session(session: Session) -> list[Anomaly]:
+    """Unresolved anomalies that give this session as an example (JSON list membership is
+    checked in Python: SQLite has no containment lookup, and a project has few anomalies)."""
+    anomalies = Anomaly.objects.filter(project_id=session.project_id).exclude(
+        status=Anomaly.Status.RESOLVED
+    )
+    found = anomalies.order_by("-window_start", "-id")
+    return [a for a in found if session.pk in (a.example_session_ids or [])]
+
+
+def stale_summary_count(project_ids: Sequence[int]) -> int:
+    """Sessions of these projects whose summary the worker has not rebuilt yet."""
+    return Session.objects.filter(project_id__in=project_ids, is_summary_stale=True).count()
+
+
+def requeue_webhook_rows(message_pks: Sequence[int]) -> list[dict[str, Any]]:
+    """The requeued messages whose project has a webhook URL, oldest requeue first: pk,
+    message_id, session_external_id, sender, receivers, channel, requeued_at, project_slug, url."""
+    rows = Message.objects.filter(pk__in=message_pks).exclude(project__requeue_webhook_url="")
+    return list(
+        rows.order_by("requeued_at", "id").values(
+            "pk",
+            "message_id",
+            "sender",
+            "receivers",
+            "channel",
+            "requeued_at",
+            session_external_id=F("session__external_id"),
+            project_slug=F("project__slug"),
+            url=F("project__requeue_webhook_url"),
+        )
     )

@@ -1,9 +1,32 @@
-"""Writes of derived results (session summary columns live on ingest.Session but are derived)."""
+"""Writes of derived results (session summary columns live on ingest.Session but are derived),
+and of the user-edited alert rules and report schedules."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Any
 
+import pandas as pd
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce, Least
+from django.utils import timezone
+
+from analytics.anomalies import AnomalyFlag
+from analytics.models import (
+    AlertEvent,
+    AlertRule,
+    Anomaly,
+    ErrorCluster,
+    ErrorClusterDay,
+    PendingRefresh,
+    Report,
+    ReportSchedule,
+    Rollup,
+    SessionFlag,
+)
 from ingest.models import Session
 
 
@@ -19,3 +42,371 @@ def save_session_summaries(updates: dict[int, dict[str, Any]]) -> int:
     if sessions:
         Session.objects.bulk_update(sessions, [*sorted(columns), "is_summary_stale"])
     return len(sessions)
+
+
+# --- Analytics engine: refresh marks, rollups, anomalies, flags, clusters ----------------------
+
+BULK_BATCH = 2000
+
+
+def mark_refresh_pending(starts: dict[int, datetime]) -> list[int]:
+    """Note that each project's data changed from its datetime on; widen, never narrow, an
+    earlier mark. Returns the projects that had no refresh queued and now have (the caller queues
+    one for each). Concurrent callers are safe: the flag flips in one UPDATE."""
+    scheduled = []
+    for project_id, since in starts.items():
+        PendingRefresh.objects.get_or_create(project_id=project_id)
+        # updated_at is left alone here: it says when a refresh was last queued or claimed, and
+        # the beat sweep uses it to find queued refreshes that never ran, even while data flows.
+        PendingRefresh.objects.filter(project_id=project_id).update(
+            dirty_from=Least(Coalesce(F("dirty_from"), since), since)
+        )
+        flipped = PendingRefresh.objects.filter(project_id=project_id, is_scheduled=False).update(
+            is_scheduled=True, updated_at=timezone.now()
+        )
+        if flipped:
+            scheduled.append(project_id)
+    return scheduled
+
+
+def claim_refresh(project_id: int) -> datetime | None:
+    """Take a project's pending mark: return where its changes begin and clear it, so data that
+    arrives meanwhile marks (and schedules) a new refresh. None when nothing is pending."""
+    with transaction.atomic():
+        pending = PendingRefresh.objects.select_for_update().filter(project_id=project_id).first()
+        if pending is None:
+            return None
+        since = pending.dirty_from
+        PendingRefresh.objects.filter(pk=pending.pk).update(
+            dirty_from=None, is_scheduled=False, updated_at=timezone.now()
+        )
+    return since
+
+
+def _none_if_nan(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _rollup_rows(project_id: int, granularity: str, rollups: pd.DataFrame) -> list[Rollup]:
+    return [
+        Rollup(
+            project_id=project_id,
+            granularity=granularity,
+            bucket_start=row.bucket.to_pydatetime(),
+            agent=row.agent[:128],
+            model=row.model[:200],
+            tool=row.tool[:300],
+            kind=row.kind,
+            count=int(row.count),
+            error_count=int(row.error_count),
+            rate_limit_count=int(row.rate_limit_count),
+            timed_count=int(row.timed_count),
+            latency_sum_ms=float(row.latency_sum_ms),
+            latency_p50_ms=_none_if_nan(row.latency_p50_ms),
+            latency_p95_ms=_none_if_nan(row.latency_p95_ms),
+            latency_p99_ms=_none_if_nan(row.latency_p99_ms),
+            latency_histogram=row.latency_histogram,
+            prompt_tokens=int(row.prompt_tokens),
+            completion_tokens=int(row.completion_tokens),
+            token_call_count=int(row.token_call_count),
+            cost=float(row.cost),
+            step_count=int(row.step_count),
+            message_count=int(row.message_count),
+        )
+        for row in rollups.itertuples(index=False)
+    ]
+
+
+def replace_rollups(
+    project_id: int, granularity: str, *, since: datetime, until: datetime, rollups: pd.DataFrame
+) -> int:
+    """Make the stored rollups of buckets in [since, until) exactly `rollups`, in one
+    transaction: dimension values that no longer occur disappear. Idempotent. Two refreshes of
+    one project racing each other collide on the unique constraint; the loser retries once."""
+    rows = _rollup_rows(project_id, granularity, rollups)
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                Rollup.objects.filter(
+                    project_id=project_id,
+                    granularity=granularity,
+                    bucket_start__gte=since,
+                    bucket_start__lt=until,
+                ).delete()
+                Rollup.objects.bulk_create(rows, batch_size=BULK_BATCH)
+            return len(rows)
+        except IntegrityError:
+            if attempt:
+                raise
+    return len(rows)
+
+
+def save_anomalies(
+    project_id: int,
+    flags: Sequence[AnomalyFlag],
+    examples: dict[int, list[int]],
+    *,
+    since: datetime,
+    until: datetime,
+) -> int:
+    """Make the flags judged over [since, until) exactly `flags`: upsert them by (project,
+    subject, metric, window start), so a rerun updates the numbers and keeps an acknowledged or
+    resolved status, and delete open flags starting in the range that were not found again
+    (the data changed). examples: session pks by index into `flags`."""
+    keep = {(f.subject_type, f.subject[:300], f.metric, f.window_start) for f in flags}
+    judged = Anomaly.objects.filter(
+        project_id=project_id,
+        status=Anomaly.Status.OPEN,
+        window_start__gte=since,
+        window_start__lt=until,
+    )
+    gone = [
+        pk
+        for pk, *key in judged.values_list(
+            "pk", "subject_type", "subject", "metric", "window_start"
+        )
+        if tuple(key) not in keep
+    ]
+    Anomaly.objects.filter(pk__in=gone).delete()
+    rows = [
+        Anomaly(
+            project_id=project_id,
+            subject_type=flag.subject_type,
+            subject=flag.subject[:300],
+            metric=flag.metric,
+            window_start=flag.window_start,
+            window_end=flag.window_end,
+            observed=flag.observed,
+            baseline=flag.baseline,
+            score=flag.score,
+            sample_count=flag.sample_count,
+            is_seasonal=flag.is_seasonal,
+            top_dimension=flag.top_dimension[:400],
+            top_share=flag.top_share,
+            example_session_ids=examples.get(i, []),
+            explanation=flag.explanation,
+            updated_at=timezone.now(),
+        )
+        for i, flag in enumerate(flags)
+    ]
+    Anomaly.objects.bulk_create(
+        rows,
+        batch_size=BULK_BATCH,
+        update_conflicts=True,
+        unique_fields=["project", "subject_type", "subject", "metric", "window_start"],
+        update_fields=[
+            "window_end",
+            "observed",
+            "baseline",
+            "score",
+            "sample_count",
+            "is_seasonal",
+            "top_dimension",
+            "top_share",
+            "example_session_ids",
+            "explanation",
+            "updated_at",
+        ],
+    )
+    return len(rows)
+
+
+def set_anomaly_status(anomaly: Anomaly, status: str, *, user: Any) -> None:
+    """Acknowledge, resolve or reopen an anomaly, recording who did it and when."""
+    if status not in Anomaly.Status.values:
+        raise ValueError(f"unknown anomaly status {status!r}")
+    Anomaly.objects.filter(pk=anomaly.pk).update(
+        status=status, status_changed_at=timezone.now(), status_changed_by=user
+    )
+
+
+def replace_session_flags(sessions: pd.DataFrame, flags: pd.DataFrame) -> int:
+    """Make these sessions' detector flags exactly `flags` (a session that recovered loses its
+    flag). sessions: id, project_id; flags: analytics.detectors.FLAG_COLUMNS. Idempotent."""
+    projects = dict(zip(sessions["id"], sessions["project_id"], strict=True))
+    rows = [
+        SessionFlag(
+            project_id=projects[row.session_id],
+            session_id=int(row.session_id),
+            detector=row.detector,
+            detail=row.detail,
+            evidence_count=int(row.evidence_count),
+        )
+        for row in flags.itertuples(index=False)
+    ]
+    with transaction.atomic():
+        stale = SessionFlag.objects.filter(session_id__in=list(projects))
+        keep = Q()
+        for row in rows:
+            keep |= Q(session_id=row.session_id, detector=row.detector)
+        (stale.exclude(keep) if rows else stale).delete()
+        SessionFlag.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["session", "detector"],
+            update_fields=["detail", "evidence_count", "detected_at"],
+        )
+    return len(rows)
+
+
+def replace_error_cluster_days(
+    project_id: int, days: Sequence[date], cluster_days: pd.DataFrame
+) -> list[str]:
+    """Make the cluster-day rows of these days exactly `cluster_days`
+    (analytics.clusters.DAY_COLUMNS) and create clusters seen for the first time. Returns the
+    fingerprints whose totals changed (to pass to save_cluster_totals)."""
+    with transaction.atomic():
+        old = ErrorClusterDay.objects.filter(project_id=project_id, day__in=list(days))
+        touched = set(old.values_list("fingerprint", flat=True))
+        old.delete()
+        ErrorClusterDay.objects.bulk_create(
+            [
+                ErrorClusterDay(
+                    project_id=project_id,
+                    fingerprint=row.fingerprint,
+                    day=row.day,
+                    count=int(row.count),
+                    first_seen_at=row.first_seen_at.to_pydatetime(),
+                    last_seen_at=row.last_seen_at.to_pydatetime(),
+                    agents=list(row.agents),
+                )
+                for row in cluster_days.itertuples(index=False)
+            ],
+            batch_size=BULK_BATCH,
+        )
+        ErrorCluster.objects.bulk_create(
+            [
+                ErrorCluster(
+                    project_id=project_id,
+                    fingerprint=row.fingerprint,
+                    error_type=row.error_type[:200],
+                    pattern=row.pattern,
+                    example_message=row.example_message,
+                    example_session_id=row.example_session_id,
+                    first_seen_at=row.first_seen_at.to_pydatetime(),
+                    last_seen_at=row.last_seen_at.to_pydatetime(),
+                )
+                for row in cluster_days.drop_duplicates("fingerprint").itertuples(index=False)
+            ],
+            ignore_conflicts=True,
+        )
+    return sorted(touched | set(cluster_days["fingerprint"]))
+
+
+def save_cluster_totals(project_id: int, totals: pd.DataFrame, fingerprints: Sequence[str]) -> int:
+    """Write clusters' totals (analytics.clusters.cluster_totals of all their days); clusters
+    among `fingerprints` with no day left are deleted."""
+    with transaction.atomic():
+        ErrorCluster.objects.filter(project_id=project_id, fingerprint__in=fingerprints).exclude(
+            fingerprint__in=list(totals["fingerprint"])
+        ).delete()
+        clusters = {
+            c.fingerprint: c
+            for c in ErrorCluster.objects.filter(
+                project_id=project_id, fingerprint__in=list(totals["fingerprint"])
+            )
+        }
+        for row in totals.itertuples(index=False):
+            cluster = clusters[row.fingerprint]
+            cluster.count = int(row.count)
+            cluster.first_seen_at = pd.Timestamp(row.first_seen_at).to_pydatetime()
+            cluster.last_seen_at = pd.Timestamp(row.last_seen_at).to_pydatetime()
+            cluster.agents = list(row.agents)
+        ErrorCluster.objects.bulk_update(
+            clusters.values(), ["count", "first_seen_at", "last_seen_at", "agents"], batch_size=500
+        )
+    return len(clusters)
+
+
+# --- Alert rules, their evaluations and reports ---------------------------------------------
+
+
+def save_alert_rule(rule: AlertRule) -> AlertRule:
+    """Create or update a rule (the form has validated it); a changed rule starts again at OK."""
+    if rule.pk is not None:
+        rule.state = AlertRule.State.OK
+        rule.state_changed_at = None
+        rule.last_notified_at = None
+    rule.save()
+    return rule
+
+
+def delete_alert_rule(rule: AlertRule) -> None:
+    rule.delete()
+
+
+def record_alert_evaluation(
+    rule: AlertRule,
+    *,
+    state: str,
+    value: float | None,
+    at: datetime,
+    notified: bool,
+) -> None:
+    """Store a rule's latest evaluation: its state (and when it changed), value, last notice."""
+    fields: dict[str, Any] = {"last_value": value, "last_evaluated_at": at, "state": state}
+    if state != rule.state:
+        fields["state_changed_at"] = at
+    if notified:
+        fields["last_notified_at"] = at
+    AlertRule.objects.filter(pk=rule.pk).update(**fields)
+
+
+def add_alert_event(
+    rule: AlertRule,
+    *,
+    at: datetime,
+    state: str,
+    previous_state: str,
+    value: float | None,
+    message: str,
+    is_test: bool = False,
+) -> AlertEvent:
+    return AlertEvent.objects.create(
+        rule=rule,
+        project_id=rule.project_id,
+        at=at,
+        state=state,
+        previous_state=previous_state,
+        value=value,
+        message=message,
+        is_test=is_test,
+    )
+
+
+def record_delivery(event: AlertEvent, *, error: str) -> None:
+    """Whether the event's notification got through; `error` empty means it did."""
+    AlertEvent.objects.filter(pk=event.pk).update(is_delivered=not error, delivery_error=error)
+
+
+def save_report(
+    project_id: int,
+    *,
+    period: str,
+    period_start: datetime,
+    period_end: datetime,
+    csv_text: str,
+    html_text: str,
+) -> Report:
+    """Create or replace the report of one project, period and start. Idempotent."""
+    report, _ = Report.objects.update_or_create(
+        project_id=project_id,
+        period=period,
+        period_start=period_start,
+        defaults={"period_end": period_end, "csv_text": csv_text, "html_text": html_text},
+    )
+    return report
+
+
+def mark_report_emailed(report: Report, *, at: datetime) -> None:
+    Report.objects.filter(pk=report.pk).update(emailed_at=at)
+
+
+def save_report_schedule(
+    project_id: int, *, is_daily: bool, is_weekly: bool, email_to: str
+) -> ReportSchedule:
+    schedule, _ = ReportSchedule.objects.update_or_create(
+        project_id=project_id,
+        defaults={"is_daily": is_daily, "is_weekly": is_weekly, "email_to": email_to},
+    )
+    return schedule

@@ -5,11 +5,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
 
-from analytics.queries import session_summary_inputs, stale_session_pks
-from analytics.store import save_session_summaries
+from analytics.alerting import evaluate_rule
+from analytics.queries import (
+    enabled_alert_rules,
+    projects_with_pending_refresh,
+    session_project_starts,
+    session_summary_inputs,
+    stale_session_pks,
+)
+from analytics.refresh import detect_session_failures, refresh_project
+from analytics.reporting import make_due_reports
+from analytics.store import claim_refresh, mark_refresh_pending, save_session_summaries
 from analytics.summaries import session_summaries
 
 logger = logging.getLogger(__name__)
@@ -33,9 +45,57 @@ def sweep_stale_summaries_task() -> int:
     for _ in range(MAX_SWEEP_ROUNDS):  # bounded: busy sessions turn stale again as data arrives
         pks = stale_session_pks(limit=SWEEP_BATCH)
         done += summarize_sessions_task(pks) if pks else 0
+        if pks:
+            analyze_sessions_task(pks)
         if len(pks) < SWEEP_BATCH:
             break
     return done
+
+
+@shared_task
+def analyze_sessions_task(session_pks: list[int]) -> int:
+    """After a summary: run the failure detectors on these sessions now, and queue one debounced
+    refresh per project (rollups, clusters, anomalies) for whatever arrives within the delay."""
+    flags = detect_session_failures(session_pks)
+    for project_id in mark_refresh_pending(session_project_starts(session_pks)):
+        refresh_project_analytics_task.apply_async(
+            (project_id,), countdown=settings.OBSERVATORY_ANALYTICS_DEBOUNCE_SECONDS
+        )
+    return flags
+
+
+@shared_task
+def refresh_project_analytics_task(project_id: int) -> int:
+    """Rebuild a project's derived data from where its pending mark says it changed."""
+    since = claim_refresh(project_id)
+    if since is None:
+        return 0
+    return refresh_project(project_id, since=since, now=timezone.now()).rollup_rows
+
+
+@shared_task
+def sweep_pending_refreshes_task() -> int:
+    """Beat: refresh projects whose queued refresh never ran (a lost task, a broker outage)."""
+    stale = timezone.now() - timedelta(
+        seconds=2 * settings.OBSERVATORY_ANALYTICS_DEBOUNCE_SECONDS + 60
+    )
+    return sum(
+        refresh_project_analytics_task(project_id)
+        for project_id in projects_with_pending_refresh(scheduled_before=stale)
+    )
+
+
+@shared_task
+def evaluate_alerts_task() -> int:
+    """Beat: judge every enabled alert rule; returns how many sent a notification."""
+    now = timezone.now()
+    return sum(evaluate_rule(rule, now=now) is not None for rule in enabled_alert_rules())
+
+
+@shared_task
+def make_reports_task() -> int:
+    """Beat: make (and email) the daily and weekly reports that are due. Idempotent."""
+    return make_due_reports(now=timezone.now())
 
 
 @shared_task
@@ -54,7 +114,8 @@ def enqueue_session_summaries(session_pks: Iterable[int]) -> None:
     if not pks or time.monotonic() < _broker_down_until:
         return
     try:
-        summarize_sessions_task.apply_async((pks,), retry=False)
+        # The analytics of these sessions follow their summaries (rollups read the summaries).
+        summarize_sessions_task.apply_async((pks,), retry=False, link=analyze_sessions_task.si(pks))
     except Exception:
         _broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
         logger.warning("broker unavailable: %d session summaries left to the sweep", len(pks))

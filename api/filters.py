@@ -11,14 +11,20 @@ from typing import Any
 import django_filters as filters
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from rest_framework.exceptions import ValidationError
 
 from ingest.models import (
     Agent,
     IngestRejection,
+    Message,
     MetricSample,
     Session,
     Span,
+    Step,
+    TestResult,
+    TestRun,
     TranscriptLine,
+    Workflow,
 )
 
 BOOLEAN_CHOICES = [("true", "true"), ("false", "false"), ("1", "1"), ("0", "0")]
@@ -208,4 +214,118 @@ class IngestProblemFilter(ProjectFilterSet):
 
     class Meta:
         model = IngestRejection
+        fields: Sequence[str] = []
+
+
+# --- Inter-agent messages, dead letters, workflows ------------------------------------------
+
+
+class MessageFilter(ProjectFilterSet):
+    session = filters.CharFilter(field_name="session__external_id", label="Session id.")
+    sender = filters.CharFilter(label="Sending agent id.")
+    receiver = filters.CharFilter(method="filter_receiver", label="A receiving agent id.")
+    agent = filters.CharFilter(method="filter_agent", label="Sent or received by this agent id.")
+    edge = filters.CharFilter(
+        method="filter_edge", label="`sender->receiver` (or `sender→receiver`): one edge."
+    )
+    channel = filters.CharFilter()
+    status = filters.ChoiceFilter(choices=Message.Stage.choices)
+    error_type = filters.CharFilter()
+    correlation_id = filters.CharFilter()
+    causation_id = filters.CharFilter()
+    after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    before = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    ordering = ordering_filter("started_at", "delivery_ms", "end_to_end_ms")
+
+    class Meta:
+        model = Message
+        fields: Sequence[str] = []
+
+    def filter_receiver(
+        self, queryset: QuerySet[Message], name: str, value: str
+    ) -> QuerySet[Message]:
+        return queryset.filter(json_list_contains("receivers", value))
+
+    def filter_agent(self, queryset: QuerySet[Message], name: str, value: str) -> QuerySet[Message]:
+        return queryset.filter(Q(sender=value) | json_list_contains("receivers", value))
+
+    def filter_edge(self, queryset: QuerySet[Message], name: str, value: str) -> QuerySet[Message]:
+        sender, sep, receiver = value.replace("→", "->").partition("->")
+        if not sep:
+            raise ValidationError({"edge": "Write an edge as sender->receiver"})
+        return queryset.filter(
+            Q(sender=sender.strip()) & json_list_contains("receivers", receiver.strip())
+        )
+
+
+class DeadLetterFilter(MessageFilter):
+    state = filters.ChoiceFilter(
+        field_name="dead_letter_state",
+        choices=[c for c in Message.DeadLetterState.choices if c[0]],
+        label="open, resolved, requeued or recovered (default: all).",
+    )
+    ordering = ordering_filter("started_at", "last_attempt_at", "attempt_count")
+
+
+class WorkflowFilter(ProjectFilterSet):
+    session = filters.CharFilter(field_name="session__external_id", label="Session id.")
+    name = filters.CharFilter()
+    status = filters.ChoiceFilter(choices=Workflow.Status.choices)
+    after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    before = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    ordering = ordering_filter("started_at", "duration_ms")
+
+    class Meta:
+        model = Workflow
+        fields: Sequence[str] = []
+
+
+class StepFilter(ProjectFilterSet):
+    session = filters.CharFilter(field_name="workflow__session__external_id", label="Session id.")
+    workflow = filters.CharFilter(field_name="workflow__workflow_id", label="Workflow run id.")
+    workflow_name = filters.CharFilter(field_name="workflow__name")
+    name = filters.CharFilter()
+    agent = filters.CharFilter(field_name="agent_external_id", label="Agent id.")
+    status = filters.ChoiceFilter(choices=Step.Status.choices)
+    after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    before = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    ordering = ordering_filter("started_at", "duration_ms")
+
+    class Meta:
+        model = Step
+        fields: Sequence[str] = []
+
+
+class TestRunFilter(ProjectFilterSet):
+    __test__ = False  # pytest: not a test class
+
+    tier = filters.CharFilter()
+    suite = filters.CharFilter()
+    commit = filters.CharFilter()
+    branch = filters.CharFilter()
+    environment = filters.CharFilter()
+    source = filters.CharFilter()
+    started_after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+
+    class Meta:
+        model = TestRun
+        fields: Sequence[str] = []
+
+
+class TestResultFilter(ProjectFilterSet):
+    __test__ = False  # pytest: not a test class
+
+    run = filters.CharFilter(field_name="run__external_id", label="The client's run id.")
+    test_id = filters.CharFilter()
+    outcome = filters.ChoiceFilter(choices=TestResult.Outcome.choices)
+    tier = filters.CharFilter(field_name="effective_tier", label="The result's or run's tier.")
+    suite = filters.CharFilter(field_name="run__suite")
+    commit = filters.CharFilter(field_name="run__commit")
+    branch = filters.CharFilter(field_name="run__branch")
+    run_started_after = filters.IsoDateTimeFilter(field_name="run__started_at", lookup_expr="gte")
+    run_started_before = filters.IsoDateTimeFilter(field_name="run__started_at", lookup_expr="lt")
+
+    class Meta:
+        model = TestResult
         fields: Sequence[str] = []

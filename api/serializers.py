@@ -16,11 +16,17 @@ from analytics.queries import DETAILED_KIND_KEY
 from ingest.models import (
     Agent,
     IngestRejection,
+    Message,
+    MessageEvent,
     MetricSample,
     Project,
     Session,
     Span,
+    Step,
+    TestResult,
+    TestRun,
     TranscriptLine,
+    Workflow,
 )
 
 # The dashboard's session page (dashboard/urls.py serves it at this path).
@@ -261,3 +267,393 @@ class IngestProblemDetailSerializer(IngestProblemSerializer):
 def header_of(serializer: serializers.Serializer[Any]) -> list[str]:
     """The CSV header: the serializer's field names, in order."""
     return list(serializer.fields)
+
+
+# --- Inter-agent messages, dead letters, workflows ------------------------------------------
+
+# The dashboard's message page (dashboard/urls.py serves it at this path).
+MESSAGE_PAGE_PATH = "/messages/{pk}/"
+
+
+class MessageSerializer(serializers.ModelSerializer[Message]):
+    """A message without its content: what lists and CSV show."""
+
+    session_id = serializers.CharField(source="session_external_id", help_text="Session id.")
+    project = serializers.CharField(source="project_slug", help_text="Project slug.")
+    receivers = serializers.ListField(child=serializers.CharField())
+    status = serializers.CharField(help_text="The latest lifecycle stage.")
+    url = serializers.SerializerMethodField(help_text="The message's dashboard page.")
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "session_id",
+            "project",
+            "message_id",
+            "sender",
+            "receivers",
+            "channel",
+            "correlation_id",
+            "causation_id",
+            "content_type",
+            "content_size",
+            "preview",
+            "status",
+            "started_at",
+            "created_at",
+            "sent_at",
+            "delivered_at",
+            "received_at",
+            "processed_at",
+            "failed_at",
+            "dead_lettered_at",
+            "expired_at",
+            "delivery_ms",
+            "processing_ms",
+            "end_to_end_ms",
+            "attempt_count",
+            "error_type",
+            "error_message",
+            "last_attempt_at",
+            "dead_letter_state",
+            "url",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, message: Message) -> str:
+        path = MESSAGE_PAGE_PATH.format(pk=message.pk)
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+
+class DeadLetterSerializer(MessageSerializer):
+    """A failed, dead-lettered or expired message with what was done about it."""
+
+    class Meta(MessageSerializer.Meta):
+        fields = [
+            *MessageSerializer.Meta.fields,
+            "resolved_at",
+            "resolution_note",
+            "requeued_at",
+            "requeue_count",
+            "polled_at",
+        ]
+        read_only_fields = fields
+
+
+class MessageEventSerializer(serializers.ModelSerializer[MessageEvent]):
+    agent_id = serializers.CharField(source="agent_external_id")
+
+    class Meta:
+        model = MessageEvent
+        fields = ["stage", "at", "agent_id", "attempt", "error_type", "error_message"]
+        read_only_fields = fields
+
+
+class MessageDetailSerializer(DeadLetterSerializer):
+    """A message with its content, metadata, lifecycle records and causality chain (message ids
+    of its ancestors, nearest first, and descendants), which the view sets on it."""
+
+    content = serializers.JSONField(source="body.content", allow_null=True)
+    metadata = serializers.JSONField(source="body.metadata", allow_null=True)
+    events = MessageEventSerializer(many=True, read_only=True, source="event_list")
+    ancestors = serializers.ListField(child=serializers.CharField(), read_only=True)
+    descendants = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta(DeadLetterSerializer.Meta):
+        fields = [
+            *DeadLetterSerializer.Meta.fields,
+            "content",
+            "metadata",
+            "events",
+            "ancestors",
+            "descendants",
+        ]
+        read_only_fields = fields
+
+
+class PolledMessageSerializer(serializers.ModelSerializer[Message]):
+    """A requeued message as the agent system gets it back from the poll endpoint."""
+
+    session_id = serializers.CharField(source="session.external_id")
+    receivers = serializers.ListField(child=serializers.CharField())
+    content = serializers.JSONField(source="body.content", allow_null=True)
+    metadata = serializers.JSONField(source="body.metadata", allow_null=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "session_id",
+            "message_id",
+            "sender",
+            "receivers",
+            "channel",
+            "correlation_id",
+            "causation_id",
+            "content_type",
+            "content",
+            "metadata",
+            "attempt_count",
+            "error_type",
+            "error_message",
+            "requeued_at",
+            "requeue_count",
+        ]
+        read_only_fields = fields
+
+
+class WorkflowSerializer(serializers.ModelSerializer[Workflow]):
+    session_id = serializers.CharField(source="session_external_id", help_text="Session id.")
+    project = serializers.CharField(source="project_slug", help_text="Project slug.")
+    status = serializers.CharField(help_text="running, success, fail or cancelled.")
+    step_count = serializers.IntegerField()
+
+    class Meta:
+        model = Workflow
+        fields = [
+            "id",
+            "session_id",
+            "project",
+            "workflow_id",
+            "name",
+            "status",
+            "started_at",
+            "ended_at",
+            "duration_ms",
+            "step_count",
+            "result_summary",
+            "metadata",
+            "is_inferred",
+        ]
+        read_only_fields = fields
+
+
+class StepSerializer(serializers.ModelSerializer[Step]):
+    session_id = serializers.CharField(source="session_external_id", help_text="Session id.")
+    workflow_id = serializers.CharField(source="workflow_external_id", help_text="Run id.")
+    workflow_name = serializers.CharField()
+    agent_id = serializers.CharField(source="agent_external_id")
+    depends_on = serializers.ListField(child=serializers.CharField())
+    status = serializers.CharField(help_text="running, ok, error, skipped or cancelled.")
+
+    class Meta:
+        model = Step
+        fields = [
+            "id",
+            "session_id",
+            "workflow_id",
+            "workflow_name",
+            "step_id",
+            "name",
+            "agent_id",
+            "depends_on",
+            "status",
+            "started_at",
+            "ended_at",
+            "duration_ms",
+            "result_summary",
+            "error_type",
+            "error_message",
+        ]
+        read_only_fields = fields
+
+
+class AgentEdgeSerializer(serializers.Serializer[dict[str, Any]]):
+    """One sender→receiver edge of the agent graph over a time range."""
+
+    sender = serializers.CharField()
+    receiver = serializers.CharField()
+    messages = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    failure_rate = serializers.FloatField()
+    p95_delivery_ms = serializers.FloatField(allow_null=True)
+
+
+class DeadLetterActionSerializer(serializers.Serializer[dict[str, Any]]):
+    """Input of the bulk dead-letter actions: which messages, and a note when resolving."""
+
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), max_length=1000)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class PollSerializer(serializers.Serializer[dict[str, Any]]):
+    """Input of the requeue poll: a poll id chosen by the poller (send the same one again to get
+    the same messages after a lost answer) and how many messages at most."""
+
+    poll_id = serializers.CharField(max_length=128)
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
+
+
+# --- Test runs, results, flaky tests, regressions ----------------------------------------------
+
+TEST_RUN_PAGE_PATH = "/tests/runs/{pk}/"
+TEST_RESULT_PAGE_PATH = "/tests/results/{pk}/"
+
+
+def _page_url(serializer: serializers.Serializer[Any], path: str) -> str:
+    request = serializer.context.get("request")
+    return request.build_absolute_uri(path) if request is not None else path
+
+
+class TestRunSerializer(serializers.ModelSerializer[TestRun]):
+    """A test run with its result counts (annotated by analytics.queries.test_runs_for_projects)."""
+
+    __test__ = False  # pytest: not a test class
+
+    id = serializers.CharField(source="external_id", help_text="The client's run id.")
+    project = serializers.CharField(source="project_slug", help_text="Project slug.")
+    result_count = serializers.IntegerField()
+    pass_count = serializers.IntegerField()
+    fail_count = serializers.IntegerField()
+    error_count = serializers.IntegerField()
+    skip_count = serializers.IntegerField()
+    xfail_count = serializers.IntegerField()
+    url = serializers.SerializerMethodField(help_text="The run's dashboard page.")
+
+    class Meta:
+        model = TestRun
+        fields = [
+            "id",
+            "project",
+            "tier",
+            "suite",
+            "commit",
+            "branch",
+            "environment",
+            "source",
+            "started_at",
+            "ended_at",
+            "is_inferred",
+            "result_count",
+            "pass_count",
+            "fail_count",
+            "error_count",
+            "skip_count",
+            "xfail_count",
+            "url",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, run: TestRun) -> str:
+        return _page_url(self, TEST_RUN_PAGE_PATH.format(pk=run.pk))
+
+
+class TestResultSerializer(serializers.ModelSerializer[TestResult]):
+    """A test result without its trace, with its run's fields (analytics.queries annotations)."""
+
+    __test__ = False  # pytest: not a test class
+
+    project = serializers.CharField(source="project_slug", help_text="Project slug.")
+    run_id = serializers.CharField(source="run_external_id", help_text="The client's run id.")
+    run_started_at = serializers.DateTimeField()
+    commit = serializers.CharField()
+    branch = serializers.CharField()
+    suite = serializers.CharField()
+    tier = serializers.CharField(source="effective_tier", help_text="The result's or run's tier.")
+    session_ids = serializers.ListField(child=serializers.CharField())
+    url = serializers.SerializerMethodField(help_text="The result's dashboard page.")
+
+    class Meta:
+        model = TestResult
+        fields = [
+            "id",
+            "project",
+            "run_id",
+            "run_started_at",
+            "commit",
+            "branch",
+            "suite",
+            "tier",
+            "test_id",
+            "name",
+            "outcome",
+            "duration_ms",
+            "started_at",
+            "error_message",
+            "metrics",
+            "session_ids",
+            "url",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, result: TestResult) -> str:
+        return _page_url(self, TEST_RESULT_PAGE_PATH.format(pk=result.pk))
+
+
+class FlakyTestSerializer(serializers.Serializer[dict[str, Any]]):
+    """One test's flakiness over the window (analytics.flakiness.flakiness_scores)."""
+
+    test_id = serializers.CharField()
+    name = serializers.CharField()
+    tier = serializers.CharField()
+    suite = serializers.CharField()
+    results = serializers.IntegerField(help_text="Decisive results (pass, fail, error).")
+    failures = serializers.IntegerField()
+    flips = serializers.IntegerField(help_text="Outcome changes between consecutive runs.")
+    transient_failures = serializers.IntegerField(help_text="Short failure streaks a pass ended.")
+    commits_mixed = serializers.IntegerField(help_text="Commits on which it passed and failed.")
+    flakiness = serializers.FloatField(help_text="0 to 1.")
+    reliability = serializers.FloatField(help_text="Share of decisive results that passed.")
+    is_flaky = serializers.BooleanField()
+    last_outcome = serializers.CharField()
+    last_run_at = serializers.DateTimeField()
+    last_result_url = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_last_result_url(self, row: dict[str, Any]) -> str:
+        return _page_url(self, TEST_RESULT_PAGE_PATH.format(pk=row["last_result_pk"]))
+
+
+class TestRegressionSerializer(serializers.Serializer[dict[str, Any]]):
+    """A test failing since a run after passing before it (analytics.regressions)."""
+
+    __test__ = False  # pytest: not a test class
+
+    branch = serializers.CharField()
+    test_id = serializers.CharField()
+    name = serializers.CharField()
+    tier = serializers.CharField()
+    suite = serializers.CharField()
+    failing_runs = serializers.IntegerField(help_text="Runs in a row it has failed.")
+    first_failing_commit = serializers.CharField()
+    first_failing_at = serializers.DateTimeField()
+    last_passing_commit = serializers.CharField()
+    last_passing_at = serializers.DateTimeField()
+    first_failing_result_url = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_first_failing_result_url(self, row: dict[str, Any]) -> str:
+        return _page_url(self, TEST_RESULT_PAGE_PATH.format(pk=row["first_failing_result_pk"]))
+
+
+class DurationRegressionSerializer(serializers.Serializer[dict[str, Any]]):
+    """A test whose recent passing runs are much slower than before (analytics.regressions)."""
+
+    test_id = serializers.CharField()
+    name = serializers.CharField()
+    tier = serializers.CharField()
+    suite = serializers.CharField()
+    baseline_ms = serializers.FloatField()
+    recent_ms = serializers.FloatField()
+    ratio = serializers.FloatField()
+    slower_since_commit = serializers.CharField()
+    slower_since_at = serializers.DateTimeField()
+
+
+class DeadLetterActionResultSerializer(serializers.Serializer[dict[str, Any]]):
+    """What a resolve or requeue changed, and the messages as they are now."""
+
+    changed = serializers.IntegerField()
+    messages = DeadLetterSerializer(many=True)
+
+
+class PollResultSerializer(serializers.Serializer[dict[str, Any]]):
+    """The poll's answer: the poll id sent, and the requeued messages it hands over."""
+
+    poll_id = serializers.CharField()
+    messages = PolledMessageSerializer(many=True)

@@ -204,6 +204,28 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # How often beat sweeps sessions whose summaries are stale (covers a broker that was down).
 OBSERVATORY_SUMMARY_SWEEP_SECONDS = env_int("OBSERVATORY_SUMMARY_SWEEP_SECONDS", 30)
+# Analytics (analytics/tasks.py): a project's rollups, clusters and anomalies are refreshed this
+# long after the first batch that changes them (later batches in the delay ride along); beat
+# catches up on lost refreshes, evaluates alert rules and makes reports on these periods.
+OBSERVATORY_ANALYTICS_DEBOUNCE_SECONDS = env_int("OBSERVATORY_ANALYTICS_DEBOUNCE_SECONDS", 10)
+OBSERVATORY_ANALYTICS_SWEEP_SECONDS = env_int("OBSERVATORY_ANALYTICS_SWEEP_SECONDS", 60)
+OBSERVATORY_ALERT_SECONDS = env_int("OBSERVATORY_ALERT_SECONDS", 60)
+OBSERVATORY_REPORT_SECONDS = env_int("OBSERVATORY_REPORT_SECONDS", 3600)
+OBSERVATORY_WEBHOOK_TIMEOUT_SECONDS = env_int("OBSERVATORY_WEBHOOK_TIMEOUT_SECONDS", 5)
+
+# Email for alerts and reports. Without EMAIL_HOST, mail is written to the log (console backend).
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "observatory@localhost")
 
 LOGGING = {
     "version": 1,
@@ -217,5 +239,17 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stale-session-summaries": {
         "task": "analytics.tasks.sweep_stale_summaries_task",
         "schedule": float(OBSERVATORY_SUMMARY_SWEEP_SECONDS),
+    },
+    "sweep-pending-analytics": {
+        "task": "analytics.tasks.sweep_pending_refreshes_task",
+        "schedule": float(OBSERVATORY_ANALYTICS_SWEEP_SECONDS),
+    },
+    "evaluate-alert-rules": {
+        "task": "analytics.tasks.evaluate_alerts_task",
+        "schedule": float(OBSERVATORY_ALERT_SECONDS),
+    },
+    "make-reports": {
+        "task": "analytics.tasks.make_reports_task",
+        "schedule": float(OBSERVATORY_REPORT_SECONDS),
     },
 }

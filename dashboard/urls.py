@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboard import views
+from dashboard import views, views_analytics, views_messages, views_testruns
 
 app_name = "dashboard"
 
@@ -14,6 +14,25 @@ urlpatterns = [
     path("sessions/<int:pk>/", views.session_detail, name="session-detail"),
     path("sessions/<int:pk>/stream/", views.session_stream, name="session-stream"),
     path("sessions/<int:pk>/spans/<int:span_pk>/", views.span_detail, name="span-detail"),
+    path("sessions/<int:pk>/messages/", views_messages.session_messages, name="session-messages"),
+    path("messages/", views_messages.message_list, name="message-list"),
+    path("messages/<int:pk>/", views_messages.message_detail, name="message-detail"),
+    path("dead-letters/", views_messages.dead_letters, name="dead-letters"),
+    path("dead-letters/action/", views_messages.dead_letter_action, name="dead-letter-action"),
+    path("agents/", views_messages.agent_list, name="agent-list"),
+    path("agents/<int:pk>/", views_messages.agent_detail, name="agent-detail"),
+    path("workflows/", views_messages.workflow_list, name="workflow-list"),
+    path("workflows/<int:pk>/", views_messages.workflow_detail, name="workflow-detail"),
+    path("trends/", views_analytics.trends, name="trends"),
+    path("anomalies/", views_analytics.anomalies, name="anomalies"),
+    path("anomalies/<int:pk>/status/", views_analytics.anomaly_status, name="anomaly-status"),
+    path("errors/", views_analytics.errors, name="errors"),
+    path("alerts/", views_analytics.alerts, name="alerts"),
+    path("alerts/<int:pk>/action/", views_analytics.alert_action, name="alert-action"),
+    path("reports/", views_analytics.reports, name="reports"),
+    path("reports/make/", views_analytics.report_make, name="report-make"),
+    path("reports/<int:pk>/", views_analytics.report_html, name="report-html"),
+    path("compare/", views_analytics.compare, name="compare"),
     path("ingest-problems/", views.ingest_problems, name="ingest-problems"),
     path(
         "ingest-problems/replay/",
@@ -21,4 +40,12 @@ urlpatterns = [
         name="rejection-replay-selected",
     ),
     path("ingest-problems/<int:pk>/replay/", views.rejection_replay, name="rejection-replay"),
+    path("tests/", views_testruns.heatmap, name="tests"),
+    path("tests/runs/", views_testruns.run_list, name="test-runs"),
+    path("tests/runs/<int:pk>/", views_testruns.run_detail, name="test-run-detail"),
+    path("tests/results/<int:pk>/", views_testruns.result_detail, name="test-result-detail"),
+    path("tests/flaky/", views_testruns.flaky, name="tests-flaky"),
+    path("tests/regressions/", views_testruns.regressions, name="tests-regressions"),
+    path("tests/trends/", views_testruns.trends, name="tests-trends"),
+    path("tests/coverage/", views_testruns.coverage, name="tests-coverage"),
 ]

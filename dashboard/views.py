@@ -45,6 +45,7 @@ from ingest.models import IngestRejection, Project, Session, TranscriptLine
 
 PROJECT_SESSION_KEY = "dashboard_project"
 PAGE_SIZE = 50
+OVERVIEW_ANOMALIES = 5
 WATERFALL_LIMIT = 2000
 CHILD_LIMIT = 50
 TOGGLE_ROLES = ("agent", "llm", "tool", "log")
@@ -184,6 +185,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "ranges": list(RANGES),
         "kpis": overview_kpis(sessions, events),
         "charts": _overview_charts(window, sessions, events),
+        "open_anomalies": queries.open_anomalies(nav.project.pk, limit=OVERVIEW_ANOMALIES),
     }
     return render(request, "dashboard/overview.html", context)
 
@@ -258,6 +260,11 @@ def _session_list_context(request: HttpRequest, nav: Nav) -> dict[str, Any]:
         "columns": _sort_columns(ordering),
         "ordering": ordering,
         "export_url": _export_url(params),
+        # Badges: detector flags and unresolved anomalies that name the session as an example.
+        "flags": queries.flags_by_session([s.pk for s in sessions]),
+        "anomaly_counts": queries.anomaly_counts_by_session(
+            nav.project.pk, [s.pk for s in sessions]
+        ),
         "ranges": list(RANGES),
         "end_states": Session.EndState.values,
         "is_filtered": any(k not in ("page", "ordering", "project") for k in params),
@@ -393,6 +400,8 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "agents": list(session.agents.order_by("created_at", "id")),
         "parent_pk": _parent_pk(session),
         "children": queries.child_sessions(session, limit=CHILD_LIMIT),
+        "flags": queries.flags_by_session([session.pk]).get(session.pk, []),
+        "session_anomalies": queries.anomalies_naming_session(session),
         "stream": _stream_context(session, request, lines),
         **_rounds_context(session, trace_id, lines),
         **_waterfall_context(session, trace_id=trace_id),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db import models
 from django.db.models import QuerySet
 from django.db.models.functions import Length
 from django.http import HttpRequest
@@ -14,6 +15,7 @@ from ingest.models import (
     ApiKey,
     IngestRejection,
     Membership,
+    MessageMappingRule,
     ModelPrice,
     Project,
     TraceLink,
@@ -49,10 +51,32 @@ class ModelPriceInline(admin.TabularInline):  # type: ignore[type-arg]
     verbose_name = "model price override"
 
 
+@admin.register(MessageMappingRule)
+class MessageMappingRuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """OTLP: span attributes that carry messages between agents, for frameworks with their own
+    conventions (TaskWeaver's in.from / in.recipient / in.message is built in)."""
+
+    list_display = ("name", "project", "span_name", "sender_attribute", "receiver_attribute")
+    list_filter = ("project",)
+    fields = (
+        "project",
+        "name",
+        "span_name",
+        "sender_attribute",
+        "receiver_attribute",
+        "content_attribute",
+        "channel_attribute",
+        "message_id_attribute",
+        "correlation_attribute",
+    )
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("name", "slug", "created_at")
-    fields = ("name", "slug", "session_attributes")
+    fields = ("name", "slug", "session_attributes", "requeue_webhook_url")
+    # Django 6 makes https the default scheme of a URL typed without one; choose it now.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     prepopulated_fields = {"slug": ("name",)}
     inlines = (MembershipInline, ApiKeyInline, ModelPriceInline)
 

@@ -25,6 +25,10 @@ class Project(models.Model):
         help_text="OTLP span attributes (comma-separated) that name the session a trace belongs "
         "to, checked before session.id, session_id and gen_ai.conversation.id.",
     )
+    requeue_webhook_url = models.URLField(
+        blank=True,
+        help_text="Called (POST, JSON) when dead letters are requeued, besides the poll endpoint.",
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
     )
@@ -388,3 +392,314 @@ class IngestRejection(models.Model):
     @staticmethod
     def fingerprint_of(message: str, raw: str) -> str:
         return hashlib.sha256(f"{message}\0{raw}".encode()).hexdigest()
+
+
+class TestRun(models.Model):
+    """One run of a test suite (from the native API, a JUnit XML upload or the pytest plugin).
+
+    Identified by the client's run id within a project. Created *inferred* when a result arrives
+    before its test_run.start."""
+
+    __test__ = False  # pytest: a model, not a test class
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="test_runs")
+    external_id = models.CharField(max_length=128, help_text="The run id the client sent.")
+    tier = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="unit, integration, scenario, chaos or a project-defined tier; blank when the "
+        "run mixes tiers (each result then carries its own).",
+    )
+    suite = models.CharField(max_length=200, blank=True)
+    commit = models.CharField(max_length=64, blank=True, help_text="Git commit the run tested.")
+    branch = models.CharField(max_length=200, blank=True)
+    environment = models.CharField(max_length=100, blank=True)
+    source = models.CharField(max_length=20, default="native", help_text="native, junit, pytest.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    is_inferred = models.BooleanField(
+        default=False, help_text="Created from a result before its test_run.start arrived."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "external_id"], name="test_run_unique"),
+        ]
+        indexes = [models.Index(fields=["project", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.suite or 'run'} {self.external_id}"
+
+
+class TestResult(models.Model):
+    """The outcome of one test in one run. The trace is big text: list queries never read it."""
+
+    __test__ = False  # pytest: a model, not a test class
+
+    class Outcome(models.TextChoices):
+        PASS = "pass"
+        FAIL = "fail"
+        ERROR = "error"
+        SKIP = "skip"
+        XFAIL = "xfail"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    run = models.ForeignKey(TestRun, on_delete=models.CASCADE, related_name="results")
+    test_id = models.CharField(max_length=500, help_text="Stable test id (e.g. a pytest node id).")
+    name = models.CharField(max_length=500, blank=True)
+    tier = models.CharField(max_length=50, blank=True, help_text="Blank: the run's tier.")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    duration_ms = models.FloatField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    error_message = models.CharField(max_length=2000, blank=True)
+    error_trace = models.TextField(blank=True)
+    metrics = models.JSONField(
+        default=dict, blank=True, help_text="Numbers the test reported, e.g. tokens or cost."
+    )
+    session_ids = models.JSONField(
+        default=list, blank=True, help_text="Client ids of the agent sessions the test produced."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "test_id"], name="test_result_unique"),
+        ]
+        indexes = [models.Index(fields=["project", "test_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.test_id}: {self.outcome}"
+
+
+# --- Multi-agent systems: inter-agent messages and workflows ----------------------------------
+
+
+class Message(models.Model):
+    """A message one agent sent to others (not a chat transcript line).
+
+    Built from lifecycle records (created, sent, delivered, …) that may arrive in any order; the
+    merge rules and derived timings are in ingest/lifecycle.py. Its content lives in
+    MessageContent, so lists and the sequence diagram never load it.
+    """
+
+    class Stage(models.TextChoices):
+        CREATED = "created"
+        SENT = "sent"
+        DELIVERED = "delivered"
+        RECEIVED = "received"
+        PROCESSED = "processed"
+        FAILED = "failed"
+        RETRIED = "retried"
+        DEAD_LETTERED = "dead_lettered"
+        EXPIRED = "expired"
+
+    class DeadLetterState(models.TextChoices):
+        NONE = "", "not a dead letter"
+        OPEN = "open"
+        RESOLVED = "resolved"
+        REQUEUED = "requeued"
+        RECOVERED = "recovered"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="agent_messages")
+    message_id = models.CharField(max_length=128, help_text="The client's message id.")
+    sender = models.CharField(max_length=128, blank=True, help_text="Sending agent id.")
+    receivers = models.JSONField(
+        default=list, blank=True, help_text="Receiving agent ids, as the client named them."
+    )
+    channel = models.CharField(max_length=200, blank=True, help_text="Channel, topic or queue.")
+    correlation_id = models.CharField(
+        max_length=128, blank=True, db_index=True, help_text="The message this one replies to."
+    )
+    causation_id = models.CharField(
+        max_length=128, blank=True, db_index=True, help_text="The message that caused this one."
+    )
+    content_type = models.CharField(max_length=100, blank=True)
+    content_size = models.IntegerField(null=True, blank=True, help_text="Content size in bytes.")
+    preview = models.CharField(
+        max_length=200, blank=True, help_text="The start of the content, for lists and hovers."
+    )
+    status = models.CharField(
+        max_length=20, choices=Stage.choices, default=Stage.CREATED, db_index=True
+    )
+    started_at = models.DateTimeField(help_text="The earliest lifecycle time seen.")
+    created_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    retried_at = models.DateTimeField(null=True, blank=True)
+    dead_lettered_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    delivery_ms = models.FloatField(null=True, blank=True, help_text="Sent to delivered.")
+    processing_ms = models.FloatField(
+        null=True, blank=True, help_text="Received (or delivered) to processed."
+    )
+    end_to_end_ms = models.FloatField(
+        null=True, blank=True, help_text="Created (or sent) to processed."
+    )
+    attempt_count = models.IntegerField(default=0)
+    retry_count = models.IntegerField(default=0)
+    error_type = models.CharField(max_length=200, blank=True)
+    error_message = models.CharField(max_length=2000, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    dead_letter_state = models.CharField(
+        max_length=10, choices=DeadLetterState.choices, blank=True, default="", db_index=True
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_note = models.CharField(max_length=500, blank=True)
+    requeued_at = models.DateTimeField(null=True, blank=True)
+    requeue_count = models.IntegerField(default=0)
+    poll_id = models.CharField(
+        max_length=128, blank=True, help_text="The poll that handed the requeued message over."
+    )
+    polled_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "message_id"], name="message_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "started_at"]),
+            models.Index(fields=["session", "started_at", "id"]),
+            models.Index(fields=["project", "dead_letter_state", "started_at"]),
+            models.Index(fields=["project", "poll_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sender or '?'} -> {', '.join(self.receivers) or '?'}: {self.message_id}"
+
+
+class MessageContent(models.Model):
+    """A message's content and metadata, loaded only by detail views and the requeue poll."""
+
+    message = models.OneToOneField(
+        Message, on_delete=models.CASCADE, primary_key=True, related_name="body"
+    )
+    content = models.JSONField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"content of message {self.pk}"
+
+
+class MessageEvent(models.Model):
+    """One lifecycle record of a message as received: its stage timeline on the detail page."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    client_id = models.CharField(max_length=128)
+    stage = models.CharField(max_length=20, choices=Message.Stage.choices)
+    at = models.DateTimeField()
+    agent_external_id = models.CharField(
+        max_length=128, blank=True, help_text="The agent that reported this stage."
+    )
+    attempt = models.IntegerField(null=True, blank=True)
+    error_type = models.CharField(max_length=200, blank=True)
+    error_message = models.CharField(max_length=2000, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "client_id"], name="message_event_unique"),
+        ]
+        indexes = [models.Index(fields=["message", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.stage} at {self.at:%H:%M:%S}"
+
+
+class MessageMappingRule(models.Model):
+    """OTLP: which span attributes carry a message's fields, for frameworks with their own
+    conventions (TaskWeaver's post spans carry in.from, in.recipient and in.message)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="message_rules")
+    name = models.CharField(max_length=100)
+    span_name = models.CharField(
+        max_length=300, blank=True, help_text="Only spans with this name (blank: any span)."
+    )
+    sender_attribute = models.CharField(max_length=200)
+    receiver_attribute = models.CharField(max_length=200)
+    content_attribute = models.CharField(max_length=200, blank=True)
+    channel_attribute = models.CharField(max_length=200, blank=True)
+    message_id_attribute = models.CharField(
+        max_length=200, blank=True, help_text="Blank: the span id is the message id."
+    )
+    correlation_attribute = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="message_rule_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Workflow(models.Model):
+    """One run of a workflow in a session: started, its steps, completed."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCESS = "success"
+        FAIL = "fail"
+        CANCELLED = "cancelled"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="workflows")
+    workflow_id = models.CharField(max_length=128, help_text="The client's workflow run id.")
+    name = models.CharField(max_length=300, blank=True, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    result_summary = models.TextField(blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    is_inferred = models.BooleanField(
+        default=False, help_text="Created from a step before workflow.start arrived."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "workflow_id"], name="workflow_unique"),
+        ]
+        indexes = [models.Index(fields=["project", "name", "started_at"])]
+
+    def __str__(self) -> str:
+        return self.name or self.workflow_id
+
+
+class Step(models.Model):
+    """One step of a workflow run, with the agent that ran it and the steps it waited for."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        OK = "ok"
+        ERROR = "error"
+        SKIPPED = "skipped"
+        CANCELLED = "cancelled"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="steps")
+    step_id = models.CharField(max_length=128)
+    name = models.CharField(max_length=300, blank=True)
+    agent_external_id = models.CharField(max_length=128, blank=True)
+    depends_on = models.JSONField(
+        default=list, blank=True, help_text="Step ids this step waited for."
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    result_summary = models.TextField(blank=True)
+    error_type = models.CharField(max_length=200, blank=True)
+    error_message = models.CharField(max_length=2000, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "step_id"], name="step_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.step_id

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from functools import partial
@@ -16,23 +16,33 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Model, QuerySet
 from django.utils import timezone
 
 from analytics.tasks import enqueue_session_summaries
 from ingest.formats.native import parse_records
 from ingest.formats.records import (
+    AgentMessageRecord,
     AgentRecord,
     MetricRecord,
     Record,
     RecordError,
     SessionRecord,
     SpanRecord,
+    StepRecord,
+    TestResultRecord,
+    TestRunRecord,
     TraceLinkRecord,
     TranscriptRecord,
+    WorkflowRecord,
 )
+from ingest.lifecycle import STATE_FIELDS, MessageState, merge_message
 from ingest.models import (
     Agent,
     IngestRejection,
+    Message,
+    MessageContent,
+    MessageEvent,
     MetricSample,
     ModelPrice,
     Project,
@@ -40,8 +50,12 @@ from ingest.models import (
     Session,
     Span,
     SpanPayload,
+    Step,
+    TestResult,
+    TestRun,
     TraceLink,
     TranscriptLine,
+    Workflow,
 )
 from ingest.pricing import Price, default_prices, llm_cost, price_for
 
@@ -108,6 +122,7 @@ class SaveResult:
 
     statuses: dict[int, str] = field(default_factory=dict)
     session_pks: set[int] = field(default_factory=set)
+    test_run_pks: set[int] = field(default_factory=set)
     rejection_count: int = 0
 
     @property
@@ -152,6 +167,8 @@ def _save_batch(
 ) -> SaveResult:
     result = SaveResult()
     fresh = _claim_record_ids(project, records, result)
+    fresh, test_records = _split_test_records(fresh)
+    result.test_run_pks = _save_test_records(project, test_records)
     fresh, links = _follow_trace_links(project, fresh)
     sessions = _upsert_sessions(project, fresh)
     _save_trace_links(project, sessions, links)
@@ -160,6 +177,9 @@ def _save_batch(
     _upsert_spans(project, sessions, spans)
     _insert_transcript(project, sessions, [r for r in fresh if isinstance(r, TranscriptRecord)])
     _insert_metrics(project, sessions, [r for r in fresh if isinstance(r, MetricRecord)])
+    _upsert_messages(project, sessions, [r for r in fresh if isinstance(r, AgentMessageRecord)])
+    flows = [r for r in fresh if isinstance(r, WorkflowRecord | StepRecord)]
+    _upsert_workflows(project, sessions, flows)
     result.rejection_count = save_rejections(project, errors, source=source)
     result.session_pks = {s.pk for s in sessions.values()}
     return result
@@ -272,6 +292,12 @@ def _move_trace(stray: Session, target: Session) -> None:
         external_id__in=target.agents.values("external_id")
     ).update(session=target)
     MetricSample.objects.filter(session=stray).update(session=target)
+    Message.objects.filter(session=stray).exclude(
+        message_id__in=target.agent_messages.values("message_id")
+    ).update(session=target)
+    Workflow.objects.filter(session=stray).exclude(
+        workflow_id__in=target.workflows.values("workflow_id")
+    ).update(session=target)
     stray.delete()
     Session.objects.filter(pk=target.pk).update(is_summary_stale=True)
 
@@ -386,7 +412,9 @@ def _record_time(record: Record) -> datetime | None:
         return record.started_at
     if isinstance(record, AgentRecord):
         return record.at
-    if isinstance(record, TranscriptRecord | MetricRecord):
+    if isinstance(record, TranscriptRecord | MetricRecord | AgentMessageRecord):
+        return record.at
+    if isinstance(record, WorkflowRecord | StepRecord):
         return record.at
     return None
 
@@ -698,6 +726,432 @@ def _insert_metrics(
         ],
         ignore_conflicts=True,
     )
+
+
+# --- Test runs and results (records test_run.start / test_run.end / test_result, JUnit XML) ----
+
+TestRecord = TestRunRecord | TestResultRecord
+TEST_RUN_MERGE_FIELDS = (
+    "tier",
+    "suite",
+    "commit",
+    "branch",
+    "environment",
+    "source",
+    "started_at",
+    "ended_at",
+    "metadata",
+    "is_inferred",
+)
+TEST_RESULT_FIELDS = (
+    "name",
+    "tier",
+    "outcome",
+    "duration_ms",
+    "started_at",
+    "error_message",
+    "error_trace",
+    "metrics",
+    "session_ids",
+)
+
+
+def _split_test_records(records: list[Record]) -> tuple[list[Record], list[TestRecord]]:
+    """Telemetry records, and the test-run records that name runs rather than sessions."""
+    telemetry: list[Record] = []
+    tests: list[TestRecord] = []
+    for record in records:
+        if isinstance(record, TestRunRecord | TestResultRecord):
+            tests.append(record)
+        else:
+            telemetry.append(record)
+    return telemetry, tests
+
+
+def _save_test_records(project: Project, records: list[TestRecord]) -> set[int]:
+    """Upsert the runs these records name (inferred until their start arrives), then the results
+    by (run, test_id), a later result for the same test replacing the earlier. Three queries."""
+    if not records:
+        return set()
+    runs = _upsert_test_runs(project, records)
+    results: dict[tuple[int, str], TestResult] = {}
+    for record in records:
+        if isinstance(record, TestResultRecord):
+            run = runs[record.run_id]
+            results[(run.pk, record.test_id)] = _result_row(project, run, record)
+    TestResult.objects.bulk_create(
+        list(results.values()),
+        batch_size=2000,
+        update_conflicts=True,
+        unique_fields=["run", "test_id"],
+        update_fields=list(TEST_RESULT_FIELDS),
+    )
+    return {run.pk for run in runs.values()}
+
+
+def _result_row(project: Project, run: TestRun, record: TestResultRecord) -> TestResult:
+    return TestResult(
+        project=project,
+        run=run,
+        test_id=record.test_id,
+        name=record.name or record.test_id,
+        tier=record.tier,
+        outcome=record.outcome,
+        duration_ms=record.duration_ms,
+        started_at=record.started_at,
+        error_message=record.error_message[:2000],
+        error_trace=record.error_trace,
+        metrics=record.metrics,
+        session_ids=list(record.session_ids),
+    )
+
+
+def _upsert_test_runs(project: Project, records: list[TestRecord]) -> dict[str, TestRun]:
+    wanted = {record.run_id for record in records}
+    stored = TestRun.objects.filter(project=project, external_id__in=wanted)
+    runs = {run.external_id: run for run in stored}
+    before = {run.external_id: _run_snapshot(run) for run in runs.values()}
+    created = [
+        TestRun(project=project, external_id=run_id, is_inferred=True)
+        for run_id in wanted - runs.keys()
+    ]
+    runs.update({run.external_id: run for run in created})
+    for record in records:
+        run = runs[record.run_id]
+        if isinstance(record, TestRunRecord):
+            _merge_test_run(run, record)
+        elif record.started_at is not None and (
+            run.started_at is None or (run.is_inferred and record.started_at < run.started_at)
+        ):
+            run.started_at = record.started_at
+    TestRun.objects.bulk_create(created)
+    changed = [runs[key] for key, old in before.items() if _run_snapshot(runs[key]) != old]
+    if changed:
+        TestRun.objects.bulk_update(changed, TEST_RUN_MERGE_FIELDS)
+    return runs
+
+
+def _run_snapshot(run: TestRun) -> tuple[Any, ...]:
+    return tuple(getattr(run, name) for name in TEST_RUN_MERGE_FIELDS)
+
+
+def _merge_test_run(run: TestRun, record: TestRunRecord) -> None:
+    if record.action == "start":
+        run.is_inferred = False
+    for name in ("tier", "suite", "commit", "branch", "environment", "source"):
+        value = getattr(record, name)
+        if value is not None:
+            setattr(run, name, value)
+    run.started_at = record.started_at or run.started_at
+    run.ended_at = record.ended_at or run.ended_at
+    if record.metadata is not None:
+        run.metadata = {**(run.metadata or {}), **record.metadata}
+
+
+# --- Inter-agent messages (record agent_message) -------------------------------------------
+
+# resolved_at and requeued_at are set by people (resolve, requeue), never by a lifecycle record.
+MESSAGE_MERGE_FIELDS = tuple(f for f in STATE_FIELDS if f not in ("resolved_at", "requeued_at"))
+MessageKey = tuple[int, str]
+
+
+def _message_state(message: Message) -> MessageState:
+    return MessageState(**{name: getattr(message, name) for name in STATE_FIELDS})
+
+
+def _upsert_messages(
+    project: Project, sessions: dict[str, Session], records: list[AgentMessageRecord]
+) -> None:
+    """Merge lifecycle records into messages by (session, message_id), in any order, then store
+    their content and one MessageEvent per record. A fixed number of queries per batch."""
+    if not records:
+        return
+    keyed = [((sessions[r.session_id].pk, r.message_id), r) for r in records]
+    wanted = {key for key, _ in keyed}
+    stored = Message.objects.filter(
+        session_id__in={k[0] for k in wanted}, message_id__in={k[1] for k in wanted}
+    )
+    messages = {(m.session_id, m.message_id): m for m in stored}
+    messages = {key: m for key, m in messages.items() if key in wanted}
+    before = {key: _message_state(m) for key, m in messages.items()}
+    states = dict(before)
+    for key, record in keyed:
+        states[key] = merge_message(states.get(key) or MessageState(), record)
+    new_keys = [key for key in states if key not in messages]
+    for key in new_keys:
+        messages[key] = Message(project=project, session_id=key[0], message_id=key[1])
+    for key, state in states.items():
+        for name in MESSAGE_MERGE_FIELDS:
+            setattr(messages[key], name, getattr(state, name))
+    _create_messages(messages, new_keys)
+    changed = [messages[key] for key, state in before.items() if states[key] != state]
+    _update_rows(changed, MESSAGE_MERGE_FIELDS)
+    _save_message_contents(messages, keyed, set(new_keys))
+    MessageEvent.objects.bulk_create(
+        [_message_event(project, messages[key].pk, record) for key, record in keyed],
+        ignore_conflicts=True,
+    )
+
+
+def _update_rows(rows: Sequence[Model], names: Sequence[str]) -> None:
+    """UPDATE these rows' columns in one executemany statement. bulk_update builds a CASE per
+    column over every row, which cost seconds for a batch of merged messages (bench/README.md)."""
+    if not rows:
+        return
+    meta = type(rows[0])._meta
+    quote = connection.ops.quote_name
+    fields = [meta.get_field(name) for name in names]
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+    params = [
+        [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields]
+        + [row.pk]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def _create_messages(messages: dict[MessageKey, Message], new_keys: list[MessageKey]) -> None:
+    rows = [messages[key] for key in new_keys]
+    if not rows:
+        return
+    Message.objects.bulk_create(rows)
+    if rows[0].pk is not None:
+        return
+    # Backends that cannot return ids from a bulk insert: read them back in one query.
+    found = Message.objects.filter(
+        session_id__in={k[0] for k in new_keys}, message_id__in={k[1] for k in new_keys}
+    ).values_list("session_id", "message_id", "pk")
+    pks = {(session_pk, message_id): pk for session_pk, message_id, pk in found}
+    for key in new_keys:
+        messages[key].pk = pks[key]
+
+
+def _save_message_contents(
+    messages: dict[MessageKey, Message],
+    keyed: list[tuple[MessageKey, AgentMessageRecord]],
+    new_keys: set[MessageKey],
+) -> None:
+    """The latest content a record carries wins; metadata is merged key by key."""
+    said = [(key, r) for key, r in keyed if r.content is not None or r.metadata is not None]
+    if not said:
+        return
+    old_pks = {messages[key].pk for key, _ in said if key not in new_keys}
+    stored = MessageContent.objects.in_bulk(list(old_pks)) if old_pks else {}
+    missing: dict[int, MessageContent] = {}
+    for key, record in said:
+        pk = messages[key].pk
+        body = stored.get(pk) or missing.setdefault(pk, MessageContent(message_id=pk))
+        if record.content is not None:
+            body.content = record.content
+        if record.metadata is not None:
+            body.metadata = {**(body.metadata or {}), **record.metadata}
+    MessageContent.objects.bulk_create(list(missing.values()))
+    if stored:
+        MessageContent.objects.bulk_update(list(stored.values()), ["content", "metadata"])
+
+
+def _message_event(project: Project, message_pk: int, record: AgentMessageRecord) -> MessageEvent:
+    return MessageEvent(
+        project=project,
+        message_id=message_pk,
+        client_id=record.record_id,
+        stage=record.stage,
+        at=record.at,
+        agent_external_id=record.agent_id,
+        attempt=record.attempt,
+        error_type=(record.error_type or "")[:200],
+        error_message=(record.error_message or "")[:2000],
+    )
+
+
+# --- Workflows and steps (records workflow.start/end, step.start/end) ----------------------
+
+WORKFLOW_MERGE_FIELDS = (
+    "name",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "result_summary",
+    "metadata",
+    "is_inferred",
+)
+STEP_MERGE_FIELDS = (
+    "name",
+    "agent_external_id",
+    "depends_on",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "result_summary",
+    "error_type",
+    "error_message",
+)
+FlowRecord = WorkflowRecord | StepRecord
+
+
+def _upsert_workflows(
+    project: Project, sessions: dict[str, Session], records: list[FlowRecord]
+) -> None:
+    """Workflows by (session, workflow_id), inferred until their start arrives, then their steps
+    by (workflow, step_id); start and end merge in any order. A fixed number of queries."""
+    if not records:
+        return
+    keys = {(sessions[r.session_id].pk, r.workflow_id) for r in records}
+    stored = Workflow.objects.filter(
+        session_id__in={k[0] for k in keys}, workflow_id__in={k[1] for k in keys}
+    )
+    workflows = {
+        (w.session_id, w.workflow_id): w for w in stored if (w.session_id, w.workflow_id) in keys
+    }
+    existing = list(workflows.values())
+    created = []
+    for key in keys - workflows.keys():
+        workflow = Workflow(
+            project=project, session_id=key[0], workflow_id=key[1], is_inferred=True
+        )
+        workflows[key] = workflow
+        created.append(workflow)
+    for record in records:
+        workflow = workflows[(sessions[record.session_id].pk, record.workflow_id)]
+        if isinstance(record, WorkflowRecord):
+            _merge_workflow(workflow, record)
+        elif record.at is not None and (
+            workflow.started_at is None
+            or (workflow.is_inferred and record.at < workflow.started_at)
+        ):
+            workflow.started_at = record.at
+    Workflow.objects.bulk_create(created)
+    _update_rows(existing, WORKFLOW_MERGE_FIELDS)
+    if created and created[0].pk is None:
+        pks = Workflow.objects.filter(
+            session_id__in={k[0] for k in keys}, workflow_id__in={k[1] for k in keys}
+        ).values_list("session_id", "workflow_id", "pk")
+        for session_pk, workflow_id, pk in pks:
+            workflows[(session_pk, workflow_id)].pk = pk
+    steps = [r for r in records if isinstance(r, StepRecord)]
+    _upsert_steps(project, {k: w.pk for k, w in workflows.items()}, sessions, steps)
+
+
+def _duration_ms(started_at: datetime | None, ended_at: datetime | None) -> float | None:
+    if started_at is None or ended_at is None:
+        return None
+    return (ended_at - started_at).total_seconds() * 1000
+
+
+def _merge_workflow(workflow: Workflow, record: WorkflowRecord) -> None:
+    if record.action == "start":
+        workflow.is_inferred = False
+        workflow.started_at = record.at
+    elif workflow.ended_at is None or (record.at and record.at >= workflow.ended_at):
+        workflow.ended_at = record.at
+        workflow.status = record.status or Workflow.Status.SUCCESS
+    if record.name:
+        workflow.name = record.name
+    if record.result_summary is not None:
+        workflow.result_summary = record.result_summary
+    if record.metadata is not None:
+        workflow.metadata = {**(workflow.metadata or {}), **record.metadata}
+    workflow.duration_ms = _duration_ms(workflow.started_at, workflow.ended_at)
+
+
+def _upsert_steps(
+    project: Project,
+    workflow_pks: dict[tuple[int, str], int],
+    sessions: dict[str, Session],
+    records: list[StepRecord],
+) -> None:
+    if not records:
+        return
+    keyed = [
+        ((workflow_pks[(sessions[r.session_id].pk, r.workflow_id)], r.step_id), r) for r in records
+    ]
+    keys = {key for key, _ in keyed}
+    stored = Step.objects.filter(
+        workflow_id__in={k[0] for k in keys}, step_id__in={k[1] for k in keys}
+    )
+    steps = {(s.workflow_id, s.step_id): s for s in stored if (s.workflow_id, s.step_id) in keys}
+    existing = list(steps.values())
+    created = []
+    for key in keys - steps.keys():
+        steps[key] = Step(project=project, workflow_id=key[0], step_id=key[1])
+        created.append(steps[key])
+    for key, record in keyed:
+        _merge_step(steps[key], record)
+    Step.objects.bulk_create(created)
+    _update_rows(existing, STEP_MERGE_FIELDS)
+
+
+def _merge_step(step: Step, record: StepRecord) -> None:
+    if record.action == "start":
+        if record.at and (step.started_at is None or record.at < step.started_at):
+            step.started_at = record.at
+    elif step.ended_at is None or (record.at and record.at >= step.ended_at):
+        step.ended_at = record.at
+        step.status = record.status or Step.Status.OK
+    for attr, value in (
+        ("name", record.name),
+        ("agent_external_id", record.agent_id),
+        ("result_summary", record.result_summary),
+        ("error_type", record.error_type),
+    ):
+        if value:
+            setattr(step, attr, value[:200] if attr == "error_type" else value)
+    if record.error_message:
+        step.error_message = record.error_message[:2000]
+    if record.depends_on is not None:
+        step.depends_on = list(record.depends_on)
+    step.duration_ms = _duration_ms(step.started_at, step.ended_at)
+
+
+# --- Dead letters: resolve, requeue, and the poll that hands requeued messages back ---------
+
+
+def resolve_messages(messages: QuerySet[Message], *, note: str = "") -> int:
+    """Mark these dead letters resolved (a person dealt with them); returns how many changed."""
+    dead = messages.exclude(dead_letter_state="")
+    return dead.update(
+        dead_letter_state=Message.DeadLetterState.RESOLVED,
+        resolved_at=timezone.now(),
+        resolution_note=note[:500],
+    )
+
+
+def requeue_messages(messages: QuerySet[Message]) -> list[int]:
+    """Requeue these dead letters: the next poll by the agent system hands them over. Returns
+    the pks requeued. Requeueing again makes a message pollable again."""
+    pks = list(messages.exclude(dead_letter_state="").values_list("pk", flat=True))
+    Message.objects.filter(pk__in=pks).update(
+        dead_letter_state=Message.DeadLetterState.REQUEUED,
+        requeued_at=timezone.now(),
+        requeue_count=F("requeue_count") + 1,
+        poll_id="",
+        polled_at=None,
+    )
+    return pks
+
+
+def claim_requeued_messages(project: Project, *, poll_id: str, limit: int) -> list[Message]:
+    """The requeued messages a poll hands over, oldest requeue first, with their content.
+
+    Idempotent per poll_id: the same poll_id gets the same messages back (a poller that lost the
+    answer asks again), and a message is handed to one poll only, even with concurrent pollers
+    (PostgreSQL skips rows another poll has locked)."""
+    with transaction.atomic():
+        taken = Message.objects.filter(project=project, poll_id=poll_id)
+        if not taken.exists():
+            waiting = Message.objects.filter(
+                project=project, dead_letter_state=Message.DeadLetterState.REQUEUED, poll_id=""
+            ).order_by("requeued_at", "id")
+            if connection.features.has_select_for_update_skip_locked:
+                waiting = waiting.select_for_update(skip_locked=True)
+            pks = list(waiting.values_list("pk", flat=True)[:limit])
+            Message.objects.filter(pk__in=pks).update(poll_id=poll_id, polled_at=timezone.now())
+        claimed = taken.select_related("session", "body").order_by("requeued_at", "id")
+        return list(claimed)
 
 
 def save_rejections(project: Project, errors: Iterable[RecordError], *, source: str) -> int:

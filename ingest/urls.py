@@ -11,6 +11,8 @@ app_name = "ingest"
 urlpatterns = [
     path("api/v1/ingest", views.native_batch, name="native-batch"),
     path("api/v1/ingest/", views.native_batch),
+    path("api/v1/test-runs/junit", views.junit_upload, name="junit-upload"),
+    path("api/v1/test-runs/junit/", views.junit_upload),
     # OTLP/HTTP (any OpenTelemetry exporter, and the agentops 0.4 SDK's traces).
     path("v1/traces", views_otlp.traces, name="otlp-traces"),
     path("v1/traces/", views_otlp.traces),

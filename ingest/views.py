@@ -9,11 +9,13 @@ from typing import Any
 from django.conf import settings
 from django.db import OperationalError, transaction
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from analytics.tasks import enqueue_session_summaries
 from ingest.auth import AuthError, project_for_request
+from ingest.formats.junit import JUnitRun, parse_junit
 from ingest.formats.native import decode_body, parse_native
 from ingest.formats.records import BodyError, RecordError
 from ingest.models import Project
@@ -61,6 +63,73 @@ def native_batch(request: HttpRequest) -> JsonResponse:
         return response
     transaction.on_commit(partial(enqueue_session_summaries, saved.session_pks))
     return JsonResponse(batch_answer(parsed.records, parsed.errors, saved))
+
+
+# Query parameters of a JUnit upload and their length limits.
+JUNIT_PARAMS = {
+    "tier": 50,
+    "suite": 200,
+    "commit": 64,
+    "branch": 200,
+    "environment": 100,
+    "run_id": 128,
+}
+
+
+@csrf_exempt
+@require_POST
+def junit_upload(request: HttpRequest) -> JsonResponse:
+    """POST /api/v1/test-runs/junit?tier=&suite=&commit=&branch=: a JUnit XML report as the body
+    (or as the `file` field of a form). All or nothing: a bad report is a 400 and stores nothing."""
+    try:
+        project = project_for_request(request)
+    except AuthError as exc:
+        return error(exc.message, 401, field=exc.field)
+    try:
+        parsed = parse_junit(
+            _junit_body(request),
+            _junit_run(request),
+            now=timezone.now(),
+            max_string_chars=settings.OBSERVATORY_MAX_STRING_CHARS,
+        )
+        saved = save_records(project, parsed.records, source="junit")
+    except BodyError as exc:
+        return error(exc.message, exc.status, field=exc.field)
+    except OperationalError as exc:
+        logger.warning("junit upload: database unavailable, answering 503: %s", exc)
+        response = error("The server cannot store data right now; retry later", 503)
+        response["Retry-After"] = "5"
+        return response
+    run = parsed.records[0][1]
+    return JsonResponse(
+        {
+            "run_id": getattr(run, "run_id", ""),
+            "results": len(parsed.records) - 1,
+            "accepted": saved.accepted,
+            "duplicates": saved.duplicates,
+        }
+    )
+
+
+def _junit_run(request: HttpRequest) -> JUnitRun:
+    values = {name: request.GET.get(name, "").strip() for name in JUNIT_PARAMS}
+    for name, limit in JUNIT_PARAMS.items():
+        if len(values[name]) > limit:
+            raise BodyError(f"{name} is limited to {limit} characters", field=name)
+    return JUnitRun(**values)
+
+
+def _junit_body(request: HttpRequest) -> bytes:
+    if request.content_type == "multipart/form-data":
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise BodyError(
+                "Send the report as the body, or as the form field 'file'", field="file"
+            )
+        if upload.size and upload.size > settings.OBSERVATORY_MAX_BATCH_BYTES:
+            raise BodyError("The report exceeds OBSERVATORY_MAX_BATCH_BYTES", status=413)
+        return bytes(upload.read())
+    return read_body(request)
 
 
 def read_body(request: HttpRequest) -> bytes:

@@ -32,6 +32,7 @@ from ingest.formats.otlp import (
     parse_otlp_traces,
 )
 from ingest.formats.records import BodyError, ParseResult
+from ingest.formats.semconv import BUILTIN_MESSAGE_RULES, MessageRule
 from ingest.models import Project
 from ingest.store import save_records
 from ingest.views import error, keep_refused_body, read_body
@@ -53,12 +54,28 @@ def session_attributes(project: Project) -> tuple[str, ...]:
     return configured + DEFAULT_SESSION_ATTRIBUTES
 
 
+def message_rules(project: Project) -> tuple[MessageRule, ...]:
+    """The project's mapping rules (admin: Projects → message rules), then the built-in ones."""
+    rules = project.message_rules.order_by("name").values_list(
+        "name",
+        "sender_attribute",
+        "receiver_attribute",
+        "content_attribute",
+        "span_name",
+        "channel_attribute",
+        "message_id_attribute",
+        "correlation_attribute",
+    )
+    return (*(MessageRule(*row) for row in rules), *BUILTIN_MESSAGE_RULES)
+
+
 def _traces(project: Project, body: bytes, content_type: str) -> ParseResult:
     return parse_otlp_traces(
         body,
         content_type,
         max_string_chars=settings.OBSERVATORY_MAX_STRING_CHARS,
         session_attributes=session_attributes(project),
+        message_rules=message_rules(project),
     )
 
 

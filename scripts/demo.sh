@@ -148,9 +148,16 @@ if [ "$has_sessions" = True ] && [ "$reseed" = false ]; then
 else
     log "Sending demo sessions through the ingest API"
     python manage.py seed_demo --url "$url" --api-key "$api_key"
+    log "Sending the arena's messages between agents and a workflow per round"
+    python manage.py seed_messages --url "$url" --api-key "$api_key"
+    python manage.py seed_test_runs --url "$url" --api-key "$api_key"
     log "Sending demo sessions with the real agentops SDK (its own venv, a local fake LLM)"
     python manage.py seed_agentops_demo --url "$url" --api-key "$api_key" \
         || log "Warning: the agentops demo sessions were not all sent (see above); continuing"
+    log "Sending a support workload with injected anomalies and failure patterns"
+    python manage.py seed_analytics_demo --url "$url" --api-key "$api_key"
+    log "Computing trends, anomalies and error clusters over the whole history"
+    python manage.py recompute_analytics --project demo --wait-for-summaries 300
 fi
 
 cat <<EOF

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
 from django.contrib.auth import get_user_model
 from django.utils.text import slugify
 
@@ -19,13 +20,19 @@ from ingest.models import (
     ApiKey,
     IngestRejection,
     Membership,
+    Message,
+    MessageContent,
     MetricSample,
     Project,
     Session,
     Span,
     SpanPayload,
+    Step,
+    TestResult,
+    TestRun,
     TraceLink,
     TranscriptLine,
+    Workflow,
 )
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
@@ -238,3 +245,267 @@ def make_rejection(
         raw=raw,
         fingerprint=IngestRejection.fingerprint_of(message, raw),
     )
+
+
+# Test runs. A history is one letter per run: P pass, F fail, E error, S skip, X xfail, "." none.
+OUTCOME_LETTERS = {"P": "pass", "F": "fail", "E": "error", "S": "skip", "X": "xfail"}
+
+
+def make_test_history(
+    project: Project,
+    histories: dict[str, str],
+    *,
+    commits: Sequence[str] | None = None,
+    branch: str = "main",
+    tier: str = "unit",
+    suite: str = "agents",
+    started_at: datetime = T0,
+    duration_ms: float = 100.0,
+    sessions: dict[str, list[str]] | None = None,
+) -> list[TestRun]:
+    """Runs an hour apart, one per letter of the histories (all the same length); run j tests
+    commit commits[j] (default c0, c1…). Failing results carry an error message and trace;
+    `sessions` links session ids to every result of a test."""
+    count = len(next(iter(histories.values())))
+    runs = TestRun.objects.bulk_create(
+        TestRun(
+            project=project,
+            external_id=f"run-{next(_ids)}",
+            tier=tier,
+            suite=suite,
+            commit=commits[j] if commits else f"c{j}",
+            branch=branch,
+            started_at=started_at + timedelta(hours=j),
+            ended_at=started_at + timedelta(hours=j, minutes=5),
+        )
+        for j in range(count)
+    )
+    TestResult.objects.bulk_create(
+        TestResult(
+            project=project,
+            run=run,
+            test_id=test_id,
+            name=test_id.rsplit("::", 1)[-1],
+            outcome=OUTCOME_LETTERS[letter],
+            duration_ms=duration_ms,
+            error_message="AssertionError: boom" if letter in "FE" else "",
+            error_trace="Traceback: boom" if letter in "FE" else "",
+            session_ids=(sessions or {}).get(test_id, []),
+        )
+        for test_id, history in histories.items()
+        for run, letter in zip(runs, history, strict=True)
+        if letter != "."
+    )
+    return runs
+
+
+def result_frame(
+    histories: dict[str, str],
+    *,
+    commits: Sequence[str] | None = None,
+    branch: str = "main",
+    tier: str = "unit",
+    durations: dict[str, Sequence[float]] | None = None,
+    started_at: datetime = T0,
+) -> pd.DataFrame:
+    """The same histories as a results frame (analytics.testruns.RESULT_COLUMNS), no database:
+    run j has pk j + 1 and starts j hours after `started_at`."""
+    rows = [
+        {
+            "result_pk": 1000 * (j + 1) + i,
+            "run_pk": j + 1,
+            "run_started_at": started_at + timedelta(hours=j),
+            "commit": commits[j] if commits else f"c{j}",
+            "branch": branch,
+            "suite": "agents",
+            "tier": tier,
+            "test_id": test_id,
+            "name": test_id,
+            "outcome": OUTCOME_LETTERS[letter],
+            "duration_ms": (durations or {}).get(test_id, [100.0] * len(history))[j],
+        }
+        for i, (test_id, history) in enumerate(histories.items())
+        for j, letter in enumerate(history)
+        if letter != "."
+    ]
+    return pd.DataFrame(rows)
+
+
+def make_message(
+    session: Session,
+    *,
+    message_id: str | None = None,
+    sender: str = "planner",
+    receivers: Sequence[str] = ("coder",),
+    status: str = Message.Stage.PROCESSED,
+    at: datetime = T0,
+    delivery_ms: float | None = 250.0,
+    content: Any = "do the thing",
+    causation_id: str = "",
+    correlation_id: str = "",
+    channel: str = "",
+    error_type: str = "",
+) -> Message:
+    """A message from `sender` at `at`; failed, dead_lettered and expired ones are open dead
+    letters with `error_type` (default "Timeout"); its content goes in MessageContent."""
+    is_dead = status in ("failed", "dead_lettered", "expired")
+    message = Message.objects.create(
+        project=session.project,
+        session=session,
+        message_id=message_id or f"message-{next(_ids)}",
+        sender=sender,
+        receivers=list(receivers),
+        channel=channel,
+        status=status,
+        started_at=at,
+        sent_at=at,
+        delivered_at=at + timedelta(milliseconds=delivery_ms) if delivery_ms else None,
+        delivery_ms=delivery_ms,
+        preview=str(content)[:200],
+        content_type="text/plain",
+        content_size=len(str(content)),
+        causation_id=causation_id,
+        correlation_id=correlation_id,
+        attempt_count=1,
+        error_type=(error_type or "Timeout") if is_dead else "",
+        error_message="no answer" if is_dead else "",
+        dead_letter_state=Message.DeadLetterState.OPEN if is_dead else "",
+        last_attempt_at=at,
+    )
+    MessageContent.objects.create(message=message, content=content, metadata={"k": "v"})
+    return message
+
+
+def make_workflow(
+    session: Session,
+    *,
+    name: str = "arena round",
+    steps: Sequence[tuple[str, float, float, Sequence[str]]] = (),
+    status: str = Workflow.Status.SUCCESS,
+    at: datetime = T0,
+    agent: str = "planner",
+) -> Workflow:
+    """A workflow run with steps given as (step_id, start s, end s, depends_on) from `at`."""
+    ends = [end for _, _, end, _ in steps] or [0.0]
+    workflow = Workflow.objects.create(
+        project=session.project,
+        session=session,
+        workflow_id=f"workflow-{next(_ids)}",
+        name=name,
+        status=status,
+        started_at=at,
+        ended_at=at + timedelta(seconds=max(ends)),
+        duration_ms=max(ends) * 1000,
+    )
+    Step.objects.bulk_create(
+        Step(
+            project=session.project,
+            workflow=workflow,
+            step_id=step_id,
+            name=step_id,
+            agent_external_id=agent,
+            depends_on=list(depends_on),
+            status=Step.Status.OK,
+            started_at=at + timedelta(seconds=start),
+            ended_at=at + timedelta(seconds=end),
+            duration_ms=(end - start) * 1000,
+        )
+        for step_id, start, end, depends_on in steps
+    )
+    return workflow
+
+
+def make_span(
+    session: Session,
+    *,
+    kind: str = Span.Kind.TOOL,
+    name: str = "search",
+    started_at: datetime | None = None,
+    duration_ms: float | None = 100.0,
+    status: str = Span.Status.OK,
+    agent: str = "agent-1",
+    model: str = "",
+    parent: str = "",
+    error_type: str = "",
+    error_message: str = "",
+    params: Any = None,
+    prompt: Any = None,
+    completion: Any = None,
+    prompt_tokens: int | None = None,
+    completion_tokens: int | None = None,
+    cost: float | None = None,
+) -> Span:
+    """One span (with a payload) added to a session; the summary columns are not updated."""
+    start = started_at or session.started_at or T0
+    span = Span.objects.create(
+        project=session.project,
+        session=session,
+        span_id=f"extra-{next(_ids)}",
+        parent_span_id=parent,
+        kind=kind,
+        name=name,
+        agent_external_id=agent,
+        started_at=start,
+        ended_at=start + timedelta(milliseconds=duration_ms or 0),
+        duration_ms=duration_ms,
+        status=status,
+        model=model,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost=cost,
+        error_type=error_type,
+        error_message=error_message,
+    )
+    SpanPayload.objects.create(span=span, params=params, prompt=prompt, completion=completion)
+    return span
+
+
+def make_anomaly(
+    project: Project,
+    *,
+    explanation: str = "p95 latency of tool search was 4.1 s, 3.8x its 7-day baseline of 1.1 s",
+    subject_type: str = "tool",
+    subject: str = "search",
+    metric: str = "latency_p95",
+    window_start: datetime = T0,
+    status: str = "open",
+    example_session_ids: Sequence[int] = (),
+) -> Any:
+    """A stored anomaly flag (analytics.models.Anomaly)."""
+    from analytics.models import Anomaly
+
+    return Anomaly.objects.create(
+        project=project,
+        subject_type=subject_type,
+        subject=subject,
+        metric=metric,
+        window_start=window_start,
+        window_end=window_start + timedelta(hours=1),
+        observed=4100.0,
+        baseline=1080.0,
+        score=7.5,
+        sample_count=40,
+        top_dimension="model=gpt-4o",
+        top_share=0.8,
+        example_session_ids=list(example_session_ids),
+        explanation=explanation,
+        status=status,
+    )
+
+
+def make_alert_rule(project: Project, **fields: Any) -> Any:
+    """An enabled metric alert rule (analytics.models.AlertRule): error rate > 0.5 over 60 min
+    to a webhook, unless `fields` say otherwise."""
+    from analytics.models import AlertRule
+
+    values: dict[str, Any] = {
+        "name": "Errors",
+        "metric": "error_rate",
+        "comparator": ">",
+        "threshold": 0.5,
+        "window_minutes": 60,
+        "channel": AlertRule.Channel.WEBHOOK,
+        "target": "http://127.0.0.1:9/hook",
+        "secret": "s3cret",
+    }
+    return AlertRule.objects.create(project=project, **(values | fields))

@@ -1,6 +1,7 @@
 """Template filters for the dashboard: number, duration and JSON formatting.
 
-Every filter returns plain text, which the template then escapes; nothing here marks output safe.
+Every filter returns plain text, which the template then escapes; only `json_script_text` marks its
+output safe, and says why.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import json
 from typing import Any
 
 from django import template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
 NO_VALUE = "\u2013"  # an en dash stands for a missing value
@@ -78,3 +81,30 @@ def pretty_json(value: Any) -> str:
 def get_item(mapping: dict[Any, Any], key: Any) -> Any:
     """mapping[key], or None when the key is missing."""
     return mapping.get(key) if mapping else None
+
+
+# What Django's json_script escapes, for the same reason: JSON text inside <script> must not be
+# able to close the tag or open a comment.
+_JSON_SCRIPT_ESCAPES = ((">", "\\u003E"), ("<", "\\u003C"), ("&", "\\u0026"))
+
+
+@register.filter
+def json_script_text(json_text: str, element_id: str) -> SafeString:
+    """Like Django's json_script, for JSON that is already text (dashboard.charts.figure_json:
+    large figures encoded by orjson instead of json.dumps)."""
+    escaped = str(json_text)
+    for character, escape in _JSON_SCRIPT_ESCAPES:  # str.replace: 10x faster than translate
+        escaped = escaped.replace(character, escape)
+    # Safe: the text is JSON with <, > and & escaped as above (exactly what json_script emits), so
+    # agent text in it cannot end the <script> element; format_html escapes the id.
+    return format_html(
+        '<script id="{}" type="application/json">{}</script>', element_id, mark_safe(escaped)
+    )
+
+
+@register.filter
+def detector_label(detector: str) -> str:
+    """A failure detector's badge label ("tool_loop" -> "tool loop")."""
+    from analytics.detectors import DETECTORS
+
+    return DETECTORS.get(detector, detector.replace("_", " "))

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from ingest.formats.records import (
+    AgentMessageRecord,
     AgentRecord,
     BodyError,
     MetricRecord,
@@ -24,7 +25,11 @@ from ingest.formats.records import (
     RecordError,
     SessionRecord,
     SpanRecord,
+    StepRecord,
+    TestResultRecord,
+    TestRunRecord,
     TranscriptRecord,
+    WorkflowRecord,
 )
 
 MAX_ID_CHARS = 128
@@ -34,6 +39,19 @@ SPAN_STATUSES = ("ok", "error", "unset")
 STATUS_ROLES = ("agent", "llm", "tool")
 MESSAGE_ROLES = ("user", "assistant", "system")
 END_STATES = ("success", "fail", "indeterminate")
+TEST_OUTCOMES = ("pass", "fail", "error", "skip", "xfail")
+# What test runners call the same outcomes (pytest's report words, JUnit's elements).
+TEST_OUTCOME_ALIASES = {
+    "passed": "pass",
+    "failed": "fail",
+    "failure": "fail",
+    "errored": "error",
+    "skipped": "skip",
+    "xfailed": "xfail",
+}
+MAX_TEST_ID_CHARS = 500
+MAX_TIER_CHARS = 50
+MAX_LINKED_SESSIONS = 100
 
 
 def decode_body(body: bytes, content_encoding: str, *, max_bytes: int) -> bytes:
@@ -422,6 +440,193 @@ def _metric(reader: _Reader) -> MetricRecord:
     )
 
 
+def _test_run(reader: _Reader, action: str) -> TestRunRecord:
+    started_at = reader.when("started_at", required=action == "start")
+    ended_at = reader.when("ended_at", required=action == "end")
+    return TestRunRecord(
+        record_id=reader.ident("id") or "",
+        run_id=reader.ident("run_id") or "",
+        action=action,
+        tier=_tier(reader),
+        suite=reader.text("suite", limit=200),
+        commit=reader.text("commit", limit=64),
+        branch=reader.text("branch", limit=200),
+        environment=reader.text("environment", limit=100),
+        source=reader.text("source", limit=20),
+        started_at=started_at,
+        ended_at=ended_at,
+        metadata=reader.mapping("metadata"),
+    )
+
+
+def _tier(reader: _Reader) -> str | None:
+    tier = reader.text("tier", limit=MAX_TIER_CHARS)
+    return None if tier is None else tier.strip().lower()
+
+
+def _test_result(reader: _Reader) -> TestResultRecord:
+    outcome = (reader.text("outcome", required=True, limit=20) or "").lower()
+    outcome = TEST_OUTCOME_ALIASES.get(outcome, outcome)
+    if outcome not in TEST_OUTCOMES:
+        raise reader.fail("outcome", f"must be one of {', '.join(TEST_OUTCOMES)}, got {outcome!r}")
+    duration = reader.number("duration_ms")
+    if duration is not None and duration < 0:
+        raise reader.fail("duration_ms", "must not be negative")
+    return TestResultRecord(
+        record_id=reader.ident("id") or "",
+        run_id=reader.ident("run_id") or "",
+        test_id=reader.text("test_id", required=True, limit=MAX_TEST_ID_CHARS) or "",
+        outcome=outcome,
+        name=reader.text("name", limit=MAX_TEST_ID_CHARS) or "",
+        tier=_tier(reader) or "",
+        duration_ms=duration,
+        started_at=reader.when("started_at"),
+        error_message=reader.text("error_message") or "",
+        error_trace=reader.text("error_trace") or "",
+        metrics=_test_metrics(reader),
+        session_ids=_session_ids(reader),
+    )
+
+
+def _test_metrics(reader: _Reader) -> dict[str, float]:
+    raw = reader.mapping("metrics") or {}
+    metrics: dict[str, float] = {}
+    sub = _Reader(raw, f"{reader.path}.metrics", reader.max_chars)
+    for name in raw:
+        number = sub.number(name)
+        if number is not None:
+            metrics[str(name)[:200]] = number
+    return metrics
+
+
+def _session_ids(reader: _Reader) -> tuple[str, ...]:
+    value = reader.raw.get("session_ids")
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise reader.fail("session_ids", "must be a list of session ids (strings)")
+    if len(value) > MAX_LINKED_SESSIONS:
+        raise reader.fail(
+            "session_ids", f"holds {len(value)} ids; the limit is {MAX_LINKED_SESSIONS}"
+        )
+    if any(len(v) > MAX_ID_CHARS for v in value):
+        raise reader.fail("session_ids", f"each id is limited to {MAX_ID_CHARS} characters")
+    return tuple(dict.fromkeys(value))
+
+
+# --- Multi-agent: messages between agents, workflows and steps ------------------------------
+
+MESSAGE_STAGES = (
+    "created",
+    "sent",
+    "delivered",
+    "received",
+    "processed",
+    "failed",
+    "retried",
+    "dead_lettered",
+    "expired",
+)
+WORKFLOW_END_STATES = ("success", "fail", "cancelled")
+STEP_END_STATES = ("ok", "error", "skipped", "cancelled")
+MAX_LISTED_IDS = 100
+
+
+def _id_list(reader: _Reader, name: str) -> tuple[str, ...] | None:
+    """A list of ids (a single string is a list of one); each at most MAX_ID_CHARS."""
+    value = reader.raw.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not all(
+        isinstance(v, str | int) and not isinstance(v, bool) for v in value
+    ):
+        raise reader.fail(name, "must be a list of ids (strings)")
+    if len(value) > MAX_LISTED_IDS:
+        raise reader.fail(name, f"has {len(value)} ids; the limit is {MAX_LISTED_IDS}")
+    for n, item in enumerate(value):
+        if not str(item) or len(str(item)) > MAX_ID_CHARS:
+            raise reader.fail(f"{name}[{n}]", f"must be 1 to {MAX_ID_CHARS} characters")
+    return tuple(dict.fromkeys(str(v) for v in value))
+
+
+def _content_size(content: Any) -> int | None:
+    if content is None:
+        return None
+    text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+    return len(text.encode("utf-8", errors="replace"))
+
+
+def _agent_message(reader: _Reader) -> AgentMessageRecord:
+    record_id, session_id = _common(reader)
+    receivers = _id_list(reader, "receivers")
+    if receivers is None and reader.has("receiver"):
+        receivers = (reader.ident("receiver") or "",)
+    content = reader.json_value("content")
+    content_type = reader.text("content_type", limit=100)
+    if content_type is None and content is not None:
+        content_type = "text/plain" if isinstance(content, str) else "application/json"
+    return AgentMessageRecord(
+        record_id=record_id,
+        session_id=session_id,
+        message_id=reader.ident("message_id") or "",
+        stage=reader.choice("stage", MESSAGE_STAGES),
+        at=reader.when("at", required=True) or _epoch_unknown(),
+        sender=reader.ident("sender", required=False),
+        receivers=receivers,
+        channel=reader.text("channel", limit=200),
+        correlation_id=reader.ident("correlation_id", required=False),
+        causation_id=reader.ident("causation_id", required=False),
+        content=content,
+        content_type=content_type,
+        content_size=reader.count("content_size") or _content_size(content),
+        metadata=reader.mapping("metadata"),
+        attempt=reader.count("attempt"),
+        error_type=reader.text("error_type", limit=200),
+        error_message=reader.text("error_message"),
+        agent_id=reader.ident("agent_id", required=False) or "",
+    )
+
+
+def _workflow(reader: _Reader, action: str) -> WorkflowRecord:
+    record_id, session_id = _common(reader)
+    is_end = action == "end"
+    return WorkflowRecord(
+        record_id=record_id,
+        session_id=session_id,
+        workflow_id=reader.ident("workflow_id") or "",
+        action=action,
+        at=reader.when("ended_at" if is_end else "started_at", required=True),
+        name=reader.text("name", limit=MAX_NAME_CHARS),
+        status=reader.choice("status", WORKFLOW_END_STATES, default="success") if is_end else None,
+        result_summary=reader.text("result_summary"),
+        metadata=reader.mapping("metadata"),
+    )
+
+
+def _step(reader: _Reader, action: str) -> StepRecord:
+    record_id, session_id = _common(reader)
+    is_end = action == "end"
+    return StepRecord(
+        record_id=record_id,
+        session_id=session_id,
+        workflow_id=reader.ident("workflow_id") or "",
+        step_id=reader.ident("step_id") or "",
+        action=action,
+        at=reader.when("ended_at" if is_end else "started_at", required=True),
+        name=reader.text("name", limit=MAX_NAME_CHARS),
+        agent_id=reader.ident("agent_id", required=False),
+        depends_on=_id_list(reader, "depends_on"),
+        status=reader.choice("status", STEP_END_STATES, default="ok") if is_end else None,
+        result_summary=reader.text("result_summary"),
+        error_type=reader.text("error_type", limit=200),
+        error_message=reader.text("error_message"),
+    )
+
+
 _PARSERS: dict[str, Callable[[_Reader], Record]] = {
     "session.start": _session_start,
     "session.update": _session_update,
@@ -432,4 +637,12 @@ _PARSERS: dict[str, Callable[[_Reader], Record]] = {
     "status": _status,
     "message": _message,
     "metric": _metric,
+    "agent_message": _agent_message,
+    "workflow.start": lambda reader: _workflow(reader, "start"),
+    "workflow.end": lambda reader: _workflow(reader, "end"),
+    "step.start": lambda reader: _step(reader, "start"),
+    "step.end": lambda reader: _step(reader, "end"),
+    "test_run.start": lambda reader: _test_run(reader, "start"),
+    "test_run.end": lambda reader: _test_run(reader, "end"),
+    "test_result": _test_result,
 }

@@ -27,6 +27,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from ingest.formats.otlp_flows import flow_records
 from ingest.formats.records import (
     AgentRecord,
     BodyError,
@@ -40,6 +41,8 @@ from ingest.formats.records import (
     TranscriptRecord,
 )
 from ingest.formats.semconv import (
+    BUILTIN_MESSAGE_RULES,
+    MessageRule,
     SpanMeaning,
     as_count,
     describe_span,
@@ -91,6 +94,15 @@ class WireEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class WireLink:
+    """A span link: the span context another span points at (hex ids)."""
+
+    trace_id: str
+    span_id: str
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class WireSpan:
     """One decoded span: ids in hex, times in unix nanoseconds, attributes JSON-able."""
 
@@ -111,6 +123,7 @@ class WireSpan:
     scope_version: str
     digest: str  # this version of the span: see _version_key
     truncated: dict[str, int]
+    links: tuple[WireLink, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +172,7 @@ def parse_otlp_traces(
     *,
     max_string_chars: int,
     session_attributes: tuple[str, ...] = DEFAULT_SESSION_ATTRIBUTES,
+    message_rules: tuple[MessageRule, ...] = BUILTIN_MESSAGE_RULES,
 ) -> ParseResult:
     """An ExportTraceServiceRequest (already decompressed) as records.
 
@@ -171,7 +185,9 @@ def parse_otlp_traces(
         batch = decode_json_traces(_load_json(body), max_string_chars=max_string_chars)
     else:
         batch = decode_protobuf_traces(body, max_string_chars=max_string_chars)
-    records = map_spans(batch.items, session_attributes=session_attributes)
+    records = map_spans(
+        batch.items, session_attributes=session_attributes, message_rules=message_rules
+    )
     return ParseResult(records=records, errors=batch.errors)
 
 
@@ -590,6 +606,7 @@ def _pb_span(
         scope_version=scope[1],
         digest=_version_key(span.trace_id, span.span_id, span.SerializeToString()),
         truncated=truncated,
+        links=_pb_links(span.links, limit, truncated) if span.links else (),
     )
 
 
@@ -601,6 +618,19 @@ def _pb_events(events: Any, limit: int, truncated: dict[str, int]) -> tuple[Wire
             attributes=_pb_attributes(event.attributes, limit, truncated, f"events[{n}]."),
         )
         for n, event in enumerate(events)
+    )
+
+
+def _pb_links(links: Any, limit: int, truncated: dict[str, int]) -> tuple[WireLink, ...]:
+    """Span links with usable ids (others are dropped: they point nowhere)."""
+    return tuple(
+        WireLink(
+            trace_id=link.trace_id.hex(),
+            span_id=link.span_id.hex(),
+            attributes=_pb_attributes(link.attributes, limit, truncated, f"links[{n}]."),
+        )
+        for n, link in enumerate(links)
+        if len(link.trace_id) == 16 and len(link.span_id) == 8
     )
 
 
@@ -706,6 +736,7 @@ def _json_span(
         scope_version=scope[1],
         digest=_version_key(trace_id, span_id, orjson.dumps(raw)),
         truncated=truncated,
+        links=_json_links(raw.get("links"), limit, truncated),
     )
 
 
@@ -723,6 +754,21 @@ def _json_events(raw: Any, limit: int, truncated: dict[str, int]) -> tuple[WireE
     )
 
 
+def _json_links(raw: Any, limit: int, truncated: dict[str, int]) -> tuple[WireLink, ...]:
+    if not isinstance(raw, list):
+        return ()
+    links = []
+    for n, link in enumerate(raw):
+        if not isinstance(link, dict):
+            continue
+        trace_id = _json_id(_jget(link, "traceId", "trace_id"), 16)
+        span_id = _json_id(_jget(link, "spanId", "span_id"), 8)
+        if trace_id and span_id:
+            attributes = _json_attributes(link.get("attributes"), limit, truncated, f"links[{n}].")
+            links.append(WireLink(trace_id.hex(), span_id.hex(), attributes))
+    return tuple(links)
+
+
 # --- span mapping ---------------------------------------------------------------------------
 
 
@@ -735,11 +781,15 @@ class _Failure:
 
 
 def map_spans(
-    spans: list[WireSpan], *, session_attributes: tuple[str, ...] = DEFAULT_SESSION_ATTRIBUTES
+    spans: list[WireSpan],
+    *,
+    session_attributes: tuple[str, ...] = DEFAULT_SESSION_ATTRIBUTES,
+    message_rules: tuple[MessageRule, ...] = BUILTIN_MESSAGE_RULES,
 ) -> list[tuple[int, Record]]:
     """Records for the spans of one request. Relations (tool-call requests attached to their
     LLM call, agent ancestry, session roots) are resolved within the request only: parents that
-    arrive in another request are linked later by (trace, span) ids in the store."""
+    arrive in another request are linked later by (trace, span) ids in the store. Messages,
+    workflows and steps come from otlp_flows.py (message_rules map framework attributes)."""
     meanings = [describe_span(span.name, span.attributes) for span in spans]
     positions = {(span.trace_id, span.span_id): i for i, span in enumerate(spans)}
     parents = [
@@ -755,6 +805,7 @@ def map_spans(
                 records.append((span.index, record))
     names = tuple(dict.fromkeys((*session_attributes, *DEFAULT_SESSION_ATTRIBUTES)))
     records.extend(_trace_records(spans, meanings, names))
+    records.extend(flow_records(spans, meanings, agents, rules=message_rules))
     return records
 
 

@@ -128,8 +128,118 @@ class MetricRecord:
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TestRunRecord:
+    """test_run.start / test_run.end. None means "not said by this record"."""
+
+    __test__ = False  # pytest: a record, not a test class
+
+    record_id: str
+    run_id: str
+    action: str  # "start" | "end"
+    tier: str | None = None
+    suite: str | None = None
+    commit: str | None = None
+    branch: str | None = None
+    environment: str | None = None
+    source: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TestResultRecord:
+    """One test's outcome in a run. A later record for the same (run_id, test_id) replaces it."""
+
+    __test__ = False  # pytest: a record, not a test class
+
+    record_id: str
+    run_id: str
+    test_id: str
+    outcome: str  # pass | fail | error | skip | xfail
+    name: str = ""
+    tier: str = ""
+    duration_ms: float | None = None
+    started_at: datetime | None = None
+    error_message: str = ""
+    error_trace: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    session_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AgentMessageRecord:
+    """agent_message: one lifecycle stage of a message between agents. Records of one message
+    (same session_id and message_id) merge in any order; None means "not said by this record"."""
+
+    record_id: str
+    session_id: str
+    message_id: str
+    stage: str  # created | sent | delivered | received | processed | failed | retried | …
+    at: datetime
+    sender: str | None = None
+    receivers: tuple[str, ...] | None = None
+    channel: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    content: Any = None
+    content_type: str | None = None
+    content_size: int | None = None
+    metadata: dict[str, Any] | None = None
+    attempt: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    agent_id: str = ""  # the agent that reported the stage
+    trace_id: str = ""
+
+
+@dataclass(frozen=True)
+class WorkflowRecord:
+    """workflow.start / workflow.end. None means "not said by this record"."""
+
+    record_id: str
+    session_id: str
+    workflow_id: str
+    action: str  # "start" | "end"
+    at: datetime | None = None
+    name: str | None = None
+    status: str | None = None  # success | fail | cancelled (end)
+    result_summary: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """step.start / step.end of one step of a workflow run; merged by (workflow, step_id)."""
+
+    record_id: str
+    session_id: str
+    workflow_id: str
+    step_id: str
+    action: str  # "start" | "end"
+    at: datetime | None = None
+    name: str | None = None
+    agent_id: str | None = None
+    depends_on: tuple[str, ...] | None = None
+    status: str | None = None  # ok | error | skipped | cancelled (end)
+    result_summary: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+
 Record = (
-    SessionRecord | AgentRecord | SpanRecord | TranscriptRecord | MetricRecord | TraceLinkRecord
+    SessionRecord
+    | AgentRecord
+    | SpanRecord
+    | TranscriptRecord
+    | MetricRecord
+    | TraceLinkRecord
+    | AgentMessageRecord
+    | WorkflowRecord
+    | StepRecord
+    | TestRunRecord
+    | TestResultRecord
 )
 
 

@@ -114,6 +114,19 @@ COMPLETION_FAMILIES = ("gen_ai.completion.", "llm.output_messages.", "llm.comple
 PARAM_FAMILIES = ("gen_ai.request.", "llm.tools.", "llm.request.functions.")
 FAMILIES = PROMPT_FAMILIES + COMPLETION_FAMILIES + PARAM_FAMILIES
 
+MESSAGING_KEYS = (
+    "messaging.system",
+    "messaging.operation.type",
+    "messaging.operation.name",
+    "messaging.operation",
+    "messaging.destination.name",
+    "messaging.message.id",
+    "messaging.message.conversation_id",
+    "messaging.message.body.size",
+    "messaging.batch.message_count",
+    "gen_ai.agent.name",
+)
+
 KNOWN_KEYS = frozenset(
     (
         *LLM_MARKERS,
@@ -154,6 +167,8 @@ KNOWN_KEYS = frozenset(
         "session.id",
         "session_id",
         "gen_ai.conversation.id",
+        # Messaging conventions: they become messages between agents (otlp_flows.py).
+        *MESSAGING_KEYS,
     )
 )
 
@@ -712,3 +727,40 @@ def _session_metadata(attributes: Attributes) -> tuple[dict[str, Any], dict[str,
         elif not key.startswith(SESSION_RESERVED_PREFIXES) and key != "tag.tags":
             metadata[key] = value
     return metadata, host_env
+
+
+# --- messages between agents: per-project mapping rules ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRule:
+    """Which span attributes carry a message's fields (ingest.models.MessageMappingRule).
+
+    A span matches when its name is `span_name` (or the rule names none) and it carries both the
+    sender and the receiver attribute."""
+
+    name: str
+    sender_attribute: str
+    receiver_attribute: str
+    content_attribute: str = ""
+    span_name: str = ""
+    channel_attribute: str = ""
+    message_id_attribute: str = ""
+    correlation_attribute: str = ""
+
+    def matches(self, span_name: str, attributes: Attributes) -> bool:
+        if self.span_name and span_name != self.span_name:
+            return False
+        return bool(attributes.get(self.sender_attribute)) and bool(
+            attributes.get(self.receiver_attribute)
+        )
+
+
+# TaskWeaver's Session._send_message spans: one post between User, Planner and the workers.
+TASKWEAVER_POST_RULE = MessageRule(
+    name="taskweaver post",
+    sender_attribute="in.from",
+    receiver_attribute="in.recipient",
+    content_attribute="in.message",
+)
+BUILTIN_MESSAGE_RULES = (TASKWEAVER_POST_RULE,)

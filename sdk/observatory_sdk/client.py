@@ -20,9 +20,11 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Unpack
 
-from observatory_sdk import records
+from observatory_sdk import records, testing
+from observatory_sdk.messaging import RequeuePoller, TrackedMessage
 from observatory_sdk.records import EventFields, Record, Timestamp
 from observatory_sdk.transport import BatchOutcome, Transport
+from observatory_sdk.workflows import WorkflowRun
 
 logger = logging.getLogger("observatory_sdk")
 
@@ -90,6 +92,8 @@ class Client:
         self.flush_interval = flush_interval
         self.max_queue_size = max_queue_size
         self.shutdown_timeout = shutdown_timeout
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
         self._transport = Transport(
             base_url.rstrip("/") + INGEST_PATH,
             api_key,
@@ -279,8 +283,11 @@ class Client:
         group_key: str = "",
         started_at: Timestamp = None,
     ) -> str:
-        """Record a session.start and return the session id (a new uuid4 hex if none is given)."""
+        """Record a session.start and return the session id (a new uuid4 hex if none is given).
+
+        Under the pytest plugin, the session is linked to the running test's result."""
         session_id = session_id or records.new_id()
+        testing.link_session(session_id)
         self._enqueue(
             encode_record(
                 records.session_start_record(
@@ -398,6 +405,59 @@ class Client:
             name, value, unit=unit, session_id=session_id, agent_id=agent_id, at=at
         )
         self._enqueue(encode_record(record))
+
+    # Messages between agents, workflows, requeued dead letters
+
+    def track_message(
+        self,
+        session_id: str,
+        sender: str,
+        receivers: Sequence[str],
+        content: Any = None,
+        *,
+        message_id: str | None = None,
+        channel: str = "",
+        correlation_id: str = "",
+        causation_id: str = "",
+        content_type: str = "",
+        metadata: Mapping[str, Any] | None = None,
+        created: bool = True,
+    ) -> TrackedMessage:
+        """A message from one agent to others; records `created` now (unless created=False).
+        Its methods and context managers (sending(), processing()) record the later stages."""
+        message = TrackedMessage(
+            self.record,
+            session_id,
+            sender,
+            receivers,
+            content,
+            message_id=message_id,
+            channel=channel,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            content_type=content_type,
+            metadata=metadata,
+        )
+        if created:
+            message.created()
+        return message
+
+    def workflow(
+        self,
+        session_id: str,
+        name: str,
+        *,
+        workflow_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> WorkflowRun:
+        """A workflow run as a context manager; `run.step(...)` opens its steps."""
+        return WorkflowRun(
+            self.record, session_id, name, workflow_id=workflow_id, metadata=metadata
+        )
+
+    def requeue_poller(self, **options: Any) -> RequeuePoller:
+        """A poller for the messages requeued from the dead-letter queue (same server and key)."""
+        return RequeuePoller(self._api_key, self.base_url, **options)
 
     def span(self, session_id: str, kind: str, name: str, **fields: Unpack[EventFields]) -> Span:
         """A context manager that times its block and records it as one event when it ends.

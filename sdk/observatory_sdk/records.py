@@ -293,3 +293,244 @@ def metric_record(
         agent_id=agent_id,
         at=wire_timestamp(at),
     )
+
+
+TEST_OUTCOMES = ("pass", "fail", "error", "skip", "xfail")
+
+
+def test_run_start_record(
+    run_id: str,
+    *,
+    tier: str = "",
+    suite: str = "",
+    commit: str = "",
+    branch: str = "",
+    environment: str = "",
+    source: str = "",
+    started_at: Timestamp = None,
+    metadata: Mapping[str, Any] | None = None,
+    record_id: str | None = None,
+) -> Record:
+    """A test_run.start record: one run of a suite (tier unit, integration, scenario, chaos or
+    your own; blank when each result names its tier)."""
+    return _record(
+        "test_run.start",
+        record_id,
+        "",
+        run_id=run_id,
+        tier=tier,
+        suite=suite,
+        commit=commit,
+        branch=branch,
+        environment=environment,
+        source=source,
+        started_at=wire_timestamp(started_at),
+        metadata=_copied(metadata),
+    )
+
+
+def test_run_end_record(
+    run_id: str,
+    *,
+    ended_at: Timestamp = None,
+    metadata: Mapping[str, Any] | None = None,
+    record_id: str | None = None,
+) -> Record:
+    """A test_run.end record."""
+    return _record(
+        "test_run.end",
+        record_id,
+        "",
+        run_id=run_id,
+        ended_at=wire_timestamp(ended_at),
+        metadata=_copied(metadata),
+    )
+
+
+def test_result_record(
+    run_id: str,
+    test_id: str,
+    outcome: str,
+    *,
+    name: str = "",
+    tier: str = "",
+    duration_ms: float | None = None,
+    started_at: Timestamp = None,
+    error_message: str = "",
+    error_trace: str = "",
+    metrics: Mapping[str, float] | None = None,
+    session_ids: Sequence[str] = (),
+    record_id: str | None = None,
+) -> Record:
+    """A test_result record. Raises ValueError for an outcome other than pass, fail, error, skip
+    or xfail."""
+    return _record(
+        "test_result",
+        record_id,
+        "",
+        run_id=run_id,
+        test_id=test_id,
+        outcome=_checked(outcome, TEST_OUTCOMES, "outcome"),
+        name=name,
+        tier=tier,
+        duration_ms=duration_ms,
+        started_at=None if started_at is None else wire_timestamp(started_at),
+        error_message=error_message,
+        error_trace=error_trace,
+        metrics=_copied(metrics) or None,
+        session_ids=list(session_ids) or None,
+    )
+
+
+MESSAGE_STAGES = (
+    "created",
+    "sent",
+    "delivered",
+    "received",
+    "processed",
+    "failed",
+    "retried",
+    "dead_lettered",
+    "expired",
+)
+WORKFLOW_END_STATES = ("success", "fail", "cancelled")
+STEP_END_STATES = ("ok", "error", "skipped", "cancelled")
+
+
+def agent_message_record(
+    session_id: str,
+    message_id: str,
+    stage: str,
+    *,
+    sender: str = "",
+    receivers: Sequence[str] | None = None,
+    channel: str = "",
+    correlation_id: str = "",
+    causation_id: str = "",
+    content: Any = None,
+    content_type: str = "",
+    metadata: Mapping[str, Any] | None = None,
+    attempt: int | None = None,
+    error_type: str = "",
+    error_message: str = "",
+    agent_id: str = "",
+    at: Timestamp = None,
+    record_id: str | None = None,
+) -> Record:
+    """An agent_message record: one lifecycle stage of a message between agents. Send the
+    sender, receivers and content once (usually with created or sent); later stages need only
+    the message id. Raises ValueError for an unknown stage."""
+    return _record(
+        "agent_message",
+        record_id,
+        session_id,
+        message_id=message_id,
+        stage=_checked(stage, MESSAGE_STAGES, "stage"),
+        at=wire_timestamp(at),
+        sender=sender,
+        receivers=_listed(receivers),
+        channel=channel,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        content=content,
+        content_type=content_type,
+        metadata=_copied(metadata),
+        attempt=attempt,
+        error_type=error_type,
+        error_message=error_message,
+        agent_id=agent_id,
+    )
+
+
+def workflow_start_record(
+    session_id: str,
+    workflow_id: str,
+    *,
+    name: str = "",
+    metadata: Mapping[str, Any] | None = None,
+    started_at: Timestamp = None,
+    record_id: str | None = None,
+) -> Record:
+    """A workflow.start record: one run of a named workflow in a session."""
+    return _record(
+        "workflow.start",
+        record_id,
+        session_id,
+        workflow_id=workflow_id,
+        name=name,
+        metadata=_copied(metadata),
+        started_at=wire_timestamp(started_at),
+    )
+
+
+def workflow_end_record(
+    session_id: str,
+    workflow_id: str,
+    *,
+    status: str = "success",
+    result_summary: str = "",
+    ended_at: Timestamp = None,
+    record_id: str | None = None,
+) -> Record:
+    """A workflow.end record (status success, fail or cancelled)."""
+    return _record(
+        "workflow.end",
+        record_id,
+        session_id,
+        workflow_id=workflow_id,
+        status=_checked(status, WORKFLOW_END_STATES, "status"),
+        result_summary=result_summary,
+        ended_at=wire_timestamp(ended_at),
+    )
+
+
+def step_start_record(
+    session_id: str,
+    workflow_id: str,
+    step_id: str,
+    *,
+    name: str = "",
+    agent_id: str = "",
+    depends_on: Sequence[str] | None = None,
+    started_at: Timestamp = None,
+    record_id: str | None = None,
+) -> Record:
+    """A step.start record: which agent runs the step and which steps it waited for."""
+    return _record(
+        "step.start",
+        record_id,
+        session_id,
+        workflow_id=workflow_id,
+        step_id=step_id,
+        name=name,
+        agent_id=agent_id,
+        depends_on=_listed(depends_on),
+        started_at=wire_timestamp(started_at),
+    )
+
+
+def step_end_record(
+    session_id: str,
+    workflow_id: str,
+    step_id: str,
+    *,
+    status: str = "ok",
+    result_summary: str = "",
+    error_type: str = "",
+    error_message: str = "",
+    ended_at: Timestamp = None,
+    record_id: str | None = None,
+) -> Record:
+    """A step.end record (status ok, error, skipped or cancelled)."""
+    return _record(
+        "step.end",
+        record_id,
+        session_id,
+        workflow_id=workflow_id,
+        step_id=step_id,
+        status=_checked(status, STEP_END_STATES, "status"),
+        result_summary=result_summary,
+        error_type=error_type,
+        error_message=error_message,
+        ended_at=wire_timestamp(ended_at),
+    )

@@ -394,8 +394,8 @@ def test_the_sessions_list_runs_the_same_queries_for_few_and_many_rows(
         make_session(project, spans=2, parent="parent", tags=["t"], agents=("a", "b"))
     logged_in.get(SESSIONS)  # remembers the project in the Django session
 
-    # session, user, projects, count, page, parents
-    with django_assert_num_queries(6):
+    # session, user, projects, count, page, parents, detector flags, anomalies (badges)
+    with django_assert_num_queries(8):
         response = logged_in.get(SESSIONS, {"tag": "t"})
 
     assert len(response.context["sessions"]) == count
@@ -550,8 +550,9 @@ def test_the_session_detail_runs_the_same_queries_for_few_and_many_spans(
     make_session(project, parent=session.external_id, spans=0)
     logged_in.get(detail_url(session))
 
-    # auth session, user, session, projects, stream, agents, parent, children, trace links, spans
-    with django_assert_num_queries(10):
+    # auth session, user, session, projects, stream, agents, parent, children, detector flags,
+    # anomalies naming the session, trace links, spans
+    with django_assert_num_queries(12):
         response = logged_in.get(detail_url(session))
 
     assert len(response.context["rows"]) == spans

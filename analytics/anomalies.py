@@ -1,0 +1,509 @@
+"""Anomaly flags: hourly metrics of each agent, tool and model (and the project's cost per
+session) compared with a robust baseline, median and MAD of the previous days, by hour of week
+once there are two weeks of history. Each flag names its top contributing dimension and explains
+itself in one sentence. Pure: hourly rollups in, frozen dataclasses out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+
+from analytics.trends import calls_above, grouped_histogram_quantiles
+
+# A MAD times this estimates the standard deviation of normally distributed data.
+MAD_TO_SIGMA = 1.4826
+# Error-rate tests: a baseline rate is never taken as below this, and a tail probability below
+# MIN_TAIL counts as MIN_TAIL (z about 8.2) so scores stay finite.
+MIN_BASE_RATE = 0.005
+MIN_TAIL = 1e-16
+MAX_EXACT_CALLS = 2000
+# A flagged hour must also exceed this quantile of the baseline days' hourly values.
+CEILING_QUANTILE = 0.99
+HOUR = pd.Timedelta(hours=1)
+HOURS_PER_WEEK = 7 * 24
+_HOUR_NS = 3600 * 10**9
+_DAY_NS = 24 * _HOUR_NS
+
+
+@dataclass(frozen=True)
+class Series:
+    """One metric of one kind of subject, and the rollup kinds it is computed from.
+
+    analytics.queries._subject_filter picks the same spans when it looks for example sessions."""
+
+    subject_type: str  # agent, tool, model or project
+    metric: str
+    kinds: tuple[str, ...]
+
+
+SERIES = (
+    Series("tool", "latency_p95", ("tool",)),
+    Series("tool", "error_rate", ("tool",)),
+    Series("model", "latency_p95", ("llm",)),
+    Series("model", "error_rate", ("llm",)),
+    Series("model", "tokens_per_call", ("llm",)),
+    Series("agent", "latency_p95", ("llm",)),
+    Series("agent", "error_rate", ("action", "llm", "tool", "error")),
+    Series("agent", "tokens_per_call", ("llm",)),
+    Series("project", "cost_per_session", ("session",)),
+    # TODO(#4): message_failure_rate and dead_letter_growth per agent pair join here once
+    # inter-agent messages have rollups; _hourly_values() then needs their columns.
+)
+METRICS = {
+    "latency_p95": "p95 latency",
+    "error_rate": "error rate",
+    "tokens_per_call": "tokens per call",
+    "cost_per_session": "cost per session",
+}
+# Below these the noise of small numbers would look like an anomaly: the spread's floor per metric.
+ABSOLUTE_FLOORS = {
+    "latency_p95": 50.0,
+    "error_rate": 0.0,  # error rates are scored by a binomial test, not a spread
+    "tokens_per_call": 20.0,
+    "cost_per_session": 0.001,
+}
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    baseline_days: int = 7
+    seasonal_min_days: int = 14  # hour-of-week baselines once a series has this much history
+    seasonal_weeks: int = 4
+    threshold: float = 4.5  # robust z-score (error rates: the z-score of a binomial tail)
+    min_ratio: float = 2.0  # and at least this many times the baseline (rates: see below)
+    min_rate_increase: float = 0.1  # error rate: at least 10 points above the baseline
+    min_errors: int = 3  # error rate: and at least this many errors in the hour
+    min_count: int = 5  # calls (sessions) in an hour for it to be judged…
+    min_latency_count: int = 10  # …timed calls for a p95 (of fewer, p95 is about the maximum)
+    min_baseline_count: int = 3  # calls in an hour for it to count in a baseline
+    min_baseline_points: int = 12  # hours in a baseline
+    min_seasonal_points: int = 4
+    relative_floor: float = 0.1  # the MAD's floor as a share of the median
+
+
+@dataclass(frozen=True)
+class AnomalyFlag:
+    subject_type: str
+    subject: str
+    metric: str
+    window_start: datetime
+    window_end: datetime
+    observed: float
+    baseline: float
+    score: float
+    sample_count: int
+    is_seasonal: bool
+    top_dimension: str  # "model=gpt-4o", or "" when no value stands out
+    top_share: float | None
+    explanation: str
+
+
+@dataclass(frozen=True)
+class _Hour:
+    bucket: pd.Timestamp
+    value: float
+    baseline: float
+    score: float
+    is_seasonal: bool
+
+
+def detect_anomalies(
+    rollups: pd.DataFrame,
+    *,
+    since: datetime,
+    until: datetime,
+    settings: DetectionSettings | None = None,
+) -> list[AnomalyFlag]:
+    """Flags for the hours in [since, until), judged against the hours before them.
+
+    rollups: hourly rows (analytics.trends.ROLLUP_COLUMNS) from at least seasonal_weeks before
+    `since` (fewer only means weaker baselines) up to `until`. Consecutive flagged hours of one
+    subject and metric become one flag whose window spans them, keyed by its first hour, so a
+    rerun over overlapping windows gives the same flags. Only rises are flagged.
+    """
+    settings = settings or DetectionSettings()
+    if len(rollups) == 0:
+        return []
+    rollups = rollups.assign(bucket=pd.to_datetime(rollups["bucket"], utc=True))
+    flags: list[AnomalyFlag] = []
+    for series in SERIES:
+        rows = rollups[rollups["kind"].isin(series.kinds)]
+        if len(rows):
+            flags.extend(_detect_series(rows, rollups, series, since, until, settings))
+    return sorted(flags, key=lambda f: (f.window_start, f.subject_type, f.subject, f.metric))
+
+
+def _subject_column(series: Series) -> str | None:
+    return None if series.subject_type == "project" else series.subject_type
+
+
+def _detect_series(
+    rows: pd.DataFrame,
+    all_rows: pd.DataFrame,
+    series: Series,
+    since: datetime,
+    until: datetime,
+    settings: DetectionSettings,
+) -> list[AnomalyFlag]:
+    column = _subject_column(series)
+    rows = rows.assign(subject=rows[column] if column else "")
+    rows = rows[(rows["subject"] != "") | (column is None)]
+    hourly = _hourly_values(rows, series.metric)
+    flags = []
+    for subject, values in hourly.groupby("subject", sort=True):
+        hours = _flagged_hours(values.set_index("bucket"), series.metric, since, until, settings)
+        for episode in _episodes(hours):
+            subject_rows = rows[rows["subject"] == subject]
+            flags.append(_flag(series, str(subject), episode, subject_rows, all_rows, settings))
+    return flags
+
+
+def _hourly_values(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """subject, bucket, value, count, errors: the metric per subject and hour (errors only
+    matter to error_rate, whose baseline pools errors and calls rather than hourly rates)."""
+    keys = ["subject", "bucket"]
+    sums = rows.groupby(keys)[
+        [
+            "count",
+            "error_count",
+            "timed_count",
+            "prompt_tokens",
+            "completion_tokens",
+            "token_call_count",
+            "cost",
+        ]
+    ].sum()
+    count, errors = sums["count"], sums["error_count"]
+    if metric == "latency_p95":
+        p95 = grouped_histogram_quantiles(rows, by=keys, quantiles=(0.95,)).set_index(keys)["p95"]
+        value, count = p95.reindex(sums.index), sums["timed_count"]
+    elif metric == "error_rate":
+        value = errors / count
+    elif metric == "tokens_per_call":
+        count = sums["token_call_count"]
+        value = (sums["prompt_tokens"] + sums["completion_tokens"]) / count.where(count > 0)
+    else:  # cost_per_session
+        value = sums["cost"] / count
+    frame = pd.DataFrame({"value": value, "count": count, "errors": errors})
+    return frame.dropna(subset=["value"]).reset_index()
+
+
+@dataclass(frozen=True)
+class _History:
+    """A series' baseline-worthy hours as sorted numpy arrays (times in ns), so that each judged
+    hour finds its window with a binary search instead of masking a DataFrame."""
+
+    times: np.ndarray
+    values: np.ndarray
+    counts: np.ndarray
+    errors: np.ndarray
+    first_seen: int
+
+    def window(self, start: int, end: int) -> slice:
+        lo, hi = np.searchsorted(self.times, [start, end], side="left")
+        return slice(int(lo), int(hi))
+
+
+def _ns(moment: datetime | pd.Timestamp) -> int:
+    return int(pd.Timestamp(moment).value)
+
+
+def _flagged_hours(
+    values: pd.DataFrame, metric: str, since: datetime, until: datetime, settings: DetectionSettings
+) -> list[_Hour]:
+    least = settings.min_latency_count if metric == "latency_p95" else settings.min_count
+    values = values.sort_index()
+    judged = values[
+        (values.index >= pd.Timestamp(since))
+        & (values.index < pd.Timestamp(until))
+        & (values["count"] >= least)
+    ]
+    kept = values[values["count"] >= settings.min_baseline_count]
+    history = _History(
+        # Nanoseconds whatever the index's unit (pandas keeps database times in microseconds).
+        times=pd.DatetimeIndex(kept.index).as_unit("ns").asi8,
+        values=kept["value"].to_numpy(dtype="float64"),
+        counts=kept["count"].to_numpy(dtype="float64"),
+        errors=kept["errors"].to_numpy(dtype="float64"),
+        first_seen=_ns(values.index.min()),
+    )
+    hours = []
+    for bucket, value, count, errors in zip(
+        judged.index, judged["value"], judged["count"], judged["errors"], strict=True
+    ):
+        baseline = _baseline(history, _ns(bucket), metric, settings)
+        if baseline is None:
+            continue
+        center, spread, ceiling, is_seasonal = baseline
+        if metric == "error_rate":
+            if errors < settings.min_errors:
+                continue
+            score = _rate_score(int(errors), int(count), center)
+        else:
+            score = (value - center) / max(
+                spread, settings.relative_floor * abs(center), ABSOLUTE_FLOORS[metric]
+            )
+        if value > ceiling and _is_anomalous(float(value), center, score, metric, settings):
+            hours.append(_Hour(bucket, float(value), center, score, is_seasonal))
+    return hours
+
+
+def _baseline(
+    history: _History, bucket: int, metric: str, settings: DetectionSettings
+) -> tuple[float, float, float, bool] | None:
+    """The expected value, its spread, a ceiling and whether it is an hour-of-week baseline,
+    from the hours before `bucket` (ns).
+
+    The center is the median of the previous baseline_days, or, once the series has
+    seasonal_min_days of history, of the same hour of the week (±1 h) over seasonal_weeks. The
+    spread is the scaled MAD of the previous baseline_days relative to their median, times the
+    center: a few same-hour points give a fair median but a poor MAD. Error rates pool the
+    errors and calls of baseline_days instead (an hourly median of a 3 % rate is usually 0, and
+    a few same-hour points hold too few calls to estimate a rate).
+
+    The ceiling is the CEILING_QUANTILE of the previous baseline_days' hourly values (0 for error
+    rates): an hour is never flagged for a level its subject reached routinely, which keeps a
+    subject that serves two workloads (a fast and a slow one, in some hours only) quiet.
+    """
+    recent = history.window(bucket - _DAY_NS * settings.baseline_days, bucket)
+    if recent.stop - recent.start < settings.min_baseline_points:
+        return None
+    if metric == "error_rate":
+        rate = float(history.errors[recent].sum() / history.counts[recent].sum())
+        return rate, 0.0, 0.0, False
+    points = history.values[recent]
+    center, spread = _median_and_spread(points)
+    ceiling = float(np.quantile(points, CEILING_QUANTILE))
+    if bucket - history.first_seen < _DAY_NS * settings.seasonal_min_days:
+        return center, spread, ceiling, False
+    past = history.window(bucket - _DAY_NS * 7 * settings.seasonal_weeks, bucket)
+    offsets = ((bucket - history.times[past]) // _HOUR_NS) % HOURS_PER_WEEK
+    same_hour = history.values[past][np.isin(offsets, (0, 1, HOURS_PER_WEEK - 1))]
+    if len(same_hour) < settings.min_seasonal_points:
+        return center, spread, ceiling, False
+    seasonal = float(np.median(same_hour))
+    return seasonal, spread * seasonal / center if center > 0 else spread, ceiling, True
+
+
+def _median_and_spread(values: np.ndarray) -> tuple[float, float]:
+    median = float(np.median(values))
+    return median, MAD_TO_SIGMA * float(np.median(np.abs(values - median)))
+
+
+def _rate_score(errors: int, calls: int, rate: float) -> float:
+    """How surprising `errors` of `calls` is at the baseline `rate`, as the z-score with the same
+    one-sided tail probability (exact binomial tail below MAX_EXACT_CALLS calls)."""
+    p = min(max(rate, MIN_BASE_RATE), 1 - MIN_BASE_RATE)
+    if errors <= calls * p:
+        return (errors - calls * p) / math.sqrt(calls * p * (1 - p))
+    tail = _binomial_tail(errors, calls, p)
+    return NormalDist().inv_cdf(1 - max(tail, MIN_TAIL))
+
+
+def _binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p)."""
+    if n > MAX_EXACT_CALLS:
+        z = (k - 0.5 - n * p) / math.sqrt(n * p * (1 - p))
+        return 1 - NormalDist().cdf(z)
+    log_p, log_q = math.log(p), math.log1p(-p)
+    terms = [
+        math.lgamma(n + 1)
+        - math.lgamma(i + 1)
+        - math.lgamma(n - i + 1)
+        + i * log_p
+        + (n - i) * log_q
+        for i in range(k, n + 1)
+    ]
+    peak = max(terms)
+    return math.exp(peak) * sum(math.exp(t - peak) for t in terms)
+
+
+def _is_anomalous(
+    value: float, center: float, score: float, metric: str, settings: DetectionSettings
+) -> bool:
+    if score < settings.threshold:
+        return False
+    if metric == "error_rate":
+        return value - center >= settings.min_rate_increase and value >= 2 * center
+    return value >= settings.min_ratio * center
+
+
+def _episodes(hours: list[_Hour]) -> list[list[_Hour]]:
+    """Runs of consecutive flagged hours."""
+    runs: list[list[_Hour]] = []
+    for hour in hours:
+        if runs and hour.bucket - runs[-1][-1].bucket == HOUR:
+            runs[-1].append(hour)
+        else:
+            runs.append([hour])
+    return runs
+
+
+def _flag(
+    series: Series,
+    subject: str,
+    episode: list[_Hour],
+    subject_rows: pd.DataFrame,
+    all_rows: pd.DataFrame,
+    settings: DetectionSettings,
+) -> AnomalyFlag:
+    start, end = episode[0].bucket, episode[-1].bucket + HOUR
+    in_window = subject_rows[(subject_rows["bucket"] >= start) & (subject_rows["bucket"] < end)]
+    observed, count = _episode_value(in_window, series.metric)
+    baseline = episode[0].baseline
+    if series.metric == "cost_per_session":
+        # Session rows carry no dimensions: the LLM calls of the window say where the cost went.
+        window_llm = all_rows[
+            (all_rows["bucket"] >= start) & (all_rows["bucket"] < end) & (all_rows["kind"] == "llm")
+        ]
+        contribution = _top_contribution(window_llm, series.metric, None, baseline)
+    else:
+        contribution = _top_contribution(
+            in_window, series.metric, _subject_column(series), baseline
+        )
+    dimension, share = contribution or ("", None)
+    return AnomalyFlag(
+        subject_type=series.subject_type,
+        subject=subject,
+        metric=series.metric,
+        window_start=start.to_pydatetime(),
+        window_end=end.to_pydatetime(),
+        observed=observed,
+        baseline=baseline,
+        score=round(max(hour.score for hour in episode), 2),
+        sample_count=count,
+        is_seasonal=episode[0].is_seasonal,
+        top_dimension=dimension,
+        top_share=share,
+        explanation=explain(
+            series.subject_type,
+            subject,
+            series.metric,
+            observed=observed,
+            baseline=baseline,
+            baseline_days=settings.seasonal_weeks * 7
+            if episode[0].is_seasonal
+            else settings.baseline_days,
+            is_seasonal=episode[0].is_seasonal,
+            top_dimension=dimension,
+            top_share=share,
+        ),
+    )
+
+
+def _episode_value(rows: pd.DataFrame, metric: str) -> tuple[float, int]:
+    """The metric over the whole episode (all its hours merged) and the calls it rests on."""
+    if metric == "latency_p95":
+        merged = grouped_histogram_quantiles(rows.assign(all=1), by=["all"], quantiles=(0.95,))
+        return float(merged["p95"].iloc[0]), int(rows["timed_count"].sum())
+    if metric == "error_rate":
+        return float(rows["error_count"].sum() / rows["count"].sum()), int(rows["count"].sum())
+    if metric == "tokens_per_call":
+        calls = int(rows["token_call_count"].sum())
+        tokens = float(rows["prompt_tokens"].sum() + rows["completion_tokens"].sum())
+        return tokens / calls, calls
+    return float(rows["cost"].sum() / rows["count"].sum()), int(rows["count"].sum())
+
+
+def _bad_weight(rows: pd.DataFrame, metric: str, baseline: float) -> pd.Series:
+    """How much each rollup row contributes to the anomaly: slow calls, errors, tokens, cost."""
+    if metric == "latency_p95":
+        return rows["latency_histogram"].map(lambda h: calls_above(h, baseline)).astype("float64")
+    if metric == "error_rate":
+        return rows["error_count"].astype("float64")
+    if metric == "tokens_per_call":
+        return (rows["prompt_tokens"] + rows["completion_tokens"]).astype("float64")
+    return rows["cost"].astype("float64")
+
+
+def _top_contribution(
+    rows: pd.DataFrame, metric: str, own_column: str | None, baseline: float
+) -> tuple[str, float] | None:
+    """The dimension value (other than the subject's own) behind most of the anomaly: at least
+    half of it, and the most over-represented relative to its share of all calls."""
+    weights = _bad_weight(rows, metric, baseline)
+    total = float(weights.sum())
+    if total <= 0:
+        return None
+    best: tuple[float, float, str, str] | None = None
+    for column in ("model", "agent", "tool"):
+        if column == own_column:
+            continue
+        named = rows[column] != ""
+        if not named.any():
+            continue
+        bad = weights[named].groupby(rows.loc[named, column]).sum() / total
+        calls = rows.loc[named, "count"].groupby(rows.loc[named, column]).sum()
+        calls = calls / max(float(rows["count"].sum()), 1.0)
+        value = str(bad.idxmax())
+        share = float(bad.max())
+        lift = share / max(float(calls.get(value, 0.0)), 1e-9)
+        if share >= 0.5 and (best is None or (lift, share) > (best[0], best[1])):
+            best = (lift, share, column, value)
+    if best is None:
+        return None
+    return f"{best[2]}={best[3]}", round(best[1], 3)
+
+
+# --- The sentence --------------------------------------------------------------------------
+
+TIMES = "\u00d7"  # the multiplication sign, as in "3.8x its baseline"
+CONTRIBUTION_WORDS = {
+    "latency_p95": "of the slow calls",
+    "error_rate": "of the errors",
+    "tokens_per_call": "of the tokens",
+    "cost_per_session": "of the LLM cost",
+}
+DIMENSION_VERBS = {
+    "model": "used model",
+    "agent": "came from agent",
+    "tool": "were in tool",
+}
+
+
+def format_value(metric: str, value: float) -> str:
+    """A metric value as people read it: 4.1 s, 850 ms, 12 %, 1,234 tokens, $0.42."""
+    if metric == "latency_p95":
+        return f"{value / 1000:.1f} s" if value >= 1000 else f"{value:,.0f} ms"
+    if metric == "error_rate":
+        return f"{value * 100:.0f} %" if value >= 0.1 or value == 0 else f"{value * 100:.1f} %"
+    if metric == "tokens_per_call":
+        return f"{value:,.0f} tokens"
+    return f"${value:,.2f}" if value >= 1 else f"${value:,.4f}"
+
+
+def explain(
+    subject_type: str,
+    subject: str,
+    metric: str,
+    *,
+    observed: float,
+    baseline: float,
+    baseline_days: int,
+    is_seasonal: bool,
+    top_dimension: str,
+    top_share: float | None,
+) -> str:
+    """One sentence: "p95 latency of tool search was 4.1 s, 3.8x its 7-day baseline of 1.1 s;
+    80 % of the slow calls used model gpt-4o" (with a multiplication sign for the x)."""
+    what = METRICS[metric]
+    if subject_type != "project":
+        what += f" of {subject_type} {subject}"
+    kind = f"{baseline_days}-day hour-of-week" if is_seasonal else f"{baseline_days}-day"
+    was = f"{what} was {format_value(metric, observed)}"
+    base = format_value(metric, baseline)
+    if baseline > 0:
+        sentence = f"{was}, {observed / baseline:.1f}{TIMES} its {kind} baseline of {base}"
+    else:
+        sentence = f"{was}, up from a {kind} baseline of {base}"
+    if top_dimension and top_share is not None:
+        column, _, value = top_dimension.partition("=")
+        words = f"{CONTRIBUTION_WORDS[metric]} {DIMENSION_VERBS[column]} {value}"
+        sentence += f"; {top_share * 100:.0f} % {words}"
+    return sentence

@@ -1,0 +1,227 @@
+"""Agent failure detectors: deterministic rules over a session's spans and transcript that catch
+loops, repeated prompts, ping-pong between two agents, runaway delegation depth, message storms,
+sessions that end without a final answer and tool-error retry storms. No LLM. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+DETECTOR_SPAN_COLUMNS = [
+    "session_id",
+    "span_id",
+    "parent_span_id",
+    "kind",
+    "name",
+    "agent_external_id",
+    "status",
+    "started_at",
+]
+DETECTOR_LINE_COLUMNS = ["session_id", "role", "agent_external_id", "at"]
+FLAG_COLUMNS = ["session_id", "detector", "detail", "evidence_count"]
+# Detector -> the label of its badge.
+DETECTORS = {
+    "tool_loop": "tool loop",
+    "repeated_prompt": "repeated prompt",
+    "ping_pong": "ping-pong",
+    "deep_delegation": "deep delegation",
+    "message_storm": "message storm",
+    "no_final_answer": "no final answer",
+    "retry_storm": "retry storm",
+}
+ENDED_STATES = ("success", "fail", "indeterminate")
+CHAT_ROLES = ("user", "assistant", "system", "agent")
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    loop_calls: int = 5  # the same tool with the same arguments this many times
+    repeated_prompts: int = 4  # one agent sending the same prompt this many times
+    ping_pong_turns: int = 10  # hand-offs back and forth between the same two agents
+    max_depth: int = 8  # span tree levels
+    storm_messages: int = 50  # transcript lines…
+    storm_seconds: float = 10.0  # …within this many seconds
+    retry_errors: int = 3  # consecutive failed calls of one tool (or LLM endpoint)
+
+
+Flag = tuple[str, str, int]  # detector, detail, evidence count
+
+
+def detect_failures(
+    spans: pd.DataFrame,
+    lines: pd.DataFrame,
+    sessions: pd.DataFrame,
+    *,
+    settings: DetectorSettings | None = None,
+) -> pd.DataFrame:
+    """Every detector over every session in `sessions`.
+
+    spans: DETECTOR_SPAN_COLUMNS plus args_hash and prompt_hash (digests of the params and the
+    prompt; empty when absent). lines: DETECTOR_LINE_COLUMNS plus text_hash. sessions: id,
+    end_state, has_completion (an LLM span of the session has a completion). Returns FLAG_COLUMNS,
+    at most one row per session and detector, sorted by session and detector.
+    """
+    settings = settings or DetectorSettings()
+    span_groups = dict(list(spans.groupby("session_id"))) if len(spans) else {}
+    line_groups = dict(list(lines.groupby("session_id"))) if len(lines) else {}
+    empty_spans = pd.DataFrame(columns=[*DETECTOR_SPAN_COLUMNS, "args_hash", "prompt_hash"])
+    empty_lines = pd.DataFrame(columns=[*DETECTOR_LINE_COLUMNS, "text_hash"])
+    rows = []
+    for session in sessions.itertuples(index=False):
+        session_spans = span_groups.get(session.id, empty_spans).sort_values(
+            ["started_at", "span_id"], kind="stable"
+        )
+        session_lines = line_groups.get(session.id, empty_lines).sort_values("at", kind="stable")
+        for detector in _DETECTORS:
+            found = detector(session_spans, session_lines, session, settings)
+            if found is not None:
+                rows.append((int(session.id), *found))
+    frame = pd.DataFrame(rows, columns=FLAG_COLUMNS)
+    return frame.sort_values(["session_id", "detector"]).reset_index(drop=True)
+
+
+def tool_loop(
+    spans: pd.DataFrame, _lines: pd.DataFrame, _s: object, cfg: DetectorSettings
+) -> Flag | None:
+    """The same tool called with the same arguments loop_calls times or more."""
+    tools = spans[(spans["kind"] == "tool") & (spans["args_hash"] != "")]
+    if len(tools) == 0:
+        return None
+    counts = tools.groupby(["name", "args_hash"]).size()
+    (name, _), calls = counts.idxmax(), int(counts.max())
+    if calls < cfg.loop_calls:
+        return None
+    return "tool_loop", f"tool {name} was called {calls} times with the same arguments", calls
+
+
+def repeated_prompt(
+    spans: pd.DataFrame, _lines: pd.DataFrame, _s: object, cfg: DetectorSettings
+) -> Flag | None:
+    """One agent sending the same prompt to an LLM repeated_prompts times ("recursive thought")."""
+    llm = spans[(spans["kind"] == "llm") & (spans["prompt_hash"] != "")]
+    if len(llm) == 0:
+        return None
+    counts = llm.groupby(["agent_external_id", "prompt_hash"]).size()
+    (agent, _), calls = counts.idxmax(), int(counts.max())
+    if calls < cfg.repeated_prompts:
+        return None
+    who = f"agent {agent}" if agent else "an agent"
+    return "repeated_prompt", f"{who} sent the same prompt {calls} times", calls
+
+
+def ping_pong(
+    spans: pd.DataFrame, _lines: pd.DataFrame, _s: object, cfg: DetectorSettings
+) -> Flag | None:
+    """The longest stretch in which work passes back and forth between the same two agents."""
+    agents = [a for a in spans["agent_external_id"] if a]
+    turns = [a for i, a in enumerate(agents) if i == 0 or a != agents[i - 1]]
+    best, best_pair, run = 0, ("", ""), 0
+    for i in range(1, len(turns)):
+        if i >= 2 and turns[i] == turns[i - 2]:
+            run += 1
+        else:
+            run = 1
+        if run > best:
+            best, best_pair = run, (turns[i - 1], turns[i])
+    if best < cfg.ping_pong_turns:
+        return None
+    first, second = sorted(best_pair)
+    return (
+        "ping_pong",
+        f"agents {first} and {second} handed off to each other {best} times in a row",
+        best,
+    )
+
+
+def deep_delegation(
+    spans: pd.DataFrame, _lines: pd.DataFrame, _s: object, cfg: DetectorSettings
+) -> Flag | None:
+    """A span tree deeper than max_depth levels (a cycle in parent ids counts as deep)."""
+    parents = dict(zip(spans["span_id"], spans["parent_span_id"].fillna(""), strict=True))
+    depths: dict[str, int] = {}
+    for span_id in parents:
+        chain: list[str] = []
+        node = span_id
+        while node in parents and node not in depths and node not in chain:
+            chain.append(node)
+            node = parents[node]
+        base = depths.get(node, 0) if node not in chain else len(parents)
+        for offset, member in enumerate(reversed(chain), start=1):
+            depths[member] = base + offset
+    deepest = max(depths.values(), default=0)
+    if deepest <= cfg.max_depth:
+        return None
+    return (
+        "deep_delegation",
+        f"the span tree is {deepest} levels deep (limit {cfg.max_depth})",
+        deepest,
+    )
+
+
+def message_storm(
+    _spans: pd.DataFrame, lines: pd.DataFrame, _s: object, cfg: DetectorSettings
+) -> Flag | None:
+    """storm_messages or more chat and agent lines within storm_seconds.
+
+    Inter-agent messages (issue #4) feed the same rule once they have a frame of their own."""
+    chat = lines[lines["role"].isin(CHAT_ROLES)]
+    if len(chat) < cfg.storm_messages:
+        return None
+    times = pd.to_datetime(chat["at"], utc=True).sort_values().reset_index(drop=True)
+    window = pd.Timedelta(seconds=cfg.storm_seconds)
+    # For each line, how many lines start within the window that begins at it.
+    ends = times.searchsorted(times + window, side="left")
+    most = int((ends - times.index.to_numpy()).max())
+    if most < cfg.storm_messages:
+        return None
+    return "message_storm", f"{most} messages within {cfg.storm_seconds:g} s", most
+
+
+def no_final_answer(
+    spans: pd.DataFrame, lines: pd.DataFrame, session: object, _cfg: DetectorSettings
+) -> Flag | None:
+    """An ended session that was asked something (a user message or an LLM call) but has no
+    assistant message and no LLM completion. Sessions of pure tool or action steps (a batch
+    job, a test round) are not conversations and are not judged."""
+    end_state = getattr(session, "end_state", "")
+    was_asked = (lines["role"] == "user").any() or (spans["kind"] == "llm").any()
+    if end_state not in ENDED_STATES or not was_asked:
+        return None
+    if bool(getattr(session, "has_completion", False)) or (lines["role"] == "assistant").any():
+        return None
+    return "no_final_answer", f"ended ({end_state}) with no assistant message or LLM completion", 0
+
+
+def retry_storm(
+    spans: pd.DataFrame, _lines: pd.DataFrame, _s: object, cfg: DetectorSettings
+) -> Flag | None:
+    """retry_errors or more failed calls in a row of the same tool (or LLM endpoint)."""
+    calls = spans[spans["kind"].isin(("tool", "llm"))]
+    best, best_name = 0, ""
+    for name, group in calls.groupby("name", sort=True):
+        failed = (group["status"] == "error").to_numpy()
+        run = longest = 0
+        for is_failed in failed:
+            run = run + 1 if is_failed else 0
+            longest = max(longest, run)
+        if longest > best:
+            best, best_name = longest, str(name)
+    if best < cfg.retry_errors:
+        return None
+    return "retry_storm", f"{best_name} failed {best} times in a row", best
+
+
+_DETECTORS: tuple[
+    Callable[[pd.DataFrame, pd.DataFrame, object, DetectorSettings], Flag | None], ...
+] = (
+    tool_loop,
+    repeated_prompt,
+    ping_pong,
+    deep_delegation,
+    message_storm,
+    no_final_answer,
+    retry_storm,
+)

@@ -1,0 +1,299 @@
+"""Derived, recomputable tables: rollups, anomaly flags, session flags, error clusters, reports,
+and the user-edited alert rules with their history.
+
+Everything here except AlertRule can be rebuilt from the telemetry tables in ingest
+(`manage.py recompute_analytics`). Writes go through analytics/store.py.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from ingest.models import Project, Session
+
+
+class Rollup(models.Model):
+    """Spans (or sessions, kind "session") of one hour or day for one agent, model, tool and kind.
+
+    Replaced bucket by bucket by the refresh task, so a recompute is idempotent."""
+
+    class Granularity(models.TextChoices):
+        HOUR = "hour"
+        DAY = "day"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    granularity = models.CharField(max_length=4, choices=Granularity.choices)
+    bucket_start = models.DateTimeField()
+    agent = models.CharField(max_length=128, blank=True, help_text="Span agent id.")
+    model = models.CharField(max_length=200, blank=True)
+    tool = models.CharField(max_length=300, blank=True, help_text="Span name of tool spans.")
+    kind = models.CharField(max_length=10, help_text="action, llm, tool, error or session.")
+    count = models.IntegerField(default=0)
+    error_count = models.IntegerField(default=0)
+    rate_limit_count = models.IntegerField(
+        default=0, help_text="Errors that name provider throttling (HTTP 429, rate limit)."
+    )
+    timed_count = models.IntegerField(default=0, help_text="Calls with a duration.")
+    latency_sum_ms = models.FloatField(default=0)
+    latency_p50_ms = models.FloatField(null=True, blank=True)
+    latency_p95_ms = models.FloatField(null=True, blank=True)
+    latency_p99_ms = models.FloatField(null=True, blank=True)
+    latency_histogram = models.JSONField(
+        default=dict, blank=True, help_text="Sparse log-scale histogram {bin: calls}."
+    )
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    token_call_count = models.IntegerField(default=0, help_text="Calls that reported tokens.")
+    cost = models.FloatField(default=0)
+    step_count = models.IntegerField(default=0, help_text="Session rows: events in the sessions.")
+    message_count = models.IntegerField(default=0, help_text="Session rows: chat messages.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "granularity", "bucket_start", "agent", "model", "tool", "kind"],
+                name="rollup_unique",
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "granularity", "bucket_start"])]
+
+    def __str__(self) -> str:
+        return f"{self.granularity} {self.bucket_start:%Y-%m-%d %H:%M} {self.kind} x{self.count}"
+
+
+class PendingRefresh(models.Model):
+    """A project whose derived data is behind its telemetry since `dirty_from`.
+
+    Ingest marks it (through the summary task); the debounced refresh task claims and clears it."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="+")
+    dirty_from = models.DateTimeField(null=True, blank=True)
+    is_scheduled = models.BooleanField(
+        default=False, help_text="A refresh task is queued; more data only widens dirty_from."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.project_id} dirty from {self.dirty_from}"
+
+
+class Anomaly(models.Model):
+    """A metric of one agent, tool, model (or the project) far above its robust baseline."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        ACKNOWLEDGED = "acknowledged"
+        RESOLVED = "resolved"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    subject_type = models.CharField(max_length=10, help_text="agent, tool, model or project.")
+    subject = models.CharField(max_length=300, blank=True)
+    metric = models.CharField(max_length=40)
+    window_start = models.DateTimeField(db_index=True)
+    window_end = models.DateTimeField()
+    observed = models.FloatField()
+    baseline = models.FloatField()
+    score = models.FloatField(help_text="Robust z-score: (observed - median) / scaled MAD.")
+    sample_count = models.IntegerField(default=0)
+    is_seasonal = models.BooleanField(default=False, help_text="Hour-of-week baseline.")
+    top_dimension = models.CharField(max_length=400, blank=True, help_text="e.g. model=gpt-4o")
+    top_share = models.FloatField(null=True, blank=True)
+    example_session_ids = models.JSONField(default=list, blank=True, help_text="Session pks.")
+    explanation = models.TextField()
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.OPEN, db_index=True
+    )
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    status_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    detected_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "subject_type", "subject", "metric", "window_start"],
+                name="anomaly_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.explanation
+
+
+class SessionFlag(models.Model):
+    """A failure pattern a deterministic detector found in one session (loop, ping-pong…)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="flags")
+    detector = models.CharField(max_length=30)
+    detail = models.TextField(help_text="What was seen, in one sentence.")
+    evidence_count = models.IntegerField(default=0)
+    detected_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "detector"], name="session_flag_unique"),
+        ]
+        indexes = [models.Index(fields=["project", "detector"])]
+
+    def __str__(self) -> str:
+        return f"{self.detector}: {self.detail}"
+
+
+class ErrorCluster(models.Model):
+    """Error messages that are the same once numbers, ids, paths and quoted values are masked."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    fingerprint = models.CharField(max_length=40)
+    error_type = models.CharField(max_length=200, blank=True)
+    pattern = models.TextField(help_text="The normalised message.")
+    example_message = models.TextField()
+    example_session = models.ForeignKey(
+        Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    count = models.IntegerField(default=0)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(db_index=True)
+    agents = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "fingerprint"], name="error_cluster_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.error_type}: {self.pattern[:80]} x{self.count}"
+
+
+class ErrorClusterDay(models.Model):
+    """A cluster's errors on one day; the cluster's totals are the sum of its days."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    fingerprint = models.CharField(max_length=40)
+    day = models.DateField()
+    count = models.IntegerField(default=0)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    agents = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "fingerprint", "day"], name="error_cluster_day_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.fingerprint[:8]} on {self.day}: {self.count}"
+
+
+class AlertRule(models.Model):
+    """A condition on a metric (or on new anomalies) that notifies a webhook or email."""
+
+    class Kind(models.TextChoices):
+        METRIC = "metric"
+        ANOMALY = "anomaly"
+
+    class State(models.TextChoices):
+        OK = "ok"
+        ALERT = "alert"
+        NO_DATA = "no_data"
+
+    class Channel(models.TextChoices):
+        WEBHOOK = "webhook"
+        SLACK = "slack", "Slack-compatible webhook"
+        EMAIL = "email"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.METRIC)
+    metric = models.CharField(
+        max_length=40, help_text="Metric rules: a metric; anomaly rules: an anomaly metric or ''."
+    )
+    agent = models.CharField(max_length=128, blank=True, help_text="Scope: only this agent.")
+    model = models.CharField(max_length=200, blank=True, help_text="Scope: only this model.")
+    tool = models.CharField(max_length=300, blank=True, help_text="Scope: only this tool.")
+    window_minutes = models.IntegerField(default=60)
+    comparator = models.CharField(max_length=2, default=">")
+    threshold = models.FloatField(default=0)
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.WEBHOOK)
+    target = models.CharField(max_length=1000, help_text="Webhook URL or email address(es).")
+    secret = models.CharField(
+        max_length=200, blank=True, help_text="Webhook HMAC-SHA256 signing secret."
+    )
+    renotify_minutes = models.IntegerField(
+        default=60, help_text="Notify again while still alerting after this long; 0 never."
+    )
+    is_enabled = models.BooleanField(default=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OK)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    last_value = models.FloatField(null=True, blank=True)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
+    last_notified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AlertEvent(models.Model):
+    """One state change, re-notification or test notification of a rule, with its delivery."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="events")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    at = models.DateTimeField(db_index=True)
+    state = models.CharField(max_length=10)
+    previous_state = models.CharField(max_length=10, blank=True)
+    value = models.FloatField(null=True, blank=True)
+    message = models.TextField()
+    is_test = models.BooleanField(default=False)
+    is_delivered = models.BooleanField(default=False)
+    delivery_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} {self.state} at {self.at}"
+
+
+class Report(models.Model):
+    """A daily or weekly performance report of a project: CSV plus an HTML summary."""
+
+    class Period(models.TextChoices):
+        DAILY = "daily"
+        WEEKLY = "weekly"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    period = models.CharField(max_length=10, choices=Period.choices)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    csv_text = models.TextField()
+    html_text = models.TextField()
+    created_at = models.DateTimeField(auto_now=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "period", "period_start"], name="report_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.period} report from {self.period_start:%Y-%m-%d}"
+
+
+class ReportSchedule(models.Model):
+    """Which reports beat makes for a project, and who gets them by email."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="+")
+    is_daily = models.BooleanField(default=True)
+    is_weekly = models.BooleanField(default=True)
+    email_to = models.CharField(
+        max_length=1000, blank=True, help_text="Comma-separated addresses; empty: no email."
+    )
+
+    def __str__(self) -> str:
+        return f"reports of {self.project_id}"

@@ -1,0 +1,146 @@
+"""The refresh steps that the Celery tasks and `manage.py recompute_analytics` share: read
+(analytics.queries), compute (the pure modules), write (analytics.store), for one project and
+time range at a time. Every step replaces or upserts by (project, window), so reruns are safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from analytics import queries, store
+from analytics.anomalies import DetectionSettings, detect_anomalies
+from analytics.clusters import cluster_totals, error_cluster_days
+from analytics.detectors import detect_failures
+from analytics.trends import FREQS, session_rollups, span_rollups
+
+DAY = timedelta(days=1)
+# An incremental refresh judges the hours since its data changed, but never more than this:
+# a late batch for last month must not re-judge a month of hours on every refresh.
+MAX_ANOMALY_LOOKBACK = timedelta(hours=48)
+DETECTION = DetectionSettings()
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    rollup_rows: int
+    anomalies: int
+    clusters: int
+
+
+def floor_day(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def days_between(since: datetime, until: datetime) -> Iterator[datetime]:
+    """UTC day starts from since's day to until's day, inclusive."""
+    day = floor_day(since)
+    while day < until:
+        yield day
+        day += DAY
+
+
+def _rollups_of(spans: pd.DataFrame, sessions: pd.DataFrame, freq: str) -> pd.DataFrame:
+    parts = [span_rollups(spans, freq=freq), session_rollups(sessions, freq=freq)]
+    parts = [part for part in parts if len(part)]
+    return pd.concat(parts, ignore_index=True) if parts else span_rollups(spans, freq=freq)
+
+
+def refresh_rollups_of_day(project_id: int, day: datetime) -> int:
+    """Rebuild the hour and day rollups of one UTC day from its spans and sessions."""
+    spans = queries.rollup_span_frame(project_id, since=day, until=day + DAY)
+    sessions = queries.rollup_session_frame(project_id, since=day, until=day + DAY)
+    rows = 0
+    for granularity, freq in FREQS.items():
+        rollups = _rollups_of(spans, sessions, freq)
+        rows += store.replace_rollups(
+            project_id, granularity, since=day, until=day + DAY, rollups=rollups
+        )
+    return rows
+
+
+def refresh_clusters_of_days(project_id: int, days: Sequence[datetime]) -> int:
+    """Rebuild the error-cluster days of these UTC days, then the touched clusters' totals."""
+    touched: set[str] = set()
+    for day in days:
+        errors = queries.error_span_frame(project_id, since=day, until=day + DAY)
+        cluster_days = error_cluster_days(errors)
+        touched.update(store.replace_error_cluster_days(project_id, [day.date()], cluster_days))
+    if not touched:
+        return 0
+    fingerprints = sorted(touched)
+    totals = cluster_totals(queries.error_cluster_day_frame(project_id, fingerprints))
+    return store.save_cluster_totals(project_id, totals, fingerprints)
+
+
+def refresh_anomalies(project_id: int, *, since: datetime, until: datetime) -> int:
+    """Judge the hours in [since, until) against the stored hourly rollups before them, and
+    upsert the flags with up to three example sessions each."""
+    history = floor_hour(since) - timedelta(weeks=DETECTION.seasonal_weeks)
+    rollups = queries.rollup_frame(project_id, granularity="hour", since=history, until=until)
+    flags = detect_anomalies(rollups, since=floor_hour(since), until=until, settings=DETECTION)
+    examples = {
+        i: queries.example_session_pks(
+            project_id,
+            subject_type=flag.subject_type,
+            subject=flag.subject,
+            metric=flag.metric,
+            since=flag.window_start,
+            until=flag.window_end,
+        )
+        for i, flag in enumerate(flags)
+    }
+    return store.save_anomalies(project_id, flags, examples, since=floor_hour(since), until=until)
+
+
+def refresh_project(
+    project_id: int,
+    *,
+    since: datetime,
+    now: datetime,
+    lookback: timedelta | None = MAX_ANOMALY_LOOKBACK,
+    progress: Callable[[datetime], None] | None = None,
+) -> RefreshResult:
+    """Rollups and error clusters of every day from since's day to today, then anomaly flags for
+    the hours since `since` (at most `lookback` back; None: all of them). `progress` is called
+    after each day."""
+    days = list(days_between(since, floor_day(now) + DAY))
+    rows = 0
+    for day in days:
+        rows += refresh_rollups_of_day(project_id, day)
+        if progress is not None:
+            progress(day)
+    clusters = refresh_clusters_of_days(project_id, days)
+    judge_from = since if lookback is None else max(since, now - lookback)
+    anomalies = refresh_anomalies(project_id, since=judge_from, until=now)
+    return RefreshResult(rollup_rows=rows, anomalies=anomalies, clusters=clusters)
+
+
+def recompute_project(
+    project_id: int, *, now: datetime, progress: Callable[[datetime], None] | None = None
+) -> RefreshResult:
+    """Everything from the project's first span: rollups and clusters of every day, anomalies
+    over every hour that has enough history."""
+    first, _ = queries.span_time_bounds(project_id)
+    if first is None:
+        return RefreshResult(0, 0, 0)
+    return refresh_project(project_id, since=first, now=now, lookback=None, progress=progress)
+
+
+def recompute_days(project_id: int, *, now: datetime) -> int:
+    """How many days recompute_project walks (for a progress bar's total)."""
+    first, _ = queries.span_time_bounds(project_id)
+    return 0 if first is None else len(list(days_between(first, floor_day(now) + DAY)))
+
+
+def detect_session_failures(session_pks: Sequence[int]) -> int:
+    """Run the failure detectors over these sessions and replace their flags."""
+    spans, lines, sessions = queries.detector_inputs(session_pks)
+    return store.replace_session_flags(sessions, detect_failures(spans, lines, sessions))

@@ -1,0 +1,92 @@
+"""Scheduled and on-demand reports: read rollups (analytics.queries), summarise
+(analytics.reports), render the HTML summary, save (analytics.store) and email.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+
+from analytics import queries, store
+from analytics.models import Report, ReportSchedule
+from analytics.reports import (
+    REPORT_METRICS,
+    period_bounds,
+    report_summary,
+    report_table,
+    table_csv,
+    table_rows,
+)
+
+
+def make_report(project_id: int, period: str, *, now: datetime) -> Report:
+    """The report of the last complete day or week before `now`; made again if it exists."""
+    since, until = period_bounds(period, now=now)
+    rollups = queries.rollup_frame(project_id, granularity="hour", since=since, until=until)
+    previous = queries.rollup_frame(
+        project_id, granularity="hour", since=since - (until - since), until=since
+    )
+    summary = report_summary(rollups, previous, since=since, until=until)
+    table = report_table(rollups, grouping="all", metrics=list(REPORT_METRICS))
+    project = queries.project_list([project_id]).get()
+    html = render_to_string(
+        "analytics/report.html",
+        {
+            "summary": summary,
+            "project": project,
+            "period": period,
+            "site_url": settings.SITE_URL.rstrip("/"),
+            "model_rows": table_rows(summary.by_model, "model"),
+            "agent_rows": table_rows(summary.by_agent, "agent"),
+            "tool_rows": table_rows(summary.by_tool, "tool"),
+        },
+    )
+    return store.save_report(
+        project_id,
+        period=period,
+        period_start=since,
+        period_end=until,
+        csv_text=table_csv(table),
+        html_text=html,
+    )
+
+
+def email_report(report: Report, schedule: ReportSchedule, *, now: datetime) -> bool:
+    """Send the report (HTML body, CSV attached) to the schedule's addresses, if any."""
+    recipients = [a.strip() for a in schedule.email_to.split(",") if a.strip()]
+    if not recipients:
+        return False
+    subject = f"Agent Observatory {report.period} report from {report.period_start:%Y-%m-%d}"
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=f"{subject}: see the attached CSV, or {settings.SITE_URL.rstrip('/')}/reports/",
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=recipients,
+    )
+    message.attach_alternative(report.html_text, "text/html")
+    message.attach(
+        f"report-{report.period}-{report.period_start:%Y-%m-%d}.csv", report.csv_text, "text/csv"
+    )
+    message.send()
+    store.mark_report_emailed(report, at=now)
+    return True
+
+
+def make_due_reports(*, now: datetime) -> int:
+    """Beat: every project's daily and weekly reports that are due and not made yet."""
+    made = 0
+    for schedule in queries.report_schedules():
+        periods = [
+            p for p, on in (("daily", schedule.is_daily), ("weekly", schedule.is_weekly)) if on
+        ]
+        for period in periods:
+            since, _ = period_bounds(period, now=now)
+            if queries.report_exists(schedule.project_id, period=period, period_start=since):
+                continue
+            report = make_report(schedule.project_id, period, now=now)
+            email_report(report, schedule, now=now)
+            made += 1
+    return made

@@ -1,0 +1,236 @@
+"""REST endpoints for multi-agent systems: messages, dead letters (with resolve and requeue),
+the requeue poll the agent system calls, the agent graph's edges, workflows and steps."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.fields import DateTimeField
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analytics import queries
+from analytics.messaging import causality
+from api import filters, serializers
+from api.renderers import CSVRenderer
+from api.scope import visible_projects
+from api.views import ListView
+from ingest import store
+from ingest.models import Message, Project, Workflow
+from ingest.tasks import enqueue_requeue_webhook
+
+DEFAULT_GRAPH_HOURS = 24
+
+
+class MessageList(ListView):
+    """Messages between agents (without content), newest first."""
+
+    serializer_class = serializers.MessageSerializer
+    filterset_class = filters.MessageFilter
+    csv_filename = "messages.csv"
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return queries.messages_for_projects(visible_projects(self.request))
+
+
+def message_detail(projects: queries.ProjectScope, pk: int) -> Message:
+    """A message with its lifecycle records and causality chain set on it, or 404."""
+    message = queries.message_with_content(projects, pk)
+    if message is None:
+        raise NotFound("Not found")
+    ancestors, descendants = causality(message.message_id, queries.causality_links(message))
+    message.event_list = queries.message_events(message)  # type: ignore[attr-defined]
+    message.ancestors = ancestors  # type: ignore[attr-defined]
+    message.descendants = descendants  # type: ignore[attr-defined]
+    if not hasattr(message, "body"):
+        message.body = None  # type: ignore[assignment]
+    return message
+
+
+class MessageDetail(generics.RetrieveAPIView):  # type: ignore[type-arg]
+    """One message with content, metadata, lifecycle records and causality chain."""
+
+    serializer_class = serializers.MessageDetailSerializer
+    queryset = Message.objects.none()  # for the schema; get_object() does the real lookup
+
+    def get_object(self) -> Message:
+        return message_detail(visible_projects(self.request), self.kwargs["pk"])
+
+
+class DeadLetterList(ListView):
+    """Failed, dead-lettered and expired messages; `?state=open` for those still to handle."""
+
+    serializer_class = serializers.DeadLetterSerializer
+    filterset_class = filters.DeadLetterFilter
+    csv_filename = "dead-letters.csv"
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return queries.dead_letters_for_projects(visible_projects(self.request))
+
+
+def _dead_letters(request: Request, ids: list[int]) -> QuerySet[Message]:
+    return queries.dead_letters_for_projects(visible_projects(request)).filter(pk__in=ids)
+
+
+def _answer(request: Request, ids: list[int], changed: int) -> Response:
+    rows = queries.dead_letters_for_projects(visible_projects(request)).filter(pk__in=ids)
+    data = serializers.DeadLetterSerializer(rows, many=True, context={"request": request}).data
+    return Response({"changed": changed, "messages": data})
+
+
+def _requeue(request: Request, ids: list[int]) -> Response:
+    pks = store.requeue_messages(_dead_letters(request, ids))
+    transaction.on_commit(partial(enqueue_requeue_webhook, pks))
+    return _answer(request, ids, len(pks))
+
+
+def _resolve(request: Request, ids: list[int], note: str) -> Response:
+    return _answer(request, ids, store.resolve_messages(_dead_letters(request, ids), note=note))
+
+
+class DeadLetterRequeue(APIView):
+    """Requeue one dead letter: the agent system's next poll (and the webhook) hands it back."""
+
+    @extend_schema(
+        request=None,
+        responses={200: serializers.DeadLetterActionResultSerializer},
+        operation_id="dead_letter_requeue",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        if not _dead_letters(request, [pk]).exists():
+            raise NotFound("No such dead letter")
+        return _requeue(request, [pk])
+
+
+class DeadLetterResolve(APIView):
+    """Mark one dead letter resolved, with an optional `note`."""
+
+    @extend_schema(
+        request=None,
+        responses={200: serializers.DeadLetterActionResultSerializer},
+        operation_id="dead_letter_resolve",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        if not _dead_letters(request, [pk]).exists():
+            raise NotFound("No such dead letter")
+        return _resolve(request, [pk], str(request.data.get("note", ""))[:500])
+
+
+class DeadLetterBulk(APIView):
+    """`{"ids": [...]}` to requeue (or, at …/resolve/, resolve with a `note`) many at once."""
+
+    action = "requeue"
+
+    @extend_schema(
+        request=serializers.DeadLetterActionSerializer,
+        responses={200: serializers.DeadLetterActionResultSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        data = serializers.DeadLetterActionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ids = data.validated_data["ids"]
+        if self.action == "resolve":
+            return _resolve(request, ids, data.validated_data["note"])
+        return _requeue(request, ids)
+
+
+class RequeuedPoll(APIView):
+    """The agent system's poll (API key only): requeued messages with their content, oldest
+    first. Send a fresh `poll_id` each time; after a lost answer, send the same one again to
+    get the same messages. Each message is handed over once per requeue."""
+
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        request=serializers.PollSerializer, responses={200: serializers.PollResultSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        if not isinstance(request.auth, Project):
+            raise PermissionDenied("The poll needs a project API key (Authorization: Bearer)")
+        data = serializers.PollSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        messages = store.claim_requeued_messages(
+            request.auth,
+            poll_id=data.validated_data["poll_id"],
+            limit=data.validated_data["limit"],
+        )
+        body = serializers.PolledMessageSerializer(messages, many=True).data
+        return Response({"poll_id": data.validated_data["poll_id"], "messages": body})
+
+
+RANGE_PARAMS = [
+    OpenApiParameter("since", str, description="ISO time; default 24 hours ago."),
+    OpenApiParameter("until", str, description="ISO time; default now."),
+    OpenApiParameter("project", str, description="Project slug (required for user logins)."),
+]
+
+
+def _project_for_graph(request: Request) -> int:
+    projects = visible_projects(request)
+    if isinstance(request.auth, Project):
+        return request.auth.pk
+    slug = request.query_params.get("project", "")
+    found = queries.project_list(projects).filter(slug=slug).values_list("pk", flat=True)
+    if not slug or not found:
+        raise ValidationError({"project": "Name one of your projects: ?project=<slug>"})
+    return found[0]
+
+
+class AgentEdgeList(APIView):
+    """The agent graph over a time range: sender→receiver edges with message count, failures,
+    failure rate and p95 delivery latency (ms). `?format=csv` too."""
+
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
+
+    @extend_schema(parameters=RANGE_PARAMS, responses=serializers.AgentEdgeSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        project_id = _project_for_graph(request)
+        until = _time_param(request, "until") or timezone.now()
+        since = _time_param(request, "since") or until - timedelta(hours=DEFAULT_GRAPH_HOURS)
+        edges = queries.edge_frame(project_id, since=since, until=until)
+        rows = edges.astype(object).where(edges.notna(), None).to_dict("records")
+        return Response(serializers.AgentEdgeSerializer(rows, many=True).data, status.HTTP_200_OK)
+
+
+def _time_param(request: Request, name: str) -> Any:
+    field = DateTimeField()
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    try:
+        return field.to_internal_value(value)
+    except ValidationError as exc:
+        raise ValidationError({name: "Not an ISO 8601 time"}) from exc
+
+
+class WorkflowList(ListView):
+    """Workflow runs, newest first."""
+
+    serializer_class = serializers.WorkflowSerializer
+    filterset_class = filters.WorkflowFilter
+    csv_filename = "workflows.csv"
+    queryset = Workflow.objects.none()
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return queries.workflows_for_projects(visible_projects(self.request))
+
+
+class StepList(ListView):
+    """Workflow steps, newest first."""
+
+    serializer_class = serializers.StepSerializer
+    filterset_class = filters.StepFilter
+    csv_filename = "steps.csv"
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return queries.steps_for_projects(visible_projects(self.request))

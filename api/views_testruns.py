@@ -1,0 +1,151 @@
+"""REST endpoints for test runs: runs and results (cursor lists), and flaky tests and regressions
+computed over a window of recent runs. Every one answers `?format=csv` too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import Serializer
+from rest_framework.views import APIView
+
+from analytics import queries
+from analytics.flakiness import flakiness_scores
+from analytics.regressions import duration_regressions, outcome_regressions
+from api import filters, serializers
+from api.csv import csv_rows
+from api.renderers import CSVRenderer
+from api.scope import visible_projects
+from api.views import ListView
+from ingest.models import Project
+
+DEFAULT_WINDOW_RUNS = 200
+MAX_WINDOW_RUNS = 1000
+WINDOW_PARAMS = [
+    OpenApiParameter("project", str, description="Project slug (not needed with an API key)."),
+    OpenApiParameter(
+        "runs", int, description=f"The newest N runs (default {DEFAULT_WINDOW_RUNS})."
+    ),
+    OpenApiParameter("tier", str, description="Only results of this tier."),
+    OpenApiParameter("suite", str, description="Only runs of this suite."),
+    OpenApiParameter("branch", str, description="Only runs on this branch."),
+]
+
+
+class TestRunList(ListView):
+    """Test runs, newest first, with a count of results per outcome."""
+
+    __test__ = False  # pytest: not a test class
+    serializer_class = serializers.TestRunSerializer
+    filterset_class = filters.TestRunFilter
+    csv_filename = "test-runs.csv"
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return queries.test_runs_for_projects(visible_projects(self.request))
+
+
+class TestResultList(ListView):
+    """Test results (without traces), newest first."""
+
+    __test__ = False  # pytest: not a test class
+    serializer_class = serializers.TestResultSerializer
+    filterset_class = filters.TestResultFilter
+    csv_filename = "test-results.csv"
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return queries.test_results_for_projects(visible_projects(self.request))
+
+
+def window_results(request: Request) -> pd.DataFrame:
+    """The results of the window the query string asks for, in one project."""
+    runs = request.query_params.get("runs", str(DEFAULT_WINDOW_RUNS))
+    if not runs.isdigit() or not 1 <= int(runs) <= MAX_WINDOW_RUNS:
+        raise ValidationError({"runs": f"A whole number from 1 to {MAX_WINDOW_RUNS}"})
+    params = request.query_params
+    run_frame = queries.test_run_frame(
+        _project_id(request),
+        limit=int(runs),
+        suite=params.get("suite", ""),
+        branch=params.get("branch", ""),
+    )
+    return queries.test_result_frame(run_frame, tier=params.get("tier", ""))
+
+
+def _project_id(request: Request) -> int:
+    if isinstance(request.auth, Project):
+        return request.auth.pk
+    slug = request.query_params.get("project", "")
+    projects = queries.project_list(visible_projects(request))
+    found = list(projects.filter(slug=slug).values_list("pk", flat=True)) if slug else []
+    if not found:
+        raise ValidationError({"project": "Name one of your projects: ?project=<slug>"})
+    return found[0]
+
+
+class AnalysisList(APIView):
+    """A computed list: JSON `{"count", "results"}`, or every row as CSV with the serializer's
+    fields as the header (so an empty list still has its columns)."""
+
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
+    serializer_class: type[Serializer[Any]]
+    csv_filename = "rows.csv"
+
+    def frame(self, request: Request) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def get(self, request: Request) -> Any:
+        frame = self.frame(request)
+        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        serializer = self.serializer_class(records, many=True, context={"request": request})
+        if request.accepted_renderer.format == CSVRenderer.format:
+            header = serializers.header_of(self.serializer_class())
+            response = StreamingHttpResponse(
+                csv_rows(header, serializer.data), content_type="text/csv; charset=utf-8"
+            )
+            response["Content-Disposition"] = f'attachment; filename="{self.csv_filename}"'
+            return response
+        return Response({"count": len(records), "results": serializer.data})
+
+
+@extend_schema(parameters=WINDOW_PARAMS)
+class FlakyTestList(AnalysisList):
+    """Tests ranked by flakiness over the newest runs; `?all=true` lists the stable ones too."""
+
+    serializer_class = serializers.FlakyTestSerializer
+    csv_filename = "flaky-tests.csv"
+
+    def frame(self, request: Request) -> pd.DataFrame:
+        scores = flakiness_scores(window_results(request))
+        if request.query_params.get("all") in ("true", "1"):
+            return scores
+        return scores[scores["is_flaky"].astype(bool)]
+
+
+@extend_schema(parameters=WINDOW_PARAMS)
+class TestRegressionList(AnalysisList):
+    """Tests failing since a run after passing before it, per branch, newest breakage first."""
+
+    __test__ = False  # pytest: not a test class
+    serializer_class = serializers.TestRegressionSerializer
+    csv_filename = "test-regressions.csv"
+
+    def frame(self, request: Request) -> pd.DataFrame:
+        return outcome_regressions(window_results(request))
+
+
+@extend_schema(parameters=WINDOW_PARAMS)
+class DurationRegressionList(AnalysisList):
+    """Tests whose last 5 passing runs take at least 1.5 times their earlier median."""
+
+    serializer_class = serializers.DurationRegressionSerializer
+    csv_filename = "test-duration-regressions.csv"
+
+    def frame(self, request: Request) -> pd.DataFrame:
+        return duration_regressions(window_results(request))

@@ -1,0 +1,486 @@
+"""Analytics pages: trends, anomalies, error clusters, alerts, reports, and cohorts with
+forecasts. Each resolves the project, reads (analytics.queries), computes (pure modules), charts
+(dashboard.charts) and renders; actions write through analytics.store."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import pandas as pd
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from analytics import queries, store
+from analytics.alerting import send_test_notification
+from analytics.anomalies import METRICS as ANOMALY_METRICS
+from analytics.cohorts import (
+    FORECAST_METRICS,
+    cohort_labels,
+    compare_cohorts,
+    daily_totals,
+    forecast_daily,
+)
+from analytics.models import AlertRule, Anomaly
+from analytics.overview import RANGES, TimeWindow, time_window
+from analytics.reporting import make_report
+from analytics.trends import merge_rollups, resource_trend, trend_series
+from dashboard import charts
+from dashboard.forms_analytics import (
+    AlertRuleForm,
+    CohortForm,
+    ReportBuilderForm,
+    ReportScheduleForm,
+)
+from dashboard.views import PAGE_SIZE, Nav, _current_nav, _no_project
+
+TREND_GROUPS = {"agent": ("llm", "tool"), "model": ("llm",), "tool": ("tool",)}
+ANOMALY_STATES = ("open", "acknowledged", "resolved", "all")
+ALERT_HISTORY = 50
+FORECAST_HORIZONS = (7, 30)
+
+
+def _api_url(name: str, **params: Any) -> str:
+    return f"{reverse(name)}?{urlencode({k: v for k, v in params.items() if v not in ('', None)})}"
+
+
+def _figure(fig: Any) -> dict[str, Any]:
+    return charts.figure_data(fig)
+
+
+# --- Trends ------------------------------------------------------------------------------------
+
+
+def _granularity(window: TimeWindow) -> str:
+    return "hour" if window.until - window.since <= timedelta(days=7) else "day"
+
+
+def _series_url(nav: Nav, window: TimeWindow, granularity: str, group: str, kinds: str) -> str:
+    return _api_url(
+        "api:trend-series",
+        project=nav.project.slug,
+        group=group,
+        kind=kinds,
+        granularity=granularity,
+        since=window.since.isoformat(),
+        until=window.until.isoformat(),
+        format="csv",
+    )
+
+
+def _trend_charts(rollups: pd.DataFrame, group: str) -> dict[str, Any]:
+    """Every chart of the trends page, or None for one with no data."""
+    kinds = TREND_GROUPS[group]
+    latency = trend_series(rollups, group=group, kinds=kinds)
+    llm_by_model = trend_series(rollups, group="model", kinds=("llm",))
+    by_agent = trend_series(rollups, group="agent")
+    errors = trend_series(rollups, group=group, kinds=kinds)
+    rows = rollups[rollups["kind"].isin(kinds)] if len(rollups) else rollups
+    named = rows[rows[group] != ""] if len(rows) else rows
+    distribution = (
+        merge_rollups(named.assign(group=named[group]), by=["group"]) if len(named) else None
+    )
+    has = len(latency) > 0
+    return {
+        "latency": _figure(
+            charts.series_chart(latency, "latency_p95_ms", y_title="p95 ms", hover="%{y:,.0f} ms")
+        )
+        if has
+        else None,
+        "distribution": _figure(charts.latency_percentiles_chart(distribution))
+        if distribution is not None and len(distribution)
+        else None,
+        "errors": _figure(
+            charts.series_chart(
+                errors, "error_rate", y_title="error rate %", hover="%{y:.1f} %", scale=100
+            )
+        )
+        if has
+        else None,
+        "rate_limits": _figure(
+            charts.series_chart(
+                llm_by_model, "rate_limit_count", y_title="429s", hover="%{y:,.0f}", bars=True
+            )
+        )
+        if llm_by_model["rate_limit_count"].sum()
+        else None,
+        "tokens": _figure(
+            charts.series_chart(
+                llm_by_model.assign(
+                    tokens=llm_by_model["prompt_tokens"] + llm_by_model["completion_tokens"]
+                ),
+                "tokens",
+                y_title="tokens",
+                hover="%{y:,.0f}",
+                bars=True,
+            )
+        )
+        if len(llm_by_model)
+        else None,
+        "cost_model": _figure(
+            charts.series_chart(llm_by_model, "cost", y_title="USD", hover="$%{y:,.4f}", bars=True)
+        )
+        if len(llm_by_model)
+        else None,
+        "cost_agent": _figure(
+            charts.series_chart(
+                by_agent[by_agent["group"] != ""],
+                "cost",
+                y_title="USD",
+                hover="$%{y:,.4f}",
+                bars=True,
+            )
+        )
+        if by_agent["cost"].sum()
+        else None,
+        "sessions": _session_chart(rollups),
+    }
+
+
+def _session_chart(rollups: pd.DataFrame) -> dict[str, Any] | None:
+    """Sessions per bucket: p50 and p95 duration, and steps per session."""
+    sessions = trend_series(rollups, group=None, kinds=("session",))
+    if len(sessions) == 0:
+        return None
+    long = pd.concat(
+        [
+            sessions.assign(group="p50 duration (s)", value=sessions["latency_p50_ms"] / 1000),
+            sessions.assign(group="p95 duration (s)", value=sessions["latency_p95_ms"] / 1000),
+            sessions.assign(
+                group="steps per session", value=sessions["step_count"] / sessions["count"]
+            ),
+        ],
+        ignore_index=True,
+    )
+    return _figure(charts.series_chart(long, "value", y_title="seconds / steps", hover="%{y:,.1f}"))
+
+
+@login_required
+@require_GET
+def trends(request: HttpRequest) -> HttpResponse:
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    window = time_window(request.GET.get("range", "7d"), now=timezone.now())
+    group = request.GET.get("group", "model")
+    group = group if group in TREND_GROUPS else "model"
+    granularity = _granularity(window)
+    rollups = queries.rollup_frame(
+        nav.project.pk, granularity=granularity, since=window.since, until=window.until
+    )
+    samples = queries.metric_sample_frame(nav.project.pk, since=window.since, until=window.until)
+    resources = resource_trend(samples, freq="1h" if granularity == "hour" else "1D")
+    csv = lambda g, k: _series_url(nav, window, granularity, g, k)  # noqa: E731
+    context = {
+        "nav": nav,
+        "window": window,
+        "ranges": list(RANGES),
+        "group": group,
+        "groups": list(TREND_GROUPS),
+        "granularity": granularity,
+        "charts": _trend_charts(rollups, group),
+        "resources": _figure(charts.resource_chart(resources)) if len(resources) else None,
+        "csv": {
+            "latency": csv(group, ",".join(TREND_GROUPS[group])),
+            "model": csv("model", "llm"),
+            "agent": csv("agent", ""),
+            "sessions": csv("", "session"),
+            "metrics": _api_url("api:metric-list", project=nav.project.slug, format="csv"),
+        },
+    }
+    return render(request, "dashboard/trends.html", context)
+
+
+# --- Anomalies ---------------------------------------------------------------------------------
+
+
+def _anomaly_rows(anomalies: list[Anomaly]) -> list[dict[str, Any]]:
+    """Each anomaly with its example sessions (one query for all of them)."""
+    pks = [pk for anomaly in anomalies for pk in anomaly.example_session_ids or []]
+    sessions = queries.sessions_by_pk(pks)
+    return [
+        {
+            "anomaly": a,
+            "examples": [sessions[pk] for pk in a.example_session_ids or [] if pk in sessions],
+        }
+        for a in anomalies
+    ]
+
+
+@login_required
+@require_GET
+def anomalies(request: HttpRequest) -> HttpResponse:
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    state = request.GET.get("status", "open")
+    state = state if state in ANOMALY_STATES else "open"
+    metric = request.GET.get("metric", "")
+    rows = queries.anomalies_for_projects([nav.project.pk])
+    rows = rows if state == "all" else rows.filter(status=state)
+    rows = rows.filter(metric=metric) if metric in ANOMALY_METRICS else rows
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    timeline = pd.DataFrame(
+        list(rows.values("window_start", "metric", "score", "status", "explanation")[:500])
+    )
+    context = {
+        "nav": nav,
+        "page": page,
+        "rows": _anomaly_rows(list(page.object_list)),
+        "state": state,
+        "states": ANOMALY_STATES,
+        "metric": metric,
+        "metrics": ANOMALY_METRICS,
+        "timeline": _figure(charts.anomaly_timeline_chart(timeline)) if len(timeline) else None,
+        "csv_url": _api_url(
+            "api:anomaly-list",
+            project=nav.project.slug,
+            status="" if state == "all" else state,
+            format="csv",
+        ),
+    }
+    return render(request, "dashboard/anomalies.html", context)
+
+
+@login_required
+@require_POST
+def anomaly_status(request: HttpRequest, pk: int) -> HttpResponse:
+    anomaly = queries.anomaly_for_projects(queries.projects_for_user(request.user), pk)
+    if anomaly is None:
+        raise Http404("No such anomaly")
+    status = request.POST.get("status", "")
+    if status not in Anomaly.Status.values:
+        messages.error(request, "Unknown status.")
+    else:
+        store.set_anomaly_status(anomaly, status, user=request.user)
+        messages.success(request, f"Anomaly #{anomaly.pk} is now {status}.")
+    back = request.POST.get("next", "")
+    return redirect(
+        back if back.startswith("/") and not back.startswith("//") else "dashboard:anomalies"
+    )
+
+
+# --- Error clusters ----------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def errors(request: HttpRequest) -> HttpResponse:
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    clusters = queries.error_clusters_for_projects([nav.project.pk])
+    page = Paginator(clusters, PAGE_SIZE).get_page(request.GET.get("page"))
+    top = pd.DataFrame(
+        list(clusters.order_by("-count").values("pattern", "error_type", "count")[:12])
+    )
+    context = {
+        "nav": nav,
+        "page": page,
+        "clusters": list(page.object_list),
+        "chart": _figure(charts.cluster_chart(top)) if len(top) else None,
+        "csv_url": _api_url("api:error-cluster-list", project=nav.project.slug, format="csv"),
+    }
+    return render(request, "dashboard/errors.html", context)
+
+
+# --- Alerts ------------------------------------------------------------------------------------
+
+
+def _rule_or_404(request: HttpRequest, pk: int) -> AlertRule:
+    rules = queries.alert_rules_for_projects(queries.projects_for_user(request.user))
+    return get_object_or_404(rules.select_related("project"), pk=pk)
+
+
+@login_required
+def alerts(request: HttpRequest) -> HttpResponse:
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    editing = (
+        _rule_or_404(request, int(request.GET["edit"]))
+        if request.GET.get("edit", "").isdigit()
+        else None
+    )
+    form = AlertRuleForm(request.POST or None, instance=editing)
+    if request.method == "POST" and form.is_valid():
+        rule = form.save(commit=False)
+        rule.project = nav.project if editing is None else editing.project
+        store.save_alert_rule(rule)
+        messages.success(request, f"Alert rule “{rule.name}” saved.")
+        return redirect("dashboard:alerts")
+    context = {
+        "nav": nav,
+        "form": form,
+        "editing": editing,
+        "rules": list(queries.alert_rules_for_projects([nav.project.pk])),
+        "events": list(queries.alert_events_for_projects([nav.project.pk])[:ALERT_HISTORY]),
+        "csv_rules": _api_url("api:alert-rule-list", project=nav.project.slug, format="csv"),
+        "csv_events": _api_url("api:alert-event-list", project=nav.project.slug, format="csv"),
+    }
+    return render(request, "dashboard/alerts.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def alert_action(request: HttpRequest, pk: int) -> HttpResponse:
+    """test (send a test notification), toggle (enable/disable) or delete."""
+    rule = _rule_or_404(request, pk)
+    action = request.POST.get("action", "")
+    if action == "test":
+        event = send_test_notification(rule, now=timezone.now())
+        event.refresh_from_db()
+        if event.is_delivered:
+            messages.success(request, f"Test notification sent to {rule.target}.")
+        else:
+            messages.error(request, f"Test notification failed: {event.delivery_error}")
+    elif action == "toggle":
+        rule.is_enabled = not rule.is_enabled
+        store.save_alert_rule(rule)
+        messages.success(request, f"“{rule.name}” {'enabled' if rule.is_enabled else 'disabled'}.")
+    elif action == "delete":
+        store.delete_alert_rule(rule)
+        messages.success(request, f"“{rule.name}” deleted.")
+    return redirect("dashboard:alerts")
+
+
+# --- Reports -----------------------------------------------------------------------------------
+
+
+@login_required
+def reports(request: HttpRequest) -> HttpResponse:
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    schedule = queries.report_schedule(nav.project.pk)
+    form = ReportScheduleForm(request.POST or None, instance=schedule)
+    if request.method == "POST" and form.is_valid():
+        store.save_report_schedule(nav.project.pk, **form.cleaned_data)
+        messages.success(request, "Report schedule saved.")
+        return redirect("dashboard:reports")
+    all_reports = queries.reports_for_projects([nav.project.pk])
+    context = {
+        "nav": nav,
+        "form": form,
+        "builder": ReportBuilderForm(
+            initial={
+                "grouping": "day",
+                "metrics": ["count", "error_rate", "latency_p95_ms", "cost"],
+            }
+        ),
+        "builder_url": reverse("api:report-builder"),
+        "page": Paginator(all_reports, PAGE_SIZE).get_page(request.GET.get("page")),
+    }
+    return render(request, "dashboard/reports.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def report_make(request: HttpRequest) -> HttpResponse:
+    """Make (or remake) the latest daily or weekly report now."""
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    period = request.POST.get("period", "daily")
+    if period not in ("daily", "weekly"):
+        raise Http404("No such period")
+    report = make_report(nav.project.pk, period, now=timezone.now())
+    messages.success(request, f"The {period} report from {report.period_start:%Y-%m-%d} is ready.")
+    return redirect("dashboard:reports")
+
+
+@login_required
+@require_GET
+def report_html(request: HttpRequest, pk: int) -> HttpResponse:
+    report = queries.report_for_projects(queries.projects_for_user(request.user), pk)
+    if report is None:
+        raise Http404("No such report")
+    # The stored document was rendered by templates/analytics/report.html with auto-escaping on;
+    # it is served as the page itself, never inserted into another template.
+    response = HttpResponse(report.html_text, content_type="text/html; charset=utf-8")
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return response
+
+
+# --- Cohorts and forecasts ---------------------------------------------------------------------
+
+
+def _cohort_context(form: CohortForm, project_id: int) -> dict[str, Any]:
+    data = form.cleaned_data
+    now = timezone.now()
+    sessions = queries.cohort_session_frame(
+        project_id, since=now - timedelta(days=data["days"]), until=now
+    )
+    labels = cohort_labels(
+        sessions,
+        split=data["split"],
+        key=data["key"],
+        a=data["a"],
+        b=data["b"],
+        change_at=data["change_at"],
+    )
+    differences = compare_cohorts(sessions, labels)
+    frame = pd.DataFrame([asdict(d) for d in differences])
+    return {
+        "differences": differences,
+        "cohort_chart": _figure(charts.cohort_chart(frame))
+        if frame["relative"].notna().any()
+        else None,
+    }
+
+
+def _forecast_charts(project_id: int, horizon: int) -> dict[str, Any]:
+    now = timezone.now()
+    rollups = queries.rollup_frame(
+        project_id, granularity="day", since=now - timedelta(weeks=8), until=now
+    )
+    found = {}
+    for metric, label in FORECAST_METRICS.items():
+        frame = forecast_daily(daily_totals(rollups, metric=metric), horizon=horizon, now=now)
+        found[metric] = (
+            _figure(charts.forecast_chart(frame, y_title=label)) if frame["value"].sum() else None
+        )
+    return found
+
+
+@login_required
+@require_GET
+def compare(request: HttpRequest) -> HttpResponse:
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    form = CohortForm(request.GET if "split" in request.GET else None)
+    horizon = (
+        int(request.GET.get("horizon", "7")) if request.GET.get("horizon") in ("7", "30") else 7
+    )
+    params = request.GET.copy()
+    params["project"] = nav.project.slug
+    params["format"] = "csv"
+    context = {
+        "nav": nav,
+        "form": form,
+        "horizon": horizon,
+        "horizons": FORECAST_HORIZONS,
+        "forecasts": _forecast_charts(nav.project.pk, horizon),
+        "forecast_csv": {
+            m: _api_url(
+                "api:forecast-list",
+                project=nav.project.slug,
+                metric=m,
+                horizon=horizon,
+                format="csv",
+            )
+            for m in FORECAST_METRICS
+        },
+        "cohort_csv": f"{reverse('api:cohort-comparison')}?{params.urlencode()}",
+        **(_cohort_context(form, nav.project.pk) if form.is_bound and form.is_valid() else {}),
+    }
+    return render(request, "dashboard/compare.html", context)

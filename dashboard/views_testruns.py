@@ -1,0 +1,328 @@
+"""Test pages: the tests-by-runs heatmap, runs and run detail, a result's detail, flaky tests,
+regressions, pass-rate trends and coverage. Read (analytics.queries), compute (analytics), chart,
+render; every page is scoped to the user's current project like the rest of the dashboard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from analytics import queries
+from analytics.coverage import coverage_summary, coverage_table
+from analytics.flakiness import flakiness_scores
+from analytics.regressions import duration_regressions, outcome_regressions
+from analytics.testruns import OUTCOMES, duration_trend, outcome_matrix, pass_rate_trend
+from dashboard import charts
+from dashboard.views import (
+    PAGE_SIZE,
+    Nav,
+    _current_nav,
+    _htmx_partial,
+    _no_project,
+    _remember,
+    _user_projects,
+    _vary_on_htmx,
+)
+from ingest.models import TestResult, TestRun
+
+RUN_WINDOWS = (50, 100, 200, 500)
+DEFAULT_RUNS = 100
+MAX_HEATMAP_TESTS = 500
+HISTORY_LENGTH = 40
+DAY_RANGES = (7, 14, 30, 90)
+DEFAULT_DAYS = 14
+COVERAGE_ROWS = 300
+
+
+@dataclass(frozen=True)
+class TestFilters:
+    """The filter bar shared by the test pages: tier, suite, branch and a window of runs."""
+
+    __test__ = False  # pytest: not a test class
+
+    tier: str
+    suite: str
+    branch: str
+    runs: int
+    days: int
+
+    def query(self, **changes: Any) -> str:
+        params = QueryDict(mutable=True)
+        values = {**self.__dict__, **changes}
+        for name in ("tier", "suite", "branch", "runs", "days"):
+            if values[name]:
+                params[name] = str(values[name])
+        return params.urlencode()
+
+
+def _filters(request: HttpRequest) -> TestFilters:
+    runs, days = request.GET.get("runs", ""), request.GET.get("days", "")
+    return TestFilters(
+        tier=request.GET.get("tier", "").strip(),
+        suite=request.GET.get("suite", "").strip(),
+        branch=request.GET.get("branch", "").strip(),
+        runs=int(runs) if runs.isdigit() and int(runs) in RUN_WINDOWS else DEFAULT_RUNS,
+        days=int(days) if days.isdigit() and int(days) in DAY_RANGES else DEFAULT_DAYS,
+    )
+
+
+def _window(
+    nav: Nav, filters: TestFilters, *, with_details: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, results) of the newest `filters.runs` runs matching the filters: two queries."""
+    runs = queries.test_run_frame(
+        nav.project.pk, limit=filters.runs, suite=filters.suite, branch=filters.branch
+    )
+    return runs, queries.test_result_frame(runs, tier=filters.tier, with_details=with_details)
+
+
+def _page(nav: Nav, filters: TestFilters, tab: str) -> dict[str, Any]:
+    return {
+        "nav": nav,
+        "filters": filters,
+        "tab": tab,
+        "choices": queries.test_filter_choices(nav.project.pk),
+        "run_windows": RUN_WINDOWS,
+        "day_ranges": DAY_RANGES,
+    }
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")  # type: ignore[no-any-return]
+
+
+# --- Heatmap -----------------------------------------------------------------------------------
+
+
+def _run_label(run: Any) -> str:
+    commit, branch = (run.commit or "no commit")[:10], run.branch or "no branch"
+    return f"{run.run_started_at:%Y-%m-%d %H:%M} · {commit} · {branch} · run {run.run_pk}"
+
+
+def _tier_order(tier: str) -> tuple[int, str]:
+    known = ("unit", "integration", "scenario", "chaos")
+    return (known.index(tier) if tier in known else len(known), tier)
+
+
+def _heatmap_facets(results: pd.DataFrame) -> list[dict[str, Any]]:
+    """One heatmap per tier (tiers usually run as separate runs, so one grid of every test by
+    every run would be mostly blank), each with its own runs as columns."""
+    facets = []
+    tiers = sorted(results["tier"].fillna("").unique(), key=_tier_order)
+    for tier in tiers:
+        rows = results[results["tier"].fillna("") == tier]
+        matrix = outcome_matrix(rows, max_tests=MAX_HEATMAP_TESTS)
+        labels = [_run_label(run) for run in matrix.runs.itertuples()]
+        figure = charts.outcome_heatmap(
+            list(matrix.tests["test_id"]), labels, matrix.codes, matrix.result_pks, OUTCOMES
+        )
+        facets.append(
+            {
+                "tier": tier,
+                "json": charts.figure_json(figure),
+                "test_count": rows["test_id"].nunique(),
+                "shown_tests": len(matrix.tests),
+                "run_count": len(matrix.runs),
+            }
+        )
+    return facets
+
+
+@login_required
+@require_GET
+def heatmap(request: HttpRequest) -> HttpResponse:
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    filters = _filters(request)
+    _, results = _window(nav, filters, with_details=False)
+    context = _page(nav, filters, "heatmap") | {
+        "facets": _heatmap_facets(results),
+        "outcomes": [(o, charts.OUTCOME_COLORS[o]) for o in OUTCOMES],
+    }
+    return render(request, "dashboard/tests_heatmap.html", context)
+
+
+# --- Runs ----------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def run_list(request: HttpRequest) -> HttpResponse:
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    filters = _filters(request)
+    runs = queries.test_runs_for_projects([nav.project.pk])
+    for name in ("tier", "suite", "branch"):
+        if getattr(filters, name):
+            runs = runs.filter(**{name: getattr(filters, name)})
+    page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    export = QueryDict(filters.query(runs=0, days=0), mutable=True)
+    export["project"], export["format"] = nav.project.slug, "csv"
+    context = _page(nav, filters, "runs") | {
+        "page": page,
+        "runs": list(page.object_list),
+        "export_url": f"{reverse('api:test-run-list')}?{export.urlencode()}",
+    }
+    return render(request, "dashboard/test_runs.html", context)
+
+
+def _object_nav(request: HttpRequest, project: Any) -> Nav:
+    _remember(request, project)
+    return Nav(_user_projects(request), project, reverse("dashboard:tests"))
+
+
+@login_required
+@require_GET
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    visible = queries.test_runs_for_projects(queries.projects_for_user(request.user))
+    run = visible.filter(pk=pk).select_related("project").first()
+    if run is None:
+        raise Http404("No such test run")
+    duration = None
+    if run.started_at and run.ended_at:
+        duration = (run.ended_at - run.started_at).total_seconds() * 1000
+    context = {
+        "nav": _object_nav(request, run.project),
+        "run": run,
+        "duration_ms": duration,
+        "results": queries.test_run_results(run),
+        "tab": "runs",
+    }
+    return render(request, "dashboard/test_run_detail.html", context)
+
+
+# --- One result ----------------------------------------------------------------------------------
+
+
+def _linked_sessions(result: TestResult) -> list[dict[str, Any]]:
+    pks = queries.session_pks_by_external_id(result.project_id, result.session_ids or [])
+    return [{"external_id": sid, "pk": pks.get(sid)} for sid in result.session_ids or []]
+
+
+@login_required
+@require_GET
+def result_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    result = queries.test_result_with_trace(queries.projects_for_user(request.user), pk)
+    if result is None:
+        raise Http404("No such test result")
+    run: TestRun = result.run
+    context = {
+        "result": result,
+        "run": run,
+        "sessions": _linked_sessions(result),
+        "history": queries.test_history(result, limit=HISTORY_LENGTH),
+        "metrics": sorted((result.metrics or {}).items()),
+    }
+    if _htmx_partial(request):
+        return _vary_on_htmx(render(request, "dashboard/test_result.html#panel", context))
+    context |= {"nav": _object_nav(request, run.project), "tab": "heatmap"}
+    return _vary_on_htmx(render(request, "dashboard/test_result.html", context))
+
+
+# --- Flaky tests and regressions -----------------------------------------------------------------
+
+
+def _api_url(name: str, nav: Nav, filters: TestFilters) -> str:
+    params = QueryDict(filters.query(days=0), mutable=True)
+    params["project"], params["format"] = nav.project.slug, "csv"
+    return f"{reverse(name)}?{params.urlencode()}"
+
+
+@login_required
+@require_GET
+def flaky(request: HttpRequest) -> HttpResponse:
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    filters = _filters(request)
+    scores = flakiness_scores(_window(nav, filters)[1])
+    context = _page(nav, filters, "flaky") | {
+        "flaky": _records(scores[scores["is_flaky"].astype(bool)]),
+        "watch": _records(scores[~scores["is_flaky"].astype(bool) & (scores["flips"] > 0)]),
+        "export_url": _api_url("api:flaky-test-list", nav, filters),
+    }
+    return render(request, "dashboard/tests_flaky.html", context)
+
+
+@login_required
+@require_GET
+def regressions(request: HttpRequest) -> HttpResponse:
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    filters = _filters(request)
+    results = _window(nav, filters)[1]
+    context = _page(nav, filters, "regressions") | {
+        "regressions": _records(outcome_regressions(results)),
+        "slower": _records(duration_regressions(results)),
+        "export_url": _api_url("api:test-regression-list", nav, filters),
+        "slower_export_url": _api_url("api:test-duration-regression-list", nav, filters),
+    }
+    return render(request, "dashboard/tests_regressions.html", context)
+
+
+# --- Trends and coverage -------------------------------------------------------------------------
+
+
+def _days_window(nav: Nav, filters: TestFilters) -> tuple[pd.DataFrame, pd.DataFrame]:
+    since = timezone.now() - timedelta(days=filters.days)
+    runs = queries.test_run_frame(
+        nav.project.pk, since=since, suite=filters.suite, branch=filters.branch
+    )
+    return runs, queries.test_result_frame(runs, tier=filters.tier)
+
+
+@login_required
+@require_GET
+def trends(request: HttpRequest) -> HttpResponse:
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    filters = _filters(request)
+    results = _days_window(nav, filters)[1]
+    rates, durations = pass_rate_trend(results), duration_trend(results)
+    scores = flakiness_scores(results)
+    tiers = scores.groupby("tier").agg(
+        tests=("test_id", "size"), reliability=("reliability", "mean")
+    )
+    context = _page(nav, filters, "trends") | {
+        "pass_rate": charts.figure_data(charts.pass_rate_chart(rates)) if len(rates) else None,
+        "duration": charts.figure_data(charts.run_duration_chart(durations))
+        if len(durations)
+        else None,
+        "tiers": _records(tiers.reset_index()),
+    }
+    return render(request, "dashboard/tests_trends.html", context)
+
+
+@login_required
+@require_GET
+def coverage(request: HttpRequest) -> HttpResponse:
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    filters = _filters(request)
+    runs = _days_window(nav, filters)[0]
+    tested_ids = queries.tested_session_ids(list(runs["run_pk"]))
+    since = timezone.now() - timedelta(days=filters.days)
+    production, tested = queries.coverage_usage(nav.project.pk, tested_ids, since=since)
+    table = coverage_table(production, tested)
+    context = _page(nav, filters, "coverage") | {
+        "rows": _records(table.head(COVERAGE_ROWS)),
+        "row_count": len(table),
+        "summary": coverage_summary(table),
+        "tested_session_count": len(tested_ids),
+    }
+    return render(request, "dashboard/tests_coverage.html", context)

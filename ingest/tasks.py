@@ -1,0 +1,73 @@
+"""Celery tasks of ingest: telling an agent system that dead letters were requeued (webhook)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import requests
+from celery import shared_task
+
+from analytics.queries import requeue_webhook_rows
+
+logger = logging.getLogger(__name__)
+
+WEBHOOK_TIMEOUT_SECONDS = 10
+BROKER_RETRY_SECONDS = 30.0
+
+
+def requeue_webhook_bodies(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One JSON body per webhook URL, from analytics.queries.requeue_webhook_rows(). The agent
+    system fetches the content through the poll endpoint, so the webhook carries ids only."""
+    bodies: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        body = bodies.setdefault(
+            row["url"],
+            {"event": "messages.requeued", "project": row["project_slug"], "messages": []},
+        )
+        requeued_at = row["requeued_at"]
+        body["messages"].append(
+            {
+                "id": row["pk"],
+                "message_id": row["message_id"],
+                "session_id": row["session_external_id"],
+                "sender": row["sender"],
+                "receivers": row["receivers"],
+                "channel": row["channel"],
+                "requeued_at": requeued_at.isoformat() if requeued_at else None,
+            }
+        )
+    return bodies
+
+
+@shared_task(
+    autoretry_for=(requests.RequestException,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def send_requeue_webhook_task(message_pks: list[int]) -> int:
+    """POST the requeued messages' ids to each project's webhook; returns how many calls."""
+    sent = 0
+    for url, body in requeue_webhook_bodies(requeue_webhook_rows(message_pks)).items():
+        response = requests.post(url, json=body, timeout=WEBHOOK_TIMEOUT_SECONDS)
+        response.raise_for_status()
+        sent += 1
+    return sent
+
+
+_broker_down_until = 0.0
+
+
+def enqueue_requeue_webhook(message_pks: Iterable[int]) -> None:
+    """Queue the webhook call; a down broker never fails the requeue (the poll still works)."""
+    global _broker_down_until
+    pks = sorted(message_pks)
+    if not pks or time.monotonic() < _broker_down_until:
+        return
+    try:
+        send_requeue_webhook_task.apply_async((pks,), retry=False)
+    except Exception:
+        _broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
+        logger.warning("broker unavailable: requeue webhook for %d messages not sent", len(pks))

@@ -1,0 +1,230 @@
+"""analytics.detectors: each failure pattern injected into an otherwise healthy session. Pure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from analytics.detectors import (
+    DETECTOR_LINE_COLUMNS,
+    DETECTOR_SPAN_COLUMNS,
+    detect_failures,
+)
+
+T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+SPAN_COLUMNS = [*DETECTOR_SPAN_COLUMNS, "args_hash", "prompt_hash"]
+LINE_COLUMNS = [*DETECTOR_LINE_COLUMNS, "text_hash"]
+
+
+class Session:
+    """Builds one session's frames: spans one second apart, lines one second apart."""
+
+    def __init__(self, session_id: int = 1, *, end_state: str = "success") -> None:
+        self.session_id = session_id
+        self.end_state = end_state
+        self.spans: list[tuple[object, ...]] = []
+        self.lines: list[tuple[object, ...]] = []
+        self.has_completion = False
+
+    def span(
+        self,
+        kind: str,
+        name: str,
+        *,
+        agent: str = "planner",
+        parent: str = "",
+        status: str = "ok",
+        args: str = "",
+        prompt: str = "",
+        at: datetime | None = None,
+    ) -> str:
+        span_id = f"s{len(self.spans)}"
+        started = at or T0 + timedelta(seconds=len(self.spans))
+        self.spans.append(
+            (self.session_id, span_id, parent, kind, name, agent, status, started, args, prompt)
+        )
+        return span_id
+
+    def line(self, role: str, *, at: datetime | None = None, agent: str = "") -> None:
+        started = at or T0 + timedelta(seconds=len(self.lines))
+        self.lines.append((self.session_id, role, agent, started, f"h{len(self.lines)}"))
+
+    def healthy(self) -> Session:
+        self.line("user")
+        root = self.span("action", "plan")
+        self.span("llm", "openai.chat", parent=root, prompt="p1")
+        self.span("tool", "search", parent=root, args="a1")
+        self.span("tool", "search", parent=root, args="a2", agent="researcher")
+        self.span("llm", "openai.chat", parent=root, prompt="p2")
+        self.line("assistant")
+        self.has_completion = True
+        return self
+
+
+def flags(*sessions: Session) -> dict[str, tuple[str, int]]:
+    spans = pd.DataFrame([row for s in sessions for row in s.spans], columns=SPAN_COLUMNS)
+    lines = pd.DataFrame([row for s in sessions for row in s.lines], columns=LINE_COLUMNS)
+    frame = pd.DataFrame(
+        [(s.session_id, 1, s.end_state, s.has_completion) for s in sessions],
+        columns=["id", "project_id", "end_state", "has_completion"],
+    )
+    found = detect_failures(spans, lines, frame)
+    return {row.detector: (row.detail, row.evidence_count) for row in found.itertuples()}
+
+
+def test_a_healthy_session_raises_no_flag() -> None:
+    assert flags(Session().healthy()) == {}
+
+
+def test_the_same_tool_with_the_same_arguments_five_times_is_a_loop() -> None:
+    session = Session().healthy()
+    for _ in range(5):
+        session.span("tool", "web_fetch", args="same-url")
+
+    assert flags(session)["tool_loop"] == (
+        "tool web_fetch was called 5 times with the same arguments",
+        5,
+    )
+
+
+def test_the_same_tool_with_different_arguments_is_not_a_loop() -> None:
+    session = Session().healthy()
+    for i in range(8):
+        session.span("tool", "web_fetch", args=f"url-{i}")
+
+    assert "tool_loop" not in flags(session)
+
+
+def test_one_agent_sending_the_same_prompt_four_times_is_recursive_thought() -> None:
+    session = Session().healthy()
+    for _ in range(4):
+        session.span("llm", "openai.chat", agent="thinker", prompt="same")
+
+    detail, count = flags(session)["repeated_prompt"]
+    assert (detail, count) == ("agent thinker sent the same prompt 4 times", 4)
+
+
+def test_two_agents_handing_off_back_and_forth_is_ping_pong() -> None:
+    session = Session().healthy()
+    for i in range(12):
+        session.span("action", "delegate", agent="alice" if i % 2 else "bob")
+
+    detail, count = flags(session)["ping_pong"]
+    assert detail.startswith("agents alice and bob handed off to each other")
+    assert count >= 10
+
+
+def test_three_agents_taking_turns_is_not_ping_pong() -> None:
+    session = Session().healthy()
+    for i in range(15):
+        session.span("action", "turn", agent=("a", "b", "c")[i % 3])
+
+    assert "ping_pong" not in flags(session)
+
+
+def test_a_span_tree_nine_levels_deep_is_runaway_delegation() -> None:
+    session = Session().healthy()
+    parent = ""
+    for _ in range(9):
+        parent = session.span("action", "delegate", parent=parent)
+
+    assert flags(session)["deep_delegation"] == (
+        "the span tree is 9 levels deep (limit 8)",
+        9,
+    )
+
+
+def test_a_cycle_in_parent_ids_does_not_hang_the_detector() -> None:
+    session = Session()
+    session.spans.append((1, "x", "y", "action", "a", "p", "ok", T0, "", ""))
+    session.spans.append((1, "y", "x", "action", "b", "p", "ok", T0, "", ""))
+
+    assert "deep_delegation" not in flags(session)
+
+
+def test_fifty_messages_within_ten_seconds_are_a_storm() -> None:
+    session = Session().healthy()
+    for i in range(60):
+        session.line("agent", at=T0 + timedelta(minutes=5, milliseconds=100 * i))
+
+    detail, count = flags(session)["message_storm"]
+    assert count == 60
+    assert detail == "60 messages within 10 s"
+
+
+def test_the_same_messages_spread_over_minutes_are_no_storm() -> None:
+    session = Session().healthy()
+    for i in range(60):
+        session.line("agent", at=T0 + timedelta(seconds=3 * i))
+
+    assert "message_storm" not in flags(session)
+
+
+def test_an_ended_session_without_an_assistant_message_has_no_final_answer() -> None:
+    session = Session(end_state="fail")
+    session.line("user")
+    session.span("tool", "search", args="q")
+
+    assert flags(session)["no_final_answer"][0] == (
+        "ended (fail) with no assistant message or LLM completion"
+    )
+
+
+@pytest.mark.parametrize("end_state", ["running"])
+def test_a_running_session_is_not_judged_for_its_final_answer(end_state: str) -> None:
+    session = Session(end_state=end_state)
+    session.line("user")
+
+    assert "no_final_answer" not in flags(session)
+
+
+def test_an_llm_completion_counts_as_a_final_answer() -> None:
+    session = Session()
+    session.span("llm", "openai.chat", prompt="p")
+    session.has_completion = True
+
+    assert "no_final_answer" not in flags(session)
+
+
+def test_three_failed_calls_of_a_tool_in_a_row_are_a_retry_storm() -> None:
+    session = Session().healthy()
+    for _ in range(3):
+        session.span("tool", "web_fetch", status="error", args="u")
+    session.span("tool", "web_fetch", args="u")
+
+    assert flags(session)["retry_storm"] == ("web_fetch failed 3 times in a row", 3)
+
+
+def test_failures_with_successes_between_them_are_no_retry_storm() -> None:
+    session = Session().healthy()
+    for i in range(6):
+        session.span("tool", "web_fetch", status="error" if i % 2 else "ok", args=str(i))
+
+    assert "retry_storm" not in flags(session)
+
+
+def test_each_session_gets_only_its_own_flags() -> None:
+    looping = Session(1).healthy()
+    for _ in range(5):
+        looping.span("tool", "search", args="same")
+    healthy = Session(2).healthy()
+    spans = pd.DataFrame(looping.spans + healthy.spans, columns=SPAN_COLUMNS)
+    lines = pd.DataFrame(looping.lines + healthy.lines, columns=LINE_COLUMNS)
+    sessions = pd.DataFrame(
+        [(1, 1, "success", True), (2, 1, "success", True)],
+        columns=["id", "project_id", "end_state", "has_completion"],
+    )
+
+    found = detect_failures(spans, lines, sessions)
+
+    assert list(found["session_id"]) == [1]
+
+
+def test_a_session_of_tool_steps_only_is_not_judged_for_its_final_answer() -> None:
+    session = Session(end_state="success")
+    session.span("action", "run_test")
+    session.span("tool", "http_get", args="u")
+
+    assert "no_final_answer" not in flags(session)

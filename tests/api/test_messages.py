@@ -1,0 +1,232 @@
+"""Messages, dead letters, the requeue round trip, the agent graph's edges, workflows and steps
+through the REST API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.test import Client
+from rest_framework.test import APIClient
+
+from ingest.models import Message, Project
+from ingest.tasks import enqueue_requeue_webhook
+from tests.builders import T0, make_message, make_project, make_session, make_workflow
+
+pytestmark = pytest.mark.django_db
+
+KeyClient = Callable[[str], APIClient]
+
+
+@pytest.fixture
+def arena(project_with_key: tuple[Project, str]) -> dict[str, Any]:
+    project, key = project_with_key
+    session = make_session(project, external_id="arena-1", agents=("attacker", "target"))
+    first = make_message(session, message_id="m1", sender="attacker", receivers=["target"])
+    reply = make_message(
+        session,
+        message_id="m2",
+        sender="target",
+        receivers=["judge"],
+        causation_id="m1",
+        at=T0 + timedelta(seconds=1),
+        delivery_ms=1000,
+    )
+    dead = make_message(
+        session,
+        message_id="m3",
+        sender="judge",
+        receivers=["attacker"],
+        status="dead_lettered",
+        causation_id="m2",
+        at=T0 + timedelta(seconds=2),
+        error_type="MaxRetries",
+        content="<script>alert(1)</script>",
+    )
+    return {"project": project, "key": key, "session": session, "messages": [first, reply, dead]}
+
+
+def test_messages_list_filters_by_agent_edge_and_status(
+    arena: dict[str, Any], key_client: KeyClient
+) -> None:
+    client = key_client(arena["key"])
+    ids = lambda url: [m["message_id"] for m in client.get(url).json()["results"]]  # noqa: E731
+    assert ids("/api/v1/messages/") == ["m3", "m2", "m1"]
+    assert ids("/api/v1/messages/?agent=target") == ["m2", "m1"]
+    assert ids("/api/v1/messages/?receiver=target") == ["m1"]
+    assert ids("/api/v1/messages/?edge=target->judge") == ["m2"]
+    assert ids("/api/v1/messages/?status=dead_lettered&session=arena-1") == ["m3"]
+    assert client.get("/api/v1/messages/?edge=nonsense").json()["field"] == "edge"
+
+
+def test_messages_csv_has_the_list_fields_and_every_row(
+    arena: dict[str, Any], key_client: KeyClient
+) -> None:
+    response = key_client(arena["key"]).get("/api/v1/messages/?format=csv&ordering=started_at")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [row["message_id"] for row in rows] == ["m1", "m2", "m3"]
+    assert rows[2]["receivers"] == '["attacker"]'
+    assert rows[2]["preview"] == "<script>alert(1)</script>"
+
+
+def test_message_detail_has_content_lifecycle_and_causality(
+    arena: dict[str, Any], key_client: KeyClient
+) -> None:
+    reply = arena["messages"][1]
+    body = key_client(arena["key"]).get(f"/api/v1/messages/{reply.pk}/").json()
+    assert body["content"] == "do the thing"
+    assert body["metadata"] == {"k": "v"}
+    assert (body["ancestors"], body["descendants"]) == (["m1"], ["m3"])
+
+
+def test_list_queries_do_not_grow_with_rows(
+    arena: dict[str, Any], key_client: KeyClient, django_assert_max_num_queries: Any
+) -> None:
+    for n in range(30):
+        make_message(arena["session"], message_id=f"x{n}")
+    client = key_client(arena["key"])
+    with django_assert_max_num_queries(4):
+        assert len(client.get("/api/v1/messages/?page_size=50").json()["results"]) == 33
+
+
+def test_another_projects_messages_are_invisible(
+    arena: dict[str, Any], key_client: KeyClient
+) -> None:
+    _, other_key = make_project(name="Other")
+    client = key_client(other_key)
+    assert client.get("/api/v1/messages/").json()["results"] == []
+    assert client.get(f"/api/v1/messages/{arena['messages'][0].pk}/").status_code == 404
+    dead = arena["messages"][2]
+    assert client.post(f"/api/v1/dead-letters/{dead.pk}/requeue/").status_code == 404
+
+
+def ingest(key: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    response = Client().post(
+        "/api/v1/ingest",
+        data=json.dumps({"records": records}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    return dict(response.json())
+
+
+def lifecycle(stage: str, at: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "type": "agent_message",
+        "id": f"order-{stage}-{at}",
+        "session_id": "shop-1",
+        "message_id": "order-42",
+        "stage": stage,
+        "at": f"2026-11-21T10:00:{at}Z",
+        **fields,
+    }
+
+
+def test_requeue_round_trip_reaches_the_agent_system_through_the_poll(
+    project_with_key: tuple[Project, str],
+    key_client: KeyClient,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """Ingested as dead-lettered → listed → requeued → polled (twice with the same poll id,
+    then empty for a new one) → re-sent by the agent system → recovered."""
+    _, key = project_with_key
+    capture_on_commit = django_capture_on_commit_callbacks
+    ingest(
+        key,
+        [
+            lifecycle("sent", "00", sender="planner", receivers=["coder"], content={"task": 1}),
+            lifecycle("failed", "01", error_type="Timeout", attempt=1),
+            lifecycle("dead_lettered", "05", error_type="MaxRetries", error_message="gave up"),
+        ],
+    )
+    client = key_client(key)
+    [dead] = client.get("/api/v1/dead-letters/?state=open").json()["results"]
+    assert (dead["error_type"], dead["attempt_count"]) == ("MaxRetries", 1)
+
+    with capture_on_commit(execute=False) as callbacks:
+        answer = client.post(f"/api/v1/dead-letters/{dead['id']}/requeue/").json()
+    assert answer["changed"] == 1
+    assert answer["messages"][0]["dead_letter_state"] == "requeued"
+    [webhook] = callbacks  # the webhook is queued once the requeue is committed
+    assert (webhook.func, webhook.args) == (enqueue_requeue_webhook, ([dead["id"]],))
+
+    polled = client.post("/api/v1/requeued-messages/poll/", {"poll_id": "p1"}, format="json")
+    [message] = polled.json()["messages"]
+    assert (message["message_id"], message["content"]) == ("order-42", {"task": 1})
+    again = client.post("/api/v1/requeued-messages/poll/", {"poll_id": "p1"}, format="json")
+    assert again.json()["messages"] == polled.json()["messages"]
+    empty = client.post("/api/v1/requeued-messages/poll/", {"poll_id": "p2"}, format="json")
+    assert empty.json()["messages"] == []
+
+    ingest(key, [lifecycle("retried", "20", attempt=2), lifecycle("processed", "21")])
+    row = Message.objects.get()
+    assert (row.status, row.dead_letter_state, row.attempt_count) == ("processed", "recovered", 2)
+    assert client.get("/api/v1/dead-letters/?state=open").json()["results"] == []
+
+
+def test_the_poll_needs_an_api_key(arena: dict[str, Any], admin_user: Any) -> None:
+    client = APIClient()
+    client.force_login(admin_user)
+    response = client.post("/api/v1/requeued-messages/poll/", {"poll_id": "x"}, format="json")
+    assert response.status_code == 403
+
+
+def test_bulk_resolve_and_requeue(arena: dict[str, Any], key_client: KeyClient) -> None:
+    session = arena["session"]
+    more = [make_message(session, status="failed", message_id=f"f{n}") for n in range(3)]
+    client = key_client(arena["key"])
+    ids = [m.pk for m in more]
+    resolved = client.post(
+        "/api/v1/dead-letters/resolve/", {"ids": ids[:2], "note": "known flake"}, format="json"
+    ).json()
+    assert resolved["changed"] == 2
+    assert {m["resolution_note"] for m in resolved["messages"]} == {"known flake"}
+    requeued = client.post("/api/v1/dead-letters/requeue/", {"ids": ids}, format="json").json()
+    assert requeued["changed"] == 3
+    bad = client.post("/api/v1/dead-letters/requeue/", {"ids": ["x"]}, format="json")
+    assert bad.status_code == 400
+    assert bad.json()["field"].startswith("ids")
+
+
+def test_requeue_webhook_posts_the_message_ids(arena: dict[str, Any]) -> None:
+    from ingest.tasks import send_requeue_webhook_task
+
+    project, dead = arena["project"], arena["messages"][2]
+    project.requeue_webhook_url = "https://agents.example/requeued"
+    project.save()
+    with mock.patch("ingest.tasks.requests.post") as post:
+        assert send_requeue_webhook_task([dead.pk]) == 1
+    url, body = post.call_args.args[0], post.call_args.kwargs["json"]
+    assert url == "https://agents.example/requeued"
+    assert body["messages"][0]["message_id"] == "m3"
+
+
+def test_agent_edges_with_counts_failure_rate_and_p95(
+    arena: dict[str, Any], key_client: KeyClient
+) -> None:
+    url = "/api/v1/agent-edges/?since=2026-11-21T00:00:00Z&until=2026-11-22T00:00:00Z"
+    edges = key_client(arena["key"]).get(url).json()
+    by_edge = {(e["sender"], e["receiver"]): e for e in edges}
+    assert by_edge[("judge", "attacker")]["failure_rate"] == 1.0
+    assert by_edge[("target", "judge")]["p95_delivery_ms"] == 1000
+    assert by_edge[("attacker", "target")]["messages"] == 1
+    csv_text = key_client(arena["key"]).get(url + "&format=csv").content.decode()
+    assert csv_text.splitlines()[0].startswith("sender,receiver,messages")
+
+
+def test_workflows_and_steps_lists(arena: dict[str, Any], key_client: KeyClient) -> None:
+    make_workflow(arena["session"], steps=[("attack", 0, 2, []), ("judge", 3, 4, ["attack"])])
+    client = key_client(arena["key"])
+    [workflow] = client.get("/api/v1/workflows/").json()["results"]
+    assert (workflow["name"], workflow["step_count"]) == ("arena round", 2)
+    steps = client.get("/api/v1/steps/?workflow_name=arena round&ordering=started_at").json()
+    assert [(s["step_id"], s["depends_on"]) for s in steps["results"]] == [
+        ("attack", []),
+        ("judge", ["attack"]),
+    ]
