@@ -178,6 +178,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "kind" or "status" field with their own choices: name each enum.
+    "ENUM_NAME_OVERRIDES": {
+        "SpanKindEnum": "ingest.models.Span.Kind",
+        "SpanStatusEnum": "ingest.models.Span.Status",
+        "AgentStatusEnum": "ingest.models.Agent.Status",
+        "WorkflowStatusEnum": "ingest.models.Workflow.Status",
+        "StepStatusEnum": "ingest.models.Step.Status",
+        "AnomalyStatusEnum": "analytics.models.Anomaly.Status",
+        "AlertRuleKindEnum": "analytics.models.AlertRule.Kind",
+    },
 }
 
 # Celery. With no CELERY_BROKER_URL we use kombu's filesystem transport: a real worker runs

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
@@ -61,3 +63,12 @@ def test_the_docs_pages_load_their_scripts_from_our_static_files(client: Client,
     for url in re.findall(r'(?:src|href)="([^"]+)"', html):
         assert url.startswith("/static/"), url
         assert client.get(url).status_code == 200, url
+
+
+def test_the_schema_generates_with_no_warnings(tmp_path: Path) -> None:
+    """Enum name collisions and unresolvable fields surface as warnings; --fail-on-warn makes
+    them an error, so a new endpoint cannot quietly degrade the published schema."""
+    call_command(
+        "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml")
+    )
+    assert "SpanKindEnum" in (tmp_path / "schema.yml").read_text()
