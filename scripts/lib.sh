@@ -1,4 +1,5 @@
-# Shell helpers shared by scripts/demo.sh, scripts/test.sh and bench/run_ingest_bench.sh.
+# Shell helpers shared by scripts/demo.sh, scripts/test.sh and the bench scripts (through
+# bench/lib.sh).
 # Source it; do not run it.
 # The scripts target a fresh Debian 12 run as root: they install only what is missing.
 
@@ -97,7 +98,7 @@ stop_pid() {
     wait "$pid" 2>/dev/null || true
 }
 
-# --- Throwaway servers (scripts/test.sh, bench/run_ingest_bench.sh) ---------------------------
+# --- Throwaway servers (scripts/test.sh, bench/lib.sh) -----------------------------------------
 # These helpers share state with the caller through globals, which its cleanup trap relies on:
 #   tmp_dir    read: the caller creates it (mktemp -d, chmod 755) before calling them; the
 #              servers live in $tmp_dir/pg, $tmp_dir/redis.
