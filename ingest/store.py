@@ -14,6 +14,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Model, QuerySet
@@ -606,7 +607,10 @@ def _payload_cell(name: str, value: Any) -> Any:
     """COPY text for a payload column: jsonb columns get JSON (None stays SQL NULL)."""
     if name == "stack_trace" or value is None:
         return value
-    return json.dumps(value, ensure_ascii=False)
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # what orjson refuses (non-str keys, huge ints), json still writes
+        return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _copy_rows(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:

@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -919,24 +920,25 @@ PAYLOAD_TEXT_PREFIXES = (
 PAYLOAD_TEXT_SUFFIXES = (".input", ".output")
 
 
-def _is_payload_text(key: str, meaning: SpanMeaning, unmapped: frozenset[str]) -> bool:
-    if key in unmapped:
-        return False
-    mapped = (meaning.prompt, meaning.completion, meaning.params, meaning.returns)
-    if all(value is None for value in mapped):
-        return False
+@lru_cache(maxsize=8192)
+def _is_payload_text_key(key: str) -> bool:
+    # Cached: every span of a batch repeats the same few dozen keys.
     return key.startswith(PAYLOAD_TEXT_PREFIXES) or (
         key.startswith("agentops.") and key.endswith(PAYLOAD_TEXT_SUFFIXES)
     )
 
 
 def _span_attributes(span: WireSpan, meaning: SpanMeaning) -> dict[str, Any]:
-    unmapped = frozenset(meaning.unmapped_keys)
-    attributes = {
-        key: value
-        for key, value in span.attributes.items()
-        if not _is_payload_text(key, meaning, unmapped)
-    }
+    mapped = (meaning.prompt, meaning.completion, meaning.params, meaning.returns)
+    if all(value is None for value in mapped):
+        attributes = dict(span.attributes)
+    else:
+        unmapped = frozenset(meaning.unmapped_keys)
+        attributes = {
+            key: value
+            for key, value in span.attributes.items()
+            if key in unmapped or not _is_payload_text_key(key)
+        }
     attributes["observatory.kind"] = meaning.detail
     attributes["observatory.span_kind"] = SPAN_KIND_NAMES.get(span.kind, "unspecified")
     if span.scope_name:
