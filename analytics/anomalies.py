@@ -52,21 +52,44 @@ SERIES = (
     Series("agent", "error_rate", ("action", "llm", "tool", "error")),
     Series("agent", "tokens_per_call", ("llm",)),
     Series("project", "cost_per_session", ("session",)),
-    # TODO(#4): message_failure_rate and dead_letter_growth per agent pair join here once
-    # inter-agent messages have rollups; _hourly_values() then needs their columns.
 )
+# Inter-agent messages are judged from their own hourly frame (MESSAGE_HOUR_COLUMNS), by
+# detect_message_anomalies() below, with the same baselines.
+MESSAGE_SERIES = (
+    Series("edge", "message_failure_rate", ()),
+    Series("project", "dead_letter_growth", ()),
+    Series("agent", "dead_letter_growth", ()),
+)
+MESSAGE_METRICS = ("message_failure_rate", "dead_letter_growth")
+# analytics.queries.message_hour_frame: one row per hour x sender x receiver x error type.
+MESSAGE_HOUR_COLUMNS = [
+    "bucket",
+    "sender",
+    "receiver",
+    "error_type",
+    "messages",
+    "failed",
+    "dead_lettered",
+]
+EDGE_ARROW = " \u2192 "  # an edge subject is "sender → receiver"
 METRICS = {
     "latency_p95": "p95 latency",
     "error_rate": "error rate",
     "tokens_per_call": "tokens per call",
     "cost_per_session": "cost per session",
+    "message_failure_rate": "message failure rate",
+    "dead_letter_growth": "dead-letter growth",
 }
+# Rates scored by a binomial test of failures among calls (messages), not by a spread.
+RATE_METRICS = ("error_rate", "message_failure_rate")
 # Below these the noise of small numbers would look like an anomaly: the spread's floor per metric.
 ABSOLUTE_FLOORS = {
     "latency_p95": 50.0,
     "error_rate": 0.0,  # error rates are scored by a binomial test, not a spread
     "tokens_per_call": 20.0,
     "cost_per_session": 0.001,
+    "message_failure_rate": 0.0,
+    "dead_letter_growth": 1.0,  # new dead letters an hour: 5 above a quiet baseline is news
 }
 
 
@@ -241,7 +264,7 @@ def _flagged_hours(
         if baseline is None:
             continue
         center, spread, ceiling, is_seasonal = baseline
-        if metric == "error_rate":
+        if metric in RATE_METRICS:
             if errors < settings.min_errors:
                 continue
             score = _rate_score(int(errors), int(count), center)
@@ -274,7 +297,7 @@ def _baseline(
     recent = history.window(bucket - _DAY_NS * settings.baseline_days, bucket)
     if recent.stop - recent.start < settings.min_baseline_points:
         return None
-    if metric == "error_rate":
+    if metric in RATE_METRICS:
         rate = float(history.errors[recent].sum() / history.counts[recent].sum())
         return rate, 0.0, 0.0, False
     points = history.values[recent]
@@ -329,7 +352,7 @@ def _is_anomalous(
 ) -> bool:
     if score < settings.threshold:
         return False
-    if metric == "error_rate":
+    if metric in RATE_METRICS:
         return value - center >= settings.min_rate_increase and value >= 2 * center
     return value >= settings.min_ratio * center
 
@@ -459,11 +482,15 @@ CONTRIBUTION_WORDS = {
     "error_rate": "of the errors",
     "tokens_per_call": "of the tokens",
     "cost_per_session": "of the LLM cost",
+    "message_failure_rate": "of the failed messages",
+    "dead_letter_growth": "of the new dead letters",
 }
 DIMENSION_VERBS = {
     "model": "used model",
     "agent": "came from agent",
     "tool": "were in tool",
+    "receiver": "were sent to agent",
+    "error_type": "had error type",
 }
 
 
@@ -471,10 +498,12 @@ def format_value(metric: str, value: float) -> str:
     """A metric value as people read it: 4.1 s, 850 ms, 12 %, 1,234 tokens, $0.42."""
     if metric == "latency_p95":
         return f"{value / 1000:.1f} s" if value >= 1000 else f"{value:,.0f} ms"
-    if metric == "error_rate":
+    if metric in RATE_METRICS:
         return f"{value * 100:.0f} %" if value >= 0.1 or value == 0 else f"{value * 100:.1f} %"
     if metric == "tokens_per_call":
         return f"{value:,.0f} tokens"
+    if metric == "dead_letter_growth":
+        return f"{value:,.0f} new dead letters an hour"
     return f"${value:,.2f}" if value >= 1 else f"${value:,.4f}"
 
 
@@ -493,7 +522,10 @@ def explain(
     """One sentence: "p95 latency of tool search was 4.1 s, 3.8x its 7-day baseline of 1.1 s;
     80 % of the slow calls used model gpt-4o" (with a multiplication sign for the x)."""
     what = METRICS[metric]
-    if subject_type != "project":
+    if subject_type == "edge":
+        sender, _, receiver = subject.partition(EDGE_ARROW)
+        what += f" from {sender} to {receiver}"
+    elif subject_type != "project":
         what += f" of {subject_type} {subject}"
     kind = f"{baseline_days}-day hour-of-week" if is_seasonal else f"{baseline_days}-day"
     was = f"{what} was {format_value(metric, observed)}"
@@ -507,3 +539,152 @@ def explain(
         words = f"{CONTRIBUTION_WORDS[metric]} {DIMENSION_VERBS[column]} {value}"
         sentence += f"; {top_share * 100:.0f} % {words}"
     return sentence
+
+
+# --- Inter-agent messages ------------------------------------------------------------------
+
+
+def detect_message_anomalies(
+    hours: pd.DataFrame,
+    *,
+    since: datetime,
+    until: datetime,
+    settings: DetectionSettings | None = None,
+) -> list[AnomalyFlag]:
+    """Flags for the message failure rate of each sender→receiver edge and the dead-letter
+    growth (new dead letters an hour) of the project and of each sending agent, in the hours
+    [since, until), with the baselines, episodes and sentences of detect_anomalies().
+
+    hours: MESSAGE_HOUR_COLUMNS. `messages` and `failed` count messages that started in the
+    hour and how many of them ended failed, dead-lettered or expired; `dead_lettered` counts
+    messages dead-lettered in the hour. A message counts once per receiver, as on the agent
+    graph. A failure rate is judged like an error rate (a binomial test against the pooled
+    rate of the baseline days); dead letters like a level (median and MAD of the hours with
+    traffic, so the quiet hours' zeros are the baseline).
+    """
+    settings = settings or DetectionSettings()
+    if len(hours) == 0:
+        return []
+    hours = hours.assign(
+        bucket=pd.to_datetime(hours["bucket"], utc=True),
+        sender=hours["sender"].fillna("").replace("", "?"),
+        receiver=hours["receiver"].fillna("").replace("", "?"),
+        error_type=hours["error_type"].fillna(""),
+    )
+    flags: list[AnomalyFlag] = []
+    for series in MESSAGE_SERIES:
+        rows = hours.assign(subject=_message_subject(hours, series.subject_type))
+        values = _message_values(rows, series.metric)
+        for subject, subject_values in values.groupby("subject", sort=True):
+            found = _flagged_hours(
+                subject_values.set_index("bucket"), series.metric, since, until, settings
+            )
+            for episode in _episodes(found):
+                subject_rows = rows[rows["subject"] == subject]
+                flags.append(_message_flag(series, str(subject), episode, subject_rows, settings))
+    return sorted(flags, key=lambda f: (f.window_start, f.subject_type, f.subject, f.metric))
+
+
+def _message_subject(hours: pd.DataFrame, subject_type: str) -> pd.Series | str:
+    if subject_type == "edge":
+        return hours["sender"] + EDGE_ARROW + hours["receiver"]
+    return hours["sender"] if subject_type == "agent" else ""
+
+
+def _message_values(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """subject, bucket, value, count, errors per subject and hour (see _hourly_values)."""
+    sums = rows.groupby(["subject", "bucket"])[["messages", "failed", "dead_lettered"]].sum()
+    if metric == "message_failure_rate":
+        sums = sums[sums["messages"] > 0]
+        frame = pd.DataFrame(
+            {
+                "value": (sums["failed"] / sums["messages"]).astype("float64"),
+                "count": sums["messages"],
+                "errors": sums["failed"],
+            }
+        )
+    else:  # dead_letter_growth; an hour's traffic is what makes it a judged or baseline hour
+        frame = pd.DataFrame(
+            {
+                "value": sums["dead_lettered"].astype("float64"),
+                "count": sums["messages"] + sums["dead_lettered"],
+                "errors": sums["dead_lettered"],
+            }
+        )
+    return frame.reset_index()
+
+
+# Where a message anomaly may come from, by subject type: the rollup column and its dimension.
+_MESSAGE_DIMENSIONS = {
+    "edge": (("error_type", "error_type"),),
+    "agent": (("receiver", "receiver"), ("error_type", "error_type")),
+    "project": (("sender", "agent"), ("receiver", "receiver"), ("error_type", "error_type")),
+}
+
+
+def _message_flag(
+    series: Series,
+    subject: str,
+    episode: list[_Hour],
+    subject_rows: pd.DataFrame,
+    settings: DetectionSettings,
+) -> AnomalyFlag:
+    start, end = episode[0].bucket, episode[-1].bucket + HOUR
+    window = subject_rows[(subject_rows["bucket"] >= start) & (subject_rows["bucket"] < end)]
+    if series.metric == "message_failure_rate":
+        count = int(window["messages"].sum())
+        observed = float(window["failed"].sum()) / max(count, 1)
+        weights = window["failed"].astype("float64")
+    else:
+        count = int(window["dead_lettered"].sum())
+        observed = count / len(episode)
+        weights = window["dead_lettered"].astype("float64")
+    dimension, share = _top_message_dimension(window, weights, series.subject_type)
+    baseline = episode[0].baseline
+    is_seasonal = episode[0].is_seasonal
+    return AnomalyFlag(
+        subject_type=series.subject_type,
+        subject=subject,
+        metric=series.metric,
+        window_start=start.to_pydatetime(),
+        window_end=end.to_pydatetime(),
+        observed=observed,
+        baseline=baseline,
+        score=round(max(hour.score for hour in episode), 2),
+        sample_count=count,
+        is_seasonal=is_seasonal,
+        top_dimension=dimension,
+        top_share=share,
+        explanation=explain(
+            series.subject_type,
+            subject,
+            series.metric,
+            observed=observed,
+            baseline=baseline,
+            baseline_days=settings.seasonal_weeks * 7 if is_seasonal else settings.baseline_days,
+            is_seasonal=is_seasonal,
+            top_dimension=dimension,
+            top_share=share,
+        ),
+    )
+
+
+def _top_message_dimension(
+    rows: pd.DataFrame, weights: pd.Series, subject_type: str
+) -> tuple[str, float | None]:
+    """The sender, receiver or error type behind at least half of the failures (dead letters),
+    the one with the largest share; ("", None) when none is. A sender or receiver counts only
+    when the window has more than one."""
+    total = float(weights.sum())
+    best: tuple[float, str] | None = None
+    if total <= 0:
+        return "", None
+    for column, dimension in _MESSAGE_DIMENSIONS[subject_type]:
+        named = rows[column] != ""
+        if not named.any() or (column != "error_type" and rows[column].nunique() < 2):
+            continue  # an agent that only sends to one receiver: naming it says nothing
+        by_value = weights[named].groupby(rows.loc[named, column]).sum() / total
+        share = float(by_value.max())
+        if share >= 0.5 and (best is None or share > best[0]):
+            best = (share, f"{dimension}={by_value.idxmax()}")
+    return ("", None) if best is None else (best[1], round(best[0], 3))

@@ -8,14 +8,30 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
+
+from analytics.trends import grouped_histogram_quantiles, latency_histograms
 
 FAILURE_STATUSES = ("failed", "dead_lettered", "expired")
 # analytics.queries.message_edge_frame: one row per (message, receiver).
 MESSAGE_EDGE_COLUMNS = ["sender", "receiver", "status", "delivery_ms"]
 EDGE_COLUMNS = ["sender", "receiver", "messages", "failed", "failure_rate", "p95_delivery_ms"]
+# analytics.queries.message_edge_rollup_frame: MESSAGE_EDGE_COLUMNS plus the message's start.
+MESSAGE_EDGE_HOUR_COLUMNS = ["started_at", *MESSAGE_EDGE_COLUMNS]
+# analytics.models.AgentEdgeRollup, one row per (hour, sender, receiver).
+EDGE_ROLLUP_COLUMNS = [
+    "hour",
+    "sender",
+    "receiver",
+    "message_count",
+    "failed_count",
+    "dead_lettered_count",
+    "delivery_histogram",
+]
+HOUR = timedelta(hours=1)
 
 
 def edge_stats(rows: pd.DataFrame) -> pd.DataFrame:
@@ -208,4 +224,57 @@ def agent_activity(spans: pd.DataFrame) -> AgentActivity:
         cost=float(pd.to_numeric(spans["cost"], errors="coerce").fillna(0).sum()),
         latency_p50_ms=float(durations.quantile(0.5)) if len(durations) else None,
         latency_p95_ms=float(durations.quantile(0.95)) if len(durations) else None,
+    )
+
+
+def whole_hours(since: datetime, until: datetime) -> tuple[datetime, datetime]:
+    """The first and the end of the whole UTC hours inside [since, until); first >= end when
+    the range holds no whole hour."""
+    first = since.replace(minute=0, second=0, microsecond=0)
+    if first < since:
+        first += HOUR
+    return first, until.replace(minute=0, second=0, microsecond=0)
+
+
+def edge_rollups(rows: pd.DataFrame) -> pd.DataFrame:
+    """Hourly sender→receiver rollups (EDGE_ROLLUP_COLUMNS, sorted by hour, sender, receiver)
+    from one row per (message, receiver) (MESSAGE_EDGE_HOUR_COLUMNS, started_at in UTC). A
+    missing sender or receiver stays ""; delivery times go into latency_histograms() bins."""
+    if rows.empty:
+        return pd.DataFrame(columns=EDGE_ROLLUP_COLUMNS)
+    keys = ["hour", "sender", "receiver"]
+    frame = rows.assign(
+        hour=pd.to_datetime(rows["started_at"], utc=True).dt.floor("1h"),
+        sender=rows["sender"].fillna(""),
+        receiver=rows["receiver"].fillna(""),
+        failed_count=rows["status"].isin(FAILURE_STATUSES).astype("int64"),
+        dead_lettered_count=(rows["status"] == "dead_lettered").astype("int64"),
+        duration_ms=pd.to_numeric(rows["delivery_ms"], errors="coerce"),
+    )
+    grouped = frame.groupby(keys, sort=True)
+    sums = grouped[["failed_count", "dead_lettered_count"]].sum()
+    sums.insert(0, "message_count", grouped.size())
+    timed = frame.dropna(subset=["duration_ms"])
+    histograms = latency_histograms(timed, keys).reindex(sums.index)
+    sums["delivery_histogram"] = [h if isinstance(h, dict) else {} for h in histograms]
+    return sums.reset_index()[EDGE_ROLLUP_COLUMNS]
+
+
+def merge_edge_rollups(rollups: pd.DataFrame) -> pd.DataFrame:
+    """EDGE_COLUMNS (as edge_stats) from hourly edge rollups (EDGE_ROLLUP_COLUMNS) summed over
+    their hours. p95_delivery_ms is the middle of the histogram bin that holds the 95th
+    percentile (within about 5 % of the exact value), NaN when no message had a delivery time."""
+    if rollups.empty:
+        return pd.DataFrame(columns=EDGE_COLUMNS)
+    by = ["sender", "receiver"]
+    sums = rollups.groupby(by, sort=False)[["message_count", "failed_count"]].sum()
+    quantiles = grouped_histogram_quantiles(
+        rollups.rename(columns={"delivery_histogram": "latency_histogram"}),
+        by=by,
+        quantiles=(0.95,),
+    )
+    p95 = quantiles.set_index(by)["p95"] if len(quantiles) else pd.Series(dtype="float64")
+    edges = sums.assign(p95_delivery_ms=p95.reindex(sums.index)).reset_index()
+    return edge_stats_from_aggregates(
+        edges.rename(columns={"message_count": "messages", "failed_count": "failed"})
     )

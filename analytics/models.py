@@ -62,6 +62,38 @@ class Rollup(models.Model):
         return f"{self.granularity} {self.bucket_start:%Y-%m-%d %H:%M} {self.kind} x{self.count}"
 
 
+class AgentEdgeRollup(models.Model):
+    """Messages of one hour (by their start) from one sender to one receiver: counts and a sparse
+    log-scale delivery-time histogram (analytics.trends bins), so the agent graph over any range
+    of whole hours merges these rows instead of reading every message.
+
+    Replaced hour by hour by the refresh task, so a recompute is idempotent."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField(help_text="Start of the UTC hour the messages started in.")
+    sender = models.CharField(max_length=128, blank=True, help_text="Sending agent id or name.")
+    receiver = models.CharField(max_length=128, blank=True, help_text="Receiving agent id or name.")
+    message_count = models.IntegerField(default=0)
+    failed_count = models.IntegerField(
+        default=0, help_text="Messages that failed, were dead-lettered or expired."
+    )
+    dead_lettered_count = models.IntegerField(default=0)
+    delivery_histogram = models.JSONField(
+        default=dict, blank=True, help_text="Sparse log-scale histogram {bin: messages}."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "hour", "sender", "receiver"], name="agent_edge_rollup_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "hour"])]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:%M} {self.sender}→{self.receiver} x{self.message_count}"
+
+
 class PendingRefresh(models.Model):
     """A project whose derived data is behind its telemetry since `dirty_from`.
 
@@ -297,3 +329,146 @@ class ReportSchedule(models.Model):
 
     def __str__(self) -> str:
         return f"reports of {self.project_id}"
+
+
+# --- Test-run analysis (issue 5): recomputed by analytics.tasks.refresh_test_analysis_task -------
+
+
+class TestAnalysisState(models.Model):
+    """Whether a project's stored test analysis is queued for a refresh, and when it was last
+    computed (null: never, so pages compute on the fly and say so)."""
+
+    __test__ = False  # pytest: not a test class
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="+")
+    is_scheduled = models.BooleanField(
+        default=False, help_text="A refresh task is queued; more results ride along with it."
+    )
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"test analysis of {self.project_id} at {self.computed_at}"
+
+
+class StoredFlakyTest(models.Model):
+    """analytics.flakiness.flakiness_scores of one test over the project's newest `window_runs`
+    runs (no tier, suite or branch filter)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    window_runs = models.IntegerField(help_text="The newest N runs the scores are computed over.")
+    test_id = models.CharField(max_length=500)
+    name = models.CharField(max_length=1000, blank=True)
+    tier = models.CharField(max_length=50, blank=True)
+    suite = models.CharField(max_length=200, blank=True)
+    results = models.IntegerField(default=0)
+    failures = models.IntegerField(default=0)
+    flips = models.IntegerField(default=0)
+    transient_failures = models.IntegerField(default=0)
+    flip_rate = models.FloatField(default=0)
+    commits_rerun = models.IntegerField(default=0)
+    commits_mixed = models.IntegerField(default=0)
+    same_commit_rate = models.FloatField(default=0)
+    flakiness = models.FloatField(default=0)
+    reliability = models.FloatField(default=0)
+    is_flaky = models.BooleanField(default=False)
+    last_outcome = models.CharField(max_length=10, blank=True)
+    last_run_pk = models.BigIntegerField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_result_pk = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "window_runs", "test_id"], name="stored_flaky_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.test_id} flakiness {self.flakiness:.2f}"
+
+
+class StoredTestRegression(models.Model):
+    """analytics.regressions.outcome_regressions of one (branch, test) over the newest
+    `window_runs` runs: failing since `first_failing_*`, last passing at `last_passing_*`."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    window_runs = models.IntegerField()
+    branch = models.CharField(max_length=200, blank=True)
+    test_id = models.CharField(max_length=500)
+    name = models.CharField(max_length=1000, blank=True)
+    tier = models.CharField(max_length=50, blank=True)
+    suite = models.CharField(max_length=200, blank=True)
+    failing_runs = models.IntegerField(default=0)
+    first_failing_run_pk = models.BigIntegerField(null=True, blank=True)
+    first_failing_commit = models.CharField(max_length=64, blank=True)
+    first_failing_at = models.DateTimeField(null=True, blank=True)
+    first_failing_result_pk = models.BigIntegerField(null=True, blank=True)
+    last_passing_run_pk = models.BigIntegerField(null=True, blank=True)
+    last_passing_commit = models.CharField(max_length=64, blank=True)
+    last_passing_at = models.DateTimeField(null=True, blank=True)
+    latest_run_pk = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "window_runs", "branch", "test_id"],
+                name="stored_regression_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.test_id} failing on {self.branch} since {self.first_failing_commit}"
+
+
+class StoredDurationRegression(models.Model):
+    """analytics.regressions.duration_regressions of one test over the newest `window_runs` runs."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    window_runs = models.IntegerField()
+    test_id = models.CharField(max_length=500)
+    name = models.CharField(max_length=1000, blank=True)
+    tier = models.CharField(max_length=50, blank=True)
+    suite = models.CharField(max_length=200, blank=True)
+    baseline_ms = models.FloatField(default=0)
+    recent_ms = models.FloatField(default=0)
+    ratio = models.FloatField(default=0)
+    slower_since_run_pk = models.BigIntegerField(null=True, blank=True)
+    slower_since_commit = models.CharField(max_length=64, blank=True)
+    slower_since_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "window_runs", "test_id"], name="stored_duration_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.test_id} x{self.ratio:.1f}"
+
+
+class TestPassRateDay(models.Model):
+    """Decisive results of one UTC day's runs for one tier and suite (pass_rate_trend's counts,
+    kept summable so pages can regroup them by tier)."""
+
+    __test__ = False  # pytest: not a test class
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    tier = models.CharField(max_length=50, blank=True)
+    suite = models.CharField(max_length=200, blank=True)
+    passed = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0, help_text="Fail and error results.")
+    total = models.IntegerField(default=0)
+    runs = models.IntegerField(default=0, help_text="Distinct runs with results of this tier.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "day", "tier", "suite"], name="test_pass_rate_day_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.tier}/{self.suite} {self.passed}/{self.total}"

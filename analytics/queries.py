@@ -24,21 +24,30 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
 )
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Coalesce, Length, NullIf, Substr
+from django.db.models.functions import Coalesce, Length, NullIf, Substr, TruncHour
 
+from analytics.anomalies import EDGE_ARROW, MESSAGE_HOUR_COLUMNS, MESSAGE_METRICS
 from analytics.clusters import ERROR_SPAN_COLUMNS
 from analytics.cohorts import COHORT_SESSION_COLUMNS
 from analytics.detectors import DETECTOR_LINE_COLUMNS, DETECTOR_SPAN_COLUMNS
+from analytics.flakiness import FLAKY_COLUMNS
 from analytics.messaging import (
+    EDGE_ROLLUP_COLUMNS,
     FAILURE_STATUSES,
     MESSAGE_EDGE_COLUMNS,
+    MESSAGE_EDGE_HOUR_COLUMNS,
+    edge_rollups,
     edge_stats,
     edge_stats_from_aggregates,
+    merge_edge_rollups,
+    whole_hours,
 )
 from analytics.models import (
+    AgentEdgeRollup,
     AlertEvent,
     AlertRule,
     Anomaly,
@@ -49,7 +58,13 @@ from analytics.models import (
     ReportSchedule,
     Rollup,
     SessionFlag,
+    StoredDurationRegression,
+    StoredFlakyTest,
+    StoredTestRegression,
+    TestAnalysisState,
+    TestPassRateDay,
 )
+from analytics.regressions import DURATION_COLUMNS, REGRESSION_COLUMNS
 from analytics.summaries import SESSION_COLUMNS, SPAN_COLUMNS
 from analytics.testruns import RESULT_COLUMNS as TEST_RESULT_COLUMNS
 from analytics.trends import ROLLUP_COLUMNS
@@ -453,6 +468,11 @@ def span_time_bounds(project_id: int) -> tuple[datetime | None, datetime | None]
     return bounds["first"], bounds["last"]
 
 
+def first_message_start(project_id: int) -> datetime | None:
+    """The earliest message start of a project (None when it has no messages)."""
+    return Message.objects.filter(project_id=project_id).aggregate(first=Min("started_at"))["first"]
+
+
 def session_project_starts(session_pks: Sequence[int]) -> dict[int, datetime]:
     """The earliest start among these sessions, per project: where their data begins."""
     rows = (
@@ -487,7 +507,18 @@ def example_session_pks(
     limit: int = 3,
 ) -> list[int]:
     """Sessions that show an anomaly best: the slowest, erroring or biggest calls of the subject in
-    the window (the costliest sessions for a project-wide cost anomaly). Distinct, worst first."""
+    the window (the costliest sessions for a project-wide cost anomaly; the sessions of the
+    failed or dead-lettered messages for a message anomaly). Distinct, worst first."""
+    if metric in MESSAGE_METRICS:
+        return _message_example_session_pks(
+            project_id,
+            subject_type=subject_type,
+            subject=subject,
+            metric=metric,
+            since=since,
+            until=until,
+            limit=limit,
+        )
     if metric == "cost_per_session":
         sessions = Session.objects.filter(
             project_id=project_id, started_at__gte=since, started_at__lt=until
@@ -507,6 +538,43 @@ def example_session_pks(
         spans = spans.exclude(duration_ms__isnull=True).order_by("-duration_ms")
     found: list[int] = []
     for session_pk in spans.values_list("session_id", flat=True)[: limit * 20]:
+        if session_pk not in found:
+            found.append(session_pk)
+        if len(found) == limit:
+            break
+    return found
+
+
+def _message_example_session_pks(
+    project_id: int,
+    *,
+    subject_type: str,
+    subject: str,
+    metric: str,
+    since: datetime,
+    until: datetime,
+    limit: int,
+) -> list[int]:
+    """The sessions of the newest failed messages of an edge, or of the newest dead letters of
+    an agent (the project), in the window (see analytics.anomalies.detect_message_anomalies)."""
+    messages = Message.objects.filter(project_id=project_id)
+    if metric == "message_failure_rate":
+        messages = messages.filter(
+            started_at__gte=since, started_at__lt=until, status__in=FAILURE_STATUSES
+        )
+    else:
+        messages = messages.filter(dead_lettered_at__gte=since, dead_lettered_at__lt=until)
+    if subject_type == "edge":
+        sender, _, receiver = subject.partition(EDGE_ARROW)
+        messages = messages.filter(sender="" if sender == "?" else sender)
+        if receiver != "?":
+            messages = messages.filter(json_contains_text("receivers", receiver))
+    elif subject_type == "agent":
+        messages = messages.filter(sender="" if subject == "?" else subject)
+    found: list[int] = []
+    for session_pk in messages.order_by("-started_at").values_list("session_id", flat=True)[
+        : limit * 20
+    ]:
         if session_pk not in found:
             found.append(session_pk)
         if len(found) == limit:
@@ -854,10 +922,96 @@ def message_edge_frame(project_id: int, *, since: datetime, until: datetime) -> 
     return pd.DataFrame.from_records(exploded, columns=MESSAGE_EDGE_COLUMNS)
 
 
+def message_edge_rollup_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
+    """What the hourly edge rollups are built from: one row per (message, receiver) for messages
+    started in [since, until), analytics.messaging.MESSAGE_EDGE_HOUR_COLUMNS. No content."""
+    rows = Message.objects.filter(
+        project_id=project_id, started_at__gte=since, started_at__lt=until
+    ).values_list("started_at", "sender", "receivers", "status", "delivery_ms")
+    exploded = [
+        (started_at, sender, receiver, status, delivery)
+        for started_at, sender, receivers, status, delivery in rows.iterator(chunk_size=5000)
+        for receiver in (receivers or [""])
+    ]
+    return pd.DataFrame.from_records(exploded, columns=MESSAGE_EDGE_HOUR_COLUMNS)
+
+
+def agent_edge_rollup_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
+    """Stored hourly edge rollups of the hours in [since, until): EDGE_ROLLUP_COLUMNS."""
+    rows = AgentEdgeRollup.objects.filter(
+        project_id=project_id, hour__gte=since, hour__lt=until
+    ).values_list(*EDGE_ROLLUP_COLUMNS)
+    return pd.DataFrame.from_records(list(rows), columns=EDGE_ROLLUP_COLUMNS)
+
+
+def message_hour_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
+    """analytics.anomalies.MESSAGE_HOUR_COLUMNS for [since, until): messages (and how many of
+    them failed) by the hour they started in, and dead letters by the hour they were
+    dead-lettered in, per sender, receiver and error type. Two grouped queries; receivers are
+    split in Python over the grouped rows."""
+    scope = Message.objects.filter(project_id=project_id).order_by()
+    keys = ("bucket", "sender", "receivers", "error_type")
+    started = (
+        scope.filter(started_at__gte=since, started_at__lt=until)
+        .annotate(bucket=TruncHour("started_at"))
+        .values(*keys)
+        .annotate(messages=Count("pk"), failed=Count("pk", filter=Q(status__in=FAILURE_STATUSES)))
+    )
+    dead = (
+        scope.filter(dead_lettered_at__gte=since, dead_lettered_at__lt=until)
+        .annotate(bucket=TruncHour("dead_lettered_at"))
+        .values(*keys)
+        .annotate(dead_lettered=Count("pk"))
+    )
+    rows = [
+        (
+            row["bucket"],
+            row["sender"],
+            receiver,
+            row["error_type"],
+            row.get("messages", 0),
+            row.get("failed", 0),
+            row.get("dead_lettered", 0),
+        )
+        for query in (started, dead)
+        for row in query
+        for receiver in _receiver_list(row["receivers"])
+    ]
+    frame = pd.DataFrame.from_records(rows, columns=MESSAGE_HOUR_COLUMNS)
+    frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
+    return frame
+
+
+def _receiver_list(receivers: Any) -> list[str]:
+    """A grouped row's receivers: a list, or its JSON text where the database groups by text."""
+    if isinstance(receivers, str):
+        receivers = json.loads(receivers)
+    return [str(r) for r in receivers or []] or [""]
+
+
 def edge_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
     """Sender→receiver edge statistics for messages started in [since, until):
-    analytics.messaging.EDGE_COLUMNS. PostgreSQL aggregates in the database (one pass over the
-    range, percentiles included); other databases read the rows and aggregate in pandas."""
+    analytics.messaging.EDGE_COLUMNS. Whole hours come from the hourly edge rollups (so they lag
+    ingest by the analytics refresh's debounce) and the partial hours at either end from the
+    messages; a range without a whole hour is aggregated from the messages alone."""
+    first_hour, end_hour = whole_hours(since, until)
+    if first_hour >= end_hour:
+        return raw_edge_frame(project_id, since=since, until=until)
+    parts = [agent_edge_rollup_frame(project_id, since=first_hour, until=end_hour)]
+    for start, end in ((since, first_hour), (end_hour, until)):
+        if start < end:
+            rows = message_edge_rollup_frame(project_id, since=start, until=end)
+            parts.append(edge_rollups(rows))
+    parts = [part for part in parts if len(part)]
+    if not parts:
+        return merge_edge_rollups(pd.DataFrame(columns=EDGE_ROLLUP_COLUMNS))
+    return merge_edge_rollups(pd.concat(parts, ignore_index=True))
+
+
+def raw_edge_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
+    """edge_frame() computed from the messages alone, with exact percentiles. PostgreSQL
+    aggregates in the database (one pass over the range, percentiles included); other databases
+    read the rows and aggregate in pandas."""
     if connection.vendor != "postgresql":
         return edge_stats(message_edge_frame(project_id, since=since, until=until))
     sql = (
@@ -894,7 +1048,9 @@ def agents_with_traffic(projects: ProjectScope) -> QuerySet[Agent]:
     """Agents (per session), newest first, with the counts the agents page lists: messages sent,
     received and failed (sent, then failed), LLM calls and errors. Subqueries, one query."""
     agents = agents_for_projects(projects).annotate(project_slug=F("project__slug"))
-    sent = Message.objects.filter(session=OuterRef("session"), sender=OuterRef("external_id"))
+    # OTLP messages name agents by name while OTLP agents are keyed by their span id: match both.
+    by_id_or_name = Q(sender=OuterRef("external_id")) | (Q(sender=OuterRef("name")) & ~Q(sender=""))
+    sent = Message.objects.filter(by_id_or_name, session=OuterRef("session"))
     spans = Span.objects.filter(
         session=OuterRef("session"), agent_external_id=OuterRef("external_id")
     )
@@ -916,22 +1072,37 @@ def agent_for_projects(projects: ProjectScope, pk: int) -> Agent | None:
 
 
 def agent_message_counts(agent: Agent) -> dict[str, int]:
-    """Messages the agent sent, received and (of those it sent) that failed, in its session."""
+    """Messages the agent sent, received and (of those it sent) that failed, in its session.
+    Messages name the agent by its id or by its name (OTLP agents are keyed by span id)."""
+    names = agent_names(agent)
     messages = Message.objects.filter(session_id=agent.session_id)
-    received = messages.filter(json_contains_text("receivers", agent.external_id))
-    sent = messages.filter(sender=agent.external_id)
+    received = messages.filter(_received_by(names))
+    sent = messages.filter(sender__in=names)
     return {
         "sent": sent.count(),
         "received": received.count(),
         "failed": sent.filter(status__in=FAILURE_STATUSES).count()
-        + received.filter(status__in=FAILURE_STATUSES).exclude(sender=agent.external_id).count(),
+        + received.filter(status__in=FAILURE_STATUSES).exclude(sender__in=names).count(),
     }
+
+
+def agent_names(agent: Agent) -> list[str]:
+    """What messages may call the agent: its id and, when it has one, its name."""
+    return [agent.external_id, *([agent.name] if agent.name not in ("", agent.external_id) else [])]
+
+
+def _received_by(names: Sequence[str]) -> Q:
+    received = Q()
+    for name in names:
+        received |= json_contains_text("receivers", name)
+    return received
 
 
 def agent_messages(agent: Agent, *, limit: int) -> list[Message]:
     """The agent's messages (sent or received) in its session, newest first."""
+    names = agent_names(agent)
     messages = Message.objects.filter(session_id=agent.session_id).filter(
-        Q(sender=agent.external_id) | json_contains_text("receivers", agent.external_id)
+        Q(sender__in=names) | _received_by(names)
     )
     messages = messages.annotate(session_external_id=F("session__external_id"))
     return list(messages.order_by("-started_at", "-id")[:limit])
@@ -1032,6 +1203,42 @@ def workflow_run_frames(
         pd.DataFrame.from_records(runs, columns=WORKFLOW_RUN_COLUMNS),
         pd.DataFrame.from_records(list(steps), columns=WORKFLOW_STEP_COLUMNS),
     )
+
+
+def workflow_history_frames(
+    project_id: int, name: str, *, limit: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The newest `limit` successful, ended runs named `name` (analytics.workflows.RUN_COLUMNS)
+    and their steps (STEP_COLUMNS): two queries."""
+    runs = list(
+        Workflow.objects.filter(
+            project_id=project_id,
+            name=name,
+            status=Workflow.Status.SUCCESS,
+            started_at__isnull=False,
+            ended_at__isnull=False,
+        )
+        .order_by("-started_at", "-id")
+        .values_list(*WORKFLOW_RUN_COLUMNS)[:limit]
+    )
+    steps = Step.objects.filter(workflow_id__in=[run[0] for run in runs]).values_list(
+        "workflow_id", *WORKFLOW_STEP_COLUMNS[1:]
+    )
+    return (
+        pd.DataFrame.from_records(runs, columns=WORKFLOW_RUN_COLUMNS),
+        pd.DataFrame.from_records(list(steps), columns=WORKFLOW_STEP_COLUMNS),
+    )
+
+
+def steps_of_workflows(workflow_pks: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """The steps (WORKFLOW_STEP_FIELDS dicts) of these runs, by run pk: one query."""
+    steps: dict[int, list[dict[str, Any]]] = {pk: [] for pk in workflow_pks}
+    rows = Step.objects.filter(workflow_id__in=workflow_pks).values(
+        "workflow_id", *WORKFLOW_STEP_FIELDS
+    )
+    for row in rows:
+        steps[row.pop("workflow_id")].append(row)
+    return steps
 
 
 # --- Test runs and results (api/views.py, dashboard/views_testruns.py) -------------------------
@@ -1301,3 +1508,84 @@ def requeue_webhook_rows(message_pks: Sequence[int]) -> list[dict[str, Any]]:
             url=F("project__requeue_webhook_url"),
         )
     )
+
+
+# --- Stored test analysis (analytics.tasks.refresh_test_analysis_task) ---------------------------
+
+
+def test_analysis_computed_at(project_id: int) -> datetime | None:
+    """When the project's stored test analysis was last computed; None: never."""
+    state = TestAnalysisState.objects.filter(project_id=project_id).values_list(
+        "computed_at", flat=True
+    )
+    return next(iter(state), None)
+
+
+def _stored_frame(
+    model: Any, columns: list[str], project_id: int, window_runs: int
+) -> pd.DataFrame:
+    rows = model.objects.filter(project_id=project_id, window_runs=window_runs).values_list(
+        *columns
+    )
+    return pd.DataFrame.from_records(list(rows), columns=columns)
+
+
+def stored_flaky_frame(project_id: int, window_runs: int) -> pd.DataFrame:
+    """Stored flakiness_scores of the window (FLAKY_COLUMNS), flakiest first."""
+    frame = _stored_frame(StoredFlakyTest, FLAKY_COLUMNS, project_id, window_runs)
+    frame = frame.sort_values(["flakiness", "test_id"], ascending=[False, True])
+    return frame.reset_index(drop=True)
+
+
+def stored_regression_frame(project_id: int, window_runs: int) -> pd.DataFrame:
+    """Stored outcome_regressions of the window (REGRESSION_COLUMNS), newest breakage first."""
+    frame = _stored_frame(StoredTestRegression, REGRESSION_COLUMNS, project_id, window_runs)
+    frame = frame.sort_values(["first_failing_at", "test_id"], ascending=[False, True])
+    return frame.reset_index(drop=True)
+
+
+def stored_duration_frame(project_id: int, window_runs: int) -> pd.DataFrame:
+    """Stored duration_regressions of the window (DURATION_COLUMNS), biggest slowdown first."""
+    frame = _stored_frame(StoredDurationRegression, DURATION_COLUMNS, project_id, window_runs)
+    frame = frame.sort_values(["ratio", "test_id"], ascending=[False, True])
+    return frame.reset_index(drop=True)
+
+
+def stored_pass_rate_frame(
+    project_id: int, *, since: datetime, tier: str = "", suite: str = ""
+) -> pd.DataFrame:
+    """Stored pass-rate days from since's day on, summed over suites, in pass_rate_trend's
+    columns (bucket, tier, passed, failed, total, pass_rate, runs)."""
+    days = TestPassRateDay.objects.filter(project_id=project_id, day__gte=since.date())
+    if tier:
+        days = days.filter(tier=tier)
+    if suite:
+        days = days.filter(suite=suite)
+    rows = (
+        days.values("day", "tier")
+        .annotate(
+            passed_sum=Sum("passed"),
+            failed_sum=Sum("failed"),
+            total_sum=Sum("total"),
+            runs_sum=Sum("runs"),
+        )
+        .order_by("day", "tier")
+    )
+    frame = pd.DataFrame.from_records(
+        list(rows.values_list("day", "tier", "passed_sum", "failed_sum", "total_sum", "runs_sum")),
+        columns=["bucket", "tier", "passed", "failed", "total", "runs"],
+    )
+    frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
+    frame["pass_rate"] = frame["passed"] / frame["total"]
+    return frame[["bucket", "tier", "passed", "failed", "total", "pass_rate", "runs"]]
+
+
+def projects_with_stale_test_analysis(*, scheduled_before: datetime) -> list[int]:
+    """Projects with test runs whose analysis was never computed, or whose queued refresh has
+    not run since `scheduled_before` (a lost task, a broker outage)."""
+    computed = TestAnalysisState.objects.filter(computed_at__isnull=False).values("project_id")
+    never = TestRun.objects.exclude(project_id__in=computed).values_list("project_id", flat=True)
+    lost = TestAnalysisState.objects.filter(
+        is_scheduled=True, scheduled_at__lt=scheduled_before
+    ).values_list("project_id", flat=True)
+    return sorted(set(never.distinct()) | set(lost))

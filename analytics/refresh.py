@@ -12,10 +12,14 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from analytics import queries, store
-from analytics.anomalies import DetectionSettings, detect_anomalies
+from analytics.anomalies import DetectionSettings, detect_anomalies, detect_message_anomalies
 from analytics.clusters import cluster_totals, error_cluster_days
 from analytics.detectors import detect_failures
+from analytics.messaging import edge_rollups
+from analytics.testanalysis import TestAnalysis, project_test_analysis
 from analytics.trends import FREQS, session_rollups, span_rollups
+from analytics.workflows import DurationForecast, expected_duration
+from ingest.models import Workflow
 
 DAY = timedelta(days=1)
 # An incremental refresh judges the hours since its data changed, but never more than this:
@@ -66,6 +70,14 @@ def refresh_rollups_of_day(project_id: int, day: datetime) -> int:
     return rows
 
 
+def refresh_edge_rollups_of_day(project_id: int, day: datetime) -> int:
+    """Rebuild the hourly agent-edge rollups of one UTC day from its messages."""
+    messages = queries.message_edge_rollup_frame(project_id, since=day, until=day + DAY)
+    return store.replace_edge_rollups(
+        project_id, since=day, until=day + DAY, rollups=edge_rollups(messages)
+    )
+
+
 def refresh_clusters_of_days(project_id: int, days: Sequence[datetime]) -> int:
     """Rebuild the error-cluster days of these UTC days, then the touched clusters' totals."""
     touched: set[str] = set()
@@ -81,11 +93,15 @@ def refresh_clusters_of_days(project_id: int, days: Sequence[datetime]) -> int:
 
 
 def refresh_anomalies(project_id: int, *, since: datetime, until: datetime) -> int:
-    """Judge the hours in [since, until) against the stored hourly rollups before them, and
-    upsert the flags with up to three example sessions each."""
+    """Judge the hours in [since, until) against the stored hourly rollups before them (and the
+    inter-agent messages' hours), and upsert the flags with up to three example sessions each."""
     history = floor_hour(since) - timedelta(weeks=DETECTION.seasonal_weeks)
     rollups = queries.rollup_frame(project_id, granularity="hour", since=history, until=until)
     flags = detect_anomalies(rollups, since=floor_hour(since), until=until, settings=DETECTION)
+    messages = queries.message_hour_frame(project_id, since=history, until=until)
+    flags += detect_message_anomalies(
+        messages, since=floor_hour(since), until=until, settings=DETECTION
+    )
     examples = {
         i: queries.example_session_pks(
             project_id,
@@ -115,6 +131,7 @@ def refresh_project(
     rows = 0
     for day in days:
         rows += refresh_rollups_of_day(project_id, day)
+        refresh_edge_rollups_of_day(project_id, day)
         if progress is not None:
             progress(day)
     clusters = refresh_clusters_of_days(project_id, days)
@@ -126,9 +143,9 @@ def refresh_project(
 def recompute_project(
     project_id: int, *, now: datetime, progress: Callable[[datetime], None] | None = None
 ) -> RefreshResult:
-    """Everything from the project's first span: rollups and clusters of every day, anomalies
-    over every hour that has enough history."""
-    first, _ = queries.span_time_bounds(project_id)
+    """Everything from the project's first span or message: rollups and clusters of every day,
+    anomalies over every hour that has enough history."""
+    first = _first_data(project_id)
     if first is None:
         return RefreshResult(0, 0, 0)
     return refresh_project(project_id, since=first, now=now, lookback=None, progress=progress)
@@ -136,11 +153,65 @@ def recompute_project(
 
 def recompute_days(project_id: int, *, now: datetime) -> int:
     """How many days recompute_project walks (for a progress bar's total)."""
-    first, _ = queries.span_time_bounds(project_id)
+    first = _first_data(project_id)
     return 0 if first is None else len(list(days_between(first, floor_day(now) + DAY)))
+
+
+def _first_data(project_id: int) -> datetime | None:
+    starts = [queries.span_time_bounds(project_id)[0], queries.first_message_start(project_id)]
+    return min((start for start in starts if start is not None), default=None)
 
 
 def detect_session_failures(session_pks: Sequence[int]) -> int:
     """Run the failure detectors over these sessions and replace their flags."""
     spans, lines, sessions = queries.detector_inputs(session_pks)
     return store.replace_session_flags(sessions, detect_failures(spans, lines, sessions))
+
+
+# The windows of newest runs whose analysis is stored: the dashboard's and the API's defaults.
+TEST_ANALYSIS_WINDOWS = (100, 200)
+# Pass-rate days are stored this far back (the trends page's longest range).
+TEST_PASS_RATE_DAYS = 90
+
+
+def fetch_and_compute_test_analysis(project_id: int, *, now: datetime) -> TestAnalysis:
+    """Read the newest runs' results and the last TEST_PASS_RATE_DAYS days', and analyse them."""
+    runs = queries.test_run_frame(project_id, limit=max(TEST_ANALYSIS_WINDOWS))
+    since = floor_day(now) - timedelta(days=TEST_PASS_RATE_DAYS)
+    day_runs = queries.test_run_frame(project_id, since=since)
+    return project_test_analysis(
+        runs,
+        queries.test_result_frame(runs),
+        windows=TEST_ANALYSIS_WINDOWS,
+        day_results=queries.test_result_frame(day_runs),
+        since=since,
+    )
+
+
+# Finished runs of a name that a running run's expected duration is drawn from (the newest).
+WORKFLOW_HISTORY_RUNS = 200
+
+
+def expected_workflow_durations(
+    workflows: Sequence[Workflow], *, now: datetime
+) -> dict[int, DurationForecast]:
+    """The expected durations of the running runs among `workflows`, by pk (the workflow page
+    and the API): one steps read, and one history read per distinct workflow name."""
+    running = [w for w in workflows if w.status == Workflow.Status.RUNNING and w.started_at]
+    if not running:
+        return {}
+    steps = queries.steps_of_workflows([w.pk for w in running])
+    histories = {
+        key: queries.workflow_history_frames(key[0], key[1], limit=WORKFLOW_HISTORY_RUNS)
+        for key in {(w.project_id, w.name) for w in running}
+    }
+    forecasts = {}
+    for workflow in running:
+        runs, run_steps = histories[(workflow.project_id, workflow.name)]
+        assert workflow.started_at is not None
+        forecast = expected_duration(
+            workflow.started_at, steps[workflow.pk], runs, run_steps, now=now
+        )
+        if forecast is not None:
+            forecasts[workflow.pk] = forecast
+    return forecasts

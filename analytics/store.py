@@ -15,7 +15,9 @@ from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from analytics.anomalies import AnomalyFlag
+from analytics.flakiness import FLAKY_COLUMNS
 from analytics.models import (
+    AgentEdgeRollup,
     AlertEvent,
     AlertRule,
     Anomaly,
@@ -26,7 +28,14 @@ from analytics.models import (
     ReportSchedule,
     Rollup,
     SessionFlag,
+    StoredDurationRegression,
+    StoredFlakyTest,
+    StoredTestRegression,
+    TestAnalysisState,
+    TestPassRateDay,
 )
+from analytics.regressions import DURATION_COLUMNS, REGRESSION_COLUMNS
+from analytics.testanalysis import PASS_RATE_DAY_COLUMNS, TestAnalysis
 from ingest.models import Session
 
 
@@ -134,6 +143,39 @@ def replace_rollups(
                     bucket_start__lt=until,
                 ).delete()
                 Rollup.objects.bulk_create(rows, batch_size=BULK_BATCH)
+            return len(rows)
+        except IntegrityError:
+            if attempt:
+                raise
+    return len(rows)
+
+
+def replace_edge_rollups(
+    project_id: int, *, since: datetime, until: datetime, rollups: pd.DataFrame
+) -> int:
+    """Make the stored agent-edge rollups of the hours in [since, until) exactly `rollups`
+    (analytics.messaging.EDGE_ROLLUP_COLUMNS), in one transaction. Idempotent; a racing
+    refresh of the same hours collides on the unique constraint and the loser retries once."""
+    rows = [
+        AgentEdgeRollup(
+            project_id=project_id,
+            hour=row.hour.to_pydatetime(),
+            sender=row.sender[:128],
+            receiver=row.receiver[:128],
+            message_count=int(row.message_count),
+            failed_count=int(row.failed_count),
+            dead_lettered_count=int(row.dead_lettered_count),
+            delivery_histogram=row.delivery_histogram,
+        )
+        for row in rollups.itertuples(index=False)
+    ]
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                AgentEdgeRollup.objects.filter(
+                    project_id=project_id, hour__gte=since, hour__lt=until
+                ).delete()
+                AgentEdgeRollup.objects.bulk_create(rows, batch_size=BULK_BATCH)
             return len(rows)
         except IntegrityError:
             if attempt:
@@ -410,3 +452,142 @@ def save_report_schedule(
         defaults={"is_daily": is_daily, "is_weekly": is_weekly, "email_to": email_to},
     )
     return schedule
+
+
+# --- Test-run analysis (issue 5) -----------------------------------------------------------------
+
+
+def _model_rows(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Frame rows as model field values: NaN and NaT become None, timestamps datetimes."""
+    rows = []
+    for record in frame.reindex(columns=list(columns)).to_dict("records"):
+        row = {}
+        for name, value in record.items():
+            if isinstance(value, pd.Timestamp):
+                value = None if pd.isna(value) else value.to_pydatetime()
+            elif value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+                value = None
+            elif hasattr(value, "item"):  # numpy scalars
+                value = value.item()
+            row[name] = "" if value is None and name in _TEXT_FIELDS else value
+        rows.append(row)
+    return rows
+
+
+_TEXT_FIELDS = {
+    "name",
+    "tier",
+    "suite",
+    "branch",
+    "last_outcome",
+    "first_failing_commit",
+    "last_passing_commit",
+    "slower_since_commit",
+}
+
+
+def _upsert_window(
+    model: Any,
+    project_id: int,
+    window_runs: int,
+    frame: pd.DataFrame,
+    *,
+    columns: Sequence[str],
+    key: Sequence[str],
+) -> int:
+    """Upsert these rows by (project, window_runs, *key) and delete the window's rows the frame
+    no longer has: afterwards the window holds exactly the frame. Idempotent."""
+    fields = [c for c in columns if c not in key]
+    objects = [
+        model(project_id=project_id, window_runs=window_runs, **row)
+        for row in _model_rows(frame, columns)
+    ]
+    model.objects.bulk_create(
+        objects,
+        batch_size=BULK_BATCH,
+        update_conflicts=True,
+        unique_fields=["project", "window_runs", *key],
+        update_fields=fields,
+    )
+    # bulk_create sets the pks of inserted and updated rows (PostgreSQL and SQLite RETURNING).
+    kept = [obj.pk for obj in objects]
+    model.objects.filter(project_id=project_id, window_runs=window_runs).exclude(
+        pk__in=kept
+    ).delete()
+    return len(objects)
+
+
+def save_test_analysis(project_id: int, analysis: TestAnalysis, *, now: datetime) -> int:
+    """Store a project's computed test analysis, every window and day in one transaction, and
+    mark it computed at `now`. Idempotent: rows are upserted by their keys and the rows a
+    recompute no longer finds are deleted. Returns the rows stored."""
+    stored = 0
+    with transaction.atomic():
+        for window_runs, window in analysis.windows.items():
+            stored += _upsert_window(
+                StoredFlakyTest,
+                project_id,
+                window_runs,
+                window.flaky,
+                columns=FLAKY_COLUMNS,
+                key=["test_id"],
+            )
+            stored += _upsert_window(
+                StoredTestRegression,
+                project_id,
+                window_runs,
+                window.regressions,
+                columns=REGRESSION_COLUMNS,
+                key=["branch", "test_id"],
+            )
+            stored += _upsert_window(
+                StoredDurationRegression,
+                project_id,
+                window_runs,
+                window.slower,
+                columns=DURATION_COLUMNS,
+                key=["test_id"],
+            )
+        stored += _replace_pass_rate_days(project_id, analysis)
+        TestAnalysisState.objects.update_or_create(
+            project_id=project_id, defaults={"computed_at": now}
+        )
+    return stored
+
+
+def _replace_pass_rate_days(project_id: int, analysis: TestAnalysis) -> int:
+    rows = [
+        TestPassRateDay(project_id=project_id, **row)
+        for row in _model_rows(analysis.pass_rate_days, PASS_RATE_DAY_COLUMNS)
+    ]
+    TestPassRateDay.objects.bulk_create(
+        rows,
+        batch_size=BULK_BATCH,
+        update_conflicts=True,
+        unique_fields=["project", "day", "tier", "suite"],
+        update_fields=["passed", "failed", "total", "runs"],
+    )
+    TestPassRateDay.objects.filter(project_id=project_id, day__gte=analysis.since.date()).exclude(
+        pk__in=[row.pk for row in rows]
+    ).delete()
+    return len(rows)
+
+
+def mark_test_analysis_pending(project_ids: Sequence[int], *, now: datetime) -> list[int]:
+    """Note that these projects' test results changed. Returns those that had no refresh queued
+    and now have one (the caller queues a task for each): a burst of results queues one."""
+    scheduled = []
+    for project_id in sorted(set(project_ids)):
+        TestAnalysisState.objects.get_or_create(project_id=project_id)
+        flipped = TestAnalysisState.objects.filter(
+            project_id=project_id, is_scheduled=False
+        ).update(is_scheduled=True, scheduled_at=now)
+        if flipped:
+            scheduled.append(project_id)
+    return scheduled
+
+
+def claim_test_analysis(project_id: int) -> None:
+    """Clear the queued mark before computing, so results that arrive during the computation
+    queue another refresh rather than being missed."""
+    TestAnalysisState.objects.filter(project_id=project_id).update(is_scheduled=False)

@@ -15,13 +15,25 @@ from analytics.alerting import evaluate_rule
 from analytics.queries import (
     enabled_alert_rules,
     projects_with_pending_refresh,
+    projects_with_stale_test_analysis,
     session_project_starts,
     session_summary_inputs,
     stale_session_pks,
 )
-from analytics.refresh import detect_session_failures, refresh_project
+from analytics.refresh import (
+    detect_session_failures,
+    fetch_and_compute_test_analysis,
+    refresh_project,
+)
 from analytics.reporting import make_due_reports
-from analytics.store import claim_refresh, mark_refresh_pending, save_session_summaries
+from analytics.store import (
+    claim_refresh,
+    claim_test_analysis,
+    mark_refresh_pending,
+    mark_test_analysis_pending,
+    save_session_summaries,
+    save_test_analysis,
+)
 from analytics.summaries import session_summaries
 
 logger = logging.getLogger(__name__)
@@ -99,6 +111,27 @@ def make_reports_task() -> int:
 
 
 @shared_task
+def refresh_test_analysis_task(project_id: int) -> int:
+    """Recompute and store a project's flaky tests, regressions and pass-rate days. Idempotent."""
+    claim_test_analysis(project_id)
+    now = timezone.now()
+    analysis = fetch_and_compute_test_analysis(project_id, now=now)
+    return save_test_analysis(project_id, analysis, now=now)
+
+
+@shared_task
+def sweep_test_analysis_task() -> int:
+    """Beat: analyse projects never analysed, or whose queued refresh was lost."""
+    stale = timezone.now() - timedelta(
+        seconds=2 * settings.OBSERVATORY_TEST_ANALYSIS_DEBOUNCE_SECONDS + 60
+    )
+    return sum(
+        refresh_test_analysis_task(project_id)
+        for project_id in projects_with_stale_test_analysis(scheduled_before=stale)
+    )
+
+
+@shared_task
 def ping() -> str:
     return "pong"
 
@@ -119,3 +152,22 @@ def enqueue_session_summaries(session_pks: Iterable[int]) -> None:
     except Exception:
         _broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
         logger.warning("broker unavailable: %d session summaries left to the sweep", len(pks))
+
+
+def enqueue_test_analysis(project_ids: Iterable[int]) -> None:
+    """Queue one debounced test-analysis refresh per project (results arriving within the delay
+    ride along). A down broker never fails ingest: the beat sweep catches up."""
+    global _broker_down_until
+    ids = sorted(set(project_ids))
+    if not ids or time.monotonic() < _broker_down_until:
+        return
+    try:
+        for project_id in mark_test_analysis_pending(ids, now=timezone.now()):
+            refresh_test_analysis_task.apply_async(
+                (project_id,),
+                countdown=settings.OBSERVATORY_TEST_ANALYSIS_DEBOUNCE_SECONDS,
+                retry=False,
+            )
+    except Exception:
+        _broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
+        logger.warning("broker unavailable: test analysis of %s left to the sweep", ids)

@@ -193,7 +193,7 @@ def _rollup(facts: pd.DataFrame) -> pd.DataFrame:
         frame = sums.join(quantiles, how="left")
     else:
         frame = sums.assign(**dict.fromkeys(PERCENTILE_COLUMNS, float("nan")))
-    frame["latency_histogram"] = _histograms(timed, keys).reindex(frame.index)
+    frame["latency_histogram"] = latency_histograms(timed, keys).reindex(frame.index)
     frame["latency_histogram"] = frame["latency_histogram"].apply(
         lambda value: value if isinstance(value, dict) else {}
     )
@@ -204,8 +204,9 @@ def _rollup(facts: pd.DataFrame) -> pd.DataFrame:
     return frame[ROLLUP_COLUMNS]
 
 
-def _histograms(timed: pd.DataFrame, keys: list[str]) -> pd.Series:
-    """Sparse {bin: calls} per group; bins as strings so the dict survives a JSON round trip."""
+def latency_histograms(timed: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """Sparse {bin: calls} of duration_ms per `keys` group (rows with a duration only); bins as
+    strings so the dict survives a JSON round trip."""
     if len(timed) == 0:
         return pd.Series(dtype=object)
     bins = np.floor(

@@ -159,3 +159,102 @@ def _name_row(
         "bottleneck": bottleneck,
         "bottleneck_share": shares[bottleneck] / len(run_steps) if bottleneck else None,
     }
+
+
+# --- The expected duration of a running run ------------------------------------------------
+
+# The interval of an expected duration: the 10th to the 90th percentile of similar runs.
+INTERVAL = (0.1, 0.9)
+
+
+@dataclass(frozen=True)
+class DurationForecast:
+    """How long a running run should take in all and from now, in ms: the median and an 80 %
+    interval over `runs` finished runs of the same name. basis "steps": runs that had finished
+    the same steps, timed from the point this run reached; "history": all of them."""
+
+    elapsed_ms: float
+    total_p50_ms: float
+    total_low_ms: float
+    total_high_ms: float
+    remaining_p50_ms: float
+    remaining_low_ms: float
+    remaining_high_ms: float
+    runs: int
+    basis: str
+
+
+def _step_key(step: Step) -> str:
+    return str(step.get("name") or step.get("step_id"))
+
+
+def _ms(later: datetime, earlier: datetime) -> float:
+    return (later - earlier).total_seconds() * 1000
+
+
+def expected_duration(
+    started_at: datetime,
+    steps: Sequence[Step],
+    history: pd.DataFrame,
+    history_steps: pd.DataFrame,
+    *,
+    now: datetime,
+    min_runs: int = 3,
+) -> DurationForecast | None:
+    """The expected total and remaining time of a run started at `started_at` with these steps
+    so far, from finished runs of the same name (history: RUN_COLUMNS, those with an end count;
+    history_steps: their STEP_COLUMNS). None below min_runs finished runs.
+
+    Conditioned on the steps already done (by name): each past run that also finished them all
+    contributes the time it took after its last such step ended, added to when this run's last
+    one ended. Past runs this run has already outlasted are left out while min_runs remain
+    (otherwise the remaining time is floored at 0). Without min_runs such runs, whole durations
+    are used ("history").
+    """
+    finished = history.dropna(subset=["started_at", "ended_at"])
+    if len(finished) < min_runs:
+        return None
+    elapsed = max(_ms(now, started_at), 0.0)
+    done = [s for s in steps if s.get("status") == "ok" and _time(s.get("ended_at")) is not None]
+    done_keys = {_step_key(s) for s in done}
+    totals = [_ms(r.ended_at, r.started_at) for r in finished.itertuples(index=False)]
+    basis = "history"
+    if done_keys:
+        reached = max(_ms(s["ended_at"], started_at) for s in done)
+        rests = _rests_after(finished, history_steps, done_keys)
+        if len(rests) >= min_runs:
+            totals, basis = [reached + rest for rest in rests], "steps"
+    ahead = [total for total in totals if total > elapsed]
+    if len(ahead) >= min_runs:
+        totals = ahead
+    values = pd.Series(totals, dtype="float64")
+    low, high = (float(values.quantile(q)) for q in INTERVAL)
+    p50 = float(values.median())
+    return DurationForecast(
+        elapsed_ms=elapsed,
+        total_p50_ms=max(p50, elapsed),
+        total_low_ms=max(low, elapsed),
+        total_high_ms=max(high, elapsed),
+        remaining_p50_ms=max(p50 - elapsed, 0.0),
+        remaining_low_ms=max(low - elapsed, 0.0),
+        remaining_high_ms=max(high - elapsed, 0.0),
+        runs=len(totals),
+        basis=basis,
+    )
+
+
+def _rests_after(runs: pd.DataFrame, steps: pd.DataFrame, keys: set[str]) -> list[float]:
+    """Per past run that finished every step in `keys`: its time after the last of them ended."""
+    ended = steps.dropna(subset=["ended_at"])
+    ended = ended[ended["status"] == "ok"] if "status" in ended else ended
+    by_run = {pk: group.to_dict("records") for pk, group in ended.groupby("workflow_pk")}
+    rests = []
+    for run in runs.itertuples(index=False):
+        last: dict[str, datetime] = {}
+        for step in by_run.get(run.pk, []):
+            key = _step_key(step)
+            if key in keys:
+                last[key] = max(last.get(key, step["ended_at"]), step["ended_at"])
+        if len(last) == len(keys):
+            rests.append(max(_ms(run.ended_at, max(last.values())), 0.0))
+    return rests

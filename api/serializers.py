@@ -6,6 +6,7 @@ serializer follows a relation per row.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -410,6 +411,10 @@ class WorkflowSerializer(serializers.ModelSerializer[Workflow]):
     project = serializers.CharField(source="project_slug", help_text="Project slug.")
     status = serializers.CharField(help_text="running, success, fail or cancelled.")
     step_count = serializers.IntegerField()
+    expected_duration = serializers.SerializerMethodField(
+        help_text="A running run's expected total and remaining time (ms): median and 80 % "
+        "interval of finished runs of its name; null otherwise and in CSV."
+    )
 
     class Meta:
         model = Workflow
@@ -427,8 +432,14 @@ class WorkflowSerializer(serializers.ModelSerializer[Workflow]):
             "result_summary",
             "metadata",
             "is_inferred",
+            "expected_duration",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_expected_duration(self, workflow: Workflow) -> dict[str, Any] | None:
+        forecast = self.context.get("expected_durations", {}).get(workflow.pk)
+        return None if forecast is None else asdict(forecast)
 
 
 class StepSerializer(serializers.ModelSerializer[Step]):

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from analytics import queries
 from analytics.messaging import causality
+from analytics.refresh import expected_workflow_durations
 from api import filters, serializers
 from api.renderers import CSVRenderer
 from api.scope import visible_projects
@@ -223,6 +224,15 @@ class WorkflowList(ListView):
 
     def get_queryset(self) -> QuerySet[Any]:
         return queries.workflows_for_projects(visible_projects(self.request))
+
+    def paginate_queryset(self, queryset: Any) -> Any:
+        page = super().paginate_queryset(queryset)
+        self.expected = expected_workflow_durations(page or [], now=timezone.now())
+        return page
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        expected = getattr(self, "expected", {})  # CSV rows are not paginated: none there
+        return {**super().get_serializer_context(), "expected_durations": expected}
 
 
 class StepList(ListView):

@@ -1,5 +1,6 @@
 """REST endpoints for test runs: runs and results (cursor lists), and flaky tests and regressions
-computed over a window of recent runs. Every one answers `?format=csv` too."""
+over a window of recent runs: read from the stored analysis (analytics.tasks) for the windows it
+keeps, computed on request for other filters. Every one answers `?format=csv` too."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from rest_framework.views import APIView
 
 from analytics import queries
 from analytics.flakiness import flakiness_scores
+from analytics.refresh import TEST_ANALYSIS_WINDOWS
 from analytics.regressions import duration_regressions, outcome_regressions
 from api import filters, serializers
 from api.csv import csv_rows
@@ -78,6 +80,21 @@ def window_results(request: Request) -> pd.DataFrame:
     return queries.test_result_frame(run_frame, tier=params.get("tier", ""))
 
 
+def stored_window(request: Request) -> tuple[int, int] | None:
+    """(project id, window) when the query asks for a window whose analysis the refresh task
+    stores (no tier, suite or branch filter) and it has been computed; else None."""
+    params = request.query_params
+    runs = params.get("runs", str(DEFAULT_WINDOW_RUNS))
+    if any(params.get(name) for name in ("tier", "suite", "branch")):
+        return None
+    if not runs.isdigit() or int(runs) not in TEST_ANALYSIS_WINDOWS:
+        return None
+    project_id = _project_id(request)
+    if queries.test_analysis_computed_at(project_id) is None:
+        return None
+    return project_id, int(runs)
+
+
 def _project_id(request: Request) -> int:
     if isinstance(request.auth, Project):
         return request.auth.pk
@@ -122,7 +139,11 @@ class FlakyTestList(AnalysisList):
     csv_filename = "flaky-tests.csv"
 
     def frame(self, request: Request) -> pd.DataFrame:
-        scores = flakiness_scores(window_results(request))
+        stored = stored_window(request)
+        if stored is not None:
+            scores = queries.stored_flaky_frame(*stored)
+        else:
+            scores = flakiness_scores(window_results(request))
         if request.query_params.get("all") in ("true", "1"):
             return scores
         return scores[scores["is_flaky"].astype(bool)]
@@ -137,6 +158,9 @@ class TestRegressionList(AnalysisList):
     csv_filename = "test-regressions.csv"
 
     def frame(self, request: Request) -> pd.DataFrame:
+        stored = stored_window(request)
+        if stored is not None:
+            return queries.stored_regression_frame(*stored)
         return outcome_regressions(window_results(request))
 
 
@@ -148,4 +172,7 @@ class DurationRegressionList(AnalysisList):
     csv_filename = "test-duration-regressions.csv"
 
     def frame(self, request: Request) -> pd.DataFrame:
+        stored = stored_window(request)
+        if stored is not None:
+            return queries.stored_duration_frame(*stored)
         return duration_regressions(window_results(request))

@@ -220,6 +220,12 @@ OBSERVATORY_SUMMARY_SWEEP_SECONDS = env_int("OBSERVATORY_SUMMARY_SWEEP_SECONDS",
 OBSERVATORY_ANALYTICS_DEBOUNCE_SECONDS = env_int("OBSERVATORY_ANALYTICS_DEBOUNCE_SECONDS", 10)
 OBSERVATORY_ANALYTICS_SWEEP_SECONDS = env_int("OBSERVATORY_ANALYTICS_SWEEP_SECONDS", 60)
 OBSERVATORY_ALERT_SECONDS = env_int("OBSERVATORY_ALERT_SECONDS", 60)
+# Test analysis (flaky tests, regressions, pass-rate days) is refreshed this long after the first
+# test results that change it; beat analyses projects whose refresh was lost on this period.
+OBSERVATORY_TEST_ANALYSIS_DEBOUNCE_SECONDS = env_int(
+    "OBSERVATORY_TEST_ANALYSIS_DEBOUNCE_SECONDS", 10
+)
+OBSERVATORY_TEST_ANALYSIS_SWEEP_SECONDS = env_int("OBSERVATORY_TEST_ANALYSIS_SWEEP_SECONDS", 300)
 OBSERVATORY_REPORT_SECONDS = env_int("OBSERVATORY_REPORT_SECONDS", 3600)
 OBSERVATORY_WEBHOOK_TIMEOUT_SECONDS = env_int("OBSERVATORY_WEBHOOK_TIMEOUT_SECONDS", 5)
 
@@ -257,6 +263,10 @@ CELERY_BEAT_SCHEDULE = {
     "evaluate-alert-rules": {
         "task": "analytics.tasks.evaluate_alerts_task",
         "schedule": float(OBSERVATORY_ALERT_SECONDS),
+    },
+    "sweep-test-analysis": {
+        "task": "analytics.tasks.sweep_test_analysis_task",
+        "schedule": float(OBSERVATORY_TEST_ANALYSIS_SWEEP_SECONDS),
     },
     "make-reports": {
         "task": "analytics.tasks.make_reports_task",

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from analytics import queries
 from analytics.messaging import agent_activity, agent_graph, causality, failure_patterns
 from analytics.overview import RANGES, TimeWindow, time_window
+from analytics.refresh import expected_workflow_durations
 from analytics.workflows import workflow_name_stats
 from api.filters import DeadLetterFilter, MessageFilter
 from dashboard import charts
@@ -351,6 +352,7 @@ def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "chart": chart,
         "steps": _step_rows(steps, critical),
         "is_running": workflow.status == Workflow.Status.RUNNING,
+        "expected": expected_workflow_durations([workflow], now=timezone.now()).get(workflow.pk),
     }
     return render(request, "dashboard/workflow_detail.html", context)
 

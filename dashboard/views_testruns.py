@@ -4,8 +4,8 @@ render; every page is scoped to the user's current project like the rest of the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET
 from analytics import queries
 from analytics.coverage import coverage_summary, coverage_table
 from analytics.flakiness import flakiness_scores
+from analytics.refresh import TEST_ANALYSIS_WINDOWS
 from analytics.regressions import duration_regressions, outcome_regressions
 from analytics.testruns import OUTCOMES, duration_trend, outcome_matrix, pass_rate_trend
 from dashboard import charts
@@ -95,6 +96,31 @@ def _page(nav: Nav, filters: TestFilters, tab: str) -> dict[str, Any]:
         "run_windows": RUN_WINDOWS,
         "day_ranges": DAY_RANGES,
     }
+
+
+@dataclass(frozen=True)
+class StoredAnalysis:
+    """Whether a page reads the stored test analysis: `window` is the stored window to read, or
+    None to compute on request (other filters, or nothing stored yet: `is_computing`)."""
+
+    window: int | None
+    computed_at: datetime | None
+
+    @property
+    def context(self) -> dict[str, Any]:
+        return {
+            "analysis_computing": self.computed_at is None,
+            "analysis_at": self.computed_at if self.window is not None else None,
+        }
+
+
+def _stored_analysis(nav: Nav, filters: TestFilters, *, by_runs: bool = True) -> StoredAnalysis:
+    computed_at = queries.test_analysis_computed_at(nav.project.pk)
+    unfiltered = not (filters.tier or filters.suite or filters.branch)
+    stored = computed_at is not None and unfiltered
+    if by_runs and filters.runs not in TEST_ANALYSIS_WINDOWS:
+        stored = False
+    return StoredAnalysis(filters.runs if stored else None, computed_at)
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -247,12 +273,20 @@ def flaky(request: HttpRequest) -> HttpResponse:
     if nav is None:
         return _no_project(request)
     filters = _filters(request)
-    scores = flakiness_scores(_window(nav, filters)[1])
-    context = _page(nav, filters, "flaky") | {
-        "flaky": _records(scores[scores["is_flaky"].astype(bool)]),
-        "watch": _records(scores[~scores["is_flaky"].astype(bool) & (scores["flips"] > 0)]),
-        "export_url": _api_url("api:flaky-test-list", nav, filters),
-    }
+    stored = _stored_analysis(nav, filters)
+    if stored.window is not None:
+        scores = queries.stored_flaky_frame(nav.project.pk, stored.window)
+    else:
+        scores = flakiness_scores(_window(nav, filters)[1])
+    context = (
+        _page(nav, filters, "flaky")
+        | stored.context
+        | {
+            "flaky": _records(scores[scores["is_flaky"].astype(bool)]),
+            "watch": _records(scores[~scores["is_flaky"].astype(bool) & (scores["flips"] > 0)]),
+            "export_url": _api_url("api:flaky-test-list", nav, filters),
+        }
+    )
     return render(request, "dashboard/tests_flaky.html", context)
 
 
@@ -263,13 +297,23 @@ def regressions(request: HttpRequest) -> HttpResponse:
     if nav is None:
         return _no_project(request)
     filters = _filters(request)
-    results = _window(nav, filters)[1]
-    context = _page(nav, filters, "regressions") | {
-        "regressions": _records(outcome_regressions(results)),
-        "slower": _records(duration_regressions(results)),
-        "export_url": _api_url("api:test-regression-list", nav, filters),
-        "slower_export_url": _api_url("api:test-duration-regression-list", nav, filters),
-    }
+    stored = _stored_analysis(nav, filters)
+    if stored.window is not None:
+        found = queries.stored_regression_frame(nav.project.pk, stored.window)
+        slower = queries.stored_duration_frame(nav.project.pk, stored.window)
+    else:
+        results = _window(nav, filters)[1]
+        found, slower = outcome_regressions(results), duration_regressions(results)
+    context = (
+        _page(nav, filters, "regressions")
+        | stored.context
+        | {
+            "regressions": _records(found),
+            "slower": _records(slower),
+            "export_url": _api_url("api:test-regression-list", nav, filters),
+            "slower_export_url": _api_url("api:test-duration-regression-list", nav, filters),
+        }
+    )
     return render(request, "dashboard/tests_regressions.html", context)
 
 
@@ -292,18 +336,31 @@ def trends(request: HttpRequest) -> HttpResponse:
         return _no_project(request)
     filters = _filters(request)
     results = _days_window(nav, filters)[1]
-    rates, durations = pass_rate_trend(results), duration_trend(results)
+    # Pass-rate days are stored per tier and suite, so only a branch filter needs the results.
+    stored = _stored_analysis(nav, replace(filters, tier="", suite=""), by_runs=False)
+    if stored.window is not None:
+        since = timezone.now() - timedelta(days=filters.days)
+        rates = queries.stored_pass_rate_frame(
+            nav.project.pk, since=since, tier=filters.tier, suite=filters.suite
+        )
+    else:
+        rates = pass_rate_trend(results)
+    durations = duration_trend(results)
     scores = flakiness_scores(results)
     tiers = scores.groupby("tier").agg(
         tests=("test_id", "size"), reliability=("reliability", "mean")
     )
-    context = _page(nav, filters, "trends") | {
-        "pass_rate": charts.figure_data(charts.pass_rate_chart(rates)) if len(rates) else None,
-        "duration": charts.figure_data(charts.run_duration_chart(durations))
-        if len(durations)
-        else None,
-        "tiers": _records(tiers.reset_index()),
-    }
+    context = (
+        _page(nav, filters, "trends")
+        | stored.context
+        | {
+            "pass_rate": charts.figure_data(charts.pass_rate_chart(rates)) if len(rates) else None,
+            "duration": charts.figure_data(charts.run_duration_chart(durations))
+            if len(durations)
+            else None,
+            "tiers": _records(tiers.reset_index()),
+        }
+    )
     return render(request, "dashboard/tests_trends.html", context)
 
 

@@ -20,7 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Model, QuerySet
 from django.utils import timezone
 
-from analytics.tasks import enqueue_session_summaries
+from analytics.tasks import enqueue_session_summaries, enqueue_test_analysis
 from ingest.formats.native import parse_records
 from ingest.formats.records import (
     AgentMessageRecord,
@@ -1221,5 +1221,7 @@ def replay_rejection(
             raw=raw_text, is_resolved=True, replayed_at=timezone.now()
         )
         transaction.on_commit(partial(enqueue_session_summaries, saved.session_pks))
+        if saved.test_run_pks:
+            transaction.on_commit(partial(enqueue_test_analysis, [rejection.project_id]))
     status = saved.statuses.get(0, "accepted")
     return ReplayOutcome(True, f"Record {status}", frozenset(saved.session_pks))

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from analytics.tasks import enqueue_session_summaries
+from analytics.tasks import enqueue_session_summaries, enqueue_test_analysis
 from ingest.auth import AuthError, project_for_request
 from ingest.formats.junit import JUnitRun, parse_junit
 from ingest.formats.native import decode_body, parse_native
@@ -62,6 +62,8 @@ def native_batch(request: HttpRequest) -> JsonResponse:
         response["Retry-After"] = "5"
         return response
     transaction.on_commit(partial(enqueue_session_summaries, saved.session_pks))
+    if saved.test_run_pks:
+        transaction.on_commit(partial(enqueue_test_analysis, [project.pk]))
     return JsonResponse(batch_answer(parsed.records, parsed.errors, saved))
 
 
@@ -100,6 +102,7 @@ def junit_upload(request: HttpRequest) -> JsonResponse:
         response = error("The server cannot store data right now; retry later", 503)
         response["Retry-After"] = "5"
         return response
+    transaction.on_commit(partial(enqueue_test_analysis, [project.pk]))
     run = parsed.records[0][1]
     return JsonResponse(
         {

@@ -129,3 +129,21 @@ def test_sequence_page_queries_do_not_grow_with_messages(
         assert client_in.get(f"/sessions/{arena.pk}/messages/?size=20").status_code == 200
     with django_assert_max_num_queries(12):
         assert client_in.get("/dead-letters/?state=all").status_code == 200
+
+
+def test_agents_named_by_messages_rather_than_by_id_get_their_message_counts(
+    client_in: Client, arena: Any
+) -> None:
+    """OTLP agents are stored under their span id while OTLP messages name them by name; the
+    builders store agents the same way (id "agent-1", name "attacker")."""
+    from analytics import queries
+
+    judge = arena.agents.get(name="judge")
+    assert judge.external_id != "judge"
+    assert queries.agent_message_counts(judge) == {"sent": 1, "received": 1, "failed": 1}
+    assert [m.message_id for m in queries.agent_messages(judge, limit=10)] == ["m3", "m2"]
+    listed = {a.name: a for a in queries.agents_with_traffic([arena.project_id])}
+    assert (listed["judge"].sent_count, listed["judge"].failed_count) == (1, 1)
+    assert listed["attacker"].sent_count == 1
+    page = client_in.get(f"/agents/{judge.pk}/").content.decode()
+    assert 'Messages sent</span><span class="kpi-value">1<' in page
