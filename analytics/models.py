@@ -346,6 +346,11 @@ class TestAnalysisState(models.Model):
     )
     scheduled_at = models.DateTimeField(null=True, blank=True)
     computed_at = models.DateTimeField(null=True, blank=True)
+    tested_session_counts = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Sessions linked to test results, by range of days (as a string), for coverage.",
+    )
 
     def __str__(self) -> str:
         return f"test analysis of {self.project_id} at {self.computed_at}"
@@ -472,3 +477,74 @@ class TestPassRateDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.tier}/{self.suite} {self.passed}/{self.total}"
+
+
+class TestDurationDay(models.Model):
+    """analytics.testruns.duration_trend of one UTC day's runs and tier (every suite and branch):
+    the median run's summed test time and the median test duration."""
+
+    __test__ = False  # pytest: not a test class
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    tier = models.CharField(max_length=50, blank=True)
+    run_ms = models.FloatField(default=0, help_text="Median over runs of a run's test time.")
+    test_ms = models.FloatField(default=0, help_text="Median over runs of the median test.")
+    runs = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "day", "tier"], name="test_duration_day_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.tier} {self.run_ms:.0f} ms"
+
+
+class TestTierReliability(models.Model):
+    """How many tests of a tier ran in the last `days` days and their mean reliability."""
+
+    __test__ = False  # pytest: not a test class
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    days = models.IntegerField(help_text="The range of days (up to the refresh) it covers.")
+    tier = models.CharField(max_length=50, blank=True)
+    tests = models.IntegerField(default=0)
+    reliability = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "days", "tier"], name="test_tier_reliability_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tier} over {self.days} days: {self.reliability:.2f}"
+
+
+class TestCoverageItem(models.Model):
+    """analytics.coverage.coverage_table row of one agent, tool or workflow step over the last
+    `days` days: how often production and the test-linked sessions used it."""
+
+    __test__ = False  # pytest: not a test class
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    days = models.IntegerField(help_text="The range of days (up to the refresh) it covers.")
+    kind = models.CharField(max_length=10)
+    name = models.CharField(max_length=300)
+    production_count = models.IntegerField(default=0)
+    test_count = models.IntegerField(default=0)
+    is_covered = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "days", "kind", "name"], name="test_coverage_item_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} over {self.days} days"

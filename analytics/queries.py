@@ -33,6 +33,8 @@ from django.db.models.functions import Coalesce, Length, NullIf, Substr, TruncHo
 from analytics.anomalies import EDGE_ARROW, MESSAGE_HOUR_COLUMNS, MESSAGE_METRICS
 from analytics.clusters import ERROR_SPAN_COLUMNS
 from analytics.cohorts import COHORT_SESSION_COLUMNS
+from analytics.coverage import COVERAGE_COLUMNS
+from analytics.coverage import KINDS as COVERAGE_KINDS
 from analytics.detectors import DETECTOR_LINE_COLUMNS, DETECTOR_SPAN_COLUMNS
 from analytics.flakiness import FLAKY_COLUMNS
 from analytics.messaging import (
@@ -62,7 +64,10 @@ from analytics.models import (
     StoredFlakyTest,
     StoredTestRegression,
     TestAnalysisState,
+    TestCoverageItem,
+    TestDurationDay,
     TestPassRateDay,
+    TestTierReliability,
 )
 from analytics.regressions import DURATION_COLUMNS, REGRESSION_COLUMNS
 from analytics.summaries import SESSION_COLUMNS, SPAN_COLUMNS
@@ -1578,6 +1583,52 @@ def stored_pass_rate_frame(
     frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
     frame["pass_rate"] = frame["passed"] / frame["total"]
     return frame[["bucket", "tier", "passed", "failed", "total", "pass_rate", "runs"]]
+
+
+def stored_duration_trend_frame(
+    project_id: int, *, since: datetime, tier: str = ""
+) -> pd.DataFrame:
+    """Stored duration days from since's day on, in duration_trend's columns (bucket, tier,
+    run_ms, test_ms, runs), by day then tier."""
+    days = TestDurationDay.objects.filter(project_id=project_id, day__gte=since.date())
+    if tier:
+        days = days.filter(tier=tier)
+    columns = ["day", "tier", "run_ms", "test_ms", "runs"]
+    frame = pd.DataFrame.from_records(
+        list(days.order_by("day", "tier").values_list(*columns)), columns=columns
+    )
+    frame["day"] = pd.to_datetime(frame["day"], utc=True)
+    return frame.rename(columns={"day": "bucket"})
+
+
+def stored_tier_reliability_frame(project_id: int, days: int, *, tier: str = "") -> pd.DataFrame:
+    """Stored tests and mean reliability per tier over the last `days` days, by tier."""
+    rows = TestTierReliability.objects.filter(project_id=project_id, days=days)
+    if tier:
+        rows = rows.filter(tier=tier)
+    columns = ["tier", "tests", "reliability"]
+    return pd.DataFrame.from_records(
+        list(rows.order_by("tier").values_list(*columns)), columns=columns
+    )
+
+
+def stored_coverage_frame(project_id: int, days: int) -> tuple[pd.DataFrame, int]:
+    """Stored coverage_table of the last `days` days (COVERAGE_COLUMNS, in its order: uncovered
+    first, then by kind, busiest in production first) and the count of test-linked sessions."""
+    rows = TestCoverageItem.objects.filter(project_id=project_id, days=days)
+    frame = pd.DataFrame.from_records(
+        list(rows.values_list(*COVERAGE_COLUMNS)), columns=COVERAGE_COLUMNS
+    )
+    order = frame["kind"].map({kind: i for i, kind in enumerate(COVERAGE_KINDS)})
+    frame = frame.assign(kind_order=order).sort_values(
+        ["is_covered", "kind_order", "production_count", "name"],
+        ascending=[True, True, False, True],
+    )
+    counts = TestAnalysisState.objects.filter(project_id=project_id).values_list(
+        "tested_session_counts", flat=True
+    )
+    count = next(iter(counts), None) or {}
+    return frame[COVERAGE_COLUMNS].reset_index(drop=True), int(count.get(str(days), 0))
 
 
 def projects_with_stale_test_analysis(*, scheduled_before: datetime) -> list[int]:

@@ -16,7 +16,7 @@ from analytics.anomalies import DetectionSettings, detect_anomalies, detect_mess
 from analytics.clusters import cluster_totals, error_cluster_days
 from analytics.detectors import detect_failures
 from analytics.messaging import edge_rollups
-from analytics.testanalysis import TestAnalysis, project_test_analysis
+from analytics.testanalysis import RangeUsage, TestAnalysis, project_test_analysis
 from analytics.trends import FREQS, session_rollups, span_rollups
 from analytics.workflows import DurationForecast, expected_duration
 from ingest.models import Workflow
@@ -170,12 +170,16 @@ def detect_session_failures(session_pks: Sequence[int]) -> int:
 
 # The windows of newest runs whose analysis is stored: the dashboard's and the API's defaults.
 TEST_ANALYSIS_WINDOWS = (100, 200)
-# Pass-rate days are stored this far back (the trends page's longest range).
-TEST_PASS_RATE_DAYS = 90
+# The ranges of days the trends and coverage pages offer; tier reliability and coverage are
+# stored for each of them.
+TEST_DAY_RANGES = (7, 14, 30, 90)
+# Pass-rate and duration days are stored this far back (the trends page's longest range).
+TEST_PASS_RATE_DAYS = max(TEST_DAY_RANGES)
 
 
 def fetch_and_compute_test_analysis(project_id: int, *, now: datetime) -> TestAnalysis:
-    """Read the newest runs' results and the last TEST_PASS_RATE_DAYS days', and analyse them."""
+    """Read the newest runs' results, the last TEST_PASS_RATE_DAYS days' and the agent usage of
+    each range of days, and analyse them."""
     runs = queries.test_run_frame(project_id, limit=max(TEST_ANALYSIS_WINDOWS))
     since = floor_day(now) - timedelta(days=TEST_PASS_RATE_DAYS)
     day_runs = queries.test_run_frame(project_id, since=since)
@@ -185,7 +189,22 @@ def fetch_and_compute_test_analysis(project_id: int, *, now: datetime) -> TestAn
         windows=TEST_ANALYSIS_WINDOWS,
         day_results=queries.test_result_frame(day_runs),
         since=since,
+        usages=[fetch_range_usage(project_id, day_runs, days, now=now) for days in TEST_DAY_RANGES],
+        now=now,
     )
+
+
+def fetch_range_usage(
+    project_id: int, day_runs: pd.DataFrame, days: int, *, now: datetime
+) -> RangeUsage:
+    """Coverage's inputs over the last `days` days: the sessions the results of runs started
+    then link to, and production's agent, tool and step usage since then (seven queries)."""
+    start = now - timedelta(days=days)
+    started = pd.to_datetime(day_runs["run_started_at"], utc=True)
+    run_pks = [int(pk) for pk in day_runs.loc[started >= pd.Timestamp(start), "run_pk"]]
+    tested_ids = queries.tested_session_ids(run_pks)
+    production, tested = queries.coverage_usage(project_id, tested_ids, since=start)
+    return RangeUsage(days, production, tested, len(tested_ids))
 
 
 # Finished runs of a name that a running run's expected duration is drawn from (the newest).

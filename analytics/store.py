@@ -32,10 +32,19 @@ from analytics.models import (
     StoredFlakyTest,
     StoredTestRegression,
     TestAnalysisState,
+    TestCoverageItem,
+    TestDurationDay,
     TestPassRateDay,
+    TestTierReliability,
 )
 from analytics.regressions import DURATION_COLUMNS, REGRESSION_COLUMNS
-from analytics.testanalysis import PASS_RATE_DAY_COLUMNS, TestAnalysis
+from analytics.testanalysis import (
+    DURATION_DAY_COLUMNS,
+    PASS_RATE_DAY_COLUMNS,
+    RANGE_COVERAGE_COLUMNS,
+    TIER_RELIABILITY_COLUMNS,
+    TestAnalysis,
+)
 from ingest.models import Session
 
 
@@ -476,6 +485,7 @@ def _model_rows(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, A
 
 _TEXT_FIELDS = {
     "name",
+    "kind",
     "tier",
     "suite",
     "branch",
@@ -549,9 +559,67 @@ def save_test_analysis(project_id: int, analysis: TestAnalysis, *, now: datetime
                 key=["test_id"],
             )
         stored += _replace_pass_rate_days(project_id, analysis)
+        stored += _replace_trends_and_coverage(project_id, analysis)
+        counts = {str(days): count for days, count in analysis.tested_sessions.items()}
         TestAnalysisState.objects.update_or_create(
-            project_id=project_id, defaults={"computed_at": now}
+            project_id=project_id,
+            defaults={"computed_at": now, "tested_session_counts": counts},
         )
+    return stored
+
+
+def _upsert_rows(
+    model: Any,
+    project_id: int,
+    frame: pd.DataFrame,
+    *,
+    columns: Sequence[str],
+    key: Sequence[str],
+    scope: Q,
+) -> int:
+    """Upsert the frame's rows by (project, *key) and delete the project's rows within `scope`
+    the frame no longer has. Idempotent."""
+    objects = [model(project_id=project_id, **row) for row in _model_rows(frame, columns)]
+    model.objects.bulk_create(
+        objects,
+        batch_size=BULK_BATCH,
+        update_conflicts=True,
+        unique_fields=["project", *key],
+        update_fields=[c for c in columns if c not in key],
+    )
+    model.objects.filter(scope, project_id=project_id).exclude(
+        pk__in=[obj.pk for obj in objects]
+    ).delete()
+    return len(objects)
+
+
+def _replace_trends_and_coverage(project_id: int, analysis: TestAnalysis) -> int:
+    """Duration days from since's day on; tier reliability and coverage of every range (each
+    refresh recomputes all the ranges, so rows of a range no longer computed go too)."""
+    stored = _upsert_rows(
+        TestDurationDay,
+        project_id,
+        analysis.duration_days,
+        columns=DURATION_DAY_COLUMNS,
+        key=["day", "tier"],
+        scope=Q(day__gte=analysis.since.date()),
+    )
+    stored += _upsert_rows(
+        TestTierReliability,
+        project_id,
+        analysis.tier_reliability,
+        columns=TIER_RELIABILITY_COLUMNS,
+        key=["days", "tier"],
+        scope=Q(),
+    )
+    stored += _upsert_rows(
+        TestCoverageItem,
+        project_id,
+        analysis.coverage,
+        columns=RANGE_COVERAGE_COLUMNS,
+        key=["days", "kind", "name"],
+        scope=Q(),
+    )
     return stored
 
 

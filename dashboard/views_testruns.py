@@ -20,9 +20,10 @@ from django.views.decorators.http import require_GET
 from analytics import queries
 from analytics.coverage import coverage_summary, coverage_table
 from analytics.flakiness import flakiness_scores
-from analytics.refresh import TEST_ANALYSIS_WINDOWS
+from analytics.refresh import TEST_ANALYSIS_WINDOWS, TEST_DAY_RANGES
 from analytics.regressions import duration_regressions, outcome_regressions
 from analytics.testruns import OUTCOMES, duration_trend, outcome_matrix, pass_rate_trend
+from analytics.testruns import RESULT_COLUMNS as RESULTS
 from dashboard import charts
 from dashboard.views import (
     PAGE_SIZE,
@@ -40,7 +41,7 @@ RUN_WINDOWS = (50, 100, 200, 500)
 DEFAULT_RUNS = 100
 MAX_HEATMAP_TESTS = 500
 HISTORY_LENGTH = 40
-DAY_RANGES = (7, 14, 30, 90)
+DAY_RANGES = TEST_DAY_RANGES
 DEFAULT_DAYS = 14
 COVERAGE_ROWS = 300
 
@@ -328,6 +329,38 @@ def _days_window(nav: Nav, filters: TestFilters) -> tuple[pd.DataFrame, pd.DataF
     return runs, queries.test_result_frame(runs, tier=filters.tier)
 
 
+def _trend_frames(
+    nav: Nav, filters: TestFilters
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, StoredAnalysis]:
+    """(pass rates, durations, tiers) of the filtered range: stored pass-rate days unless a branch
+    is chosen, stored durations and tier reliability unless a suite or branch is; the rest
+    computed from the range's results (fetched only when something needs them)."""
+    since = timezone.now() - timedelta(days=filters.days)
+    pk, tier = nav.project.pk, filters.tier
+    rated = _stored_analysis(nav, replace(filters, tier="", suite=""), by_runs=False)
+    stored = _stored_analysis(nav, replace(filters, tier=""), by_runs=False)
+    needs_results = rated.window is None or stored.window is None
+    results = _days_window(nav, filters)[1] if needs_results else pd.DataFrame(columns=RESULTS)
+    if rated.window is not None:
+        rates = queries.stored_pass_rate_frame(pk, since=since, tier=tier, suite=filters.suite)
+    else:
+        rates = pass_rate_trend(results)
+    if stored.window is not None:
+        durations = queries.stored_duration_trend_frame(pk, since=since, tier=tier)
+        tiers = queries.stored_tier_reliability_frame(pk, filters.days, tier=tier)
+    else:
+        durations, tiers = duration_trend(results), _tier_reliability(results)
+    return rates, durations, tiers, rated
+
+
+def _tier_reliability(results: pd.DataFrame) -> pd.DataFrame:
+    scores = flakiness_scores(results)
+    tiers = scores.groupby("tier").agg(
+        tests=("test_id", "size"), reliability=("reliability", "mean")
+    )
+    return tiers.reset_index()
+
+
 @login_required
 @require_GET
 def trends(request: HttpRequest) -> HttpResponse:
@@ -335,21 +368,7 @@ def trends(request: HttpRequest) -> HttpResponse:
     if nav is None:
         return _no_project(request)
     filters = _filters(request)
-    results = _days_window(nav, filters)[1]
-    # Pass-rate days are stored per tier and suite, so only a branch filter needs the results.
-    stored = _stored_analysis(nav, replace(filters, tier="", suite=""), by_runs=False)
-    if stored.window is not None:
-        since = timezone.now() - timedelta(days=filters.days)
-        rates = queries.stored_pass_rate_frame(
-            nav.project.pk, since=since, tier=filters.tier, suite=filters.suite
-        )
-    else:
-        rates = pass_rate_trend(results)
-    durations = duration_trend(results)
-    scores = flakiness_scores(results)
-    tiers = scores.groupby("tier").agg(
-        tests=("test_id", "size"), reliability=("reliability", "mean")
-    )
+    rates, durations, tiers, stored = _trend_frames(nav, filters)
     context = (
         _page(nav, filters, "trends")
         | stored.context
@@ -358,10 +377,24 @@ def trends(request: HttpRequest) -> HttpResponse:
             "duration": charts.figure_data(charts.run_duration_chart(durations))
             if len(durations)
             else None,
-            "tiers": _records(tiers.reset_index()),
+            "tiers": _records(tiers),
         }
     )
     return render(request, "dashboard/tests_trends.html", context)
+
+
+def _coverage_frame(nav: Nav, filters: TestFilters) -> tuple[pd.DataFrame, int, StoredAnalysis]:
+    """(coverage table, test-linked session count): stored per range of days unless a suite or
+    branch is chosen (the tier filter does not apply to coverage)."""
+    stored = _stored_analysis(nav, replace(filters, tier=""), by_runs=False)
+    if stored.window is not None:
+        table, session_count = queries.stored_coverage_frame(nav.project.pk, filters.days)
+        return table, session_count, stored
+    runs = _days_window(nav, filters)[0]
+    tested_ids = queries.tested_session_ids(list(runs["run_pk"]))
+    since = timezone.now() - timedelta(days=filters.days)
+    production, tested = queries.coverage_usage(nav.project.pk, tested_ids, since=since)
+    return coverage_table(production, tested), len(tested_ids), stored
 
 
 @login_required
@@ -371,15 +404,15 @@ def coverage(request: HttpRequest) -> HttpResponse:
     if nav is None:
         return _no_project(request)
     filters = _filters(request)
-    runs = _days_window(nav, filters)[0]
-    tested_ids = queries.tested_session_ids(list(runs["run_pk"]))
-    since = timezone.now() - timedelta(days=filters.days)
-    production, tested = queries.coverage_usage(nav.project.pk, tested_ids, since=since)
-    table = coverage_table(production, tested)
-    context = _page(nav, filters, "coverage") | {
-        "rows": _records(table.head(COVERAGE_ROWS)),
-        "row_count": len(table),
-        "summary": coverage_summary(table),
-        "tested_session_count": len(tested_ids),
-    }
+    table, session_count, stored = _coverage_frame(nav, filters)
+    context = (
+        _page(nav, filters, "coverage")
+        | stored.context
+        | {
+            "rows": _records(table.head(COVERAGE_ROWS)),
+            "row_count": len(table),
+            "summary": coverage_summary(table),
+            "tested_session_count": session_count,
+        }
+    )
     return render(request, "dashboard/tests_coverage.html", context)

@@ -1,14 +1,18 @@
-"""The stored test analysis: pass-rate days (pure), the store's upsert (idempotent, stale rows
-dropped), the debounce mark, and the API and pages reading what the refresh stored."""
+"""The stored test analysis: pass-rate and duration days (pure), the store's upsert (idempotent,
+stale rows dropped), the debounce mark, and the API and pages (regressions, trends, coverage)
+reading what the refresh stored."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 import pytest
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from analytics import queries
@@ -16,7 +20,10 @@ from analytics.models import (
     StoredFlakyTest,
     StoredTestRegression,
     TestAnalysisState,
+    TestCoverageItem,
+    TestDurationDay,
     TestPassRateDay,
+    TestTierReliability,
 )
 from analytics.refresh import fetch_and_compute_test_analysis
 from analytics.store import (
@@ -25,9 +32,9 @@ from analytics.store import (
     save_test_analysis,
 )
 from analytics.tasks import refresh_test_analysis_task
-from analytics.testanalysis import pass_rate_days
-from ingest.models import TestResult
-from tests.builders import make_project, make_test_history
+from analytics.testanalysis import duration_days, pass_rate_days
+from ingest.models import Span, TestResult
+from tests.builders import make_project, make_session, make_test_history
 
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
 T0 = NOW - timedelta(days=2)
@@ -88,10 +95,39 @@ def test_pass_rate_days_count_decisive_results_per_day_tier_and_suite() -> None:
     ]
 
 
+def test_duration_days_take_the_median_run_and_test_per_day_and_tier() -> None:
+    results = pd.DataFrame(
+        {
+            "result_pk": [1, 2, 3, 4, 5],
+            "run_pk": [1, 1, 2, 2, 3],
+            "run_started_at": pd.to_datetime(["2026-11-20 09:00"] * 4 + ["2026-11-21 01:00"]),
+            "tier": ["unit", "unit", "unit", "unit", None],
+            "test_id": ["x", "y", "x", "y", "x"],
+            "outcome": "pass",
+            "duration_ms": [10.0, 30.0, 20.0, 40.0, None],
+        }
+    )
+
+    days = duration_days(results)
+
+    # Run 1 took 40 ms (median test 20), run 2 60 ms (median 30); run 3 has no duration.
+    assert days.to_dict("records") == [
+        {
+            "day": NOW.date() - timedelta(days=1),
+            "tier": "unit",
+            "run_ms": 50.0,
+            "test_ms": 25.0,
+            "runs": 2,
+        },
+    ]
+
+
 @pytest.mark.django_db
 def test_storing_the_same_analysis_twice_leaves_the_same_rows() -> None:
     project, _ = make_project()
-    make_test_history(project, HISTORIES, started_at=T0)
+    make_test_history(project, HISTORIES, started_at=T0, sessions={"t::stable": ["tested-session"]})
+    make_session(project, external_id="tested-session", agents=("planner",), started_at=T0)
+    make_session(project, agents=("planner", "judge"), started_at=NOW - timedelta(hours=1))
     analysis = fetch_and_compute_test_analysis(project.pk, now=NOW)
 
     save_test_analysis(project.pk, analysis, now=NOW)
@@ -107,6 +143,14 @@ def test_storing_the_same_analysis_twice_leaves_the_same_rows() -> None:
         project=project, window_runs=100, test_id="t::flaky"
     ).is_flaky
     assert TestAnalysisState.objects.get(project=project).computed_at == NOW
+    day = TestDurationDay.objects.get(project=project, day=T0.date())
+    assert (day.tier, day.runs, day.test_ms) == ("unit", 10, 100.0)
+    unit = TestTierReliability.objects.get(project=project, days=7, tier="unit")
+    assert unit.tests == 3
+    judge = TestCoverageItem.objects.get(project=project, days=7, kind="agent", name="judge")
+    planner = TestCoverageItem.objects.get(project=project, days=7, kind="agent", name="planner")
+    assert (judge.is_covered, planner.is_covered) == (False, True)
+    assert TestAnalysisState.objects.get(project=project).tested_session_counts["7"] == 1
 
 
 @pytest.mark.django_db
@@ -177,10 +221,52 @@ def test_the_regressions_page_says_computing_until_the_analysis_is_stored(
     assert "t::broken" in after.content.decode()
 
 
+@pytest.mark.django_db
+def test_the_trends_and_coverage_pages_read_the_stored_durations_and_coverage(
+    client: Client, admin_user: Any
+) -> None:
+    """Durations and production usage change after the refresh: the unfiltered pages keep
+    showing what was stored, a suite filter computes on request."""
+    project, _ = make_project(user=admin_user)
+    start = timezone.now() - timedelta(hours=12)
+    make_test_history(project, HISTORIES, started_at=start, sessions={"t::stable": ["tested"]})
+    make_session(project, external_id="tested", agents=("planner",), started_at=start)
+    production = make_session(project, spans=4, agents=("planner",), started_at=start)
+    Span.objects.filter(session=production, kind="tool").update(name="sql_query")
+    client.force_login(admin_user)
+    trends, coverage = f"/tests/trends/?project={project.slug}", "/tests/coverage/"
+
+    before = client.get(coverage).content.decode()
+    refresh_test_analysis_task(project.pk)
+    TestResult.objects.filter(project=project).update(duration_ms=9000.0)
+    Span.objects.filter(session=production, kind="tool").update(name="shell")
+    stored_trends = client.get(trends).content.decode()
+    stored_coverage = client.get(coverage).content.decode()
+    computed_coverage = client.get(f"{coverage}?suite=agents").content.decode()
+
+    assert "Computing…" in before and "sql_query" in before
+    assert "Computing…" not in stored_trends and "Analysis as of" in stored_trends
+    assert _chart(stored_trends, "chart-run-duration")["data"][0]["y"][0] < 9000
+    assert "sql_query" in stored_coverage and "shell" not in stored_coverage
+    assert "shell" in computed_coverage and "sql_query" not in computed_coverage
+
+
+def _chart(html: str, element_id: str) -> Any:
+    match = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', html)
+    assert match, f"no {element_id} script"
+    return json.loads(match.group(1))
+
+
 def _stored_rows(project_id: int) -> list[Any]:
     return [
-        sorted(StoredFlakyTest.objects.filter(project_id=project_id).values_list()),
-        sorted(StoredTestRegression.objects.filter(project_id=project_id).values_list()),
-        sorted(TestPassRateDay.objects.filter(project_id=project_id).values_list()),
-        queries.test_analysis_computed_at(project_id),
-    ]
+        sorted(model.objects.filter(project_id=project_id).values_list())
+        for model in (
+            StoredFlakyTest,
+            StoredTestRegression,
+            TestPassRateDay,
+            TestDurationDay,
+            TestTierReliability,
+            TestCoverageItem,
+            TestAnalysisState,
+        )
+    ] + [queries.test_analysis_computed_at(project_id)]
