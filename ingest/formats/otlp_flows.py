@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -99,18 +100,37 @@ def flow_records(
     """Message, workflow and step records for the request's spans (see the module docstring)."""
     index = SpanIndex(spans, meanings, agents)
     records: list[tuple[int, Record]] = []
+    implicit_runs: set[str] = set()
     for i, span in enumerate(spans):
         detail = meanings[i].detail
         if detail == "workflow":
             records += [(span.index, r) for r in _workflow_records(span, meanings[i])]
         elif detail == "task":
             records += [(span.index, r) for r in _step_records(index, i)]
+            if index.ancestor(i, "workflow") is None:
+                implicit_runs.add(span.trace_id)
         operation = _operation(span.attributes)
         if operation:
             records += [(span.index, r) for r in _messaging_records(index, i, operation)]
         rule = next((r for r in rules if r.matches(span.name, span.attributes)), None)
         if rule is not None:
             records += [(span.index, r) for r in _rule_records(span, rule)]
+    return records + _implicit_run_bounds(index, implicit_runs)
+
+
+def _implicit_run_bounds(index: SpanIndex, traces: set[str]) -> list[tuple[int, Record]]:
+    """Tasks outside any workflow span form their trace's implicit run (keyed by trace id): it
+    spans the trace's root span, so it ends when the root does instead of running forever."""
+    records: list[tuple[int, Record]] = []
+    for i, span in enumerate(index.spans):
+        if span.trace_id not in traces or span.parent_span_id:
+            continue
+        run = _workflow_records(span, index.meanings[i])
+        records += [
+            (span.index, replace(r, workflow_id=span.trace_id, record_id=f"{r.record_id}:implicit"))
+            for r in run
+            if isinstance(r, WorkflowRecord)
+        ]
     return records
 
 
