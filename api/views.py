@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from django.db.models import Model, QuerySet
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -11,6 +12,9 @@ from rest_framework import generics
 from rest_framework.exceptions import NotFound
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import Serializer
+from rest_framework.views import APIView
 
 from analytics import queries
 from api import filters, serializers
@@ -54,6 +58,31 @@ class ListView(generics.ListAPIView):  # type: ignore[type-arg]
         )
         response["Content-Disposition"] = f'attachment; filename="{self.csv_filename}"'
         return response
+
+
+class FrameList(APIView):
+    """A computed table (a DataFrame, not a queryset): JSON `{"count", "results"}`, or every row as
+    CSV with the serializer's fields as the header (so an empty table still has its columns)."""
+
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
+    serializer_class: type[Serializer[Any]]
+    csv_filename = "rows.csv"
+
+    def frame(self, request: Request) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def get(self, request: Request) -> Any:
+        frame = self.frame(request)
+        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        data = self.serializer_class(records, many=True, context={"request": request}).data
+        if request.accepted_renderer.format == CSVRenderer.format:
+            header = serializers.header_of(self.serializer_class())
+            response = StreamingHttpResponse(
+                csv_rows(header, data), content_type="text/csv; charset=utf-8"
+            )
+            response["Content-Disposition"] = f'attachment; filename="{self.csv_filename}"'
+            return response
+        return Response({"count": len(records), "results": data})
 
 
 class ProjectList(ListView):

@@ -14,7 +14,6 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers as drf_serializers
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -37,8 +36,7 @@ from api import serializers_analytics as serializers
 from api.csv import csv_rows
 from api.renderers import CSVRenderer
 from api.scope import visible_projects
-from api.serializers import header_of
-from api.views import ListView
+from api.views import FrameList, ListView
 from ingest.models import Project
 
 DEFAULT_DAYS = 7
@@ -196,31 +194,6 @@ def _choice(request: Request, name: str, choices: Any, default: str) -> str:
     if value not in choices:
         raise ValidationError({name: f"One of {', '.join(choices)}"})
     return value
-
-
-class FrameList(APIView):
-    """A computed table: JSON `{"count", "results"}`, or every row as CSV with the serializer's
-    fields as the header (so an empty table still has its columns)."""
-
-    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
-    serializer_class: type[drf_serializers.Serializer[Any]]
-    csv_filename = "rows.csv"
-
-    def frame(self, request: Request) -> pd.DataFrame:
-        raise NotImplementedError
-
-    def get(self, request: Request) -> Any:
-        frame = self.frame(request)
-        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-        data = self.serializer_class(records, many=True, context={"request": request}).data
-        if request.accepted_renderer.format == CSVRenderer.format:
-            header = header_of(self.serializer_class())
-            response = StreamingHttpResponse(
-                csv_rows(header, data), content_type="text/csv; charset=utf-8"
-            )
-            response["Content-Disposition"] = f'attachment; filename="{self.csv_filename}"'
-            return response
-        return Response({"count": len(records), "results": data})
 
 
 def trend_frame(request: Request) -> pd.DataFrame:

@@ -8,24 +8,17 @@ from typing import Any
 
 import pandas as pd
 from django.db.models import QuerySet
-from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import ValidationError
-from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
-from rest_framework.response import Response
-from rest_framework.serializers import Serializer
-from rest_framework.views import APIView
 
 from analytics import queries
 from analytics.flakiness import flakiness_scores
 from analytics.refresh import TEST_ANALYSIS_WINDOWS
 from analytics.regressions import duration_regressions, outcome_regressions
 from api import filters, serializers
-from api.csv import csv_rows
-from api.renderers import CSVRenderer
 from api.scope import visible_projects
-from api.views import ListView
+from api.views import FrameList, ListView
 from ingest.models import Project
 
 DEFAULT_WINDOW_RUNS = 200
@@ -106,33 +99,8 @@ def _project_id(request: Request) -> int:
     return found[0]
 
 
-class AnalysisList(APIView):
-    """A computed list: JSON `{"count", "results"}`, or every row as CSV with the serializer's
-    fields as the header (so an empty list still has its columns)."""
-
-    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
-    serializer_class: type[Serializer[Any]]
-    csv_filename = "rows.csv"
-
-    def frame(self, request: Request) -> pd.DataFrame:
-        raise NotImplementedError
-
-    def get(self, request: Request) -> Any:
-        frame = self.frame(request)
-        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-        serializer = self.serializer_class(records, many=True, context={"request": request})
-        if request.accepted_renderer.format == CSVRenderer.format:
-            header = serializers.header_of(self.serializer_class())
-            response = StreamingHttpResponse(
-                csv_rows(header, serializer.data), content_type="text/csv; charset=utf-8"
-            )
-            response["Content-Disposition"] = f'attachment; filename="{self.csv_filename}"'
-            return response
-        return Response({"count": len(records), "results": serializer.data})
-
-
 @extend_schema(parameters=WINDOW_PARAMS)
-class FlakyTestList(AnalysisList):
+class FlakyTestList(FrameList):
     """Tests ranked by flakiness over the newest runs; `?all=true` lists the stable ones too."""
 
     serializer_class = serializers.FlakyTestSerializer
@@ -150,7 +118,7 @@ class FlakyTestList(AnalysisList):
 
 
 @extend_schema(parameters=WINDOW_PARAMS)
-class TestRegressionList(AnalysisList):
+class TestRegressionList(FrameList):
     """Tests failing since a run after passing before it, per branch, newest breakage first."""
 
     __test__ = False  # pytest: not a test class
@@ -165,7 +133,7 @@ class TestRegressionList(AnalysisList):
 
 
 @extend_schema(parameters=WINDOW_PARAMS)
-class DurationRegressionList(AnalysisList):
+class DurationRegressionList(FrameList):
     """Tests whose last 5 passing runs take at least 1.5 times their earlier median."""
 
     serializer_class = serializers.DurationRegressionSerializer

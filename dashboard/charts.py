@@ -282,10 +282,6 @@ def _outcome_colorscale(outcomes: Sequence[str]) -> list[list[Any]]:
     return steps
 
 
-def _short(text: str, chars: int) -> str:
-    return text if len(text) <= chars else "…" + text[-(chars - 1) :]
-
-
 def outcome_heatmap(
     test_ids: Sequence[str],
     run_labels: Sequence[str],
