@@ -179,19 +179,31 @@ class Span(models.Model):
         OK = "ok"
         ERROR = "error"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE)
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="spans")
+    # The busiest table: every index and foreign-key check is paid per span at ingest. The
+    # store is the only writer and writes a span in the transaction that upserts its session,
+    # so the database-level foreign keys (a trigger per row at commit) are left out; Django
+    # still cascades deletes. The indexes are the four the pages and analytics read through.
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, db_constraint=False, db_index=False
+    )
+    session = models.ForeignKey(
+        Session,
+        on_delete=models.CASCADE,
+        related_name="spans",
+        db_constraint=False,
+        db_index=False,  # span_unique starts with session
+    )
     span_id = models.CharField(max_length=128)
     parent_span_id = models.CharField(max_length=128, blank=True)
     trace_id = models.CharField(max_length=32, blank=True, help_text="OTLP trace id (hex).")
-    kind = models.CharField(max_length=10, choices=Kind.choices, db_index=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
     name = models.CharField(max_length=300)
     agent_external_id = models.CharField(max_length=128, blank=True)
-    started_at = models.DateTimeField(db_index=True)
+    started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.FloatField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.UNSET)
-    model = models.CharField(max_length=200, blank=True, db_index=True)
+    model = models.CharField(max_length=200, blank=True)
     provider = models.CharField(max_length=100, blank=True)
     prompt_tokens = models.IntegerField(null=True, blank=True)
     completion_tokens = models.IntegerField(null=True, blank=True)
@@ -207,8 +219,8 @@ class Span(models.Model):
             models.UniqueConstraint(fields=["session", "span_id"], name="span_unique"),
         ]
         indexes = [
-            models.Index(fields=["project", "kind", "started_at"]),
-            models.Index(fields=["session", "started_at"]),
+            models.Index(fields=["project", "started_at"], name="span_project_started"),
+            models.Index(fields=["session", "started_at"], name="span_session_started"),
         ]
 
     def __str__(self) -> str:
@@ -219,7 +231,11 @@ class SpanPayload(models.Model):
     """The big, agent-written part of a span, loaded only by detail views."""
 
     span = models.OneToOneField(
-        Span, on_delete=models.CASCADE, primary_key=True, related_name="payload"
+        Span,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="payload",
+        db_constraint=False,  # written with its span by the store; see Span
     )
     params = models.JSONField(null=True, blank=True)
     returns = models.JSONField(null=True, blank=True)

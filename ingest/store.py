@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Model, QuerySet
+from django.db.models import F, JSONField, Model, QuerySet
 from django.utils import timezone
 
 from analytics.tasks import enqueue_session_summaries, enqueue_test_analysis
@@ -141,18 +141,24 @@ def save_records(
     errors: Iterable[RecordError] = (),
     *,
     source: str = "native",
+    request_key: str = "",
 ) -> SaveResult:
     """Store a parsed batch and its rejections in one transaction.
 
     Records whose id the project has already accepted (or that repeat an id within the batch) are
-    reported as duplicates and store nothing. A concurrent writer racing on the same session or span
-    makes the transaction fail on a unique constraint; it is then retried once it can see that row.
+    reported as duplicates and store nothing. With a `request_key` (a digest of the request body,
+    from the OTLP endpoints) the ledger gets one row for the whole request instead: a retried
+    request is a duplicate as a whole, and the records of a new one are stored by their upserts,
+    which are idempotent on their own natural keys (see _needs_ledger_row).
+
+    A concurrent writer racing on the same session or span makes the transaction fail on a
+    unique constraint; it is then retried once it can see that row.
     """
     errors = list(errors)
     for attempt in range(3):
         try:
             with transaction.atomic():
-                return _save_batch(project, records, errors, source)
+                return _save_batch(project, records, errors, source, request_key)
         except IntegrityError:
             if attempt == 2:
                 raise
@@ -165,25 +171,55 @@ def _save_batch(
     records: list[tuple[int, Record]],
     errors: list[RecordError],
     source: str,
+    request_key: str,
 ) -> SaveResult:
     result = SaveResult()
-    fresh = _claim_record_ids(project, records, result)
+    if request_key:
+        fresh = _claim_request(project, request_key, records, result)
+    else:
+        fresh = _claim_record_ids(project, records, result)
     fresh, test_records = _split_test_records(fresh)
     result.test_run_pks = _save_test_records(project, test_records)
     fresh, links = _follow_trace_links(project, fresh)
-    sessions = _upsert_sessions(project, fresh)
+    sessions, new_sessions = _upsert_sessions(project, fresh)
     _save_trace_links(project, sessions, links)
-    _upsert_agents(project, sessions, [r for r in fresh if isinstance(r, AgentRecord)])
+    agents = [r for r in fresh if isinstance(r, AgentRecord)]
+    _upsert_agents(project, sessions, new_sessions, agents)
     spans = _with_estimated_costs(project, [r for r in fresh if isinstance(r, SpanRecord)])
-    _upsert_spans(project, sessions, spans)
+    _upsert_spans(project, sessions, new_sessions, spans)
     _insert_transcript(project, sessions, [r for r in fresh if isinstance(r, TranscriptRecord)])
     _insert_metrics(project, sessions, [r for r in fresh if isinstance(r, MetricRecord)])
     _upsert_messages(project, sessions, [r for r in fresh if isinstance(r, AgentMessageRecord)])
     flows = [r for r in fresh if isinstance(r, WorkflowRecord | StepRecord)]
-    _upsert_workflows(project, sessions, flows)
+    _upsert_workflows(project, sessions, new_sessions, flows)
     result.rejection_count = save_rejections(project, errors, source=source)
     result.session_pks = {s.pk for s in sessions.values()}
     return result
+
+
+def _needs_ledger_row(record: Record) -> bool:
+    """Whether storing this record twice would count it twice. Every other record is an upsert
+    by natural key (span, session, agent, workflow, step, trace link) or an insert that ignores
+    a repeated client id (transcript line, metric sample), so storing it again changes nothing.
+    A message lifecycle record also adds a MessageEvent and counts toward attempts."""
+    return isinstance(record, AgentMessageRecord)
+
+
+def _claim_request(
+    project: Project, request_key: str, records: list[tuple[int, Record]], result: SaveResult
+) -> list[Record]:
+    """One ledger row for the request; a request seen before is a duplicate as a whole. The
+    few records that need their own ledger row (_needs_ledger_row) are claimed as usual."""
+    if not _insert_ledger_ids(project, [request_key]):
+        result.statuses = {index: "duplicate" for index, _ in records}
+        return []
+    counted = [(index, r) for index, r in records if _needs_ledger_row(r)]
+    fresh = _claim_record_ids(project, counted, result) if counted else []
+    for index, record in records:
+        if not _needs_ledger_row(record):
+            result.statuses[index] = "accepted"
+            fresh.append(record)
+    return fresh
 
 
 def _claim_record_ids(
@@ -362,11 +398,15 @@ def _session_ids_in(records: list[Record]) -> set[str]:
     return {r.session_id for r in records if r.session_id}
 
 
-def _upsert_sessions(project: Project, records: list[Record]) -> dict[str, Session]:
-    """Create sessions any record names (inferred until their start arrives) and merge changes."""
+def _upsert_sessions(
+    project: Project, records: list[Record]
+) -> tuple[dict[str, Session], set[int]]:
+    """Create sessions any record names (inferred until their start arrives) and merge changes.
+    Returns the sessions by external id and the pks of those this batch created, which have
+    nothing stored under them yet (the later upserts skip looking for their rows)."""
     wanted = _session_ids_in(records)
     if not wanted:
-        return {}
+        return {}, set()
     existing = {
         s.external_id: s for s in Session.objects.filter(project=project, external_id__in=wanted)
     }
@@ -387,8 +427,17 @@ def _upsert_sessions(project: Project, records: list[Record]) -> dict[str, Sessi
             _widen_inferred_start(session, _record_time(record))
         session.is_summary_stale = True
     Session.objects.bulk_create(created)
+    if created and created[0].pk is None:
+        # Backends that cannot return ids from a bulk insert: read them back in one query.
+        pks = dict(
+            Session.objects.filter(
+                project=project, external_id__in=[s.external_id for s in created]
+            ).values_list("external_id", "pk")
+        )
+        for session in created:
+            session.pk = pks[session.external_id]
     _save_session_changes([s for s in existing.values() if s.pk in before], before)
-    return existing
+    return existing, {s.pk for s in created}
 
 
 def _merge_snapshot(session: Session) -> tuple[Any, ...]:
@@ -463,14 +512,16 @@ def _merge_session(session: Session, record: SessionRecord) -> None:
 
 
 def _upsert_agents(
-    project: Project, sessions: dict[str, Session], records: list[AgentRecord]
+    project: Project,
+    sessions: dict[str, Session],
+    new_sessions: set[int],
+    records: list[AgentRecord],
 ) -> None:
     if not records:
         return
-    session_pks = {sessions[r.session_id].pk for r in records}
-    existing = {
-        (a.session_id, a.external_id): a for a in Agent.objects.filter(session_id__in=session_pks)
-    }
+    session_pks = {sessions[r.session_id].pk for r in records} - new_sessions
+    stored = Agent.objects.filter(session_id__in=session_pks) if session_pks else ()
+    existing = {(a.session_id, a.external_id): a for a in stored}
     created: dict[tuple[int, str], Agent] = {}
     for record in records:
         key = (sessions[record.session_id].pk, record.agent_id)
@@ -536,20 +587,17 @@ def _fold(earlier: SpanRecord, later: SpanRecord) -> SpanRecord:
 
 
 def _upsert_spans(
-    project: Project, sessions: dict[str, Session], records: list[SpanRecord]
+    project: Project,
+    sessions: dict[str, Session],
+    new_sessions: set[int],
+    records: list[SpanRecord],
 ) -> None:
     records = _merge_span_records(records)
     if not records:
         return
     by_key = {(sessions[r.session_id].pk, r.span_id): r for r in records}
-    existing = {
-        (s.session_id, s.span_id): s
-        for s in Span.objects.filter(
-            session_id__in={k[0] for k in by_key}, span_id__in={k[1] for k in by_key}
-        )
-        if (s.session_id, s.span_id) in by_key
-    }
-    new_keys = [k for k in by_key if k not in existing]
+    existing = _stored_spans([key for key in by_key if key[0] not in new_sessions])
+    new_keys = [key for key in by_key if key not in existing]
     if new_keys and connection.vendor == "postgresql":
         _copy_new_spans(project, new_keys, by_key)
     elif new_keys:
@@ -557,10 +605,58 @@ def _upsert_spans(
     _merge_existing_spans(existing, by_key)
 
 
+def _stored_spans(keys: list[tuple[int, str]]) -> dict[tuple[int, str], Span]:
+    """The spans already stored under these (session pk, span id) keys. A cheap probe for the
+    keys first: usually none are stored, and model instances are only built for those that are."""
+    if not keys:
+        return {}
+    wanted = set(keys)
+    probe = Span.objects.filter(
+        session_id__in={k[0] for k in keys}, span_id__in={k[1] for k in keys}
+    ).values_list("session_id", "span_id", "pk")
+    pks = [pk for session_pk, span_id, pk in probe if (session_pk, span_id) in wanted]
+    return {(s.session_id, s.span_id): s for s in Span.objects.filter(pk__in=pks)} if pks else {}
+
+
+SPAN_COPY_COLUMNS = ("id", "project_id", "session_id", "span_id", *SPAN_MERGE_FIELDS)
+
+
+def _span_columns(record: SpanRecord) -> tuple[Any, ...]:
+    """A new span's SPAN_MERGE_FIELDS values, in that order, straight from its record."""
+    started_at, ended_at = record.started_at, record.ended_at
+    return (
+        record.parent_span_id,
+        record.trace_id,
+        record.kind,
+        record.name,
+        record.agent_id,
+        started_at,
+        ended_at,
+        None if ended_at is None else (ended_at - started_at).total_seconds() * 1000,
+        record.status,
+        record.model,
+        record.provider,
+        record.prompt_tokens,
+        record.completion_tokens,
+        record.cost,
+        record.is_cost_estimated if record.cost is not None else False,
+        record.error_type,
+        record.error_message[:2000],
+    )
+
+
 def _bulk_create_new_spans(
     project: Project, new_keys: list[tuple[int, str]], by_key: dict[tuple[int, str], SpanRecord]
 ) -> None:
-    new_spans = [_span_row(project, key[0], by_key[key]) for key in new_keys]
+    new_spans = [
+        Span(
+            project=project,
+            session_id=key[0],
+            span_id=key[1],
+            **dict(zip(SPAN_MERGE_FIELDS, _span_columns(by_key[key]), strict=True)),
+        )
+        for key in new_keys
+    ]
     Span.objects.bulk_create(new_spans)
     if new_spans[0].pk is None:
         # Backends that cannot return ids from a bulk insert: read them back in one query.
@@ -575,14 +671,12 @@ def _bulk_create_new_spans(
     )
 
 
-SPAN_COPY_COLUMNS = ("id", "project_id", "session_id", "span_id", *SPAN_MERGE_FIELDS)
-
-
 def _copy_new_spans(
     project: Project, new_keys: list[tuple[int, str]], by_key: dict[tuple[int, str], SpanRecord]
 ) -> None:
-    """PostgreSQL: COPY spans and payloads as plain tuples. Building model instances and
-    quoting bulk_create's parameter arrays was over half of ingest's CPU (see bench/README.md)."""
+    """PostgreSQL: COPY spans and payloads as plain tuples built from the records. Model
+    instances and bulk_create's parameter quoting were over half of ingest's CPU
+    (bench/README.md)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence('ingest_span', 'id')) "
@@ -591,11 +685,10 @@ def _copy_new_spans(
         )
         pks = [row[0] for row in cursor.fetchall()]
     spans, payloads = [], []
+    project_pk = project.pk
     for pk, key in zip(pks, new_keys, strict=True):
         record = by_key[key]
-        span = _span_row(project, key[0], record)
-        columns = (getattr(span, name) for name in SPAN_MERGE_FIELDS)
-        spans.append((pk, project.pk, key[0], record.span_id, *columns))
+        spans.append((pk, project_pk, key[0], key[1], *_span_columns(record)))
         payloads.append(
             (pk, *(_payload_cell(name, getattr(record, name)) for name in PAYLOAD_FIELDS))
         )
@@ -604,9 +697,14 @@ def _copy_new_spans(
 
 
 def _payload_cell(name: str, value: Any) -> Any:
-    """COPY text for a payload column: jsonb columns get JSON (None stays SQL NULL)."""
-    if name == "stack_trace" or value is None:
-        return value
+    """COPY text for a SpanPayload column: JSON for all but the plain-text stack trace."""
+    return value if name == "stack_trace" else _json_cell(value)
+
+
+def _json_cell(value: Any) -> str | None:
+    """COPY text for a jsonb column: JSON (None stays SQL NULL)."""
+    if value is None:
+        return None
     try:
         return orjson.dumps(value).decode()
     except TypeError:  # what orjson refuses (non-str keys, huge ints), json still writes
@@ -623,13 +721,8 @@ def _copy_rows(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
                 copy.write_row(row)
 
 
-def _span_row(project: Project, session_pk: int, record: SpanRecord) -> Span:
-    span = Span(project=project, session_id=session_pk, span_id=record.span_id)
-    _apply_span(span, record)
-    return span
-
-
 def _apply_span(span: Span, record: SpanRecord) -> None:
+    """Merge a later record into a stored span: what the record says wins, blanks do not."""
     values = {
         "parent_span_id": record.parent_span_id,
         "trace_id": record.trace_id,
@@ -646,13 +739,12 @@ def _apply_span(span: Span, record: SpanRecord) -> None:
         "error_type": record.error_type,
         "error_message": record.error_message[:2000],
     }
-    is_new = span.pk is None
     for attr, value in values.items():
-        if is_new or not _is_empty(value):
+        if not _is_empty(value):
             setattr(span, attr, value)
     if record.cost is not None:
         span.is_cost_estimated = record.is_cost_estimated
-    if is_new or span.started_at is None or record.started_at < span.started_at:
+    if span.started_at is None or record.started_at < span.started_at:
         span.started_at = record.started_at
     if span.ended_at is not None and span.started_at is not None:
         span.duration_ms = (span.ended_at - span.started_at).total_seconds() * 1000
@@ -998,15 +1090,24 @@ FlowRecord = WorkflowRecord | StepRecord
 
 
 def _upsert_workflows(
-    project: Project, sessions: dict[str, Session], records: list[FlowRecord]
+    project: Project,
+    sessions: dict[str, Session],
+    new_sessions: set[int],
+    records: list[FlowRecord],
 ) -> None:
     """Workflows by (session, workflow_id), inferred until their start arrives, then their steps
     by (workflow, step_id); start and end merge in any order. A fixed number of queries."""
     if not records:
         return
     keys = {(sessions[r.session_id].pk, r.workflow_id) for r in records}
-    stored = Workflow.objects.filter(
-        session_id__in={k[0] for k in keys}, workflow_id__in={k[1] for k in keys}
+    maybe_stored = {k for k in keys if k[0] not in new_sessions}
+    stored = (
+        Workflow.objects.filter(
+            session_id__in={k[0] for k in maybe_stored},
+            workflow_id__in={k[1] for k in maybe_stored},
+        )
+        if maybe_stored
+        else ()
     )
     workflows = {
         (w.session_id, w.workflow_id): w for w in stored if (w.session_id, w.workflow_id) in keys
@@ -1037,7 +1138,13 @@ def _upsert_workflows(
         for session_pk, workflow_id, pk in pks:
             workflows[(session_pk, workflow_id)].pk = pk
     steps = [r for r in records if isinstance(r, StepRecord)]
-    _upsert_steps(project, {k: w.pk for k, w in workflows.items()}, sessions, steps)
+    _upsert_steps(
+        project,
+        {k: w.pk for k, w in workflows.items()},
+        {w.pk for w in created},
+        sessions,
+        steps,
+    )
 
 
 def _duration_ms(started_at: datetime | None, ended_at: datetime | None) -> float | None:
@@ -1062,9 +1169,32 @@ def _merge_workflow(workflow: Workflow, record: WorkflowRecord) -> None:
     workflow.duration_ms = _duration_ms(workflow.started_at, workflow.ended_at)
 
 
+@dataclass(slots=True)
+class _NewStep:
+    """A step not stored yet, merged like a Step row (same attributes and defaults) and then
+    inserted as a plain tuple: building a model instance per step was most of its cost."""
+
+    workflow_id: int
+    step_id: str
+    name: str = ""
+    agent_external_id: str = ""
+    depends_on: list[str] = field(default_factory=list)
+    status: str = Step.Status.RUNNING
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_ms: float | None = None
+    result_summary: str = ""
+    error_type: str = ""
+    error_message: str = ""
+
+
+STEP_COPY_COLUMNS = ("project_id", "workflow_id", "step_id", *STEP_MERGE_FIELDS)
+
+
 def _upsert_steps(
     project: Project,
     workflow_pks: dict[tuple[int, str], int],
+    new_workflows: set[int],
     sessions: dict[str, Session],
     records: list[StepRecord],
 ) -> None:
@@ -1074,22 +1204,54 @@ def _upsert_steps(
         ((workflow_pks[(sessions[r.session_id].pk, r.workflow_id)], r.step_id), r) for r in records
     ]
     keys = {key for key, _ in keyed}
-    stored = Step.objects.filter(
-        workflow_id__in={k[0] for k in keys}, step_id__in={k[1] for k in keys}
+    maybe_stored = {k for k in keys if k[0] not in new_workflows}
+    stored = (
+        Step.objects.filter(
+            workflow_id__in={k[0] for k in maybe_stored},
+            step_id__in={k[1] for k in maybe_stored},
+        )
+        if maybe_stored
+        else ()
     )
-    steps = {(s.workflow_id, s.step_id): s for s in stored if (s.workflow_id, s.step_id) in keys}
+    steps: dict[tuple[int, str], Step | _NewStep] = {
+        (s.workflow_id, s.step_id): s for s in stored if (s.workflow_id, s.step_id) in keys
+    }
     existing = list(steps.values())
     created = []
     for key in keys - steps.keys():
-        steps[key] = Step(project=project, workflow_id=key[0], step_id=key[1])
+        steps[key] = _NewStep(workflow_id=key[0], step_id=key[1])
         created.append(steps[key])
     for key, record in keyed:
         _merge_step(steps[key], record)
-    Step.objects.bulk_create(created)
+    rows = [
+        (project.pk, step.workflow_id, step.step_id, *(getattr(step, n) for n in STEP_MERGE_FIELDS))
+        for step in created
+    ]
+    _insert_rows(Step, STEP_COPY_COLUMNS, rows)
     _update_rows(existing, STEP_MERGE_FIELDS)
 
 
-def _merge_step(step: Step, record: StepRecord) -> None:
+def _insert_rows(model: type[Model], columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """Insert plain tuples (values of these column names, in order): COPY on PostgreSQL, where
+    JSON columns must already be JSON text, else bulk_create."""
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        by_column = {f.column: f for f in model._meta.concrete_fields}
+        is_json = [isinstance(by_column[name], JSONField) for name in columns]
+        cells = [
+            tuple(
+                _json_cell(value) if json else value
+                for json, value in zip(is_json, row, strict=True)
+            )
+            for row in rows
+        ]
+        _copy_rows(model._meta.db_table, columns, cells)
+    else:
+        model.objects.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows])
+
+
+def _merge_step(step: Step | _NewStep, record: StepRecord) -> None:
     if record.action == "start":
         if record.at and (step.started_at is None or record.at < step.started_at):
             step.started_at = record.at

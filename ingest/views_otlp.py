@@ -7,6 +7,7 @@ write right now (exporters retry 503 but drop on 429), 200 with partial_success 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -109,12 +110,19 @@ def otlp_endpoint(
             return error(exc.message, 401, field=exc.field)
         content_type = request.headers.get("Content-Type", "")
         try:
-            parsed = parse(project, read_body(request), content_type)
+            body = read_body(request)
+            parsed = parse(project, body, content_type)
         except BodyError as exc:
             keep_refused_body(project, request, exc, source=f"otlp-{signal}")
             return error(exc.message, exc.status, field=exc.field)
         try:
-            saved = save_records(project, parsed.records, parsed.errors, source=f"otlp-{signal}")
+            saved = save_records(
+                project,
+                parsed.records,
+                parsed.errors,
+                source=f"otlp-{signal}",
+                request_key=request_key(signal, body),
+            )
         except OperationalError as exc:
             logger.warning("otlp %s: database unavailable, answering 503: %s", signal, exc)
             response = error("The server cannot store data right now; retry later", 503)
@@ -125,6 +133,12 @@ def otlp_endpoint(
 
     view.__name__ = f"otlp_{signal}"
     return view
+
+
+def request_key(signal: str, body: bytes) -> str:
+    """The ledger key of one export request: exporters retry a request byte for byte, so its
+    digest recognises the retry (spans re-sent in another request merge by their ids)."""
+    return f"otlp-{signal}:{hashlib.sha256(body).hexdigest()}"
 
 
 def export_response(signal: str, content_type: str, parsed: ParseResult) -> HttpResponse:
