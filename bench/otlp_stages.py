@@ -37,7 +37,6 @@ STORE_STEPS = (
     "_follow_trace_links",
     "_upsert_sessions",
     "_upsert_agents",
-    "_with_estimated_costs",
     "_upsert_spans",
     "_upsert_workflows",
     "_upsert_messages",

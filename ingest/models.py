@@ -696,8 +696,15 @@ class Step(models.Model):
         SKIPPED = "skipped"
         CANCELLED = "cancelled"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE)
-    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="steps")
+    # Written by COPY, one per task span: no database-level foreign keys, as for Span.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_constraint=False)
+    workflow = models.ForeignKey(
+        Workflow,
+        on_delete=models.CASCADE,
+        related_name="steps",
+        db_constraint=False,
+        db_index=False,  # step_unique starts with workflow
+    )
     step_id = models.CharField(max_length=128)
     name = models.CharField(max_length=300, blank=True)
     agent_external_id = models.CharField(max_length=128, blank=True)

@@ -186,7 +186,7 @@ def _save_batch(
     _save_trace_links(project, sessions, links)
     agents = [r for r in fresh if isinstance(r, AgentRecord)]
     _upsert_agents(project, sessions, new_sessions, agents)
-    spans = _with_estimated_costs(project, [r for r in fresh if isinstance(r, SpanRecord)])
+    spans = [r for r in fresh if isinstance(r, SpanRecord)]
     _upsert_spans(project, sessions, new_sessions, spans)
     _insert_transcript(project, sessions, [r for r in fresh if isinstance(r, TranscriptRecord)])
     _insert_metrics(project, sessions, [r for r in fresh if isinstance(r, MetricRecord)])
@@ -340,8 +340,9 @@ def _move_trace(stray: Session, target: Session) -> None:
     Session.objects.filter(pk=target.pk).update(is_summary_stale=True)
 
 
-def _with_estimated_costs(project: Project, records: list[SpanRecord]) -> list[SpanRecord]:
-    """Price LLM calls that have tokens but no cost from the model price table."""
+def _estimated_costs(project: Project, records: list[SpanRecord]) -> dict[int, float]:
+    """Costs from the model price table for LLM calls that have tokens but no cost, by id() of
+    their record."""
     unpriced = [
         r
         for r in records
@@ -351,16 +352,17 @@ def _with_estimated_costs(project: Project, records: list[SpanRecord]) -> list[S
         and (r.prompt_tokens or r.completion_tokens)
     ]
     if not unpriced:
-        return records
+        return {}
     prices = _price_table(project)
-    priced: dict[int, SpanRecord] = {}
+    by_model: dict[str, Price | None] = {}
+    costs: dict[int, float] = {}
     for record in unpriced:
-        price = price_for(record.model, prices)
+        if record.model not in by_model:  # a batch has a few models and many calls
+            by_model[record.model] = price_for(record.model, prices)
+        price = by_model[record.model]
         if price is not None:
-            priced[id(record)] = replace(
-                record, cost=_record_cost(record, price), is_cost_estimated=True
-            )
-    return [priced.get(id(r), r) for r in records]
+            costs[id(record)] = _record_cost(record, price)
+    return costs
 
 
 def _record_cost(record: SpanRecord, price: Price) -> float:
@@ -418,15 +420,7 @@ def _upsert_sessions(
     before = {s.pk: _merge_snapshot(s) for s in existing.values()}
     for session in created:
         existing[session.external_id] = session
-    for record in records:
-        if not record.session_id:
-            continue
-        session = existing[record.session_id]
-        if isinstance(record, SessionRecord):
-            _merge_session(session, record)
-        else:
-            _widen_inferred_start(session, _record_time(record))
-        session.is_summary_stale = True
+    _merge_into_sessions(existing, records)
     Session.objects.bulk_create(created)
     if created and created[0].pk is None:
         # Backends that cannot return ids from a bulk insert: read them back in one query.
@@ -439,6 +433,26 @@ def _upsert_sessions(
             session.pk = pks[session.external_id]
     _save_session_changes([s for s in existing.values() if s.pk in before], before)
     return existing, {s.pk for s in created}
+
+
+def _merge_into_sessions(sessions: dict[str, Session], records: list[Record]) -> None:
+    """Session records first, in order; then each session starts no later than the earliest
+    thing seen in it while it is inferred (one comparison per session, not per record)."""
+    earliest: dict[str, datetime] = {}
+    for record in records:
+        session_id = record.session_id
+        if not session_id:
+            continue
+        if isinstance(record, SessionRecord):
+            _merge_session(sessions[session_id], record)
+            continue
+        at = _record_time(record)
+        if at is not None and (session_id not in earliest or at < earliest[session_id]):
+            earliest[session_id] = at
+    for session_id, at in earliest.items():
+        _widen_inferred_start(sessions[session_id], at)
+    for session in sessions.values():
+        session.is_summary_stale = True
 
 
 def _merge_snapshot(session: Session) -> tuple[Any, ...]:
@@ -597,13 +611,14 @@ def _upsert_spans(
     if not records:
         return
     by_key = {(sessions[r.session_id].pk, r.span_id): r for r in records}
+    costs = _estimated_costs(project, records)
     existing = _stored_spans([key for key in by_key if key[0] not in new_sessions])
     new_keys = [key for key in by_key if key not in existing]
     if new_keys and connection.vendor == "postgresql":
-        _copy_new_spans(project, new_keys, by_key)
+        _copy_new_spans(project, new_keys, by_key, costs)
     elif new_keys:
-        _bulk_create_new_spans(project, new_keys, by_key)
-    _merge_existing_spans(existing, by_key)
+        _bulk_create_new_spans(project, new_keys, by_key, costs)
+    _merge_existing_spans(existing, by_key, costs)
 
 
 def _stored_spans(keys: list[tuple[int, str]]) -> dict[tuple[int, str], Span]:
@@ -622,9 +637,11 @@ def _stored_spans(keys: list[tuple[int, str]]) -> dict[tuple[int, str], Span]:
 SPAN_COPY_COLUMNS = ("id", "project_id", "session_id", "span_id", *SPAN_MERGE_FIELDS)
 
 
-def _span_columns(record: SpanRecord) -> tuple[Any, ...]:
-    """A new span's SPAN_MERGE_FIELDS values, in that order, straight from its record."""
+def _span_columns(record: SpanRecord, estimated_cost: float | None) -> tuple[Any, ...]:
+    """A new span's SPAN_MERGE_FIELDS values, in that order, straight from its record (and the
+    cost the price table gives it, if any)."""
     started_at, ended_at = record.started_at, record.ended_at
+    cost = record.cost if estimated_cost is None else estimated_cost
     return (
         record.parent_span_id,
         record.trace_id,
@@ -639,22 +656,31 @@ def _span_columns(record: SpanRecord) -> tuple[Any, ...]:
         record.provider,
         record.prompt_tokens,
         record.completion_tokens,
-        record.cost,
-        record.is_cost_estimated if record.cost is not None else False,
+        cost,
+        estimated_cost is not None,
         record.error_type,
         record.error_message[:2000],
     )
 
 
 def _bulk_create_new_spans(
-    project: Project, new_keys: list[tuple[int, str]], by_key: dict[tuple[int, str], SpanRecord]
+    project: Project,
+    new_keys: list[tuple[int, str]],
+    by_key: dict[tuple[int, str], SpanRecord],
+    costs: dict[int, float],
 ) -> None:
     new_spans = [
         Span(
             project=project,
             session_id=key[0],
             span_id=key[1],
-            **dict(zip(SPAN_MERGE_FIELDS, _span_columns(by_key[key]), strict=True)),
+            **dict(
+                zip(
+                    SPAN_MERGE_FIELDS,
+                    _span_columns(by_key[key], costs.get(id(by_key[key]))),
+                    strict=True,
+                )
+            ),
         )
         for key in new_keys
     ]
@@ -673,7 +699,10 @@ def _bulk_create_new_spans(
 
 
 def _copy_new_spans(
-    project: Project, new_keys: list[tuple[int, str]], by_key: dict[tuple[int, str], SpanRecord]
+    project: Project,
+    new_keys: list[tuple[int, str]],
+    by_key: dict[tuple[int, str], SpanRecord],
+    costs: dict[int, float],
 ) -> None:
     """PostgreSQL: COPY spans and payloads as plain tuples built from the records. Model
     instances and bulk_create's parameter quoting were over half of ingest's CPU
@@ -689,7 +718,8 @@ def _copy_new_spans(
     project_pk = project.pk
     for pk, key in zip(pks, new_keys, strict=True):
         record = by_key[key]
-        spans.append((pk, project_pk, key[0], key[1], *_span_columns(record)))
+        estimated = costs.get(id(record))
+        spans.append((pk, project_pk, key[0], key[1], *_span_columns(record, estimated)))
         payloads.append(
             (
                 pk,
@@ -754,7 +784,7 @@ def _copy_rows(model: type[Model], columns: tuple[str, ...], rows: list[tuple[An
                 copy.write_row(row)
 
 
-def _apply_span(span: Span, record: SpanRecord) -> None:
+def _apply_span(span: Span, record: SpanRecord, estimated_cost: float | None) -> None:
     """Merge a later record into a stored span: what the record says wins, blanks do not."""
     values = {
         "parent_span_id": record.parent_span_id,
@@ -775,8 +805,10 @@ def _apply_span(span: Span, record: SpanRecord) -> None:
     for attr, value in values.items():
         if not _is_empty(value):
             setattr(span, attr, value)
-    if record.cost is not None:
-        span.is_cost_estimated = record.is_cost_estimated
+    if estimated_cost is not None:
+        span.cost, span.is_cost_estimated = estimated_cost, True
+    elif record.cost is not None:
+        span.is_cost_estimated = False
     if span.started_at is None or record.started_at < span.started_at:
         span.started_at = record.started_at
     if span.ended_at is not None and span.started_at is not None:
@@ -788,12 +820,14 @@ def _payload_row(span_pk: int, record: SpanRecord) -> SpanPayload:
 
 
 def _merge_existing_spans(
-    existing: dict[tuple[int, str], Span], by_key: dict[tuple[int, str], SpanRecord]
+    existing: dict[tuple[int, str], Span],
+    by_key: dict[tuple[int, str], SpanRecord],
+    costs: dict[int, float],
 ) -> None:
     if not existing:
         return
     for key, span in existing.items():
-        _apply_span(span, by_key[key])
+        _apply_span(span, by_key[key], costs.get(id(by_key[key])))
     Span.objects.bulk_update(list(existing.values()), SPAN_MERGE_FIELDS)
     stored = SpanPayload.objects.in_bulk([s.pk for s in existing.values()])
     missing: list[SpanPayload] = []

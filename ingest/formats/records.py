@@ -86,8 +86,6 @@ class SpanRecord:
     unmapped_keys: tuple[str, ...] = ()
     # True when the mapper computed nothing for cost and the price table should be applied.
     is_cost_missing: bool = False
-    # Set by store.py when the cost came from the price table.
-    is_cost_estimated: bool = False
 
 
 @dataclass(frozen=True)
