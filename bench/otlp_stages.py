@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import os
 import pstats
 import sys
@@ -94,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--functions", action="store_true", help="time the store's own steps")
     parser.add_argument("--profile", type=int, default=0, help="print the top N of a cProfile")
+    parser.add_argument(
+        "--no-freeze",
+        action="store_true",
+        help="leave the garbage collector as it is (config/wsgi.py freezes it, as this does)",
+    )
     args = parser.parse_args(argv)
 
     import django
@@ -119,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     _, bodies = generate(generator_args)
     stamp = time.time_ns()
+    if not args.no_freeze:
+        gc.freeze()
     project = Project.objects.create(name=f"stages {stamp}", slug=f"stages-{stamp}")
     with connection.cursor() as cursor:
         cursor.execute(
