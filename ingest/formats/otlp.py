@@ -13,10 +13,9 @@ import binascii
 import hashlib
 import math
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -43,6 +42,7 @@ from ingest.formats.records import (
 )
 from ingest.formats.semconv import (
     BUILTIN_MESSAGE_RULES,
+    KeyMemo,
     MessageRule,
     SpanMeaning,
     as_count,
@@ -80,6 +80,7 @@ SEVERITY_WARN = 13
 LOUD_SEVERITY_TEXTS = ("WARN", "WARNING", "ERROR", "FATAL", "CRITICAL")
 # Resource attributes copied onto every span as resource.<key>: small and useful for filtering.
 RESOURCE_SPAN_KEYS = ("service.name", "service.version", "deployment.environment")
+RESOURCE_SPAN_ATTRIBUTES = tuple((key, f"resource.{key}") for key in RESOURCE_SPAN_KEYS)
 TASKWEAVER_ROUND_SPAN = "Session.send_message"
 NO_SESSION_SPAN_TAG = "no-session-span"
 
@@ -103,7 +104,9 @@ class WireLink:
     attributes: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, unlike the other wire shapes: one is built per span, and a frozen dataclass's
+# __init__ sets each of its 18 fields through object.__setattr__ (4x slower). Treat as read-only.
+@dataclass(slots=True)
 class WireSpan:
     """One decoded span: ids in hex, times in unix nanoseconds, attributes JSON-able."""
 
@@ -293,8 +296,11 @@ def _pb_attributes(
             if len(text) > limit or "\x00" in text:
                 text = _clean(_truncate(text, limit, prefix + kv.key, truncated))
             out[kv.key] = text
+            continue
+        which = value.WhichOneof("value")
+        if which == "int_value":  # token counts: the usual non-string, read without a call
+            out[kv.key] = value.int_value
         else:
-            which = value.WhichOneof("value")
             out[kv.key] = _pb_value(value, which, limit, truncated, prefix + kv.key, 0)
     return out
 
@@ -483,15 +489,16 @@ def _digest(*parts: str | bytes) -> str:
     return hasher.hexdigest()[:32]
 
 
-def _version_key(trace_id: bytes, span_id: bytes, content: bytes) -> str:
-    """Which version of which span: its ids and a CRC-32 of its wire content. The ids make it
-    unique; the checksum only has to tell two versions of one span apart, so a cheap one does
+def _version_key(trace_id: str, span_id: str, content: bytes) -> str:
+    """Which version of which span: its hex ids and a CRC-32 of its wire content. The ids make
+    it unique; the checksum only has to tell two versions of one span apart, so a cheap one does
     (a cryptographic hash of every span was a tenth of the parse time)."""
-    return f"{trace_id.hex()}{span_id.hex()}:{zlib.crc32(content):08x}"
+    return f"{trace_id}{span_id}:{zlib.crc32(content):08x}"
 
 
 def _at(nanos: int) -> datetime:
-    return EPOCH + timedelta(microseconds=nanos // 1000)
+    # timedelta(days, seconds, microseconds) positionally: keywords cost a third more.
+    return EPOCH + timedelta(0, 0, nanos // 1000)
 
 
 # --- span decoding --------------------------------------------------------------------------
@@ -558,46 +565,56 @@ def decode_protobuf_traces(body: bytes, *, max_string_chars: int) -> WireBatch:
             scope = (scope_spans.scope.name, scope_spans.scope.version)
             for p, span in enumerate(scope_spans.spans):
                 index = len(spans) + len(errors)
-                problem = _pb_span_problem(span)
-                if problem is None:
-                    spans.append(_pb_span(span, index, resource, scope, max_string_chars))
+                wire = _pb_span(span, index, resource, scope, max_string_chars)
+                if wire is not None:
+                    spans.append(wire)
                 else:
                     path = f"resourceSpans[{r}].scopeSpans[{s}].spans[{p}]"
+                    problem = _pb_span_problem(span)
                     errors.append(_span_error(index, path, problem, _pb_raw(span)))
     return WireBatch(items=spans, errors=errors)
 
 
-def _pb_span_problem(span: Any) -> tuple[str, str] | None:
+def _pb_span_problem(span: Any) -> tuple[str, str]:
+    problem = _span_problem(
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id,
+        span.start_time_unix_nano,
+        span.end_time_unix_nano,
+    )
+    return problem or ("", "unreadable")
+
+
+def _pb_span(
+    span: Any, index: int, resource: dict[str, Any], scope: tuple[str, str], limit: int
+) -> WireSpan | None:
+    """The span as a WireSpan, None when _span_problem refuses it. Each field is read once: a
+    read builds a new Python object from the protobuf."""
     trace_id, span_id, parent_id = span.trace_id, span.span_id, span.parent_span_id
     start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
     # The usual span passes this one expression; _span_problem says what is wrong otherwise.
-    if (
+    if not (
         len(trace_id) == 16
         and len(span_id) == 8
         and len(parent_id) in (0, 8)
         and 0 < start_ns <= end_ns < MAX_UNIX_NANOS
         and trace_id != ZERO_TRACE_ID
         and span_id != ZERO_SPAN_ID
-    ):
+    ) and _span_problem(trace_id, span_id, parent_id, start_ns, end_ns):
         return None
-    return _span_problem(trace_id, span_id, parent_id, start_ns, end_ns)
-
-
-def _pb_span(
-    span: Any, index: int, resource: dict[str, Any], scope: tuple[str, str], limit: int
-) -> WireSpan:
     truncated: dict[str, int] = {}
-    parent_id = span.parent_span_id
+    trace_hex, span_hex = trace_id.hex(), span_id.hex()
     status = span.status
     return WireSpan(
         index=index,
-        trace_id=span.trace_id.hex(),
-        span_id=span.span_id.hex(),
+        trace_id=trace_hex,
+        span_id=span_hex,
         parent_span_id=parent_id.hex() if parent_id and parent_id != ZERO_SPAN_ID else "",
         name=_clean(span.name),
         kind=span.kind,
-        start_ns=span.start_time_unix_nano,
-        end_ns=span.end_time_unix_nano,
+        start_ns=start_ns,
+        end_ns=end_ns,
         status_code=status.code,
         status_message=_clean(status.message),
         attributes=_pb_attributes(span.attributes, limit, truncated),
@@ -605,7 +622,7 @@ def _pb_span(
         resource=resource,
         scope_name=scope[0],
         scope_version=scope[1],
-        digest=_version_key(span.trace_id, span.span_id, span.SerializeToString()),
+        digest=_version_key(trace_hex, span_hex, span.SerializeToString()),
         truncated=truncated,
         links=_pb_links(span.links, limit, truncated) if span.links else (),
     )
@@ -719,10 +736,11 @@ def _json_span(
         return _span_error(index, path, problem or ("", "unreadable"), raw)
     truncated: dict[str, int] = {}
     status = raw.get("status") if isinstance(raw.get("status"), dict) else {}
+    trace_hex, span_hex = trace_id.hex(), span_id.hex()
     return WireSpan(
         index=index,
-        trace_id=trace_id.hex(),
-        span_id=span_id.hex(),
+        trace_id=trace_hex,
+        span_id=span_hex,
         parent_span_id=parent_id.hex() if parent_id and parent_id != ZERO_SPAN_ID else "",
         name=_clean(str(raw.get("name") or "")),
         kind=_json_enum(raw.get("kind"), SPAN_KIND_ENUM),
@@ -735,7 +753,7 @@ def _json_span(
         resource=resource,
         scope_name=scope[0],
         scope_version=scope[1],
-        digest=_version_key(trace_id, span_id, orjson.dumps(raw)),
+        digest=_version_key(trace_hex, span_hex, orjson.dumps(raw)),
         truncated=truncated,
         links=_json_links(raw.get("links"), limit, truncated),
     )
@@ -802,7 +820,7 @@ def map_spans(
     records: list[tuple[int, Record]] = []
     for i, span in enumerate(spans):
         if i not in attached:
-            for record in _span_records(span, meanings[i], agents[i], calls.get(i, [])):
+            for record in _span_records(span, meanings[i], agents[i], calls.get(i, ())):
                 records.append((span.index, record))
     names = tuple(dict.fromkeys((*session_attributes, *DEFAULT_SESSION_ATTRIBUTES)))
     records.extend(_trace_records(spans, meanings, names))
@@ -853,13 +871,13 @@ def _agent_ids(
 
 
 def _span_records(
-    span: WireSpan, meaning: SpanMeaning, agent_id: str, calls: list[dict[str, Any]]
+    span: WireSpan, meaning: SpanMeaning, agent_id: str, calls: Sequence[dict[str, Any]]
 ) -> list[Record]:
-    failures = _failures(span)
-    call_ids = ",".join(str(call.get("id")) for call in calls)
+    failures = _failures(span) if span.events or span.status_code == STATUS_ERROR else []
     record_id = f"otlp:{span.digest}"
     if agent_id or calls:
         # Both depend on what else came in the request, so they are part of the version.
+        call_ids = ",".join(str(call.get("id")) for call in calls) if calls else ""
         context = zlib.crc32(f"{agent_id}|{call_ids}".encode())
         record_id = f"{record_id}:{context:08x}"
     first = failures[0] if failures else None
@@ -892,7 +910,8 @@ def _span_records(
         unmapped_keys=meaning.unmapped_keys,
     )
     records: list[Record] = [record]
-    records.extend(_error_records(span, meaning, record, failures))
+    if failures:
+        records.extend(_error_records(span, meaning, record, failures))
     if meaning.detail == "agent":
         records.append(_agent_record(span, meaning, record_id))
     return records
@@ -920,35 +939,40 @@ PAYLOAD_TEXT_PREFIXES = (
 PAYLOAD_TEXT_SUFFIXES = (".input", ".output")
 
 
-@lru_cache(maxsize=8192)
 def _is_payload_text_key(key: str) -> bool:
-    # Cached: every span of a batch repeats the same few dozen keys.
     return key.startswith(PAYLOAD_TEXT_PREFIXES) or (
         key.startswith("agentops.") and key.endswith(PAYLOAD_TEXT_SUFFIXES)
     )
 
 
+# Memoised: every span of a batch repeats the same few dozen keys.
+_PAYLOAD_TEXT_KEYS = KeyMemo(_is_payload_text_key)
+
+
 def _span_attributes(span: WireSpan, meaning: SpanMeaning) -> dict[str, Any]:
-    mapped = (meaning.prompt, meaning.completion, meaning.params, meaning.returns)
-    if all(value is None for value in mapped):
-        attributes = dict(span.attributes)
-    else:
+    attributes = dict(span.attributes)
+    if (
+        meaning.prompt is not None
+        or meaning.completion is not None
+        or meaning.params is not None
+        or meaning.returns is not None
+    ):
+        # Deleting the few payload keys from a copy costs less than filtering every key.
         unmapped = frozenset(meaning.unmapped_keys)
-        attributes = {
-            key: value
-            for key, value in span.attributes.items()
-            if key in unmapped or not _is_payload_text_key(key)
-        }
+        for key in span.attributes:
+            if _PAYLOAD_TEXT_KEYS[key] and key not in unmapped:
+                del attributes[key]
     attributes["observatory.kind"] = meaning.detail
     attributes["observatory.span_kind"] = SPAN_KIND_NAMES.get(span.kind, "unspecified")
     if span.scope_name:
         attributes["scope.name"] = span.scope_name
     if span.scope_version:
         attributes["scope.version"] = span.scope_version
-    for key in RESOURCE_SPAN_KEYS:
-        if key in span.resource:
-            attributes[f"resource.{key}"] = span.resource[key]
-    others = [event for event in span.events if event.name != "exception"]
+    resource = span.resource
+    for key, name in RESOURCE_SPAN_ATTRIBUTES:
+        if key in resource:
+            attributes[name] = resource[key]
+    others = [event for event in span.events if event.name != "exception"] if span.events else ()
     if others:
         attributes["observatory.events"] = [
             {
@@ -963,7 +987,7 @@ def _span_attributes(span: WireSpan, meaning: SpanMeaning) -> dict[str, Any]:
     return attributes
 
 
-def _with_tool_calls(completion: Any, calls: list[dict[str, Any]]) -> dict[str, Any]:
+def _with_tool_calls(completion: Any, calls: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The LLM's answer with the tool calls the model requested (from tool_call.* children);
     calls the completion already lists (same id) are not repeated."""
     message = dict(completion) if isinstance(completion, dict) else {"role": "assistant"}

@@ -1,4 +1,8 @@
-"""The one internal shape every wire format parses into; store.py only knows these. Pure."""
+"""The one internal shape every wire format parses into; store.py only knows these. Pure.
+
+Records are read-only by convention (dataclasses.replace makes a changed copy) but not frozen:
+a frozen dataclass sets every field through object.__setattr__, four times the cost of a
+slotted one, and ingest builds one or more per span."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RecordError:
     """Why one record was refused: its position in the batch, the field path and a message."""
 
@@ -18,7 +22,7 @@ class RecordError:
     raw: Any = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SessionRecord:
     """session.start / session.update / session.end. None means "not said by this record"."""
 
@@ -38,7 +42,7 @@ class SessionRecord:
     group_key: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AgentRecord:
     """agent.created / agent.terminated."""
 
@@ -53,7 +57,7 @@ class AgentRecord:
     reason: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SpanRecord:
     """One event/span. Later records with the same (session_id, span_id) are merged into it."""
 
@@ -88,7 +92,7 @@ class SpanRecord:
     is_cost_missing: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TraceLinkRecord:
     """OTLP: the spans of trace_id belong to session_id (a session that spans several traces,
     e.g. one TaskWeaver round per trace). Without a link a trace is its own session, keyed by
@@ -100,7 +104,7 @@ class TraceLinkRecord:
     round_index: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TranscriptRecord:
     """A chat message (user/assistant/system) or a status line (agent/llm/tool)."""
 
@@ -114,7 +118,7 @@ class TranscriptRecord:
     trace_id: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class MetricRecord:
     record_id: str
     name: str
@@ -126,7 +130,7 @@ class MetricRecord:
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TestRunRecord:
     """test_run.start / test_run.end. None means "not said by this record"."""
 
@@ -146,7 +150,7 @@ class TestRunRecord:
     metadata: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TestResultRecord:
     """One test's outcome in a run. A later record for the same (run_id, test_id) replaces it."""
 
@@ -166,7 +170,7 @@ class TestResultRecord:
     session_ids: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AgentMessageRecord:
     """agent_message: one lifecycle stage of a message between agents. Records of one message
     (same session_id and message_id) merge in any order; None means "not said by this record"."""
@@ -192,7 +196,7 @@ class AgentMessageRecord:
     trace_id: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class WorkflowRecord:
     """workflow.start / workflow.end. None means "not said by this record"."""
 
@@ -207,7 +211,7 @@ class WorkflowRecord:
     metadata: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StepRecord:
     """step.start / step.end of one step of a workflow run; merged by (workflow, step_id)."""
 
@@ -241,7 +245,7 @@ Record = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ParseResult:
     """Records in batch order with their batch index, plus one error per refused record."""
 

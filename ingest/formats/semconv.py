@@ -8,17 +8,20 @@ docs/agentops-protocol.md section 5; keys no rule reads are reported as unmapped
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 Attributes = Mapping[str, Any]
+V = TypeVar("V")
 
 MAX_TAG_CHARS = 200
 MAX_INT32 = 2**31 - 1
+# The characters orjson accepts at the start of a document. Text starting otherwise (agentops
+# task outputs are often plain sentences) is not parsed: a failed parse raises, which costs more.
+JSON_FIRST_CHARACTERS = frozenset('{["-0123456789tfn \t\n\r')
 
 # Detailed kinds (shown as attributes["observatory.kind"]) stored as llm or tool spans; every
 # other detailed kind (workflow, agent, task, guardrail, chain, session, span...) is an action.
@@ -177,7 +180,9 @@ HOST_PREFIXES = ("host.", "cpu.", "memory.")
 HOST_RESOURCE_KEYS = ("imported_libraries", "service.name")
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built per span, and a frozen dataclass's __init__ sets each field through
+# object.__setattr__ (3x slower). Treat as read-only.
+@dataclass(slots=True)
 class SpanMeaning:
     """The mapped fields of one span; `detail` is the fine kind, `kind` the stored one."""
 
@@ -203,6 +208,23 @@ class SpanMeaning:
         return self.kind == "llm" and self.cost is None and has_tokens
 
 
+class KeyMemo(dict[str, V]):
+    """compute(key) memoised for attribute keys, which repeat across spans. Read by subscription,
+    it costs less than a call to an lru_cache'd function, and this runs for every attribute of
+    every span. When unique keys (ids in key names) fill it, it starts afresh."""
+
+    def __init__(self, compute: Callable[[str], V], max_keys: int = 16384) -> None:
+        super().__init__()
+        self.compute = compute
+        self.max_keys = max_keys
+
+    def __missing__(self, key: str) -> V:
+        if len(self) >= self.max_keys:
+            self.clear()
+        value = self[key] = self.compute(key)
+        return value
+
+
 @dataclass(frozen=True, slots=True)
 class SessionFields:
     """What an agentops session root span says about its session."""
@@ -220,7 +242,7 @@ def describe_span(name: str, attributes: Attributes) -> SpanMeaning:
     kind = RECORD_KINDS.get(detail, "action")
     families, unmapped = _scan(attributes)
     # On a session root every key lands in the session's metadata.
-    unmapped_keys = () if detail == "session" else tuple(sorted(unmapped))
+    unmapped_keys = tuple(sorted(unmapped)) if unmapped and detail != "session" else ()
     if kind == "llm":
         return _llm_meaning(name, attributes, detail, families, unmapped_keys)
     if detail == "tool_call_request":
@@ -263,7 +285,7 @@ def _genai_kind(attributes: Attributes) -> str:
     request_type = attributes.get("gen_ai.request.type") or attributes.get("llm.request.type")
     if request_type == "embedding":
         return "embedding"
-    if any(key in attributes for key in LLM_MARKERS) or request_type in ("chat", "completion"):
+    if not attributes.keys().isdisjoint(LLM_MARKERS) or request_type in ("chat", "completion"):
         return "llm"
     if any(key.startswith(LLM_MARKER_PREFIXES) for key in attributes):
         return "llm"
@@ -276,20 +298,23 @@ def _scan(attributes: Attributes) -> tuple[dict[str, dict[str, Any]], list[str]]
     grouped: dict[str, dict[str, Any]] = {}
     unmapped: list[str] = []
     for key, value in attributes.items():
-        family = _key_family(key)
+        family, row = _FAMILY_ROWS[key]
         if family:
             rows = grouped.get(family)
             if rows is None:
                 rows = grouped[family] = {}
-            rows[key[len(family) :]] = value
+            rows[row] = value
         elif family is None:
             unmapped.append(key)
     return grouped, unmapped
 
 
-# Keys repeat across spans (every LLM span has the same few dozen), so their classification is
-# memoised: this runs for every attribute of every span and dominated the parse profile.
-@functools.lru_cache(maxsize=16384)
+def _family_row(key: str) -> tuple[str | None, str]:
+    """(family, row) of a key: "gen_ai.prompt.0.role" -> ("gen_ai.prompt.", "0.role")."""
+    family = _key_family(key)
+    return family, key[len(family) :] if family else ""
+
+
 def _key_family(key: str) -> str | None:
     """The family prefix of an indexed key, "" for a key a rule reads, None for an unmapped one."""
     if key in KNOWN_KEYS:
@@ -304,6 +329,11 @@ def _key_family(key: str) -> str | None:
 
 def _is_agentops_io(key: str) -> bool:
     return key.startswith("agentops.") and key.endswith((".input", ".output"))
+
+
+# Keys repeat across spans (every LLM span has the same few dozen), so their classification is
+# memoised: this runs for every attribute of every span and dominated the parse profile.
+_FAMILY_ROWS = KeyMemo(_family_row)
 
 
 def _llm_meaning(
@@ -400,18 +430,22 @@ def first_text(attributes: Attributes, keys: tuple[str, ...]) -> str:
 def first_count(attributes: Attributes, keys: tuple[str, ...]) -> int | None:
     """A token count from the first key that holds a whole number from 0 to 2**31-1."""
     for key in keys:
-        count = as_count(attributes.get(key))
-        if count is not None:
-            return count
+        value = attributes.get(key)
+        if value is not None:
+            count = as_count(value)
+            if count is not None:
+                return count
     return None
 
 
 def as_count(value: Any) -> int | None:
+    if type(value) is int:  # the usual token count (bool is not int): no float round trip
+        return value if 0 <= value <= MAX_INT32 else None
     if isinstance(value, bool) or value is None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past 1e308
         return None
     if not 0 <= number <= MAX_INT32 or number != int(number):
         return None
@@ -423,17 +457,16 @@ def as_number(value: Any) -> float | None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return number if number == number and abs(number) != float("inf") else None
 
 
 def span_cost(attributes: Attributes) -> float | None:
     """gen_ai.usage.total_cost (or llm.cost.total), else the sum of prompt and completion cost."""
-    for key in TOTAL_COST_KEYS:
-        total = as_number(attributes.get(key))
-        if total is not None:
-            return total
+    total = _first_number(attributes, TOTAL_COST_KEYS)
+    if total is not None:
+        return total
     prompt = _first_number(attributes, PROMPT_COST_KEYS)
     completion = _first_number(attributes, COMPLETION_COST_KEYS)
     if prompt is None and completion is None:
@@ -443,15 +476,17 @@ def span_cost(attributes: Attributes) -> float | None:
 
 def _first_number(attributes: Attributes, keys: tuple[str, ...]) -> float | None:
     for key in keys:
-        number = as_number(attributes.get(key))
-        if number is not None:
-            return number
+        value = attributes.get(key)
+        if value is not None:
+            number = as_number(value)
+            if number is not None:
+                return number
     return None
 
 
 def parse_json_text(value: Any) -> Any:
     """A JSON string parsed (agentops writes inputs as JSON text), anything else unchanged."""
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or value[0] not in JSON_FIRST_CHARACTERS:
         return value
     try:
         return orjson.loads(value)
@@ -496,7 +531,7 @@ def indexed_messages(rows: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows like {"0.role": "user", "0.content": "hi", "1.tool_calls.0.id": "c"} as messages."""
     by_index: dict[int, dict[str, Any]] = {}
     for rest, value in rows.items():
-        row = _split_row(rest)
+        row = _SPLIT_ROWS[rest]
         if row is not None:
             fields = by_index.get(row[0])
             if fields is None:
@@ -505,7 +540,6 @@ def indexed_messages(rows: dict[str, Any]) -> list[dict[str, Any]]:
     return [_message_from_fields(by_index[index]) for index in sorted(by_index)]
 
 
-@functools.lru_cache(maxsize=16384)
 def _split_row(rest: str) -> tuple[int, str] | None:
     """ "1.message.role" -> (1, "role"); None when the row has no index."""
     index, _, field = rest.partition(".")
@@ -514,12 +548,17 @@ def _split_row(rest: str) -> tuple[int, str] | None:
     return int(index), field.removeprefix("message.")
 
 
+_SPLIT_ROWS = KeyMemo(_split_row)
+
+
 def _message_from_fields(fields: dict[str, Any]) -> dict[str, Any]:
     message: dict[str, Any] = {}
     calls: dict[int, dict[str, Any]] = {}
     parts: dict[int, dict[str, Any]] = {}
     for field, value in fields.items():
-        if field.startswith("tool_calls."):
+        if "." not in field:  # role, content, finish_reason...: most fields
+            message[field] = value
+        elif field.startswith("tool_calls."):
             _add_indexed(calls, field[len("tool_calls.") :], value, ("tool_call.", "function."))
         elif field.startswith("contents."):
             _add_indexed(parts, field[len("contents.") :], value, ("message_content.",))

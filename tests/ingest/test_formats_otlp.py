@@ -561,6 +561,30 @@ def test_odd_attribute_values_never_hide_a_span() -> None:
     json.dumps(span.attributes, allow_nan=False)
 
 
+def test_a_token_count_or_cost_too_big_for_a_float_is_left_out_not_a_crash() -> None:
+    """OTLP/JSON writes an intValue as a decimal string of any length: float() of such an int
+    raised OverflowError, which failed the whole request instead of leaving the value out."""
+    too_big = {"intValue": "9" * 400}
+    attributes = [
+        {"key": "gen_ai.request.model", "value": {"stringValue": "m"}},
+        {"key": "gen_ai.usage.prompt_tokens", "value": too_big},
+        {"key": "gen_ai.usage.total_cost", "value": too_big},
+    ]
+    span = {
+        "traceId": "0123456789abcdef0123456789abcdef",
+        "spanId": "0123456789abcdef",
+        "name": "chat",
+        "startTimeUnixNano": 1795290000000000000,
+        "attributes": attributes,
+    }
+    body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
+
+    result = parse_otlp_traces(body, JSON, max_string_chars=LIMIT)
+
+    (record,) = records_of(result, SpanRecord)
+    assert (record.kind, record.prompt_tokens, record.cost) == ("llm", None, None)
+
+
 def test_json_ids_may_be_base64_and_keys_snake_case() -> None:
     result = parse_fixture("traceloop-workflow.json")
 
