@@ -60,6 +60,7 @@ MAX_NAME_CHARS = 300
 MAX_SESSION_ID_CHARS = 128
 MAX_NESTING = 32
 # datetime cannot go past year 9999.
+MAX_UINT64 = 2**64 - 1
 MAX_UNIX_NANOS = 253402300799 * 10**9
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ZERO_TRACE_ID = bytes(16)
@@ -433,19 +434,21 @@ _JSON_ANY = {
 
 
 def _json_int(raw: Any) -> int | None:
-    """int64/uint64 fields: OTLP/JSON writes them as strings, some exporters as numbers."""
+    """int64/uint64 fields: OTLP/JSON writes them as strings, some exporters as numbers. None
+    for anything else, a number past 64 bits included (float() of it would overflow)."""
     if raw is None or raw == "":
         return 0
     if isinstance(raw, bool):
         return None
     try:
-        return int(raw)
+        number = int(raw)
     except (TypeError, ValueError):
         try:
-            number = float(raw)
+            as_float = float(raw)
         except (TypeError, ValueError):
             return None
-        return int(number) if math.isfinite(number) else None
+        number = int(as_float) if math.isfinite(as_float) else MAX_UINT64 + 1
+    return number if -MAX_UINT64 <= number <= MAX_UINT64 else None
 
 
 def _json_enum(raw: Any, names: Mapping[str, int]) -> int:
@@ -1509,6 +1512,10 @@ def _json_metric_points(
             items.append(
                 _metric_error(index + p, point_path, "a data point must be an object", raw)
             )
+            continue
+        if camel not in ("gauge", "sum") and _json_int(raw.get("count")) is None:
+            message = "count must be an unsigned 64-bit integer"
+            items.append(_metric_error(index + p, f"{point_path}.count", message, raw))
             continue
         items.append(
             WirePoint(

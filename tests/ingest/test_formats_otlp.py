@@ -878,6 +878,25 @@ def test_a_metric_point_without_a_time_is_refused_with_its_path() -> None:
     assert result.records == []
 
 
+def test_a_histogram_count_past_64_bits_is_refused_with_its_path_and_the_rest_kept() -> None:
+    """OTLP/JSON writes a count as a decimal string of any length; one past 64 bits made
+    float() raise OverflowError and failed the whole request."""
+    points = [
+        {"timeUnixNano": "1795290000000000000", "count": "9" * 400, "sum": 1.0},
+        {"timeUnixNano": "1795290000000000000", "count": "4", "sum": 2.0},
+    ]
+    metric = {"name": "gen_ai.client.operation.duration", "histogram": {"dataPoints": points}}
+    body = json.dumps({"resourceMetrics": [{"scopeMetrics": [{"metrics": [metric]}]}]}).encode()
+
+    result = parse_otlp_metrics(body, JSON, max_string_chars=LIMIT)
+
+    (error,) = result.errors
+    assert error.field.endswith("histogram.dataPoints[0].count")
+    assert "64-bit" in error.message
+    samples = {r.name: r.value for r in records_of(result, MetricRecord)}
+    assert samples["gen_ai.client.operation.duration.count"] == 4.0
+
+
 # --- logs -------------------------------------------------------------------------------------
 
 
