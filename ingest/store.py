@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from django.conf import settings
@@ -62,6 +62,7 @@ from ingest.models import (
 from ingest.pricing import Price, default_prices, llm_cost, price_for
 
 logger = logging.getLogger(__name__)
+M = TypeVar("M", bound=Model)
 
 SESSION_MERGE_FIELDS = (
     "name",
@@ -622,7 +623,7 @@ def _upsert_spans(
         return
     by_key = {(sessions[r.session_id].pk, r.span_id): r for r in records}
     costs = _estimated_costs(project, records)
-    existing = _stored_spans([key for key in by_key if key[0] not in new_sessions])
+    existing = _stored_rows(Span, ("session", "span_id"), set(by_key), new_sessions)
     new_keys = [key for key in by_key if key not in existing]
     if new_keys and connection.vendor == "postgresql":
         _copy_new_spans(project, new_keys, by_key, costs)
@@ -631,17 +632,21 @@ def _upsert_spans(
     _merge_existing_spans(existing, by_key, costs)
 
 
-def _stored_spans(keys: list[tuple[int, str]]) -> dict[tuple[int, str], Span]:
-    """The spans already stored under these (session pk, span id) keys. A cheap probe for the
-    keys first: usually none are stored, and model instances are only built for those that are."""
-    if not keys:
+def _stored_rows(
+    model: type[M], key_fields: tuple[str, str], keys: set[tuple[int, str]], new_parents: set[int]
+) -> dict[tuple[int, str], M]:
+    """The rows of `model` already stored under these (parent pk, id) keys, `key_fields` naming
+    the parent foreign key and the id field. Keys under a parent this batch created cannot have
+    any and are not looked up: for a batch of new traces, no query at all."""
+    parent, child = key_fields
+    wanted = {key for key in keys if key[0] not in new_parents}
+    if not wanted:
         return {}
-    wanted = set(keys)
-    probe = Span.objects.filter(
-        session_id__in={k[0] for k in keys}, span_id__in={k[1] for k in keys}
-    ).values_list("session_id", "span_id", "pk")
-    pks = [pk for session_pk, span_id, pk in probe if (session_pk, span_id) in wanted]
-    return {(s.session_id, s.span_id): s for s in Span.objects.filter(pk__in=pks)} if pks else {}
+    rows = model._default_manager.filter(
+        **{f"{parent}_id__in": {k[0] for k in wanted}, f"{child}__in": {k[1] for k in wanted}}
+    )
+    found = {(getattr(row, f"{parent}_id"), getattr(row, child)): row for row in rows}
+    return {key: row for key, row in found.items() if key in wanted}
 
 
 SPAN_COPY_COLUMNS = ("id", "project_id", "session_id", "span_id", *SPAN_MERGE_FIELDS)
@@ -1159,18 +1164,7 @@ def _upsert_workflows(
     if not records:
         return
     keys = {(sessions[r.session_id].pk, r.workflow_id) for r in records}
-    maybe_stored = {k for k in keys if k[0] not in new_sessions}
-    stored = (
-        Workflow.objects.filter(
-            session_id__in={k[0] for k in maybe_stored},
-            workflow_id__in={k[1] for k in maybe_stored},
-        )
-        if maybe_stored
-        else ()
-    )
-    workflows = {
-        (w.session_id, w.workflow_id): w for w in stored if (w.session_id, w.workflow_id) in keys
-    }
+    workflows = _stored_rows(Workflow, ("session", "workflow_id"), keys, new_sessions)
     existing = list(workflows.values())
     created = []
     for key in keys - workflows.keys():
@@ -1263,17 +1257,8 @@ def _upsert_steps(
         ((workflow_pks[(sessions[r.session_id].pk, r.workflow_id)], r.step_id), r) for r in records
     ]
     keys = {key for key, _ in keyed}
-    maybe_stored = {k for k in keys if k[0] not in new_workflows}
-    stored = (
-        Step.objects.filter(
-            workflow_id__in={k[0] for k in maybe_stored},
-            step_id__in={k[1] for k in maybe_stored},
-        )
-        if maybe_stored
-        else ()
-    )
     steps: dict[tuple[int, str], Step | _NewStep] = {
-        (s.workflow_id, s.step_id): s for s in stored if (s.workflow_id, s.step_id) in keys
+        **_stored_rows(Step, ("workflow", "step_id"), keys, new_workflows)
     }
     existing = list(steps.values())
     created = []
