@@ -334,6 +334,14 @@ def cpu_split(
     return lines
 
 
+def parse_cpu_roots(parser: argparse.ArgumentParser, text: str) -> dict[str, int]:
+    """--cpu-roots "name=pid,name=pid" as {name: pid}; a usage error otherwise."""
+    try:
+        return {name: int(pid) for name, pid in (r.split("=") for r in text.split(",") if r)}
+    except ValueError:
+        parser.error("--cpu-roots is name=pid,name=pid")
+
+
 def check_url(url: str) -> None:
     host = urlparse(url).hostname
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -403,12 +411,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if min(args.events, args.batch, args.concurrency, args.sessions) < 1:
         parser.error("--events, --batch, --concurrency and --sessions must be at least 1")
     check_url(args.url)
-    try:
-        args.cpu_roots = {
-            name: int(pid) for name, pid in (r.split("=") for r in args.cpu_roots.split(",") if r)
-        }
-    except ValueError:
-        parser.error("--cpu-roots is name=pid,name=pid")
+    args.cpu_roots = parse_cpu_roots(parser, args.cpu_roots)
     return args
 
 

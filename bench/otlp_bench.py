@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from ingest_bench import check_url, cpu_seconds, percentile, sentence
+from ingest_bench import check_url, cpu_seconds, parse_cpu_roots, percentile, sentence
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -528,12 +528,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if min(args.spans, args.batch, args.concurrency) < 1 or args.trace_spans < 8:
         parser.error("--spans, --batch, --concurrency must be >= 1 and --trace-spans >= 8")
     check_url(args.url)
-    try:
-        args.cpu_roots = {
-            name: int(pid) for name, pid in (r.split("=") for r in args.cpu_roots.split(",") if r)
-        }
-    except ValueError:
-        parser.error("--cpu-roots is name=pid,name=pid")
+    args.cpu_roots = parse_cpu_roots(parser, args.cpu_roots)
     return args
 
 

@@ -545,9 +545,8 @@ def _upsert_agents(
 ) -> None:
     if not records:
         return
-    session_pks = {sessions[r.session_id].pk for r in records} - new_sessions
-    stored = Agent.objects.filter(session_id__in=session_pks) if session_pks else ()
-    existing = {(a.session_id, a.external_id): a for a in stored}
+    keys = {(sessions[r.session_id].pk, r.agent_id) for r in records}
+    existing = _stored_rows(Agent, ("session", "external_id"), keys, new_sessions)
     created: dict[tuple[int, str], Agent] = {}
     for record in records:
         key = (sessions[record.session_id].pk, record.agent_id)
@@ -665,7 +664,7 @@ def _span_columns(record: SpanRecord, estimated_cost: float | None) -> tuple[Any
         record.agent_id,
         started_at,
         ended_at,
-        None if ended_at is None else (ended_at - started_at).total_seconds() * 1000,
+        _duration_ms(started_at, ended_at),
         record.status,
         record.model,
         record.provider,
@@ -729,18 +728,7 @@ def _copy_new_spans(
         record = by_key[key]
         estimated = costs.get(id(record))
         spans.append((pk, project_pk, key[0], key[1], *_span_columns(record, estimated)))
-        payloads.append(
-            (
-                pk,
-                record.params,
-                record.returns,
-                record.prompt,
-                record.completion,
-                record.stack_trace,
-                record.attributes,
-                list(record.unmapped_keys),
-            )
-        )
+        payloads.append((pk, *_payload_values(record)))
     _copy_rows(Span, SPAN_COPY_COLUMNS, spans)
     _copy_rows(SpanPayload, ("span_id", *PAYLOAD_FIELDS), payloads)
 
@@ -820,12 +808,27 @@ def _apply_span(span: Span, record: SpanRecord, estimated_cost: float | None) ->
         span.is_cost_estimated = False
     if span.started_at is None or record.started_at < span.started_at:
         span.started_at = record.started_at
-    if span.ended_at is not None and span.started_at is not None:
-        span.duration_ms = (span.ended_at - span.started_at).total_seconds() * 1000
+    if span.ended_at is not None:
+        span.duration_ms = _duration_ms(span.started_at, span.ended_at)
+
+
+def _payload_values(record: SpanRecord) -> tuple[Any, ...]:
+    """A new span's PAYLOAD_FIELDS values, in that order."""
+    return (
+        record.params,
+        record.returns,
+        record.prompt,
+        record.completion,
+        record.stack_trace,
+        record.attributes,
+        list(record.unmapped_keys),
+    )
 
 
 def _payload_row(span_pk: int, record: SpanRecord) -> SpanPayload:
-    return SpanPayload(span_id=span_pk, **{name: getattr(record, name) for name in PAYLOAD_FIELDS})
+    return SpanPayload(
+        span_id=span_pk, **dict(zip(PAYLOAD_FIELDS, _payload_values(record), strict=True))
+    )
 
 
 def _merge_existing_spans(
