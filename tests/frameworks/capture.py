@@ -1,0 +1,92 @@
+"""Capture what each framework really exports: `python -m tests.frameworks.capture [names]`.
+
+For each framework (default: all that have a venv or can build one) and each span processor
+(batched, simple): start the scripted LLM and the capture server on loopback, run the framework's
+scenario in its own venv, and write every export request body to
+tests/fixtures/frameworks/<name>/<mode>/NNN-<signal>.bin with an index.json beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.frameworks.servers import CaptureServer, ScriptedLLM
+from tests.frameworks.venvs import (
+    BASE_DIR,
+    FRAMEWORKS,
+    FrameworkEnvError,
+    framework_python,
+    requirements,
+    run_scenario,
+    scenario_environ,
+)
+
+FIXTURES = BASE_DIR / "tests" / "fixtures" / "frameworks"
+MODES = ("batched", "simple")
+CAPTURE_KEY = "obs_capture_placeholder_key"
+
+
+def pins(name: str) -> dict[str, str]:
+    found = {}
+    for line in requirements(name).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            package, version = line.split("==", 1)
+            found[package.split("[")[0]] = version
+    return found
+
+
+def capture(name: str, mode: str, python: Path) -> int:
+    out = FIXTURES / name / mode
+    shutil.rmtree(out, ignore_errors=True)
+    with ScriptedLLM() as llm, CaptureServer(out) as sink, tempfile.TemporaryDirectory() as cwd:
+        environ = scenario_environ(
+            llm_url=llm.url, otlp_url=sink.url, api_key=CAPTURE_KEY, mode=mode
+        )
+        try:
+            done = run_scenario(name, python, environ, Path(cwd))
+        except subprocess.TimeoutExpired as exc:
+            print(f"{name}/{mode}: timed out\n{exc.stderr}", file=sys.stderr)
+            return 1
+        index = {
+            "framework": name,
+            "span_processor": mode,
+            "versions": pins(name),
+            "llm_calls": len(llm.completions),
+            "exit_status": done.returncode,
+            "requests": sink.requests,
+        }
+        (out / "index.json").write_text(json.dumps(index, indent=2) + "\n")
+    print(f"{name}/{mode}: exit {done.returncode}, {len(llm.completions)} LLM calls, "
+          f"{len(sink.requests)} export requests")
+    if done.returncode != 0:
+        print(done.stdout[-2000:], done.stderr[-4000:], sep="\n", file=sys.stderr)
+    return done.returncode
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("names", nargs="*", default=list(FRAMEWORKS))
+    parser.add_argument("--mode", choices=MODES, action="append")
+    args = parser.parse_args()
+    failures = 0
+    for name in args.names:
+        try:
+            python = framework_python(name)
+        except FrameworkEnvError as exc:
+            print(f"{name}: no venv: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        for mode in args.mode or MODES:
+            failures += capture(name, mode, python) != 0
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
