@@ -110,10 +110,13 @@ def decide(items: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Decision
         # CrewAI's ReAct prompt: only text in this format ends a task.
         return Decision(None, {}, f"Thought: I now know the final answer\nFinal Answer: {answer}")
     called = _called_text(items)
+    # smolagents replays its calls as text with Python reprs: 'name' in single quotes.
     fresh = [
         t
         for t in tools
-        if _tool_name(t) != FINAL_ANSWER_TOOL and f'"{_tool_name(t)}"' not in called
+        if _tool_name(t) != FINAL_ANSWER_TOOL
+        and f'"{_tool_name(t)}"' not in called
+        and f"'{_tool_name(t)}'" not in called
     ]
     handoffs = [t for t in fresh if _tool_name(t).startswith(HANDOFF_PREFIXES)]
     chosen = (handoffs or fresh or [None])[0]
