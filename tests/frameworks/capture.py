@@ -42,7 +42,7 @@ def pins(name: str) -> dict[str, str]:
     return found
 
 
-def capture(name: str, mode: str, python: Path) -> int:
+def capture(name: str, mode: str, python: Path, llm_log: str | None = None) -> int:
     out = FIXTURES / name / mode
     shutil.rmtree(out, ignore_errors=True)
     with ScriptedLLM() as llm, CaptureServer(out) as sink, tempfile.TemporaryDirectory() as cwd:
@@ -63,6 +63,9 @@ def capture(name: str, mode: str, python: Path) -> int:
             "requests": sink.requests,
         }
         (out / "index.json").write_text(json.dumps(index, indent=2) + "\n")
+        if llm_log:
+            with open(llm_log, "a") as log:
+                log.writelines(json.dumps(r) + "\n" for r in llm.requests)
     print(f"{name}/{mode}: exit {done.returncode}, {len(llm.completions)} LLM calls, "
           f"{len(sink.requests)} export requests")
     if done.returncode != 0:
@@ -74,6 +77,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="*", default=list(FRAMEWORKS))
     parser.add_argument("--mode", choices=MODES, action="append")
+    parser.add_argument("--llm-log", help="append every LLM request body to this JSONL file")
     args = parser.parse_args()
     failures = 0
     for name in args.names:
@@ -84,7 +88,7 @@ def main() -> int:
             failures += 1
             continue
         for mode in args.mode or MODES:
-            failures += capture(name, mode, python) != 0
+            failures += capture(name, mode, python, args.llm_log) != 0
     return 1 if failures else 0
 
 

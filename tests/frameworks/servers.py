@@ -35,6 +35,8 @@ from tests.e2e.fake_llm import (
 
 FINAL_ANSWER_TOOL = "final_answer"
 HANDOFF_PREFIXES = ("transfer_to_", "handoff_to_")
+# Capitalised words of a prompt that are not what a tool argument is about.
+STOP_WORDS = {"Current", "Task", "This", "Find", "What", "Write", "Customer", "How", "Here"}
 
 
 def _tool_name(tool: dict[str, Any]) -> str:
@@ -60,6 +62,14 @@ def _conversation_text(items: list[dict[str, Any]]) -> str:
     return json.dumps(items)
 
 
+def _first_user_text(items: list[dict[str, Any]]) -> str:
+    """The task as the user gave it: tool arguments are drawn from it, not from later turns."""
+    for item in items:
+        if item.get("role") == "user":
+            return json.dumps(item.get("content"))
+    return ""
+
+
 def _last_result(items: list[dict[str, Any]]) -> str | None:
     for item in reversed(items):
         if item.get("role") == "tool" or item.get("type") == "function_call_output":
@@ -71,7 +81,7 @@ def _arguments(tool: dict[str, Any], text: str, answer: str) -> dict[str, Any]:
     """Required arguments filled as a model would: strings get the answer or a topic word."""
     schema = _tool_schema(tool)
     properties = schema.get("properties") or {}
-    names = re.findall(r"\b[A-Z][a-z]{3,}\b", text)
+    names = [n for n in re.findall(r"\b[A-Z][a-z]{3,}\b", text) if n not in STOP_WORDS]
     topic = names[-1] if names else "topic"
     filled: dict[str, Any] = {}
     for name in schema.get("required") or list(properties):
@@ -84,10 +94,14 @@ def _arguments(tool: dict[str, Any], text: str, answer: str) -> dict[str, Any]:
             filled[name] = 1.0
         elif kind == "boolean":
             filled[name] = True
+        elif name == "coworker":
+            # CrewAI lists the coworkers a task can be delegated to in the tool's description.
+            listed = re.search(r"coworkers: ([^\n,]+)", str((tool.get("function") or tool).get("description")))
+            filled[name] = listed.group(1).strip() if listed else "unknown"
         elif kind in ("object", "array"):
             filled[name] = {} if kind == "object" else []
         else:
-            filled[name] = f"Look into {topic}"
+            filled[name] = topic
     return filled
 
 
@@ -110,6 +124,16 @@ def decide(items: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Decision
         # CrewAI's ReAct prompt: only text in this format ends a task.
         return Decision(None, {}, f"Thought: I now know the final answer\nFinal Answer: {answer}")
     called = _called_text(items)
+    used = [
+        t
+        for t in tools
+        if _tool_name(t) != FINAL_ANSWER_TOOL
+        and not _tool_name(t).startswith(HANDOFF_PREFIXES)
+        and (f'"{_tool_name(t)}"' in called or f"'{_tool_name(t)}'" in called)
+    ]
+    if used:
+        # One tool call per agent: then it answers, so every scenario ends.
+        tools = [t for t in tools if _tool_name(t) == FINAL_ANSWER_TOOL]
     # smolagents replays its calls as text with Python reprs: 'name' in single quotes.
     fresh = [
         t
@@ -121,10 +145,10 @@ def decide(items: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Decision
     handoffs = [t for t in fresh if _tool_name(t).startswith(HANDOFF_PREFIXES)]
     chosen = (handoffs or fresh or [None])[0]
     if chosen is not None:
-        return Decision(chosen, _arguments(chosen, conversation, answer), None)
+        return Decision(chosen, _arguments(chosen, _first_user_text(items), answer), None)
     final = [t for t in tools if _tool_name(t) == FINAL_ANSWER_TOOL]
     if final:
-        return Decision(final[0], _arguments(final[0], conversation, answer), None)
+        return Decision(final[0], _arguments(final[0], _first_user_text(items), answer), None)
     return Decision(None, {}, answer)
 
 
@@ -133,6 +157,8 @@ class ScriptedLLM:
     """`with ScriptedLLM() as llm:` serves on `llm.url` (base_url is `llm.url + "/v1"`)."""
 
     completions: list[Completion] = field(default_factory=list)
+    # Every request body as received, to see what a framework asks (capture.py --llm-log).
+    requests: list[dict[str, Any]] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -277,6 +303,8 @@ class _LLMHandler(BaseHTTPRequestHandler):
         except ValueError as exc:
             self._json(400, {"error": {"message": str(exc), "type": "invalid_request_error"}})
             return
+        with self.llm._lock:
+            self.llm.requests.append({"path": path, "body": request})
         if path == "/v1/responses":
             if request.get("stream"):
                 self._json(400, {"error": {"message": "stream is not scripted for /responses"}})
