@@ -36,5 +36,34 @@ def main(folder: Path, max_value: int = 120) -> None:
                         print(f"      {attribute['key']} = {value}")
 
 
+def summary(folder: Path) -> str:
+    """Requests, spans, traces, and how many spans arrived before their parent."""
+    index = json.loads((folder / "index.json").read_text())
+    seen: set[bytes] = set()
+    spans = early = 0
+    traces: set[bytes] = set()
+    for request in index["requests"]:
+        if not request["path"].endswith("/v1/traces"):
+            continue
+        body = ExportTraceServiceRequest.FromString((folder / request["file"]).read_bytes())
+        batch = [s for r in body.resource_spans for ss in r.scope_spans for s in ss.spans]
+        ids = {s.span_id for s in batch}
+        for span in batch:
+            spans += 1
+            traces.add(span.trace_id)
+            parent = span.parent_span_id
+            if parent and parent not in seen and parent not in ids:
+                early += 1
+        seen |= ids
+    return (
+        f"{folder.parent.name}/{folder.name}: {len(index['requests'])} requests, {spans} spans, "
+        f"{len(traces)} traces, {early} spans exported before their parent"
+    )
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 120)
+    if sys.argv[1] == "--summary":
+        for name in sys.argv[2:]:
+            print(summary(Path(name)))
+    else:
+        main(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 120)
