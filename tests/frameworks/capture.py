@@ -66,8 +66,10 @@ def capture(name: str, mode: str, python: Path, llm_log: str | None = None) -> i
         if llm_log:
             with open(llm_log, "a") as log:
                 log.writelines(json.dumps(r) + "\n" for r in llm.requests)
-    print(f"{name}/{mode}: exit {done.returncode}, {len(llm.completions)} LLM calls, "
-          f"{len(sink.requests)} export requests")
+    print(
+        f"{name}/{mode}: exit {done.returncode}, {len(llm.completions)} LLM calls, "
+        f"{len(sink.requests)} export requests"
+    )
     if done.returncode != 0:
         print(done.stdout[-2000:], done.stderr[-4000:], sep="\n", file=sys.stderr)
     return done.returncode

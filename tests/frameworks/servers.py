@@ -24,13 +24,11 @@ from typing import Any
 
 from tests.e2e.fake_llm import (
     MODEL,
-    SYSTEM_FINGERPRINT,
     Completion,
     completion_body,
     count_tokens,
     prompt_tokens,
     stream_chunks,
-    usage,
 )
 
 FINAL_ANSWER_TOOL = "final_answer"
@@ -96,7 +94,9 @@ def _arguments(tool: dict[str, Any], text: str, answer: str) -> dict[str, Any]:
             filled[name] = True
         elif name == "coworker":
             # CrewAI lists the coworkers a task can be delegated to in the tool's description.
-            listed = re.search(r"coworkers: ([^\n,]+)", str((tool.get("function") or tool).get("description")))
+            listed = re.search(
+                r"coworkers: ([^\n,]+)", str((tool.get("function") or tool).get("description"))
+            )
             filled[name] = listed.group(1).strip() if listed else "unknown"
         elif kind in ("object", "array"):
             filled[name] = {} if kind == "object" else []
