@@ -24,11 +24,13 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from django.core.management import call_command
 
 from tests.frameworks.servers import ScriptedLLM
 from tests.frameworks.venvs import (
@@ -109,6 +111,7 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
     ("smolagents", "agent_names"): f"agents named '<name>.run'; {MAPPING}",
     ("*", "messages"): f"no messages or hand-offs from frameworks yet; {MAPPING}",
     ("pydantic_ai", "framework_cost"): f"operation.cost ignored, estimated instead; {MAPPING}",
+    ("agentops_legacy", "uuid_shaped_key"): "agentops 0.3.26 refuses keys uuid.UUID() cannot parse",
 }
 
 
@@ -346,5 +349,34 @@ def test_batched_and_simple_exports_store_the_same_run(
         "same_batched_and_simple",
         batched == simple,
         f"batched {batched}\nsimple {simple}",
+    )
+    checks.finish()
+
+
+def test_agentops_legacy_sends_its_session_with_a_key_from_create_project(
+    live_server: Any, pythons: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """agentops 0.3.26, unmodified, with the key `create_project` prints: it keeps a key only if
+    `uuid.UUID(key)` accepts it, and otherwise sends nothing at all."""
+    python = pythons("agentops_legacy")
+    out = StringIO()
+    call_command("create_project", "Legacy agents", stdout=out)
+    key = out.getvalue().strip().splitlines()[-1]
+    with ScriptedLLM() as llm:
+        environ = scenario_environ(
+            llm_url=llm.url,
+            otlp_url=live_server.url,
+            api_key=key,
+            mode="batched",
+            extra={"AGENTOPS_API_KEY": key},
+        )
+        done = run_scenario("agentops_legacy", python, environ, tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sessions = Api(live_server.url, key).rows("sessions/")
+    checks = Checks("agentops_legacy", "obs_key")
+    checks.check(
+        "uuid_shaped_key",
+        [s["tags"] for s in sessions] == [["legacy"]],
+        f"sessions {sessions}; agentops said: {(done.stdout + done.stderr)[-600:]}",
     )
     checks.finish()

@@ -30,6 +30,20 @@ from tests.frameworks.venvs import (
 FIXTURES = BASE_DIR / "tests" / "fixtures" / "frameworks"
 MODES = ("batched", "simple")
 CAPTURE_KEY = "obs_capture_placeholder_key"
+# agentops 0.3.26 is not OTLP: its two runs differ by key, not by span processor. The UUID is
+# made up for the capture (no server knows it).
+LEGACY_KEYS = {"obs_key": CAPTURE_KEY, "uuid_key": "5b9a4c1e-3f0d-4b7a-9c2e-8d1f6a0b3c47"}
+# What the capture server answers agentops 0.3.26 so it goes on past create_session.
+LEGACY_REPLIES = {
+    "/v2/create_session": b'{"status": "success", "jwt": "capture-jwt", "session_url": ""}',
+    "/v2/reauthorize_jwt": b'{"status": "success", "jwt": "capture-jwt"}',
+    "/v2/create_events": b'{"status": "success"}',
+    "/v2/update_session": b'{"status": "success", "token_cost": "0.00"}',
+}
+
+
+def modes(name: str) -> tuple[str, ...]:
+    return tuple(LEGACY_KEYS) if name == "agentops_legacy" else MODES
 
 
 def pins(name: str) -> dict[str, str]:
@@ -45,9 +59,16 @@ def pins(name: str) -> dict[str, str]:
 def capture(name: str, mode: str, python: Path, llm_log: str | None = None) -> int:
     out = FIXTURES / name / mode
     shutil.rmtree(out, ignore_errors=True)
-    with ScriptedLLM() as llm, CaptureServer(out) as sink, tempfile.TemporaryDirectory() as cwd:
+    legacy = name == "agentops_legacy"
+    sink_server = CaptureServer(out, replies=LEGACY_REPLIES if legacy else {})
+    with ScriptedLLM() as llm, sink_server as sink, tempfile.TemporaryDirectory() as cwd:
+        key = LEGACY_KEYS.get(mode, CAPTURE_KEY)
         environ = scenario_environ(
-            llm_url=llm.url, otlp_url=sink.url, api_key=CAPTURE_KEY, mode=mode
+            llm_url=llm.url,
+            otlp_url=sink.url,
+            api_key=key,
+            mode=mode,
+            extra={"AGENTOPS_API_KEY": key} if legacy else None,
         )
         try:
             done = run_scenario(name, python, environ, Path(cwd))
@@ -60,6 +81,8 @@ def capture(name: str, mode: str, python: Path, llm_log: str | None = None) -> i
             "versions": pins(name),
             "llm_calls": len(llm.completions),
             "exit_status": done.returncode,
+            # What the program printed and logged: agentops 0.3.26 says why it sent nothing.
+            "output_tail": (done.stdout + done.stderr)[-1500:] if legacy else None,
             "requests": sink.requests,
         }
         (out / "index.json").write_text(json.dumps(index, indent=2) + "\n")
@@ -78,7 +101,7 @@ def capture(name: str, mode: str, python: Path, llm_log: str | None = None) -> i
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="*", default=list(FRAMEWORKS))
-    parser.add_argument("--mode", choices=MODES, action="append")
+    parser.add_argument("--mode", action="append", help="batched, simple (obs_key, uuid_key)")
     parser.add_argument("--llm-log", help="append every LLM request body to this JSONL file")
     args = parser.parse_args()
     failures = 0
@@ -89,7 +112,7 @@ def main() -> int:
             print(f"{name}: no venv: {exc}", file=sys.stderr)
             failures += 1
             continue
-        for mode in args.mode or MODES:
+        for mode in args.mode or modes(name):
             failures += capture(name, mode, python, args.llm_log) != 0
     return 1 if failures else 0
 

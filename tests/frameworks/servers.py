@@ -346,6 +346,8 @@ class CaptureServer:
     """Answers every OTLP/HTTP POST with 200 and writes its body to `out/NNN-<signal>.bin`."""
 
     out: Path
+    # Canned JSON answers by path (agentops 0.3.26 needs a jwt to go on); others get 200, empty.
+    replies: dict[str, bytes] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -370,7 +372,7 @@ class CaptureServer:
             self._server.server_close()
 
     def keep(self, path: str, headers: dict[str, str], body: bytes) -> None:
-        signal = path.rstrip("/").rsplit("/", 1)[-1] or "root"
+        signal = path.split("?")[0].rstrip("/").rsplit("/", 1)[-1] or "root"
         with self._lock:
             name = f"{len(self.requests) + 1:03d}-{signal}.bin"
             (self.out / name).write_bytes(body)
@@ -380,7 +382,9 @@ class CaptureServer:
                     "path": path,
                     "bytes": len(body),
                     "headers": {k: v for k, v in headers.items() if k in KEPT_HEADERS},
-                    "had_api_key": "x-api-key" in headers or "authorization" in headers,
+                    "had_api_key": bool(
+                        {"x-api-key", "authorization", "x-agentops-api-key"} & set(headers)
+                    ),
                 }
             )
 
@@ -395,8 +399,15 @@ class _CaptureHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         headers = {k.lower(): v for k, v in self.headers.items()}
         self.capture.keep(self.path, headers, body)
-        # An empty Export*ServiceResponse is an empty protobuf message.
+        reply = self.capture.replies.get(self.path.split("?")[0])
         self.send_response(200)
+        if reply is not None:
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+            return
+        # An empty Export*ServiceResponse is an empty protobuf message.
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", "0")
         self.end_headers()

@@ -28,6 +28,7 @@ FRAMEWORKS = (
     "pydantic_ai",
     "traceloop",
     "camel",
+    "agentops_legacy",
 )
 
 
