@@ -189,6 +189,7 @@ def _save_batch(
     _save_trace_links(project, sessions, links)
     _upsert_agents(project, sessions, new_sessions, by_type.get(AgentRecord, []))
     _upsert_spans(project, sessions, new_sessions, by_type.get(SpanRecord, []))
+    _relink_span_agents(sessions, by_type.get(SpanRecord, []), by_type.get(AgentRecord, []))
     _insert_transcript(project, sessions, by_type.get(TranscriptRecord, []))
     _insert_metrics(project, sessions, by_type.get(MetricRecord, []))
     _upsert_messages(project, sessions, by_type.get(AgentMessageRecord, []))
@@ -570,6 +571,46 @@ def _upsert_agents(
                 "status",
             ],
         )
+
+
+def _relink_span_agents(
+    sessions: dict[str, Session], spans: list[SpanRecord], agents: list[AgentRecord]
+) -> None:
+    """OTLP: a span's agent is its nearest agent ancestor in the whole stored trace, whatever
+    request each span came in (SimpleSpanProcessor sends children before their parents). The
+    mapping resolves what one request holds; this fills in the rest once the parent lands.
+    Runs only when the batch has an OTLP span without its agent or a new agent span."""
+    otlp = [r for r in spans if r.trace_id]
+    if not otlp or not (agents or any(r.parent_span_id and not r.agent_id for r in otlp)):
+        return
+    keys = {(sessions[r.session_id].pk, r.trace_id) for r in otlp}
+    session_pks = {pk for pk, _ in keys}
+    agent_spans = set(
+        Agent.objects.filter(session_id__in=session_pks).values_list("session_id", "external_id")
+    )
+    rows = Span.objects.filter(
+        session_id__in=session_pks, trace_id__in={t for _, t in keys}
+    ).values_list("pk", "session_id", "span_id", "parent_span_id", "agent_external_id")
+    parent_of = {(session, span): parent for _, session, span, parent, _ in rows}
+    changed: list[Span] = []
+    for pk, session, _span_id, parent, current in rows:
+        agent = _nearest_agent(session, parent, parent_of, agent_spans)
+        if agent and agent != current:
+            changed.append(Span(pk=pk, agent_external_id=agent))
+    if changed:
+        Span.objects.bulk_update(changed, ["agent_external_id"])
+
+
+def _nearest_agent(
+    session: int, parent: str, parent_of: dict[tuple[int, str], str], agents: set[tuple[int, str]]
+) -> str:
+    seen = 0
+    while parent and seen <= len(parent_of):
+        if (session, parent) in agents:
+            return parent
+        parent = parent_of.get((session, parent), "")
+        seen += 1
+    return ""
 
 
 def _merge_agent(agent: Agent, record: AgentRecord) -> None:

@@ -966,6 +966,8 @@ def _span_attributes(span: WireSpan, meaning: SpanMeaning) -> dict[str, Any]:
             if _PAYLOAD_TEXT_KEYS[key] and key not in unmapped:
                 del attributes[key]
     attributes["observatory.kind"] = meaning.detail
+    if meaning.finish_reasons or meaning.response_id:
+        _add_llm_outcome(attributes, meaning)
     attributes["observatory.span_kind"] = SPAN_KIND_NAMES.get(span.kind, "unspecified")
     if span.scope_name:
         attributes["scope.name"] = span.scope_name
@@ -988,6 +990,15 @@ def _span_attributes(span: WireSpan, meaning: SpanMeaning) -> dict[str, Any]:
     if span.truncated:
         attributes["observatory.truncated"] = dict(span.truncated)
     return attributes
+
+
+def _add_llm_outcome(attributes: dict[str, Any], meaning: SpanMeaning) -> None:
+    """Why the model stopped and its response id, under one name whatever the convention (the
+    detectors read observatory.finish_reasons to tell whether a session answered)."""
+    if meaning.finish_reasons:
+        attributes["observatory.finish_reasons"] = list(meaning.finish_reasons)
+    if meaning.response_id:
+        attributes["observatory.response_id"] = meaning.response_id
 
 
 def _with_tool_calls(completion: Any, calls: Sequence[dict[str, Any]]) -> dict[str, Any]:

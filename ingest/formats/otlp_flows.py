@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ingest.formats.records import AgentMessageRecord, Record, StepRecord, WorkflowRecord
-from ingest.formats.semconv import MessageRule, SpanMeaning, as_count
+from ingest.formats.semconv import MessageRule, SpanMeaning, as_count, bare_agent_type
 
 if TYPE_CHECKING:
     from ingest.formats.otlp import WireLink, WireSpan
@@ -31,6 +31,12 @@ PRODUCER_STAGES = {"create": "created", "publish": "sent", "send": "sent"}
 CONSUMER_OPERATIONS = ("receive", "process", "deliver", "settle")
 AGENT_NAME_KEYS = ("gen_ai.agent.name", "agent.name")
 MAX_ID_CHARS = 128
+# AutoGen's runtime names both ends of a delivery on its process spans, by agent type.
+SENDER_TYPE_KEY = "sender_agent_type"
+RECIPIENT_TYPE_KEY = "recipient_agent_type"
+# OpenAI Agents (openinference) records a hand-off as a tool span "handoff to <agent>" whose
+# input is the agent handing off and whose output the agent handed to.
+HANDOFF_PREFIX = "handoff to "
 
 
 def _at(nanos: int) -> datetime:
@@ -114,6 +120,7 @@ def flow_records(
         operation = _operation(span.attributes)
         if operation:
             records += [(span.index, r) for r in _messaging_records(index, i, operation)]
+        records += [(span.index, r) for r in _handoff_records(span, meanings[i])]
         for rule in rules:
             if rule.matches(span.name, span.attributes):
                 records += [(span.index, r) for r in _rule_records(span, rule)]
@@ -211,9 +218,13 @@ def _step_records(index: SpanIndex, i: int, workflow: int | None) -> list[Record
 
 
 def _operation(attributes: dict[str, Any]) -> str:
+    """The messaging operation in either generation of the conventions (`messaging.operation`
+    and `messaging.destination` are the older keys AutoGen still sends)."""
     operation = attributes.get("messaging.operation.type") or attributes.get("messaging.operation")
     if not isinstance(operation, str) or not (
-        attributes.get("messaging.system") or attributes.get("messaging.destination.name")
+        attributes.get("messaging.system")
+        or attributes.get("messaging.destination.name")
+        or attributes.get("messaging.destination")
     ):
         return ""
     operation = operation.lower()
@@ -223,7 +234,11 @@ def _operation(attributes: dict[str, Any]) -> str:
 def _message_fields(span: WireSpan) -> dict[str, Any]:
     attributes = span.attributes
     return {
-        "channel": _text(attributes.get("messaging.destination.name"), 200) or None,
+        "channel": _text(
+            attributes.get("messaging.destination.name") or attributes.get("messaging.destination"),
+            200,
+        )
+        or None,
         "correlation_id": _text(attributes.get("messaging.message.conversation_id")) or None,
         "content_size": as_count(attributes.get("messaging.message.body.size")),
     }
@@ -249,14 +264,23 @@ def _messaging_records(index: SpanIndex, i: int, operation: str) -> list[Record]
         return [message, *_failure(span, message, agent)]
     # A consumer span names its messages by id, or links to the spans that produced them.
     targets = [own_id] if own_id else [index.linked_message_id(link) for link in span.links]
+    sender = bare_agent_type(_text(span.attributes.get(SENDER_TYPE_KEY)))
+    recipient = bare_agent_type(_text(span.attributes.get(RECIPIENT_TYPE_KEY)))
+    if recipient:
+        # One published message reaches several recipients (a group topic), each with its own
+        # process span: one message per recipient, so no delivery overwrites another's receiver.
+        agent = recipient
+        targets = [f"{t}>{recipient}"[:MAX_ID_CHARS] for t in targets if t]
     records: list[Record] = []
     for n, message_id in enumerate(t for t in targets if t):
-        records += _consumer_records(span, f"{base}:{n}", message_id, operation, agent)
+        records += _consumer_records(
+            span, f"{base}:{n}", message_id, operation, agent, sender=sender
+        )
     return records
 
 
 def _consumer_records(
-    span: WireSpan, base: str, message_id: str, operation: str, agent: str
+    span: WireSpan, base: str, message_id: str, operation: str, agent: str, *, sender: str = ""
 ) -> list[Record]:
     stage = {"receive": "received", "deliver": "delivered", "settle": "processed"}.get(
         operation, "received"
@@ -267,7 +291,9 @@ def _consumer_records(
         message_id=message_id,
         stage=stage,
         at=_at(span.end_ns if operation == "settle" else span.start_ns),
+        sender=sender if sender and sender != "None" else None,
         receivers=(agent,) if agent else None,
+        content=span.attributes.get("message") if sender else None,
         agent_id=agent,
         trace_id=span.trace_id,
         **_message_fields(span),
@@ -310,6 +336,58 @@ def _failure(span: WireSpan, record: AgentMessageRecord, agent: str) -> list[Rec
             trace_id=span.trace_id,
         )
     ]
+
+
+# --- hand-offs --------------------------------------------------------------------------------
+
+
+def _handoff_records(span: WireSpan, meaning: SpanMeaning) -> list[Record]:
+    """A hand-off between agents that one span states by itself (so it never depends on what
+    else came in the request):
+
+    - recorded: OpenAI Agents' "handoff to <agent>" tool span (from its input, to its output);
+    - inferred: an OpenInference agent span whose graph.node.parent_id names another agent and
+      that has no agent.name (CrewAI: the previous task's agent hands its result on). OpenAI
+      Agents also set graph.node.parent_id, but record the hand-off itself (above).
+    """
+    attributes = span.attributes
+    if meaning.kind == "tool" and span.name.startswith(HANDOFF_PREFIX):
+        sender = _text(attributes.get("input.value"))
+        receiver = _text(attributes.get("output.value")) or span.name[len(HANDOFF_PREFIX) :]
+        return _handoff(span, sender, receiver, rule="openai-agents handoff span", inferred=False)
+    parent = attributes.get("graph.node.parent_id")
+    if meaning.detail == "agent" and parent and not attributes.get("agent.name"):
+        receiver = meaning.name
+        if str(parent) != receiver:
+            return _handoff(
+                span, _text(parent), receiver, rule="graph.node.parent_id", inferred=True
+            )
+    return []
+
+
+def _handoff(
+    span: WireSpan, sender: str, receiver: str, *, rule: str, inferred: bool
+) -> list[Record]:
+    if not sender or not receiver:
+        return []
+    sent = AgentMessageRecord(
+        record_id=f"otlp-handoff:{span.digest}:sent",
+        session_id=span.trace_id,
+        message_id=f"handoff:{span.span_id}",
+        stage="sent",
+        at=_at(span.start_ns),
+        sender=sender,
+        receivers=(receiver,),
+        channel="handoff",
+        metadata={"observatory.inferred": inferred, "observatory.rule": rule},
+        agent_id=sender,
+        trace_id=span.trace_id,
+    )
+    records: list[Record] = [sent, *_failure(span, sent, receiver)]
+    if span.end_ns and span.status_code != STATUS_ERROR:
+        record_id = f"otlp-handoff:{span.digest}:processed"
+        records.append(_stage(sent, "received", _at(span.end_ns), record_id, agent=receiver))
+    return records
 
 
 # --- per-project rules ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ docs/agentops-protocol.md section 5; keys no rule reads are reported as unmapped
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -88,7 +89,13 @@ COMPLETION_TOKEN_KEYS = (
     "llm.token_count.completion",
     "llm.usage.completion_tokens",
 )
-TOTAL_COST_KEYS = ("gen_ai.usage.total_cost", "llm.cost.total")
+# Framework-reported cost wins over our estimate: pydantic-ai sends operation.cost (USD) per call.
+TOTAL_COST_KEYS = (
+    "gen_ai.usage.total_cost",
+    "gen_ai.usage.cost",
+    "llm.cost.total",
+    "operation.cost",
+)
 PROMPT_COST_KEYS = ("gen_ai.usage.prompt_cost", "llm.cost.prompt")
 COMPLETION_COST_KEYS = ("gen_ai.usage.completion_cost", "llm.cost.completion")
 TOOL_NAME_KEYS = ("tool.name", "gen_ai.tool.name", "traceloop.entity.name", "operation.name")
@@ -109,7 +116,21 @@ TOOL_OUTPUT_KEYS = (
 ENTITY_INPUT_KEYS = ("agentops.entity.input", "traceloop.entity.input", "input.value")
 ENTITY_OUTPUT_KEYS = ("agentops.entity.output", "traceloop.entity.output", "output.value")
 NAME_KEYS = ("operation.name", "traceloop.entity.name")
-AGENT_NAME_KEYS = ("operation.name", "gen_ai.agent.name", "agent.name", "traceloop.entity.name")
+# What the framework calls its agent, best first: GenAI, OpenInference (agent.name; graph.node.id
+# is CrewAI's role and OpenAI Agents' agent), agentops, traceloop, then GenAI's agent id.
+AGENT_NAME_KEYS = (
+    "gen_ai.agent.name",
+    "agent.name",
+    "graph.node.id",
+    "operation.name",
+    "traceloop.entity.name",
+)
+# smolagents names its agent spans "<agent name>.run" and puts no name attribute on them.
+SMOLAGENTS_RUN_SUFFIX = ".run"
+# AutoGen agent types are "<name>_<team uuid>" and ids "<type>/<instance key>".
+_UUID_SUFFIX = re.compile(r"_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+FINISH_REASON_KEYS = ("gen_ai.response.finish_reasons", "llm.finish_reason")
+RESPONSE_ID_KEYS = ("gen_ai.response.id",)
 
 # Indexed attribute families: prefix -> what the rows under it are.
 PROMPT_FAMILIES = ("gen_ai.prompt.", "llm.input_messages.", "llm.prompts.")
@@ -166,6 +187,10 @@ KNOWN_KEYS = frozenset(
         "tool.call.type",
         "tool.description",
         "error.type",
+        *FINISH_REASON_KEYS,
+        *RESPONSE_ID_KEYS,
+        "gen_ai.agent.id",
+        "graph.node.parent_id",
         # Session attributes: they group traces into sessions (otlp.py, TraceLinkRecord).
         "session.id",
         "session_id",
@@ -200,6 +225,10 @@ class SpanMeaning:
     completion: Any = None
     tool_call: dict[str, Any] | None = None
     unmapped_keys: tuple[str, ...] = ()
+    # LLM calls: why the model stopped (a list, GenAI's array or OpenInference's one value) and
+    # the provider's response id; stored as observatory.finish_reasons / observatory.response_id.
+    finish_reasons: tuple[str, ...] = ()
+    response_id: str = ""
 
     @property
     def is_cost_missing(self) -> bool:
@@ -356,6 +385,8 @@ def _llm_meaning(
         prompt=prompt_messages(attributes, families),
         completion=completion_message(attributes, families),
         unmapped_keys=unmapped,
+        finish_reasons=finish_reasons(attributes),
+        response_id=first_text(attributes, RESPONSE_ID_KEYS)[:200],
     )
 
 
@@ -391,7 +422,11 @@ def _action_meaning(
     if detail == "session":
         label = first_text(attributes, ("operation.name",)) or name.removesuffix(".session")
     elif detail == "agent":
-        label = first_text(attributes, AGENT_NAME_KEYS) or name
+        label = agent_name(name, attributes)
+        if not label:
+            # An AGENT span that names no agent is a tracing wrapper (OpenAI Agents' trace()).
+            detail = "trace"
+            label = name
     else:
         label = first_text(attributes, NAME_KEYS) or name
     return SpanMeaning(
@@ -408,6 +443,36 @@ def _kind_io(attributes: Attributes, detail: str, direction: str, fallback: tupl
     """agentops.<kind>.input/output (e.g. agentops.workflow.input), else the entity keys."""
     value = attributes.get(f"agentops.{detail}.{direction}")
     return value if value is not None else first_present(attributes, fallback)
+
+
+def agent_name(span_name: str, attributes: Attributes) -> str:
+    """The agent's name as its framework says it, "" when the span names no agent. Never the
+    span name, except smolagents', whose "<name>.run" is its only statement of the name."""
+    name = first_text(attributes, AGENT_NAME_KEYS)
+    if name:
+        return bare_agent_type(name)
+    agent_id = first_text(attributes, ("gen_ai.agent.id",))
+    if agent_id:
+        return bare_agent_type(agent_id.split("/", 1)[0])
+    if span_name.endswith(SMOLAGENTS_RUN_SUFFIX) and any(
+        key.startswith("smolagents.") for key in attributes
+    ):
+        return span_name.removesuffix(SMOLAGENTS_RUN_SUFFIX)
+    return ""
+
+
+def bare_agent_type(value: str) -> str:
+    """AutoGen's "researcher_<team uuid>" as "researcher": one name for every run."""
+    return _UUID_SUFFIX.sub("", value)
+
+
+def finish_reasons(attributes: Attributes) -> tuple[str, ...]:
+    value = first_present(attributes, FINISH_REASON_KEYS)
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v)[:50] for v in value if v is not None)[:16]
+    return (str(value)[:50],)
 
 
 # --- scalar helpers ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ingest.formats.semconv import (
+    bare_agent_type,
     describe_span,
     detail_kind,
     normalize_end_state,
@@ -74,7 +75,7 @@ def test_tool_call_spans_are_requests_the_model_made() -> None:
     [
         ("session", ("action", "session")),
         ("workflow", ("action", "workflow")),
-        ("agent", ("action", "agent")),
+        ("agent", ("action", "trace")),
         ("task", ("action", "task")),
         ("guardrail", ("action", "guardrail")),
         ("http", ("action", "http")),
@@ -100,7 +101,7 @@ def test_an_unknown_agentops_kind_with_gen_ai_markers_is_an_llm_call() -> None:
         ("LLM", ("llm", "llm")),
         ("EMBEDDING", ("llm", "embedding")),
         ("TOOL", ("tool", "tool")),
-        ("AGENT", ("action", "agent")),
+        ("AGENT", ("action", "trace")),
         ("CHAIN", ("action", "chain")),
         ("RETRIEVER", ("action", "retriever")),
         ("RERANKER", ("action", "reranker")),
@@ -120,7 +121,7 @@ def test_openinference_kinds_map_to_ours(
     [
         ("workflow", ("action", "workflow")),
         ("task", ("action", "task")),
-        ("agent", ("action", "agent")),
+        ("agent", ("action", "trace")),
         ("tool", ("tool", "tool")),
     ],
 )
@@ -136,8 +137,8 @@ def test_traceloop_kinds_map_to_ours(traceloop_kind: str, expected: tuple[str, s
         ("generate_content", ("llm", "llm")),
         ("embeddings", ("llm", "embedding")),
         ("execute_tool", ("tool", "tool")),
-        ("invoke_agent", ("action", "agent")),
-        ("create_agent", ("action", "agent")),
+        ("invoke_agent", ("action", "trace")),
+        ("create_agent", ("action", "trace")),
     ],
 )
 def test_gen_ai_operation_names_map_to_ours(operation: str, expected: tuple[str, str]) -> None:
@@ -452,3 +453,94 @@ def test_a_session_without_operation_name_is_named_after_its_span() -> None:
     fields = session_fields("probe.session", {"agentops.span.kind": "session"}, {})
 
     assert (fields.name, fields.end_state, fields.metadata) == ("probe", "indeterminate", {})
+
+
+# An agent span is an agent only when the framework names the agent; the span name is never
+# the name (a nameless agent span, as OpenAI Agents' trace() root, is a tracing wrapper).
+@pytest.mark.parametrize(
+    ("span_name", "attributes", "expected"),
+    [
+        (
+            "invoke_agent planner",
+            {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner"},
+            "planner",
+        ),
+        (
+            "billing_agent",
+            {
+                "openinference.span.kind": "AGENT",
+                "agent.name": "billing_agent",
+                "graph.node.id": "billing_agent",
+            },
+            "billing_agent",
+        ),
+        (
+            "Researcher._execute_core",
+            {"openinference.span.kind": "AGENT", "graph.node.id": "Researcher"},
+            "Researcher",
+        ),
+        (
+            "researcher.run",
+            {"openinference.span.kind": "AGENT", "smolagents.max_steps": 3},
+            "researcher",
+        ),
+        (
+            "create_agent researcher",
+            {
+                "gen_ai.operation.name": "create_agent",
+                "gen_ai.agent.id": "researcher_d2363924-0b7e-4b53-a1c1-2f1e0e1a8c11/d2363924-0b7e-4b53-a1c1-2f1e0e1a8c11",
+            },
+            "researcher",
+        ),
+    ],
+)
+def test_agents_are_named_by_what_the_framework_says(
+    span_name: str, attributes: dict[str, object], expected: str
+) -> None:
+    meaning = describe_span(span_name, attributes)
+
+    assert (meaning.detail, meaning.name) == ("agent", expected)
+
+
+def test_a_nameless_agent_span_is_a_tracing_wrapper_not_an_agent() -> None:
+    meaning = describe_span("Billing support", {"openinference.span.kind": "AGENT"})
+
+    assert (meaning.detail, meaning.name) == ("trace", "Billing support")
+
+
+def test_autogen_agent_types_lose_their_team_uuid() -> None:
+    assert bare_agent_type("researcher_d2363924-0b7e-4b53-a1c1-2f1e0e1a8c11") == "researcher"
+    assert bare_agent_type("writer") == "writer"
+
+
+def test_a_framework_reported_cost_is_taken_and_not_estimated() -> None:
+    meaning = describe_span(
+        "chat gpt-4o-mini",
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.input_tokens": 10,
+            "operation.cost": 3.585e-05,
+        },
+    )
+
+    assert (meaning.cost, meaning.is_cost_missing) == (3.585e-05, False)
+
+
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        (
+            {"gen_ai.response.finish_reasons": ["tool_call"], "gen_ai.response.id": "chatcmpl-1"},
+            (("tool_call",), "chatcmpl-1"),
+        ),
+        ({"llm.model_name": "gpt-4o", "llm.finish_reason": "stop"}, (("stop",), "")),
+        ({"llm.model_name": "gpt-4o"}, ((), "")),
+    ],
+)
+def test_finish_reasons_and_response_ids_of_llm_calls(
+    attributes: dict[str, object], expected: tuple[tuple[str, ...], str]
+) -> None:
+    meaning = describe_span("chat", {"gen_ai.operation.name": "chat", **attributes})
+
+    assert (meaning.finish_reasons, meaning.response_id) == expected
