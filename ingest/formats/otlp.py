@@ -966,8 +966,7 @@ def _span_attributes(span: WireSpan, meaning: SpanMeaning) -> dict[str, Any]:
             if _PAYLOAD_TEXT_KEYS[key] and key not in unmapped:
                 del attributes[key]
     attributes["observatory.kind"] = meaning.detail
-    if meaning.finish_reasons or meaning.response_id:
-        _add_llm_outcome(attributes, meaning)
+    _add_llm_outcome(attributes, meaning)
     attributes["observatory.span_kind"] = SPAN_KIND_NAMES.get(span.kind, "unspecified")
     if span.scope_name:
         attributes["scope.name"] = span.scope_name
