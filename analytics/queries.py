@@ -212,7 +212,11 @@ def session_rounds(session: Session) -> list[dict[str, Any]]:
     the trace's first span start. Each dict holds trace_id, round_index, started_at, ended_at,
     span_count and error_count. A trace with spans but no TraceLink is a round without an index.
     Empty when the session has no TraceLink. Two queries, however many rounds."""
-    links = dict(TraceLink.objects.filter(session=session).values_list("trace_id", "round_index"))
+    rows = TraceLink.objects.filter(session=session).values_list(
+        "trace_id", "round_index", "reason"
+    )
+    links = {trace: index for trace, index, _ in rows}
+    reasons = {trace: reason for trace, _, reason in rows}
     if not links:
         return []
     failed = Q(status=Span.Status.ERROR) | Q(kind=Span.Kind.ERROR)
@@ -233,6 +237,7 @@ def session_rounds(session: Session) -> list[dict[str, Any]]:
         {
             "trace_id": trace_id,
             "round_index": links.get(trace_id),
+            "reason": reasons.get(trace_id, ""),
             "started_at": stats.get(trace_id, {}).get("first_start"),
             "ended_at": stats.get(trace_id, {}).get("last_end"),
             "span_count": stats.get(trace_id, {}).get("span_count", 0),

@@ -22,6 +22,7 @@ class Round:
     error_count: int
     user_text: str
     reply_text: str
+    reason: str = ""  # why this trace is in the session (TraceLink.reason)
 
     @property
     def short_trace_id(self) -> str:
@@ -67,6 +68,7 @@ def rounds_with_messages(
                 error_count=row.get("error_count", 0),
                 user_text=users.get(trace_id, ""),
                 reply_text=replies.get(trace_id, ""),
+                reason=row.get("reason", ""),
             )
         )
     return result

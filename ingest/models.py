@@ -320,6 +320,11 @@ class TraceLink(models.Model):
     trace_id = models.CharField(max_length=32)
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="trace_links")
     round_index = models.IntegerField(null=True, blank=True)
+    reason = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Why this trace is in the session, e.g. 'session.id=conv-42'.",
+    )
 
     class Meta:
         constraints = [

@@ -320,12 +320,13 @@ def _save_trace_links(
                 trace_id=trace,
                 session_id=sessions[link.session_id].pk,
                 round_index=link.round_index,
+                reason=link.reason[:300],
             )
             for trace, link in links.items()
         ],
         update_conflicts=True,
         unique_fields=["project", "trace_id"],
-        update_fields=["session", "round_index"],
+        update_fields=["session", "round_index", "reason"],
     )
     strays = Session.objects.filter(project=project, external_id__in=links.keys())
     for stray in strays.only("pk", "external_id"):

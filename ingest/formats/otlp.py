@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import math
+import re
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,14 @@ from ingest.formats.semconv import (
 )
 
 DEFAULT_SESSION_ATTRIBUTES = ("session.id", "session_id", "gen_ai.conversation.id")
+# AutoGen runtime attributes that carry "<name>_<team uuid>" (agent types, topics, agent ids).
+AUTOGEN_TEAM_KEYS = (
+    "recipient_agent_type",
+    "sender_agent_type",
+    "messaging.destination",
+    "gen_ai.agent.id",
+)
+_TEAM_UUID = re.compile(r"_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", re.I)
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 JSON_TYPES = ("application/json",)
 
@@ -1135,11 +1144,39 @@ def _session_key(value: str) -> str:
     return f"{value[:95]}~{_digest(value)}"
 
 
+def _session_attribute(maps: list[Mapping[str, Any]], names: tuple[str, ...]) -> tuple[str, str]:
+    """(session id, "name=value") of the first session attribute found, else ("", "")."""
+    for name in names:
+        value = session_value(maps, (name,))
+        if value:
+            return value, f"{name}={value}"
+    return "", ""
+
+
+def _autogen_team(members: list[WireSpan]) -> tuple[str, str]:
+    """AutoGen's runtime starts a trace at every publish, so one team run is many traces; the
+    team's uuid, suffixed to its agent types and topics, is the one token they all carry."""
+    for span in members:
+        if not span.scope_name.startswith("autogen"):
+            continue
+        for key in AUTOGEN_TEAM_KEYS:
+            value = span.attributes.get(key)
+            match = _TEAM_UUID.search(value) if isinstance(value, str) else None
+            if match:
+                team = match.group(1).lower()
+                return f"autogen-team-{team}", f"AutoGen team {team} (in {key})"
+    return "", ""
+
+
 def _trace_link(
     trace_id: str, members: list[WireSpan], names: tuple[str, ...]
 ) -> TraceLinkRecord | None:
+    """The session a trace belongs to: a session attribute (per-project names first), else a
+    framework's run id (AutoGen's team); none: the trace is its own session."""
     maps = [span.attributes for span in members] + [members[0].resource]
-    session_id = session_value(maps, names)
+    session_id, reason = _session_attribute(maps, names)
+    if not session_id:
+        session_id, reason = _autogen_team(members)
     if not session_id:
         return None
     round_index = _round_index(members)
@@ -1148,6 +1185,7 @@ def _trace_link(
         trace_id=trace_id,
         session_id=session_id,
         round_index=round_index,
+        reason=reason,
     )
 
 

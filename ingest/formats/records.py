@@ -102,6 +102,7 @@ class TraceLinkRecord:
     trace_id: str
     session_id: str
     round_index: int | None = None
+    reason: str = ""  # why the trace is in this session, shown beside its round
 
 
 @dataclass(slots=True)
