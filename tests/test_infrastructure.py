@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.settings import env_bool
 from tests.conftest import BASE_DIR, CeleryWorker, start_celery_worker
+from tests.waiting import DEADLINE
 
 
 def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -35,7 +36,7 @@ def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=DEADLINE,
         check=False,
     )
 

@@ -15,6 +15,7 @@ import pytest
 from analytics.models import StoredTestRegression, TestAnalysisState
 from ingest.models import ApiKey, Project
 from tests.analytics.test_worker import wait_for
+from tests.waiting import DEADLINE
 
 pytestmark = pytest.mark.worker
 
@@ -47,7 +48,7 @@ def _call(url: str, key: str, body: bytes | None = None) -> Any:
     request = urllib.request.Request(url, data=body, headers={"Authorization": f"Bearer {key}"})
     if body is not None:
         request.add_header("Content-Type", "application/xml")
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=DEADLINE) as response:
         return json.loads(response.read())
 
 
