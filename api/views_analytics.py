@@ -35,8 +35,9 @@ from api import filters_analytics as filters
 from api import serializers_analytics as serializers
 from api.csv import csv_rows
 from api.renderers import CSVRenderer
-from api.scope import visible_projects
+from api.scope import require_person, visible_projects
 from api.views import FrameList, ListView
+from ingest import access
 from ingest.models import Project
 
 DEFAULT_DAYS = 7
@@ -73,6 +74,7 @@ class AnomalyStatus(APIView):
         anomaly = queries.anomaly_for_projects(visible_projects(request), pk)
         if anomaly is None:
             raise NotFound("Not found")
+        require_person(request, anomaly.project_id, access.Action.SET_ANOMALY_STATUS)
         body = serializers.AnomalyStatusSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         store.set_anomaly_status(anomaly, body.validated_data["status"], user=_user(request))

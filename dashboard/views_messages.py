@@ -39,7 +39,7 @@ from dashboard.views import (
     _session_or_404,
     _vary_on_htmx,
 )
-from ingest import store
+from ingest import access, store
 from ingest.models import Message, Workflow
 from ingest.tasks import enqueue_requeue_webhook
 
@@ -184,9 +184,15 @@ def dead_letter_action(request: HttpRequest) -> HttpResponse:
     )
     chosen = queries.dead_letters_for_projects(queries.projects_for_user(request.user))
     chosen = chosen.filter(pk__in=ids)
+    resolving = request.POST.get("action") == "resolve" and not one
+    access.require(
+        request.user,
+        set(chosen.values_list("project_id", flat=True)),
+        access.Action.RESOLVE_DEAD_LETTERS if resolving else access.Action.REQUEUE_DEAD_LETTERS,
+    )
     if not ids:
         flash.warning(request, "No messages were selected.")
-    elif request.POST.get("action") == "resolve" and not one:
+    elif resolving:
         count = store.resolve_messages(chosen, note=request.POST.get("note", ""))
         flash.success(request, f"{count} message(s) resolved.")
     else:

@@ -39,8 +39,12 @@ class Project(models.Model):
 
 class Membership(models.Model):
     class Role(models.TextChoices):
+        """What a member may change: ingest/access.py (reading needs only membership)."""
+
         VIEWER = "viewer"
+        MEMBER = "member"
         ADMIN = "admin"
+        OWNER = "owner"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     project = models.ForeignKey(Project, on_delete=models.CASCADE)
