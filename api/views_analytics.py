@@ -174,7 +174,7 @@ def time_range(request: Request, *, now: datetime) -> tuple[datetime, datetime]:
     since = _datetime_param(params.get("since"), "since")
     if since is None:
         days = params.get("days", str(DEFAULT_DAYS))
-        if not days.isdigit() or not 1 <= int(days) <= MAX_DAYS:
+        if not days.isdecimal() or not 1 <= int(days) <= MAX_DAYS:
             raise ValidationError({"days": f"A whole number from 1 to {MAX_DAYS}"})
         since = until - timedelta(days=int(days))
     if since >= until:
@@ -185,7 +185,10 @@ def time_range(request: Request, *, now: datetime) -> tuple[datetime, datetime]:
 def _datetime_param(value: str | None, name: str) -> datetime | None:
     if not value:
         return None
-    parsed = parse_datetime(value)
+    try:
+        parsed = parse_datetime(value)
+    except ValueError as exc:  # well-formed but no such time: 2026-02-30T00:00:00
+        raise ValidationError({name: f"Not a real time ({exc}): {value[:40]!r}"}) from exc
     if parsed is None:
         raise ValidationError({name: "An ISO 8601 time, e.g. 2026-11-21T00:00:00Z"})
     return parsed if parsed.tzinfo else timezone.make_aware(parsed, UTC)

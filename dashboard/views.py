@@ -351,7 +351,7 @@ def _stream_context(session: Session, request: HttpRequest, lines: list[Any]) ->
 
 def _int_param(request: HttpRequest, name: str) -> int | None:
     value = request.GET.get(name, "")
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isdecimal() else None
 
 
 def _waterfall_context(session: Session, *, trace_id: str) -> dict[str, Any]:
@@ -544,7 +544,7 @@ def rejection_replay(request: HttpRequest, pk: int) -> HttpResponse:
 def rejection_replay_selected(request: HttpRequest) -> HttpResponse:
     """Replay each selected problem as stored; one message sums up what happened."""
     visible = queries.projects_for_user(request.user)
-    ids = [int(value) for value in request.POST.getlist("ids") if value.isdigit()]
+    ids = [int(value) for value in request.POST.getlist("ids") if value.isdecimal()]
     chosen = list(queries.rejections_by_pk(visible, ids))
     access.require(request.user, {r.project_id for r in chosen}, access.Action.REPLAY_PROBLEM)
     outcomes = []

@@ -310,7 +310,7 @@ def alerts(request: HttpRequest) -> HttpResponse:
         return _no_project(request)
     editing = (
         _rule_or_404(request, int(request.GET["edit"]))
-        if request.GET.get("edit", "").isdigit()
+        if request.GET.get("edit", "").isdecimal()
         else None
     )
     if request.method == "POST":

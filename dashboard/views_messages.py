@@ -179,8 +179,8 @@ def dead_letter_action(request: HttpRequest) -> HttpResponse:
     one = request.POST.get("one", "")
     ids = (
         [int(one)]
-        if one.isdigit()
-        else [int(v) for v in request.POST.getlist("ids") if v.isdigit()]
+        if one.isdecimal()
+        else [int(v) for v in request.POST.getlist("ids") if v.isdecimal()]
     )
     chosen = queries.dead_letters_for_projects(queries.projects_for_user(request.user))
     chosen = chosen.filter(pk__in=ids)
@@ -212,7 +212,7 @@ def dead_letter_action(request: HttpRequest) -> HttpResponse:
 
 def _int(request: HttpRequest, name: str, default: int) -> int:
     value = request.GET.get(name, "")
-    return int(value) if value.isdigit() else default
+    return int(value) if value.isdecimal() else default
 
 
 def _sequence_context(request: HttpRequest, session: Any) -> dict[str, Any]:
