@@ -1450,6 +1450,12 @@ def report_exists(project_id: int, *, period: str, period_start: datetime) -> bo
     ).exists()
 
 
+def report_of_period(project_id: int, *, period: str, period_start: datetime) -> Report | None:
+    return Report.objects.filter(
+        project_id=project_id, period=period, period_start=period_start
+    ).first()
+
+
 def report_for_projects(projects: ProjectScope, pk: int) -> Report | None:
     """One report with its CSV and HTML text, or None if not visible."""
     return Report.objects.filter(project__in=projects, pk=pk).first()

@@ -228,3 +228,35 @@ def test_every_action_has_a_role_and_the_roles_are_ordered() -> None:
     assert [RANK[Membership.Role(role)] for role in ROLES] == [0, 1, 2, 3]
     assert not may(None, Action.SET_ANOMALY_STATUS)
     assert may("owner", Action.EDIT_ALERT_RULES) and not may("member", Action.EDIT_ALERT_RULES)
+
+
+def test_the_edit_form_never_shows_a_webhook_secret_and_a_blank_one_keeps_it(
+    things: dict[str, Any],
+) -> None:
+    rule = things["rule"]
+    viewer = _member_client(things["project"], "viewer")
+    admin = _member_client(things["project"], "admin")
+
+    page = viewer.get("/alerts/", {"edit": rule.pk})
+    saved = admin.post(
+        f"/alerts/?edit={rule.pk}",
+        {
+            "name": "Renamed",
+            "kind": "metric",
+            "metric": "error_rate",
+            "window_minutes": 60,
+            "comparator": ">",
+            "threshold": 0.5,
+            "channel": "webhook",
+            "target": rule.target,
+            "secret": "",
+            "renotify_minutes": 60,
+            "is_enabled": "on",
+        },
+    )
+
+    assert page.status_code == 200
+    assert rule.secret not in page.content.decode()
+    assert saved.status_code == 302
+    rule.refresh_from_db()
+    assert (rule.name, rule.secret) == ("Renamed", "s3cret")
