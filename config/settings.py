@@ -53,7 +53,20 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is false")
     SECRET_KEY = "insecure-development-key-only-for-debug"
 
-ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", "*").split(",") if h.strip()]
+# Not "*": absolute links (SITE_URL aside) are built from the Host header, so any host would do.
+ALLOWED_HOSTS = [
+    h.strip() for h in env_str("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()
+]
+# Behind a TLS-terminating proxy: secure cookies, HSTS and the proxy's X-Forwarded-Proto trusted.
+OBSERVATORY_HTTPS = env_bool("OBSERVATORY_HTTPS", False)
+if OBSERVATORY_HTTPS:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("OBSERVATORY_HTTPS_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("OBSERVATORY_HSTS_SECONDS", 31_536_000)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("CSRF_TRUSTED_ORIGINS").split(",") if o]
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 

@@ -138,3 +138,18 @@ def test_playwright_drives_debian_chromium_against_the_live_server(
 
     assert "Log in" in page.title()
     assert page.locator("#id_username").is_visible()
+
+
+def test_the_default_hosts_are_loopback_and_https_mode_sets_secure_cookies_and_hsts(
+    tmp_path: Path,
+) -> None:
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.ALLOWED_HOSTS, getattr(s, 'SESSION_COOKIE_SECURE', False), "
+        "getattr(s, 'SECURE_HSTS_SECONDS', 0))"
+    )
+    plain = run_python(code, clean_env(tmp_path, SECRET_KEY="k"))
+    https = run_python(code, clean_env(tmp_path, SECRET_KEY="k", OBSERVATORY_HTTPS="true"))
+
+    assert plain.stdout.split() == ["['localhost',", "'127.0.0.1',", "'[::1]']", "False", "0"]
+    assert https.stdout.split()[-2:] == ["True", "31536000"]
