@@ -11,7 +11,7 @@ import requests
 from django.conf import settings
 from django.core.mail import send_mail
 
-from analytics import queries, store
+from analytics import queries, store, webhooks
 from analytics.alerts import (
     ALERT,
     OK,
@@ -138,12 +138,12 @@ def _post_webhook(rule: AlertRule, event: AlertEvent) -> None:
     headers = {"Content-Type": "application/json", "User-Agent": "AgentObservatory-Alerts/1"}
     if rule.secret:
         headers[SIGNATURE_HEADER] = sign(body, rule.secret)
-    response = requests.post(
+    status = webhooks.post(
         rule.target,
-        data=body,
-        headers=headers,
+        body,
+        headers,
         timeout=settings.OBSERVATORY_WEBHOOK_TIMEOUT_SECONDS,
-        allow_redirects=False,
+        allow_private=settings.OBSERVATORY_WEBHOOK_ALLOW_PRIVATE,
     )
-    if response.status_code >= 300:
-        raise ValueError(f"the webhook answered HTTP {response.status_code}")
+    if status >= 300:
+        raise ValueError(f"the webhook answered HTTP {status}")

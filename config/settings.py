@@ -241,6 +241,9 @@ OBSERVATORY_TEST_ANALYSIS_DEBOUNCE_SECONDS = env_int(
 OBSERVATORY_TEST_ANALYSIS_SWEEP_SECONDS = env_int("OBSERVATORY_TEST_ANALYSIS_SWEEP_SECONDS", 300)
 OBSERVATORY_REPORT_SECONDS = env_int("OBSERVATORY_REPORT_SECONDS", 3600)
 OBSERVATORY_WEBHOOK_TIMEOUT_SECONDS = env_int("OBSERVATORY_WEBHOOK_TIMEOUT_SECONDS", 5)
+# Webhooks to loopback, private, link-local (metadata) and shared addresses are refused unless
+# this is true: a member-typed URL must not make the server probe its own network.
+OBSERVATORY_WEBHOOK_ALLOW_PRIVATE = env_bool("OBSERVATORY_WEBHOOK_ALLOW_PRIVATE", False)
 
 # Email for alerts and reports. Without EMAIL_HOST, mail is written to the log (console backend).
 EMAIL_HOST = env_str("EMAIL_HOST")

@@ -155,6 +155,8 @@ def _celery_worker_process(django_db_setup: None) -> Iterator[CeleryWorker]:
         "CELERY_BROKER_URL": broker_url,
         # pytest-django has created test_<name> by now: the worker must use it, not the real one.
         "DATABASE_URL": database_url(connection.settings_dict),
+        # The webhook receivers of the worker tests listen on loopback.
+        "OBSERVATORY_WEBHOOK_ALLOW_PRIVATE": "true",
     }
     with tempfile.TemporaryDirectory(prefix="celery-worker-") as tmp:
         # --purge: tasks left in the queue by earlier tests refer to rows that are gone.
