@@ -260,7 +260,7 @@ class Command(BaseCommand):
         http = requests.Session()
         http.headers["Authorization"] = f"Bearer {options['api_key'].strip()}"
         sessions = _get_all(http, f"{base}/api/v1/sessions/?tag=arena&page_size={PAGE_SIZE}")
-        agents = _get_all(http, f"{base}/api/v1/agents/?page_size={PAGE_SIZE}")
+        agents = _get_all(http, f"{base}/api/v1/agent-instances/?page_size={PAGE_SIZE}")
         sessions = sessions[: options["sessions"]]
         if not sessions:
             raise CommandError("No arena sessions: run seed_demo first.")
