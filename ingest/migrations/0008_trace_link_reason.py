@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ingest', '0006_lean_step_table'),
+        ('ingest', '0007_membership_roles'),
     ]
 
     operations = [
