@@ -54,6 +54,7 @@ from ingest.formats.semconv import (
 )
 
 DEFAULT_SESSION_ATTRIBUTES = ("session.id", "session_id", "gen_ai.conversation.id")
+CONVERSATION_KEY = "gen_ai.conversation.id"
 # AutoGen runtime attributes that carry "<name>_<team uuid>" (agent types, topics, agent ids).
 AUTOGEN_TEAM_KEYS = (
     "recipient_agent_type",
@@ -1167,7 +1168,7 @@ def _autogen_team(members: list[WireSpan]) -> tuple[str, str]:
             match = _TEAM_UUID.search(value) if isinstance(value, str) else None
             if match:
                 team = match.group(1).lower()
-                return f"autogen-team-{team}", f"AutoGen team {team} (in {key})"
+                return f"autogen-team-{team}", f"AutoGen team {team} (agent types, topics)"
     return "", ""
 
 
@@ -1177,7 +1178,12 @@ def _trace_link(
     """The session a trace belongs to: a session attribute (per-project names first), else a
     framework's run id (AutoGen's team); none: the trace is its own session."""
     maps = [span.attributes for span in members] + [members[0].resource]
-    session_id, reason = _session_attribute(maps, names)
+    # pydantic-ai gives each agent run (a delegate inside the trace too) its own conversation
+    # id: only the root's says which conversation the trace is, whatever request it came in.
+    roots = [s.attributes for s in members if not s.parent_span_id] + [members[0].resource]
+    session_id, reason = _session_attribute(maps, tuple(n for n in names if n != CONVERSATION_KEY))
+    if not session_id and CONVERSATION_KEY in names:
+        session_id, reason = _session_attribute(roots, (CONVERSATION_KEY,))
     if not session_id:
         session_id, reason = _autogen_team(members)
     if not session_id:

@@ -64,11 +64,15 @@ class SpanIndex:
         self.agents = agents
 
     def agent_name(self, i: int) -> str:
-        """The span's own gen_ai.agent.name, else its agent ancestor's name, else the service."""
+        """The span's own gen_ai.agent.name, else its agent ancestor's name, else the service.
+        AutoGen's runtime spans: only what the span says (its ancestors are other requests' when
+        exported one span at a time, and the result must not depend on that)."""
         span = self.spans[i]
         for key in AGENT_NAME_KEYS:
             if span.attributes.get(key):
                 return _text(span.attributes[key])
+        if span.scope_name.startswith("autogen"):
+            return bare_agent_type(_text(span.attributes.get(SENDER_TYPE_KEY)))
         agent = self.position.get((span.trace_id, self.agents[i])) if self.agents[i] else None
         if agent is not None:
             return _text(self.meanings[agent].name)
