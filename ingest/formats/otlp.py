@@ -1165,7 +1165,9 @@ def _autogen_team(members: list[WireSpan]) -> tuple[str, str]:
             continue
         for key in AUTOGEN_TEAM_KEYS:
             value = span.attributes.get(key)
-            match = _TEAM_UUID.search(value) if isinstance(value, str) else None
+            # The team's output topic has a uuid of its own: not the team's.
+            is_team = isinstance(value, str) and not value.startswith("output_topic_")
+            match = _TEAM_UUID.search(value) if is_team else None
             if match:
                 team = match.group(1).lower()
                 return f"autogen-team-{team}", f"AutoGen team {team} (agent types, topics)"
