@@ -230,6 +230,8 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 CELERY_QUEUE_DIR = DATA_DIR / "celery"
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's transport with atomic message files (config/broker.py says why).
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
     for sub in ("queue", "processed", "control"):
         (CELERY_QUEUE_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
