@@ -98,7 +98,7 @@ EXPECTED = {
 
 MAPPING = "issue 11 mapping (tests/fixtures/frameworks/README.md, 'attributes seen')"
 # ("framework", "framework/mode" or "*", check) -> why it fails on the current code. Checks: one_session,
-# agent_names, messages, framework_cost, same_batched_and_simple.
+# agent_names, messages, workflow, framework_cost, same_batched_and_simple, uuid_shaped_key.
 KNOWN_GAPS: dict[tuple[str, str], str] = {
     ("autogen", "one_session"): f"each runtime publish starts a trace; {MAPPING}",
     (
