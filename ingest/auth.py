@@ -86,7 +86,7 @@ def project_for_otlp_request(request: HttpRequest) -> Project:
     add with OTEL_EXPORTER_OTLP_TRACES_HEADERS to close the SDK's token race)."""
     header = request.headers.get("Authorization", "")
     bearer = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    if bearer and not bearer.startswith(ApiKey.PREFIX):
+    if bearer and not ApiKey.looks_like_key(bearer):
         return _project_for_agentops_token(bearer)
     raw = (
         bearer

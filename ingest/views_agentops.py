@@ -1,6 +1,6 @@
 """The agentops SDK's own endpoints: 0.4 auth and uploads, and the legacy 0.2/0.3 v2 REST API.
 
-Answers have exactly the shapes the SDK reads (shared/docs/agentops-protocol.md); its traces go to
+Answers have exactly the shapes the SDK reads (docs/agentops-protocol.md); its traces go to
 views_otlp.traces. Thin: authenticate, parse (ingest/formats/agentops.py), store, answer.
 """
 

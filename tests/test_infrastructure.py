@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.settings import env_bool
 from tests.conftest import BASE_DIR, CeleryWorker, start_celery_worker
+from tests.waiting import DEADLINE
 
 
 def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -35,7 +36,7 @@ def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=DEADLINE,
         check=False,
     )
 
@@ -137,3 +138,18 @@ def test_playwright_drives_debian_chromium_against_the_live_server(
 
     assert "Log in" in page.title()
     assert page.locator("#id_username").is_visible()
+
+
+def test_the_default_hosts_are_loopback_and_https_mode_sets_secure_cookies_and_hsts(
+    tmp_path: Path,
+) -> None:
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.ALLOWED_HOSTS, getattr(s, 'SESSION_COOKIE_SECURE', False), "
+        "getattr(s, 'SECURE_HSTS_SECONDS', 0))"
+    )
+    plain = run_python(code, clean_env(tmp_path, SECRET_KEY="k"))
+    https = run_python(code, clean_env(tmp_path, SECRET_KEY="k", OBSERVATORY_HTTPS="true"))
+
+    assert plain.stdout.split() == ["['localhost',", "'127.0.0.1',", "'[::1]']", "False", "0"]
+    assert https.stdout.split()[-2:] == ["True", "31536000"]
