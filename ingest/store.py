@@ -297,12 +297,9 @@ def _save_batch(
     _insert_metrics(project, sessions, by_type.get(MetricRecord, []))
     _upsert_messages(project, sessions, by_type.get(AgentMessageRecord, []))
     flows = by_type.get(WorkflowRecord, []) + by_type.get(StepRecord, [])
-    # Workflows claimed outside the transaction are stored rows to look up, even in a session
-    # this batch claimed.
-    flow_parents = (
-        new_sessions - set(claimed.sessions.values()) if claimed.workflows else new_sessions
-    )
-    _upsert_workflows(project, sessions, flow_parents, flows, claimed.workflows)
+    # Workflows are claimed outside the transaction by whichever batch came first, so even in
+    # a session this batch claimed they are stored rows to look up.
+    _upsert_workflows(project, sessions, created, flows, claimed.workflows)
     result.rejection_count = save_rejections(project, errors, source=source)
     _merge_stored_sessions(sessions, created, session_records)
     result.session_pks = {s.pk for s in sessions.values()}
@@ -585,7 +582,12 @@ def _merge_stored_sessions(
         return
     locked = {
         s.external_id: s
-        for s in Session.objects.filter(pk__in=touched).order_by("pk").select_for_update()
+        # NO KEY UPDATE, as an UPDATE of these columns takes: a plain FOR UPDATE would also
+        # block every insert referencing the session (foreign-key checks take KEY SHARE) and
+        # deadlock with batches holding those.
+        for s in Session.objects.filter(pk__in=touched)
+        .order_by("pk")
+        .select_for_update(no_key=True)
     }
     before = {s.pk: (*_merge_snapshot(s), s.is_summary_stale) for s in locked.values()}
     _merge_into_sessions(locked, [r for r in mine if r.session_id in locked])
