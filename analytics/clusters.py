@@ -47,20 +47,53 @@ _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(r"\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b", re.I),
         "<hex>",
     ),
-    (
-        re.compile(r"\b(?=[A-Za-z_-]*\d)[A-Za-z0-9_-]*[A-Za-z_][A-Za-z0-9_-]*\d[A-Za-z0-9_-]*\b"),
-        "<id>",
-    ),
     (re.compile(r"[-+]?\b\d+(?:[.,:]\d+)*(?!\d)"), "<n>"),
     (re.compile(r"\s+"), " "),
 )
 
 
+# Masking reads at most this much of a message: the pattern keeps PATTERN_CHARS anyway, and the
+# refresh must not spend seconds on one agent-written error text.
+MESSAGE_CHARS = 4 * PATTERN_CHARS
+# An identifier is a run of letters, digits, _ and - with a letter (or _) somewhere before a
+# digit: usr_8KqPz2, gpt-4o, run-42. Found as plain runs and judged by _id_or_same, because the
+# one-regex form (nested stars between word boundaries) backtracked cubically on runs like
+# "1a1a…1aé" (2,000 characters: 6 s).
+_RUN = re.compile(r"[A-Za-z0-9_-]+")
+_LETTER = re.compile(r"[A-Za-z_]")
+_DIGIT = re.compile(r"\d")
+_ID_MASK_AT = next(i for i, (p, _) in enumerate(_MASKS) if p.pattern.startswith("[-+]?"))
+
+
+def _id_or_same(match: re.Match[str]) -> str:
+    run = match.group(0)
+    core = run.strip("-")
+    start = match.start() + run.index(core[0]) if core else match.start()
+    end = start + len(core)
+    text = match.string
+    # Glued to another word character (é, ß…): not a token on its own, as \b would say.
+    if (
+        not core
+        or (start > 0 and text[start - 1].isalnum())
+        or (end < len(text) and text[end].isalnum())
+    ):
+        return run
+    letter = _LETTER.search(core)
+    if letter is None or _DIGIT.search(core, letter.end()) is None:
+        return run
+    lead = run[: len(run) - len(run.lstrip("-"))]
+    trail = run[len(run.rstrip("-")) :]
+    return f"{lead}<id>{trail}"
+
+
 def normalise_message(message: str) -> str:
     """The message with its variable parts masked: `Timeout after 10.5s on /srv/a.py for 'x'` ->
-    `Timeout after <n>s on <path> for <str>`."""
-    text = message
-    for pattern, mask in _MASKS:
+    `Timeout after <n>s on <path> for <str>`. Linear in the message's length, of which it reads
+    the first MESSAGE_CHARS."""
+    text = message[:MESSAGE_CHARS]
+    for index, (pattern, mask) in enumerate(_MASKS):
+        if index == _ID_MASK_AT:
+            text = _RUN.sub(_id_or_same, text)
         text = pattern.sub(mask, text)
     return text.strip()[:PATTERN_CHARS]
 

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import logging
+import smtplib
 from datetime import datetime
 
 from django.conf import settings
@@ -20,6 +22,8 @@ from analytics.reports import (
     table_csv,
     table_rows,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def make_report(project_id: int, period: str, *, now: datetime) -> Report:
@@ -84,9 +88,22 @@ def make_due_reports(*, now: datetime) -> int:
         ]
         for period in periods:
             since, _ = period_bounds(period, now=now)
-            if queries.report_exists(schedule.project_id, period=period, period_start=since):
+            report = queries.report_of_period(
+                schedule.project_id, period=period, period_start=since
+            )
+            if report is None:
+                report = make_report(schedule.project_id, period, now=now)
+                made += 1
+            elif report.emailed_at is not None:
                 continue
-            report = make_report(schedule.project_id, period, now=now)
-            email_report(report, schedule, now=now)
-            made += 1
+            _email_without_stopping(report, schedule, now=now)
     return made
+
+
+def _email_without_stopping(report: Report, schedule: ReportSchedule, *, now: datetime) -> None:
+    """One project's mail server failing must not stop the other projects' reports; the report
+    stays unsent and the next beat tries again."""
+    try:
+        email_report(report, schedule, now=now)
+    except (smtplib.SMTPException, OSError) as exc:
+        logger.warning("report %s of project %s not emailed: %s", report.pk, report.project_id, exc)

@@ -118,7 +118,7 @@ class KeysetCursorPagination(CursorPagination):
         raw = request.query_params.get(self.page_size_query_param, "")
         if raw == "":
             return int(self.page_size)
-        if not raw.isdigit() or int(raw) < 1:
+        if not raw.isdecimal() or int(raw) < 1:
             raise ValidationError({self.page_size_query_param: "Must be a positive whole number"})
         return min(int(raw), self.max_page_size)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 
 from analytics.queries import ProjectScope, projects_for_user, sessions_with_external_id
+from ingest import access
 from ingest.models import Project, Session
 
 
@@ -14,6 +17,15 @@ def visible_projects(request: Request) -> ProjectScope:
     if isinstance(request.auth, Project):
         return [request.auth.pk]
     return projects_for_user(request.user)
+
+
+def require_person(
+    request: Request, project_ids: int | Iterable[int], action: access.Action
+) -> None:
+    """A logged-in user needs the action's role in each project (403 naming it). A project key
+    may still take every action of its project: key scopes are not built yet (issue #14)."""
+    if not isinstance(request.auth, Project):
+        access.require(request.user, project_ids, action)
 
 
 def session_for_request(request: Request, external_id: str) -> Session:

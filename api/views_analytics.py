@@ -35,8 +35,9 @@ from api import filters_analytics as filters
 from api import serializers_analytics as serializers
 from api.csv import csv_rows
 from api.renderers import CSVRenderer
-from api.scope import visible_projects
+from api.scope import require_person, visible_projects
 from api.views import FrameList, ListView
+from ingest import access
 from ingest.models import Project
 
 DEFAULT_DAYS = 7
@@ -73,6 +74,7 @@ class AnomalyStatus(APIView):
         anomaly = queries.anomaly_for_projects(visible_projects(request), pk)
         if anomaly is None:
             raise NotFound("Not found")
+        require_person(request, anomaly.project_id, access.Action.SET_ANOMALY_STATUS)
         body = serializers.AnomalyStatusSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         store.set_anomaly_status(anomaly, body.validated_data["status"], user=_user(request))
@@ -172,7 +174,7 @@ def time_range(request: Request, *, now: datetime) -> tuple[datetime, datetime]:
     since = _datetime_param(params.get("since"), "since")
     if since is None:
         days = params.get("days", str(DEFAULT_DAYS))
-        if not days.isdigit() or not 1 <= int(days) <= MAX_DAYS:
+        if not days.isdecimal() or not 1 <= int(days) <= MAX_DAYS:
             raise ValidationError({"days": f"A whole number from 1 to {MAX_DAYS}"})
         since = until - timedelta(days=int(days))
     if since >= until:
@@ -183,7 +185,10 @@ def time_range(request: Request, *, now: datetime) -> tuple[datetime, datetime]:
 def _datetime_param(value: str | None, name: str) -> datetime | None:
     if not value:
         return None
-    parsed = parse_datetime(value)
+    try:
+        parsed = parse_datetime(value)
+    except ValueError as exc:  # well-formed but no such time: 2026-02-30T00:00:00
+        raise ValidationError({name: f"Not a real time ({exc}): {value[:40]!r}"}) from exc
     if parsed is None:
         raise ValidationError({name: "An ISO 8601 time, e.g. 2026-11-21T00:00:00Z"})
     return parsed if parsed.tzinfo else timezone.make_aware(parsed, UTC)

@@ -24,10 +24,11 @@ from analytics.messaging import causality
 from analytics.refresh import expected_workflow_durations
 from api import filters, serializers
 from api.renderers import CSVRenderer
-from api.scope import visible_projects
+from api.scope import require_person, visible_projects
 from api.views import ListView
 from ingest import store
-from ingest.models import Message, Project, Workflow
+from ingest.access import Action
+from ingest.models import ApiKey, Message, Project, Workflow
 from ingest.tasks import enqueue_requeue_webhook
 
 DEFAULT_GRAPH_HOURS = 24
@@ -89,14 +90,21 @@ def _answer(request: Request, ids: list[int], changed: int) -> Response:
     return Response({"changed": changed, "messages": data})
 
 
+REQUEUE, RESOLVE = Action.REQUEUE_DEAD_LETTERS, Action.RESOLVE_DEAD_LETTERS
+
+
 def _requeue(request: Request, ids: list[int]) -> Response:
-    pks = store.requeue_messages(_dead_letters(request, ids))
+    chosen = _dead_letters(request, ids)
+    require_person(request, chosen.values_list("project_id", flat=True), REQUEUE)
+    pks = store.requeue_messages(chosen)
     transaction.on_commit(partial(enqueue_requeue_webhook, pks))
     return _answer(request, ids, len(pks))
 
 
 def _resolve(request: Request, ids: list[int], note: str) -> Response:
-    return _answer(request, ids, store.resolve_messages(_dead_letters(request, ids), note=note))
+    chosen = _dead_letters(request, ids)
+    require_person(request, chosen.values_list("project_id", flat=True), RESOLVE)
+    return _answer(request, ids, store.resolve_messages(chosen, note=note))
 
 
 class DeadLetterRequeue(APIView):
@@ -151,6 +159,7 @@ class RequeuedPoll(APIView):
     get the same messages. Each message is handed over once per requeue."""
 
     renderer_classes = [JSONRenderer]
+    key_scope = ApiKey.Scope.POLL
 
     @extend_schema(
         request=serializers.PollSerializer, responses={200: serializers.PollResultSerializer}

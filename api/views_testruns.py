@@ -61,7 +61,7 @@ class TestResultList(ListView):
 def window_results(request: Request) -> pd.DataFrame:
     """The results of the window the query string asks for, in one project."""
     runs = request.query_params.get("runs", str(DEFAULT_WINDOW_RUNS))
-    if not runs.isdigit() or not 1 <= int(runs) <= MAX_WINDOW_RUNS:
+    if not runs.isdecimal() or not 1 <= int(runs) <= MAX_WINDOW_RUNS:
         raise ValidationError({"runs": f"A whole number from 1 to {MAX_WINDOW_RUNS}"})
     params = request.query_params
     run_frame = queries.test_run_frame(
@@ -80,7 +80,7 @@ def stored_window(request: Request) -> tuple[int, int] | None:
     runs = params.get("runs", str(DEFAULT_WINDOW_RUNS))
     if any(params.get(name) for name in ("tier", "suite", "branch")):
         return None
-    if not runs.isdigit() or int(runs) not in TEST_ANALYSIS_WINDOWS:
+    if not runs.isdecimal() or int(runs) not in TEST_ANALYSIS_WINDOWS:
         return None
     project_id = _project_id(request)
     if queries.test_analysis_computed_at(project_id) is None:

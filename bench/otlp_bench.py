@@ -15,7 +15,7 @@ from the database and compared with what the bodies should produce.
 Exit status: 0 when every request got a 200 without rejected spans (and, with --count-db, the
 database holds the expected rows); 1 otherwise.
 
-    python bench/otlp_bench.py --url http://127.0.0.1:8000 --api-key obs_... --spans 204800
+    python bench/otlp_bench.py --url http://127.0.0.1:8000 --api-key <key> --spans 204800
 """
 
 from __future__ import annotations

@@ -53,7 +53,20 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is false")
     SECRET_KEY = "insecure-development-key-only-for-debug"
 
-ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", "*").split(",") if h.strip()]
+# Not "*": absolute links (SITE_URL aside) are built from the Host header, so any host would do.
+ALLOWED_HOSTS = [
+    h.strip() for h in env_str("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()
+]
+# Behind a TLS-terminating proxy: secure cookies, HSTS and the proxy's X-Forwarded-Proto trusted.
+OBSERVATORY_HTTPS = env_bool("OBSERVATORY_HTTPS", False)
+if OBSERVATORY_HTTPS:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("OBSERVATORY_HTTPS_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("OBSERVATORY_HSTS_SECONDS", 31_536_000)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("CSRF_TRUSTED_ORIGINS").split(",") if o]
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 
@@ -70,6 +83,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "template_partials",
+    "axes",
     "ingest",
     "analytics",
     "api",
@@ -86,7 +100,23 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "ingest.middleware.DatabaseUnavailableMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login attempt.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Password guessing: after AXES_FAILURE_LIMIT failed logins for one user name from one address,
+# that pair is locked out for OBSERVATORY_LOGIN_LOCKOUT_MINUTES (a 429); a success resets it.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("OBSERVATORY_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = env_int("OBSERVATORY_LOGIN_LOCKOUT_MINUTES", 15) / 60
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -159,7 +189,10 @@ REST_FRAMEWORK = {
         "api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "api.authentication.KeyScopes",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": [
@@ -175,6 +208,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Read API over sessions, events, agents, transcripts and metrics.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs pages for a logged-in member or a project key, not the internet.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -195,6 +230,8 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 CELERY_QUEUE_DIR = DATA_DIR / "celery"
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's transport with atomic message files (config/broker.py says why).
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
     for sub in ("queue", "processed", "control"):
         (CELERY_QUEUE_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -228,6 +265,9 @@ OBSERVATORY_TEST_ANALYSIS_DEBOUNCE_SECONDS = env_int(
 OBSERVATORY_TEST_ANALYSIS_SWEEP_SECONDS = env_int("OBSERVATORY_TEST_ANALYSIS_SWEEP_SECONDS", 300)
 OBSERVATORY_REPORT_SECONDS = env_int("OBSERVATORY_REPORT_SECONDS", 3600)
 OBSERVATORY_WEBHOOK_TIMEOUT_SECONDS = env_int("OBSERVATORY_WEBHOOK_TIMEOUT_SECONDS", 5)
+# Webhooks to loopback, private, link-local (metadata) and shared addresses are refused unless
+# this is true: a member-typed URL must not make the server probe its own network.
+OBSERVATORY_WEBHOOK_ALLOW_PRIVATE = env_bool("OBSERVATORY_WEBHOOK_ALLOW_PRIVATE", False)
 
 # Email for alerts and reports. Without EMAIL_HOST, mail is written to the log (console backend).
 EMAIL_HOST = env_str("EMAIL_HOST")

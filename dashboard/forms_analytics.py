@@ -41,7 +41,16 @@ class AlertRuleForm(forms.ModelForm):  # type: ignore[type-arg]
             "renotify_minutes",
             "is_enabled",
         ]
-        widgets = {"secret": forms.PasswordInput(render_value=True)}
+        # The signing secret is never sent back to a browser (any member can open the edit
+        # form); left blank on an edit, the rule keeps the secret it has.
+        widgets = {"secret": forms.PasswordInput(render_value=False)}
+        help_texts = {"secret": "Left blank when editing: the current secret is kept."}
+
+    def clean_secret(self) -> str:
+        secret: str = self.cleaned_data.get("secret", "")
+        if not secret and self.instance.pk:
+            return str(self.instance.secret)
+        return secret
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

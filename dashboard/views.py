@@ -40,7 +40,7 @@ from api.filters import SessionFilter
 from dashboard import charts
 from dashboard.rounds import Round, rounds_with_messages
 from dashboard.waterfall import waterfall_rows
-from ingest import store
+from ingest import access, store
 from ingest.models import IngestRejection, Project, Session, TranscriptLine
 
 PROJECT_SESSION_KEY = "dashboard_project"
@@ -351,7 +351,7 @@ def _stream_context(session: Session, request: HttpRequest, lines: list[Any]) ->
 
 def _int_param(request: HttpRequest, name: str) -> int | None:
     value = request.GET.get(name, "")
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isdecimal() else None
 
 
 def _waterfall_context(session: Session, *, trace_id: str) -> dict[str, Any]:
@@ -528,7 +528,10 @@ def rejection_replay(request: HttpRequest, pk: int) -> HttpResponse:
     if rejection is None:
         raise Http404("No such ingest problem")
     raw_text = request.POST.get("raw")
-    outcome = _replay(rejection, rejection.raw if raw_text is None else raw_text)
+    edited = raw_text is not None and raw_text != rejection.raw
+    action = access.Action.REPLAY_EDITED_PROBLEM if edited else access.Action.REPLAY_PROBLEM
+    access.require(request.user, rejection.project_id, action)
+    outcome = _replay(rejection, raw_text if edited else rejection.raw)
     if outcome.ok:
         messages.success(request, f"Problem #{rejection.pk} replayed: {outcome.message}")
     else:
@@ -541,9 +544,11 @@ def rejection_replay(request: HttpRequest, pk: int) -> HttpResponse:
 def rejection_replay_selected(request: HttpRequest) -> HttpResponse:
     """Replay each selected problem as stored; one message sums up what happened."""
     visible = queries.projects_for_user(request.user)
-    ids = [int(value) for value in request.POST.getlist("ids") if value.isdigit()]
+    ids = [int(value) for value in request.POST.getlist("ids") if value.isdecimal()]
+    chosen = list(queries.rejections_by_pk(visible, ids))
+    access.require(request.user, {r.project_id for r in chosen}, access.Action.REPLAY_PROBLEM)
     outcomes = []
-    for rejection in queries.rejections_by_pk(visible, ids):
+    for rejection in chosen:
         outcomes.append((rejection.pk, _replay(rejection, rejection.raw)))
     failed = [f"#{pk}: {outcome.message}" for pk, outcome in outcomes if not outcome.ok]
     replayed = len(outcomes) - len(failed)

@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from analytics import queries, store
@@ -41,6 +42,7 @@ from dashboard.forms_analytics import (
     ReportScheduleForm,
 )
 from dashboard.views import PAGE_SIZE, Nav, _current_nav, _no_project
+from ingest import access
 
 TREND_GROUPS = {"agent": ("llm", "tool"), "model": ("llm",), "tool": ("tool",)}
 ANOMALY_STATES = ("open", "acknowledged", "resolved", "all")
@@ -256,6 +258,7 @@ def anomaly_status(request: HttpRequest, pk: int) -> HttpResponse:
     anomaly = queries.anomaly_for_projects(queries.projects_for_user(request.user), pk)
     if anomaly is None:
         raise Http404("No such anomaly")
+    access.require(request.user, anomaly.project_id, access.Action.SET_ANOMALY_STATUS)
     status = request.POST.get("status", "")
     if status not in Anomaly.Status.values:
         messages.error(request, "Unknown status.")
@@ -263,9 +266,9 @@ def anomaly_status(request: HttpRequest, pk: int) -> HttpResponse:
         store.set_anomaly_status(anomaly, status, user=request.user)
         messages.success(request, f"Anomaly #{anomaly.pk} is now {status}.")
     back = request.POST.get("next", "")
-    return redirect(
-        back if back.startswith("/") and not back.startswith("//") else "dashboard:anomalies"
-    )
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("dashboard:anomalies")
+    return redirect(back)
 
 
 # --- Error clusters ----------------------------------------------------------------------------
@@ -307,9 +310,12 @@ def alerts(request: HttpRequest) -> HttpResponse:
         return _no_project(request)
     editing = (
         _rule_or_404(request, int(request.GET["edit"]))
-        if request.GET.get("edit", "").isdigit()
+        if request.GET.get("edit", "").isdecimal()
         else None
     )
+    if request.method == "POST":
+        project_id = nav.project.pk if editing is None else editing.project_id
+        access.require(request.user, project_id, access.Action.EDIT_ALERT_RULES)
     form = AlertRuleForm(request.POST or None, instance=editing)
     if request.method == "POST" and form.is_valid():
         rule = form.save(commit=False)
@@ -334,6 +340,7 @@ def alerts(request: HttpRequest) -> HttpResponse:
 def alert_action(request: HttpRequest, pk: int) -> HttpResponse:
     """test (send a test notification), toggle (enable/disable) or delete."""
     rule = _rule_or_404(request, pk)
+    access.require(request.user, rule.project_id, access.Action.EDIT_ALERT_RULES)
     action = request.POST.get("action", "")
     if action == "test":
         event = send_test_notification(rule, now=timezone.now())
@@ -360,6 +367,8 @@ def reports(request: HttpRequest) -> HttpResponse:
     nav = _current_nav(request)
     if nav is None:
         return _no_project(request)
+    if request.method == "POST":
+        access.require(request.user, nav.project.pk, access.Action.EDIT_REPORT_SCHEDULE)
     schedule = queries.report_schedule(nav.project.pk)
     form = ReportScheduleForm(request.POST or None, instance=schedule)
     if request.method == "POST" and form.is_valid():
@@ -389,6 +398,7 @@ def report_make(request: HttpRequest) -> HttpResponse:
     nav = _current_nav(request)
     if nav is None:
         return _no_project(request)
+    access.require(request.user, nav.project.pk, access.Action.MAKE_REPORT)
     period = request.POST.get("period", "daily")
     if period not in ("daily", "weekly"):
         raise Http404("No such period")

@@ -73,8 +73,8 @@ def _filters(request: HttpRequest) -> TestFilters:
         tier=request.GET.get("tier", "").strip(),
         suite=request.GET.get("suite", "").strip(),
         branch=request.GET.get("branch", "").strip(),
-        runs=int(runs) if runs.isdigit() and int(runs) in RUN_WINDOWS else DEFAULT_RUNS,
-        days=int(days) if days.isdigit() and int(days) in DAY_RANGES else DEFAULT_DAYS,
+        runs=int(runs) if runs.isdecimal() and int(runs) in RUN_WINDOWS else DEFAULT_RUNS,
+        days=int(days) if days.isdecimal() and int(days) in DAY_RANGES else DEFAULT_DAYS,
     )
 
 

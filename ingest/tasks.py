@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable
@@ -9,7 +10,9 @@ from typing import Any
 
 import requests
 from celery import shared_task
+from django.conf import settings
 
+from analytics import webhooks
 from analytics.queries import requeue_webhook_rows
 
 logger = logging.getLogger(__name__)
@@ -51,8 +54,19 @@ def send_requeue_webhook_task(message_pks: list[int]) -> int:
     """POST the requeued messages' ids to each project's webhook; returns how many calls."""
     sent = 0
     for url, body in requeue_webhook_bodies(requeue_webhook_rows(message_pks)).items():
-        response = requests.post(url, json=body, timeout=WEBHOOK_TIMEOUT_SECONDS)
-        response.raise_for_status()
+        status = webhooks.post(
+            url,
+            json.dumps(body).encode(),
+            {"Content-Type": "application/json", "User-Agent": "AgentObservatory-Requeue/1"},
+            timeout=WEBHOOK_TIMEOUT_SECONDS,
+            allow_private=settings.OBSERVATORY_WEBHOOK_ALLOW_PRIVATE,
+        )
+        if status >= 300:
+            # 5xx and 429 are worth retrying; any other answer will not change on a retry.
+            if status >= 500 or status == 429:
+                raise requests.HTTPError(f"the requeue webhook answered HTTP {status}")
+            logger.warning("requeue webhook %s answered HTTP %s; not retried", url, status)
+            continue
         sent += 1
     return sent
 

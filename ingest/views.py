@@ -42,7 +42,7 @@ def native_batch(request: HttpRequest) -> JsonResponse:
     try:
         project = project_for_request(request)
     except AuthError as exc:
-        return error(exc.message, 401, field=exc.field)
+        return error(exc.message, exc.status, field=exc.field)
     try:
         body = read_body(request)
         parsed = parse_native(
@@ -86,7 +86,7 @@ def junit_upload(request: HttpRequest) -> JsonResponse:
     try:
         project = project_for_request(request)
     except AuthError as exc:
-        return error(exc.message, 401, field=exc.field)
+        return error(exc.message, exc.status, field=exc.field)
     try:
         parsed = parse_junit(
             _junit_body(request),
@@ -122,8 +122,15 @@ def _junit_run(request: HttpRequest) -> JUnitRun:
     return JUnitRun(**values)
 
 
+# A multipart form adds boundaries and part headers around the report.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
 def _junit_body(request: HttpRequest) -> bytes:
     if request.content_type == "multipart/form-data":
+        # Checked before request.FILES, which would spool a big upload to disk first.
+        limit = settings.OBSERVATORY_MAX_BATCH_BYTES + MULTIPART_OVERHEAD_BYTES
+        _refuse_declared_length_over(limit, request)
         upload = request.FILES.get("file")
         if upload is None:
             raise BodyError(
@@ -138,12 +145,7 @@ def _junit_body(request: HttpRequest) -> bytes:
 def read_body(request: HttpRequest) -> bytes:
     """The decoded body; 413 before reading anything larger than the limit."""
     limit = settings.OBSERVATORY_MAX_BATCH_BYTES
-    declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    if declared > limit:
-        raise BodyError(
-            f"Body is {declared} bytes; the limit OBSERVATORY_MAX_BATCH_BYTES is {limit}",
-            status=413,
-        )
+    _refuse_declared_length_over(limit, request)
     encoding = request.headers.get("Content-Encoding", "")
     return decode_body(request.body, encoding, max_bytes=limit)
 
@@ -191,3 +193,16 @@ def batch_answer(
         "rejected": len(errors),
         "results": results,
     }
+
+
+def _refuse_declared_length_over(limit: int, request: HttpRequest) -> None:
+    """413 from the Content-Length header alone, before any of the body is read."""
+    raw = request.META.get("CONTENT_LENGTH") or "0"
+    if not raw.isdecimal():
+        raise BodyError(f"Content-Length is not a number: {raw[:20]!r}", field="Content-Length")
+    if int(raw) > limit:
+        raise BodyError(
+            f"Body is {int(raw)} bytes; the limit OBSERVATORY_MAX_BATCH_BYTES is "
+            f"{settings.OBSERVATORY_MAX_BATCH_BYTES}",
+            status=413,
+        )

@@ -14,6 +14,7 @@ started_at=$(date +%s)
 tmp_dir=""
 pg_ctl=""
 redis_pid=""
+pytest_log=""
 
 cleanup() {
     local status=$?
@@ -22,10 +23,18 @@ cleanup() {
         runuser_pg "$pg_ctl" -D "$tmp_dir/pg/data" -m immediate stop >/dev/null 2>&1
     fi
     [ -n "$redis_pid" ] && stop_pid "$redis_pid" 5
+    # The last line says how the run went: pytest's own count line, then the time taken.
+    local summary="no test summary (pytest did not finish)"
+    if [ -n "$pytest_log" ] && [ -f "$pytest_log" ]; then
+        summary=$(sed 's/\x1b\[[0-9;]*m//g' "$pytest_log" |
+            grep -E '^(=+ )?[0-9]+ (passed|failed|error|skipped|deselected).* in [0-9.]+s|no tests ran' |
+            tail -1 | sed -E 's/^=+ //; s/ =+$//')
+        [ -n "$summary" ] || summary="no test summary in the pytest output"
+    fi
     [ -n "$tmp_dir" ] && rm -rf "$tmp_dir"
     local elapsed=$(($(date +%s) - started_at))
-    printf 'test.sh: finished in %dm%02ds, exit status %d\n' $((elapsed / 60)) $((elapsed % 60)) \
-        "$status" >&2
+    printf 'test.sh: %s; finished in %dm%02ds, exit status %d\n' "$summary" \
+        $((elapsed / 60)) $((elapsed % 60)) "$status" >&2
     exit "$status"
 }
 trap cleanup EXIT
@@ -58,8 +67,9 @@ log "ruff format --check ."
 ruff format --check . || lint_failed=true
 
 log "python -m pytest $*"
+pytest_log="$tmp_dir/pytest.log"
 pytest_status=0
-python -m pytest "$@" || pytest_status=$?
+python -m pytest "$@" 2>&1 | tee "$pytest_log" || pytest_status=${PIPESTATUS[0]}
 
 if [ "$pytest_status" -eq 5 ]; then
     die "pytest collected no tests (exit code 5): check the paths or -k expression: $*"

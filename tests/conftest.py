@@ -17,6 +17,8 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.waiting import DEADLINE, DEADLINE_MS
+
 # Playwright's sync API runs an event loop in the test thread, so Django's ORM would refuse
 # every query made while the `page` fixture is active (SynchronousOnlyOperation).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -32,13 +34,22 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-WORKER_START_TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     """Debian's chromium instead of a downloaded browser (`playwright install` is never run)."""
     return {**browser_type_launch_args, "executable_path": CHROMIUM_PATH, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture
+def context(context: Any) -> Any:
+    """Playwright waits (page loads, locators) up to the suite's deadline, not its 30 s default."""
+    from playwright.sync_api import expect
+
+    context.set_default_timeout(DEADLINE_MS)
+    expect.set_options(timeout=DEADLINE_MS)
+    return context
 
 
 @dataclass
@@ -54,7 +65,7 @@ class CeleryWorker:
     def log_size(self) -> int:
         return len(self.log())
 
-    def wait_for_log(self, text: str, *, start: int = 0, timeout: float = 30.0) -> str:
+    def wait_for_log(self, text: str, *, start: int = 0, timeout: float = DEADLINE) -> str:
         """Wait until `text` appears in the log after character `start`; return the log from there."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -105,7 +116,7 @@ def start_celery_worker(env: dict[str, str], log_path: Path, *args: str) -> Cele
         )
     worker = CeleryWorker(process=process, log_path=log_path)
     try:
-        worker.wait_for_log(" ready.", timeout=WORKER_START_TIMEOUT)
+        worker.wait_for_log(" ready.")
     except BaseException:
         worker.stop()
         raise
@@ -144,6 +155,8 @@ def _celery_worker_process(django_db_setup: None) -> Iterator[CeleryWorker]:
         "CELERY_BROKER_URL": broker_url,
         # pytest-django has created test_<name> by now: the worker must use it, not the real one.
         "DATABASE_URL": database_url(connection.settings_dict),
+        # The webhook receivers of the worker tests listen on loopback.
+        "OBSERVATORY_WEBHOOK_ALLOW_PRIVATE": "true",
     }
     with tempfile.TemporaryDirectory(prefix="celery-worker-") as tmp:
         # --purge: tasks left in the queue by earlier tests refer to rows that are gone.

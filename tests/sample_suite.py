@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.waiting import DEADLINE
+
 SAMPLE_SUITE = Path(__file__).resolve().parent / "fixtures" / "sample_suite"
 SAMPLE_TEST_COUNT = 7
 SAMPLE_OUTCOMES = {"pass": 3, "fail": 1, "error": 1, "skip": 1, "xfail": 1}
@@ -24,7 +26,7 @@ def run_sample_suite(*args: str, env: dict[str, str] | None = None, status: int 
         env=environ,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=DEADLINE,
         check=False,
     )
     output = done.stdout + done.stderr

@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.settings import env_bool
 from tests.conftest import BASE_DIR, CeleryWorker, start_celery_worker
+from tests.waiting import DEADLINE
 
 
 def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -35,7 +36,7 @@ def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=DEADLINE,
         check=False,
     )
 
@@ -112,7 +113,7 @@ def test_a_worker_runs_a_task_with_no_broker_server_configured(tmp_path: Path) -
         worker.stop()
 
     assert "'pong'" in log
-    assert "filesystem://" in worker.log()
+    assert "config.broker:Transport" in worker.log()  # the embedded, atomic filesystem broker
     assert (tmp_path / "celery" / "queue").is_dir()
 
 
@@ -137,3 +138,66 @@ def test_playwright_drives_debian_chromium_against_the_live_server(
 
     assert "Log in" in page.title()
     assert page.locator("#id_username").is_visible()
+
+
+def test_the_default_hosts_are_loopback_and_https_mode_sets_secure_cookies_and_hsts(
+    tmp_path: Path,
+) -> None:
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.ALLOWED_HOSTS, getattr(s, 'SESSION_COOKIE_SECURE', False), "
+        "getattr(s, 'SECURE_HSTS_SECONDS', 0))"
+    )
+    plain = run_python(code, clean_env(tmp_path, SECRET_KEY="k"))
+    https = run_python(code, clean_env(tmp_path, SECRET_KEY="k", OBSERVATORY_HTTPS="true"))
+
+    assert plain.stdout.split() == ["['localhost',", "'127.0.0.1',", "'[::1]']", "False", "0"]
+    assert https.stdout.split()[-2:] == ["True", "31536000"]
+
+
+def test_the_embedded_broker_never_hands_out_a_half_written_message(tmp_path: Path) -> None:
+    """A producer thread and a consumer polling the same folder, as beat and the worker do in one
+    `-B` process: every message arrives whole and once (kombu's own transport let the reader take
+    a file before it was written: a lost task and a worker stopped by JSONDecodeError)."""
+    import threading
+
+    from kombu import Connection
+
+    folders = {name: tmp_path / name for name in ("queue", "processed", "control")}
+    for folder in folders.values():
+        folder.mkdir()
+    options = {
+        "data_folder_in": str(folders["queue"]),
+        "data_folder_out": str(folders["queue"]),
+        "processed_folder": str(folders["processed"]),
+        "control_folder": str(folders["control"]),
+        "store_processed": False,
+    }
+    count = 200
+    # Big messages keep each write open long enough for the reader to find the file mid-write.
+    padding = "x" * 1_000_000
+    with (
+        Connection(
+            "filesystem://", transport="config.broker:Transport", transport_options=options
+        ) as producer_conn,
+        Connection(
+            "filesystem://", transport="config.broker:Transport", transport_options=options
+        ) as consumer_conn,
+    ):
+        outbox = producer_conn.SimpleQueue("race")
+        inbox = consumer_conn.SimpleQueue("race")
+        writer = threading.Thread(
+            target=lambda: [outbox.put({"n": n, "pad": padding}) for n in range(count)]
+        )
+        writer.start()
+        received = []
+        while len(received) < count:
+            try:
+                message = inbox.get(timeout=DEADLINE)
+            except inbox.Empty:
+                break
+            received.append(message.payload["n"])
+            message.ack()
+        writer.join()
+
+    assert sorted(received) == list(range(count))

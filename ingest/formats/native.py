@@ -69,17 +69,31 @@ def decode_body(body: bytes, content_encoding: str, *, max_bytes: int) -> bytes:
             f"Unsupported Content-Encoding {encoding!r}; use gzip or deflate", status=415
         )
     wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
-    decompressor = zlib.decompressobj(wbits)
-    try:
-        # max_length bounds the output so a small "zip bomb" cannot exhaust memory.
-        data = decompressor.decompress(body, max_bytes + 1)
-    except zlib.error as exc:
-        raise BodyError(f"Body is not valid {encoding}: {exc}") from exc
-    if len(data) > max_bytes or decompressor.unconsumed_tail:
-        raise BodyError(
-            f"Decompressed body exceeds OBSERVATORY_MAX_BATCH_BYTES ({max_bytes} bytes)", status=413
-        )
-    return data
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    # A gzip body may hold several members one after another (`cat a.gz b.gz`, or a client
+    # that compresses chunk by chunk): read them all, never only the first.
+    while rest:
+        decompressor = zlib.decompressobj(wbits)
+        try:
+            # max_length bounds the output so a small "zip bomb" cannot exhaust memory.
+            part = decompressor.decompress(rest, max_bytes + 1 - size)
+        except zlib.error as exc:
+            raise BodyError(f"Body is not valid {encoding}: {exc}") from exc
+        size += len(part)
+        if size > max_bytes or decompressor.unconsumed_tail:
+            raise BodyError(
+                f"Decompressed body exceeds OBSERVATORY_MAX_BATCH_BYTES ({max_bytes} bytes)",
+                status=413,
+            )
+        if not decompressor.eof:
+            raise BodyError(f"Body is not valid {encoding}: the compressed stream is cut short")
+        parts.append(part)
+        rest = decompressor.unused_data
+        if rest and encoding == "deflate":
+            raise BodyError("Body is not valid deflate: data after the end of the stream")
+    return b"".join(parts)
 
 
 def load_batch(data: bytes, *, max_records: int) -> list[Any]:

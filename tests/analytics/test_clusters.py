@@ -9,6 +9,7 @@ import pytest
 
 from analytics.clusters import (
     ERROR_SPAN_COLUMNS,
+    PATTERN_CHARS,
     cluster_totals,
     error_cluster_days,
     fingerprint,
@@ -113,3 +114,23 @@ def test_cluster_totals_add_up_the_days() -> None:
 def test_no_errors_give_no_clusters() -> None:
     assert len(error_cluster_days(errors())) == 0
     assert len(cluster_totals(error_cluster_days(errors()))) == 0
+
+
+@pytest.mark.parametrize(
+    ("message", "pattern"),
+    [
+        # Runs that once made the id mask backtrack cubically (2,000 characters: 6 s).
+        ("1a" * 1000 + "é", "<n>" + "a1" * 999 + "aé"),
+        ("x" + "1a" * 1000 + "!", "<id>!"),
+        ("-run-42- failed", "-<id>- failed"),
+        ("café7 failed", "café7 failed"),
+    ],
+)
+def test_identifier_masking_handles_long_runs_and_glued_letters(message: str, pattern: str) -> None:
+    assert normalise_message(message) == pattern[:PATTERN_CHARS]
+
+
+def test_only_the_head_of_a_huge_message_is_read() -> None:
+    huge = "Timeout after 10s " + "y" * 5_000_000 + " at /srv/app/main.py"
+
+    assert normalise_message(huge) == ("Timeout after <n>s " + "y" * 5_000_000)[:PATTERN_CHARS]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,3 +57,32 @@ def test_an_email_alert_is_sent_when_a_rule_fires(mailoutbox: list[Any]) -> None
     rule.refresh_from_db()
     assert (rule.state, rule.last_notified_at) == ("alert", NOW)
     assert evaluate_rule(rule, now=NOW + timedelta(minutes=1)) is None
+
+
+def test_a_mail_server_that_refuses_stops_no_other_report_and_is_tried_again(
+    settings: Any, mailoutbox: list[Any]
+) -> None:
+    """A real SMTP connection to a closed loopback port: the first project's email fails, the
+    second project's report is still made, and the unsent one is sent by a later beat."""
+    first, _ = make_project(name="First")
+    second, _ = make_project(name="Second")
+    for project in (first, second):
+        save_report_schedule(project.pk, is_daily=True, is_weekly=False, email_to="ops@example.com")
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", closed_port(), 5
+
+    made = make_due_reports(now=NOW)
+
+    assert made == 2
+    assert Report.objects.filter(emailed_at__isnull=True).count() == 2
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert make_due_reports(now=NOW + timedelta(hours=1)) == 0
+    assert len(mailoutbox) == 2
+    assert not Report.objects.filter(emailed_at__isnull=True).exists()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

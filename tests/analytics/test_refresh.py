@@ -123,9 +123,9 @@ def test_a_rerun_updates_a_flag_and_keeps_its_status(project: Any, admin_user: A
     assert anomaly.status_changed_by == admin_user
 
 
-def _store_synthetic(project: Any, injection: Injection) -> None:
+def _store_synthetic(project: Any, injection: Injection, *, now: datetime = NOW) -> None:
     data = synthetic_telemetry(
-        now=NOW, days=9, sessions_per_hour=4, injections=(injection,), seed=3
+        now=now, days=9, sessions_per_hour=4, injections=(injection,), seed=3
     )
     sessions = Session.objects.bulk_create(
         Session(project=project, external_id=f"syn-{i}", started_at=row.started_at.to_pydatetime())

@@ -14,7 +14,7 @@ import pytest
 
 from analytics.models import StoredTestRegression, TestAnalysisState
 from ingest.models import ApiKey, Project
-from tests.analytics.test_worker import wait_for
+from tests.waiting import DEADLINE, wait_until
 
 pytestmark = pytest.mark.worker
 
@@ -47,7 +47,7 @@ def _call(url: str, key: str, body: bytes | None = None) -> Any:
     request = urllib.request.Request(url, data=body, headers={"Authorization": f"Bearer {key}"})
     if body is not None:
         request.add_header("Content-Type", "application/xml")
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=DEADLINE) as response:
         return json.loads(response.read())
 
 
@@ -61,8 +61,9 @@ def test_an_uploaded_regression_is_stored_by_the_worker_and_served_by_the_api(
     _call(f"{upload}&commit=good1", key, PASSING)
     _call(f"{upload}&commit=bad2", key, FAILING)
 
-    stored = wait_for(
-        lambda: StoredTestRegression.objects.filter(project=project, window_runs=200).first()
+    stored = wait_until(
+        lambda: StoredTestRegression.objects.filter(project=project, window_runs=200).first(),
+        what="the stored regression of the failing run",
     )
     assert (stored.test_id, stored.first_failing_commit, stored.last_passing_commit) == (
         "tools.calc::test_divides",

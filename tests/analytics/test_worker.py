@@ -8,7 +8,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,6 +24,7 @@ from ingest.models import ApiKey, Project, Session, Span
 from observatory_sdk import Client
 from tests.analytics.test_refresh import NOW, _store_synthetic
 from tests.builders import make_alert_rule, make_session
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.worker
 
@@ -41,16 +42,6 @@ def _short_debounce() -> Iterator[None]:
         os.environ.pop("OBSERVATORY_ANALYTICS_DEBOUNCE_SECONDS")
     else:
         os.environ["OBSERVATORY_ANALYTICS_DEBOUNCE_SECONDS"] = old
-
-
-def wait_for(condition: Callable[[], Any], *, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def test_a_looping_session_sent_through_the_api_gets_flags_and_rollups(
@@ -74,12 +65,16 @@ def test_a_looping_session_sent_through_the_api_gets_flags_and_rollups(
     assert client.flush(timeout=20)
     client.close()
 
-    flags = wait_for(lambda: set(SessionFlag.objects.values_list("detector", flat=True)))
+    flags = wait_until(
+        lambda: set(SessionFlag.objects.values_list("detector", flat=True)),
+        what="the session's detector flags",
+    )
     assert flags == {"tool_loop", "no_final_answer"}
     session = Session.objects.get(external_id=session_id)
     assert SessionFlag.objects.get(detector="tool_loop").session == session
-    rollup = wait_for(
-        lambda: Rollup.objects.filter(project=project, granularity="hour", kind="tool").first()
+    rollup = wait_until(
+        lambda: Rollup.objects.filter(project=project, granularity="hour", kind="tool").first(),
+        what="the hourly tool rollup",
     )
     assert (rollup.tool, rollup.count) == ("web_fetch", 5)
 
@@ -88,17 +83,24 @@ def test_a_refresh_in_the_worker_flags_an_injected_slowdown(celery_worker: Any) 
     from analytics.synthetic import Injection
 
     project = Project.objects.create(name="History", slug="history")
-    start = NOW - timedelta(hours=22, minutes=30)
-    _store_synthetic(project, Injection("tool", "search", "latency_p95", start, 3, 4.0))
+    # The task judges the last 48 hours before the real clock, so the history ends at the latest
+    # 12:30 UTC (a fixed date would fall out of that window as the calendar moves on); the same
+    # time of day as test_refresh's NOW keeps the synthetic traffic of the slow hours the same.
+    now = timezone.now().replace(hour=NOW.hour, minute=NOW.minute, second=0, microsecond=0)
+    if now > timezone.now():
+        now -= timedelta(days=1)
+    start = now - timedelta(hours=22, minutes=30)
+    _store_synthetic(project, Injection("tool", "search", "latency_p95", start, 3, 4.0), now=now)
     first = Span.objects.filter(project=project).order_by("started_at").first()
     assert first is not None
     mark_refresh_pending({project.pk: first.started_at})
+    log_start = celery_worker.log_size()
 
-    refresh_project_analytics_task.delay(project.pk)
+    task = refresh_project_analytics_task.delay(project.pk)
 
-    anomaly = wait_for(
-        lambda: Anomaly.objects.filter(project=project, subject="search").first(), timeout=60
-    )
+    celery_worker.wait_for_log(f"[{task.id}] succeeded", start=log_start)
+    anomaly = Anomaly.objects.filter(project=project, subject="search").first()
+    assert anomaly is not None, "the refresh ran and flagged nothing"
     assert anomaly.explanation.startswith("p95 latency of tool search was ")
     assert anomaly.example_session_ids
 
@@ -139,7 +141,9 @@ def test_an_alert_rule_fires_a_signed_webhook_from_the_worker(
 
     evaluate_alerts_task.delay()
 
-    body, headers = wait_for(lambda: Receiver.received and Receiver.received[0])
+    body, headers = wait_until(
+        lambda: Receiver.received and Receiver.received[0], what="the webhook request"
+    )
     assert is_valid_signature(body, "s3cret", headers[SIGNATURE_HEADER])
     assert not is_valid_signature(body, "wrong", headers[SIGNATURE_HEADER])
     payload = json.loads(body)
@@ -150,5 +154,8 @@ def test_an_alert_rule_fires_a_signed_webhook_from_the_worker(
     )
     assert payload["value"] == 0.75
     assert payload["message"].startswith("[ALERT] Too many errors: error rate of all events")
-    event = wait_for(lambda: AlertEvent.objects.filter(rule=rule, is_delivered=True).first())
+    event = wait_until(
+        lambda: AlertEvent.objects.filter(rule=rule, is_delivered=True).first(),
+        what="the delivered alert event",
+    )
     assert event.state == "alert"

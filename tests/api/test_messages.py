@@ -9,7 +9,6 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from unittest import mock
 
 import pytest
 from django.test import Client
@@ -192,19 +191,6 @@ def test_bulk_resolve_and_requeue(arena: dict[str, Any], key_client: KeyClient) 
     bad = client.post("/api/v1/dead-letters/requeue/", {"ids": ["x"]}, format="json")
     assert bad.status_code == 400
     assert bad.json()["field"].startswith("ids")
-
-
-def test_requeue_webhook_posts_the_message_ids(arena: dict[str, Any]) -> None:
-    from ingest.tasks import send_requeue_webhook_task
-
-    project, dead = arena["project"], arena["messages"][2]
-    project.requeue_webhook_url = "https://agents.example/requeued"
-    project.save()
-    with mock.patch("ingest.tasks.requests.post") as post:
-        assert send_requeue_webhook_task([dead.pk]) == 1
-    url, body = post.call_args.args[0], post.call_args.kwargs["json"]
-    assert url == "https://agents.example/requeued"
-    assert body["messages"][0]["message_id"] == "m3"
 
 
 def test_agent_edges_with_counts_failure_rate_and_p95(

@@ -237,7 +237,18 @@ def test_a_failed_test_notification_is_reported_and_kept_in_history(
     assert "Test notification failed" in response.content.decode()
     event = AlertEvent.objects.get()
     assert (event.is_test, event.is_delivered) == (True, False)
-    assert "ConnectionError" in event.delivery_error
+    assert "may not reach 127.0.0.1" in event.delivery_error
+
+
+def test_a_test_notification_to_a_closed_port_fails_when_private_addresses_are_allowed(
+    client: Client, project: Any, settings: Any
+) -> None:
+    settings.OBSERVATORY_WEBHOOK_ALLOW_PRIVATE = True
+    rule = make_alert_rule(project, target="http://127.0.0.1:9/nothing-listens")
+
+    client.post(f"/alerts/{rule.pk}/action/", {"action": "test"})
+
+    assert "ConnectionError" in AlertEvent.objects.get().delivery_error
 
 
 def test_a_rule_is_disabled_and_deleted(client: Client, project: Any) -> None:

@@ -270,3 +270,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+if __name__ == "__main__":
+    # For re-capturing fixtures by hand (tests/fixtures/agentops/README.md): serve until Ctrl-C.
+    with FakeLLM() as fake:
+        print(f"fake OpenAI-compatible server on {fake.url}", flush=True)  # noqa: T201
+        threading.Event().wait()

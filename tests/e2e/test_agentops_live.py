@@ -23,8 +23,8 @@ from django.core.management import call_command
 
 from tests.e2e.agents import AgentEnvError, agent_python, run_weather_agent
 from tests.e2e.fake_llm import MODEL, FakeLLM
+from tests.waiting import DEADLINE as AGENT_TIMEOUT
 
-AGENT_TIMEOUT = 90.0
 # ingest/data/model_prices.json, USD per million tokens for gpt-4o-mini-*.
 PROMPT_PRICE, COMPLETION_PRICE = 0.15, 0.60
 

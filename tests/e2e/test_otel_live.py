@@ -46,6 +46,7 @@ from opentelemetry.trace import SpanKind
 
 from ingest.models import IngestRejection, MetricSample, Session, TranscriptLine
 from ingest.models import Span as SpanRow
+from tests.waiting import DEADLINE
 
 PROTOBUF = "application/x-protobuf"
 # ingest/data/model_prices.json, USD per million tokens for gpt-4o-mini-*.
@@ -80,7 +81,7 @@ class Server:
         response = requests.get(
             f"{self.url}/api/v1/{path}",
             headers={"Authorization": f"Bearer {self.key}"},
-            timeout=30,
+            timeout=DEADLINE,
         )
         assert response.status_code == 200, f"GET {path}: {response.status_code} {response.text}"
         return response.json()
@@ -94,7 +95,7 @@ class Server:
             f"{self.url}{path}",
             data=body,
             headers={"x-api-key": self.key, "Content-Type": PROTOBUF, **headers},
-            timeout=60,
+            timeout=DEADLINE,
         )
 
 
@@ -440,7 +441,7 @@ def test_bad_bodies_get_the_otlp_status_codes_and_store_nothing_partial(
     )
 
     anonymous = requests.post(
-        f"{server.url}/v1/traces", data=body, headers={"Content-Type": PROTOBUF}, timeout=30
+        f"{server.url}/v1/traces", data=body, headers={"Content-Type": PROTOBUF}, timeout=DEADLINE
     )
     assert_refused(401, anonymous, text_trace)
 

@@ -17,12 +17,12 @@ from playwright.sync_api import Page, expect
 
 from ingest.models import Session, Span, SpanPayload, TranscriptLine
 from tests.builders import make_rejection, make_session
+from tests.waiting import DEADLINE_MS as WAIT_MS
 
 pytestmark = pytest.mark.e2e
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(1)>"
-WAIT_MS = 10_000
 
 
 @pytest.fixture

@@ -12,17 +12,9 @@ from django.test import Client as DjangoClient
 
 from ingest.models import ApiKey, Project, Session, TranscriptLine
 from observatory_sdk import Client, StatusLineHandler, current_session
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.worker
-
-
-def wait_for(condition: Any, *, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def test_sdk_batch_is_summarised_by_a_real_worker(live_server: Any, celery_worker: Any) -> None:
@@ -60,7 +52,7 @@ def test_sdk_batch_is_summarised_by_a_real_worker(live_server: Any, celery_worke
     def summarised() -> bool:
         return not Session.objects.get(external_id=session_id).is_summary_stale
 
-    wait_for(summarised)
+    wait_until(summarised, what="the session summary written by the worker")
     session = Session.objects.get(external_id=session_id)
     assert (session.event_count, session.llm_count, session.tool_count) == (3, 1, 1)
     assert session.has_errors
@@ -84,7 +76,10 @@ def test_the_sweep_catches_up_when_no_task_was_queued(live_server: Any, celery_w
     project = Project.objects.create(name="Sweep", slug="sweep")
     session = Session.objects.create(project=project, external_id="s", is_summary_stale=True)
     sweep_stale_summaries_task.delay()
-    wait_for(lambda: not Session.objects.get(pk=session.pk).is_summary_stale)
+    wait_until(
+        lambda: not Session.objects.get(pk=session.pk).is_summary_stale,
+        what="the worker to refresh the stale summary",
+    )
 
 
 def _rows(payload: Any) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """The agentops SDK's real captured requests replayed against our endpoints (golden tests).
 
-shared/fixtures/agentops holds every request the unmodified SDK made (0.4.21 and legacy 0.3.26);
+tests/fixtures/agentops holds every request the unmodified SDK made (0.4.21 and legacy 0.3.26);
 each test replays them in order through the Django test client and checks what a user would then
 see through the REST API.
 """
@@ -19,7 +19,7 @@ from ingest.models import IngestRejection, Project, Session, Span, TranscriptLin
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "agentops"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "agentops"
 TRACE_SUCCESS = "745e084a12d16fd275ac148b2c76b5b6"
 
 

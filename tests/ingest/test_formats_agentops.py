@@ -30,7 +30,7 @@ from ingest.formats.records import (
     TranscriptRecord,
 )
 
-AGENTOPS = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "agentops"
+AGENTOPS = Path(__file__).resolve().parents[1] / "fixtures" / "agentops"
 SESSION = "c4f9429f-eb6a-406c-a236-16da25af1e23"
 AGENT = "e2e27d93-1595-47fc-b252-a7c0f33c8e48"
 LIMIT = 10_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -157,6 +158,38 @@ def test_an_unusable_body_is_refused_whole(raw: bytes, status: int, words: str) 
 
 def test_gzip_bodies_are_decoded() -> None:
     assert decode_body(gzip.compress(b"hello"), "gzip", max_bytes=100) == b"hello"
+
+
+def test_every_member_of_a_multi_member_gzip_body_is_read() -> None:
+    body = gzip.compress(b'{"records": [') + gzip.compress(b"1, 2]}")
+
+    assert decode_body(body, "gzip", max_bytes=100) == b'{"records": [1, 2]}'
+
+
+def test_the_limit_counts_every_gzip_member() -> None:
+    body = gzip.compress(b"a" * 60) + gzip.compress(b"b" * 60)
+
+    with pytest.raises(BodyError) as caught:
+        decode_body(body, "gzip", max_bytes=100)
+    assert caught.value.status == 413
+
+
+@pytest.mark.parametrize(
+    ("body", "encoding", "words"),
+    [
+        (gzip.compress(b"x" * 50)[:-6], "gzip", "cut short"),
+        (zlib.compress(b"hello")[:-3], "deflate", "cut short"),
+        (zlib.compress(b"hello") + b"junk", "deflate", "after the end"),
+        (gzip.compress(b"hello") + b"junk", "gzip", "not valid gzip"),
+    ],
+)
+def test_a_truncated_or_padded_compressed_body_is_a_400(
+    body: bytes, encoding: str, words: str
+) -> None:
+    with pytest.raises(BodyError) as caught:
+        decode_body(body, encoding, max_bytes=100)
+    assert caught.value.status == 400
+    assert words in caught.value.message
 
 
 def test_a_body_over_the_byte_limit_is_refused_with_413() -> None:

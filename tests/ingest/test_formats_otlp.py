@@ -1,6 +1,6 @@
 """OTLP/HTTP parsing (ingest/formats/otlp.py), tested without a database.
 
-The golden tests feed the exact protobuf bodies the agentops 0.4.21 SDK sent (shared/fixtures/agentops)
+The golden tests feed the exact protobuf bodies the agentops 0.4.21 SDK sent (tests/fixtures/agentops)
 and assert what a user would see; the OTLP/JSON fixtures in tests/fixtures/otlp are hand-written
 from the OpenInference, Traceloop, GenAI and TaskWeaver conventions.
 """
@@ -37,7 +37,7 @@ from ingest.formats.records import (
     TranscriptRecord,
 )
 
-AGENTOPS = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "agentops"
+AGENTOPS = Path(__file__).resolve().parents[1] / "fixtures" / "agentops"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "otlp"
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"

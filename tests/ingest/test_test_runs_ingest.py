@@ -112,6 +112,25 @@ def test_a_report_may_come_as_a_form_file(
     assert TestResult.objects.count() == SAMPLE_TEST_COUNT
 
 
+def test_a_form_upload_over_the_limit_is_a_413_before_the_form_is_read(
+    client: Client, project_with_key: tuple[Any, str], settings: Any, tmp_path: Path
+) -> None:
+    settings.OBSERVATORY_MAX_BATCH_BYTES = 10_000
+    # Past the multipart allowance, and past the size Django would spool to a temporary file.
+    report = tmp_path / "big.xml"
+    report.write_bytes(b"<testsuite>" + b" " * 3_000_000 + b"</testsuite>")
+    _, key = project_with_key
+
+    with report.open("rb") as file:
+        response = client.post(
+            JUNIT_URL, {"file": file}, headers={"Authorization": f"Bearer {key}"}
+        )
+
+    assert response.status_code == 413
+    assert "OBSERVATORY_MAX_BATCH_BYTES is 10000" in response.json()["error"]
+    assert not TestRun.objects.exists()
+
+
 def test_malformed_xml_is_a_clear_400_and_stores_nothing(
     client: Client, project_with_key: tuple[Any, str], sample_junit: bytes
 ) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from observatory_sdk import Client
 from tests.sdk.conftest import Answer, FakeIngest
+from tests.waiting import DEADLINE
 
 OVERLOADED = Answer(503, {"error": "database is busy"})
 
@@ -25,7 +26,7 @@ def test_it_retries_on_503_and_then_succeeds(fake_ingest: FakeIngest, client: Cl
     session_id = client.start_session(name="retried")
     client.end_session(session_id)
 
-    assert client.flush(timeout=10)
+    assert client.flush(timeout=DEADLINE)
 
     assert len(fake_ingest.requests) == 3
     first, _, last = fake_ingest.requests
@@ -38,7 +39,7 @@ def test_it_retries_on_429(fake_ingest: FakeIngest, client: Client) -> None:
     fake_ingest.script = [Answer(429, {"error": "slow down"})]
     client.metric("cpu_percent", 12.5)
 
-    assert client.flush(timeout=10)
+    assert client.flush(timeout=DEADLINE)
 
     assert len(fake_ingest.requests) == 2
     assert client.stats.sent == 1
@@ -51,7 +52,7 @@ def test_it_does_not_retry_a_400_and_logs_the_server_error(
     client.metric("cpu_percent", 12.5)
 
     with caplog.at_level(logging.ERROR, logger="observatory_sdk"):
-        assert client.flush(timeout=10)
+        assert client.flush(timeout=DEADLINE)
 
     assert len(fake_ingest.requests) == 1
     assert client.stats.failed_batches == 1
@@ -64,7 +65,7 @@ def test_it_does_not_retry_a_401(fake_ingest: FakeIngest, client: Client) -> Non
     fake_ingest.script = [Answer(401, {"error": "Unknown API key", "field": "Authorization"})]
     client.metric("cpu_percent", 12.5)
 
-    assert client.flush(timeout=10)
+    assert client.flush(timeout=DEADLINE)
 
     assert len(fake_ingest.requests) == 1
     assert "Unknown API key" in client.stats.last_error
@@ -75,8 +76,8 @@ def test_it_gives_up_after_max_retries(fake_ingest: FakeIngest) -> None:
     client = fast_client(fake_ingest.url, max_retries=2)
     client.metric("cpu_percent", 12.5)
 
-    assert client.flush(timeout=10)
-    client.close(timeout=10)
+    assert client.flush(timeout=DEADLINE)
+    client.close(timeout=DEADLINE)
 
     assert len(fake_ingest.requests) == 3
     assert client.stats.failed_batches == 1
@@ -90,8 +91,8 @@ def test_it_retries_when_the_connection_is_refused_and_then_gives_up() -> None:
     client = fast_client(f"http://127.0.0.1:{port}", max_retries=2)
     client.metric("cpu_percent", 12.5)
 
-    assert client.flush(timeout=10)
-    client.close(timeout=10)
+    assert client.flush(timeout=DEADLINE)
+    client.close(timeout=DEADLINE)
 
     assert client.stats.failed_batches == 1
     assert "gave up after 3 attempts: ConnectionError" in client.stats.last_error
@@ -125,7 +126,7 @@ def test_per_record_errors_are_logged_with_their_field_path(
     client.record({"type": "metric", "id": "m2", "name": "x", "value": "lots", "at": 0})
 
     with caplog.at_level(logging.WARNING, logger="observatory_sdk"):
-        assert client.flush(timeout=10)
+        assert client.flush(timeout=DEADLINE)
 
     assert "rejected record 1 (id m2) at records[1].value: " + error in caplog.text
     assert (client.stats.sent, client.stats.rejected) == (1, 1)
@@ -136,7 +137,7 @@ def test_it_sends_gzip_json_with_the_api_key_as_a_bearer_token(
 ) -> None:
     client.message("s1", "user", "hello")
 
-    assert client.flush(timeout=10)
+    assert client.flush(timeout=DEADLINE)
 
     headers = fake_ingest.requests[0].headers
     assert headers["Authorization"] == "Bearer obs_test"
@@ -181,7 +182,7 @@ def test_a_full_queue_drops_the_oldest_records(
     assert [record["id"] for record in client.pending()] == ["m2", "m3", "m4"]
     assert client.stats.dropped == 2
     assert "dropped 1 records" in caplog.text
-    client.close(timeout=10)
+    client.close(timeout=DEADLINE)
     assert [record["id"] for record in fake_ingest.records] == ["m2", "m3", "m4"]
 
 
@@ -190,8 +191,8 @@ def test_a_full_batch_is_sent_without_waiting_for_the_interval(fake_ingest: Fake
     client.metric("x", 1)
     client.metric("x", 2)
 
-    assert client.flush(timeout=10)
-    client.close(timeout=10)
+    assert client.flush(timeout=DEADLINE)
+    client.close(timeout=DEADLINE)
     assert len(fake_ingest.requests) == 1
 
 
@@ -199,11 +200,11 @@ def test_the_interval_sends_a_partial_batch(fake_ingest: FakeIngest) -> None:
     client = fast_client(fake_ingest.url, flush_interval=0.05)
     client.metric("x", 1)
 
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + DEADLINE
     while not fake_ingest.requests and time.monotonic() < deadline:
         time.sleep(0.01)
     assert len(fake_ingest.records) == 1
-    client.close(timeout=10)
+    client.close(timeout=DEADLINE)
 
 
 def test_flush_waits_for_everything_queued_so_far_in_several_batches(
@@ -213,11 +214,11 @@ def test_flush_waits_for_everything_queued_so_far_in_several_batches(
     for number in range(1200):
         client.metric("x", number)
 
-    assert client.flush(timeout=10)
+    assert client.flush(timeout=DEADLINE)
 
     assert [len(request.records) for request in fake_ingest.requests] == [500, 500, 200]
     assert client.stats.sent == 1200
-    client.close(timeout=10)
+    client.close(timeout=DEADLINE)
 
 
 def test_close_sends_what_is_pending_and_later_records_are_dropped(
@@ -226,12 +227,12 @@ def test_close_sends_what_is_pending_and_later_records_are_dropped(
     client = fast_client(fake_ingest.url)
     client.metric("x", 1)
 
-    assert client.close(timeout=10)
+    assert client.close(timeout=DEADLINE)
     client.metric("x", 2)
 
     assert len(fake_ingest.records) == 1
     assert client.stats.dropped == 1
-    assert client.flush(timeout=1)
+    assert client.flush(timeout=DEADLINE)
 
 
 def test_records_from_many_threads_all_arrive_once(fake_ingest: FakeIngest) -> None:
@@ -247,8 +248,8 @@ def test_records_from_many_threads_all_arrive_once(fake_ingest: FakeIngest) -> N
     for thread in threads:
         thread.join()
 
-    assert client.flush(timeout=10)
-    client.close(timeout=10)
+    assert client.flush(timeout=DEADLINE)
+    client.close(timeout=DEADLINE)
     ids = [record["id"] for record in fake_ingest.records]
     assert len(ids) == len(set(ids)) == 2000
     assert client.stats.sent == 2000

@@ -9,6 +9,7 @@ import pytest
 
 from observatory_sdk import Client, StatusLineHandler, current_session, current_session_id
 from tests.sdk.conftest import FakeIngest
+from tests.waiting import DEADLINE
 
 LOGGER_NAMES = ("agent", "llm", "tool", "arena")  # children like agent.planner propagate
 
@@ -58,7 +59,7 @@ def test_status_lines_reach_the_server_as_status_records(
     with current_session("s9"):
         logging.getLogger("agent").info("Running tool SearchTool (weather in Taipei)")
 
-    assert client.flush(timeout=10)
+    assert client.flush(timeout=DEADLINE)
 
     (record,) = fake_ingest.records
     assert record["type"] == "status"

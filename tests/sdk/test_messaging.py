@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from ingest.models import Message, Step, Workflow
 from observatory_sdk import Client, TrackedMessage, WorkflowRun
 from observatory_sdk.records import Record
+from tests.waiting import DEADLINE
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "sdk" / "examples" / "camel_role_play.py"
 
@@ -99,7 +100,7 @@ def test_the_camel_example_is_recorded_and_its_dead_letter_comes_back_through_th
     example = load_example()
     with Client(key, live_server.url, flush_interval=0.05) as client:
         session_id = example.role_play(client)
-        assert client.flush(timeout=30)
+        assert client.flush(timeout=DEADLINE)
         assert client.stats.rejected == 0
         poller = client.requeue_poller()
 

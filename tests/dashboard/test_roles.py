@@ -1,0 +1,262 @@
+"""Every write path, page POST and API, tried by a member of each role: the ones below the
+action's role get a 403 naming the role and change nothing; the others get their change.
+
+The table of who may do what is docs/access.md; this matrix is its test.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from analytics.models import AlertRule, Anomaly, Report, ReportSchedule
+from ingest.access import MINIMUM_ROLE, RANK, Action, may
+from ingest.models import IngestRejection, Membership, Message, Project
+from tests.builders import (
+    make_alert_rule,
+    make_anomaly,
+    make_message,
+    make_project,
+    make_rejection,
+    make_session,
+    make_user,
+)
+
+ROLES = [Membership.Role.VIEWER, Membership.Role.MEMBER, Membership.Role.ADMIN, "owner"]
+VALID_RAW = json.dumps(
+    {
+        "type": "session.start",
+        "id": "replayed-1",
+        "session_id": "replayed",
+        "started_at": "2026-11-20T10:00:00Z",
+    }
+)
+
+
+@dataclass(frozen=True)
+class WritePath:
+    """One way to change something: what it needs, how to do it, and how to see it happened."""
+
+    action: Action
+    send: Callable[[Client, dict[str, Any]], Any]
+    changed: Callable[[dict[str, Any]], bool]
+
+
+def _state(message: Message) -> str:
+    message.refresh_from_db()
+    return message.dead_letter_state
+
+
+def _rejection_changed(things: dict[str, Any]) -> bool:
+    return IngestRejection.objects.get(pk=things["rejection"].pk).is_resolved
+
+
+def _api(client: Client, path: str, body: dict[str, Any] | None = None) -> Any:
+    return client.post(path, json.dumps(body or {}), content_type="application/json")
+
+
+WRITE_PATHS: dict[str, WritePath] = {
+    "page: anomaly status": WritePath(
+        Action.SET_ANOMALY_STATUS,
+        lambda c, t: c.post(f"/anomalies/{t['anomaly'].pk}/status/", {"status": "resolved"}),
+        lambda t: Anomaly.objects.get(pk=t["anomaly"].pk).status == "resolved",
+    ),
+    "api: anomaly status": WritePath(
+        Action.SET_ANOMALY_STATUS,
+        lambda c, t: _api(
+            c, f"/api/v1/anomalies/{t['anomaly'].pk}/status/", {"status": "resolved"}
+        ),
+        lambda t: Anomaly.objects.get(pk=t["anomaly"].pk).status == "resolved",
+    ),
+    "page: requeue a dead letter": WritePath(
+        Action.REQUEUE_DEAD_LETTERS,
+        lambda c, t: c.post("/dead-letters/action/", {"one": t["dead"].pk}),
+        lambda t: _state(t["dead"]) == "requeued",
+    ),
+    "page: resolve dead letters": WritePath(
+        Action.RESOLVE_DEAD_LETTERS,
+        lambda c, t: c.post("/dead-letters/action/", {"ids": [t["dead"].pk], "action": "resolve"}),
+        lambda t: _state(t["dead"]) == "resolved",
+    ),
+    "api: requeue a dead letter": WritePath(
+        Action.REQUEUE_DEAD_LETTERS,
+        lambda c, t: _api(c, f"/api/v1/dead-letters/{t['dead'].pk}/requeue/"),
+        lambda t: _state(t["dead"]) == "requeued",
+    ),
+    "api: resolve a dead letter": WritePath(
+        Action.RESOLVE_DEAD_LETTERS,
+        lambda c, t: _api(c, f"/api/v1/dead-letters/{t['dead'].pk}/resolve/"),
+        lambda t: _state(t["dead"]) == "resolved",
+    ),
+    "api: requeue many": WritePath(
+        Action.REQUEUE_DEAD_LETTERS,
+        lambda c, t: _api(c, "/api/v1/dead-letters/requeue/", {"ids": [t["dead"].pk]}),
+        lambda t: _state(t["dead"]) == "requeued",
+    ),
+    "api: resolve many": WritePath(
+        Action.RESOLVE_DEAD_LETTERS,
+        lambda c, t: _api(c, "/api/v1/dead-letters/resolve/", {"ids": [t["dead"].pk]}),
+        lambda t: _state(t["dead"]) == "resolved",
+    ),
+    "page: replay a problem as received": WritePath(
+        Action.REPLAY_PROBLEM,
+        lambda c, t: c.post(f"/ingest-problems/{t['rejection'].pk}/replay/"),
+        _rejection_changed,
+    ),
+    "page: replay selected problems": WritePath(
+        Action.REPLAY_PROBLEM,
+        lambda c, t: c.post("/ingest-problems/replay/", {"ids": [t["rejection"].pk]}),
+        _rejection_changed,
+    ),
+    "page: replay a problem with edited text": WritePath(
+        Action.REPLAY_EDITED_PROBLEM,
+        lambda c, t: c.post(
+            f"/ingest-problems/{t['rejection'].pk}/replay/",
+            {"raw": VALID_RAW.replace("replayed-1", "typed-by-hand")},
+        ),
+        _rejection_changed,
+    ),
+    "page: make a report now": WritePath(
+        Action.MAKE_REPORT,
+        lambda c, t: c.post("/reports/make/", {"period": "daily"}),
+        lambda t: Report.objects.filter(project=t["project"]).exists(),
+    ),
+    "page: create an alert rule": WritePath(
+        Action.EDIT_ALERT_RULES,
+        lambda c, t: c.post(
+            "/alerts/",
+            {
+                "name": "Slow search",
+                "kind": "metric",
+                "metric": "latency_p95_ms",
+                "window_minutes": 15,
+                "comparator": ">",
+                "threshold": 2000,
+                "channel": "slack",
+                "target": "https://hooks.example.com/x",
+                "renotify_minutes": 60,
+                "is_enabled": "on",
+            },
+        ),
+        lambda t: AlertRule.objects.filter(name="Slow search").exists(),
+    ),
+    "page: disable an alert rule": WritePath(
+        Action.EDIT_ALERT_RULES,
+        lambda c, t: c.post(f"/alerts/{t['rule'].pk}/action/", {"action": "toggle"}),
+        lambda t: not AlertRule.objects.get(pk=t["rule"].pk).is_enabled,
+    ),
+    "page: delete an alert rule": WritePath(
+        Action.EDIT_ALERT_RULES,
+        lambda c, t: c.post(f"/alerts/{t['rule'].pk}/action/", {"action": "delete"}),
+        lambda t: not AlertRule.objects.filter(pk=t["rule"].pk).exists(),
+    ),
+    "page: test an alert rule": WritePath(
+        Action.EDIT_ALERT_RULES,
+        lambda c, t: c.post(f"/alerts/{t['rule'].pk}/action/", {"action": "test"}),
+        lambda t: t["rule"].events.exists(),
+    ),
+    "page: change the report recipients": WritePath(
+        Action.EDIT_REPORT_SCHEDULE,
+        lambda c, t: c.post("/reports/", {"is_daily": "on", "email_to": "ops@example.com"}),
+        lambda t: ReportSchedule.objects.filter(email_to="ops@example.com").exists(),
+    ),
+}
+
+
+@pytest.fixture
+def things(db: None) -> dict[str, Any]:
+    project, _ = make_project(name="Roles")
+    session = make_session(project)
+    rejection = make_rejection(project, raw=VALID_RAW)
+    return {
+        "project": project,
+        "anomaly": make_anomaly(project),
+        "dead": make_message(session, status="dead_lettered"),
+        "rejection": rejection,
+        "rule": make_alert_rule(project),
+    }
+
+
+def _member_client(project: Project, role: str) -> Client:
+    user = make_user(username=f"user-{role}")
+    Membership.objects.create(user=user, project=project, role=role)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("path", list(WRITE_PATHS))
+def test_each_write_path_is_open_to_its_roles_and_refused_to_the_others(
+    things: dict[str, Any], path: str, role: str
+) -> None:
+    write = WRITE_PATHS[path]
+    client = _member_client(things["project"], role)
+
+    response = write.send(client, things)
+
+    if may(role, write.action):
+        assert response.status_code in (200, 302), response.content[:300]
+        assert write.changed(things), f"{role} may {write.action}, but nothing changed"
+    else:
+        assert response.status_code == 403
+        text = response.content.decode()
+        assert f"need the role {MINIMUM_ROLE[write.action]} or higher" in text
+        assert f"you are {role}" in text
+        assert not write.changed(things), f"{role} was refused, yet the change was made"
+
+
+def test_a_non_member_cannot_find_what_to_change(things: dict[str, Any]) -> None:
+    outsider = make_user(username="outsider")
+    make_project(name="Elsewhere", user=outsider, role="owner")
+    client = Client()
+    client.force_login(outsider)
+
+    response = client.post(f"/anomalies/{things['anomaly'].pk}/status/", {"status": "resolved"})
+
+    assert response.status_code == 404
+    assert Anomaly.objects.get(pk=things["anomaly"].pk).status == "open"
+
+
+def test_every_action_has_a_role_and_the_roles_are_ordered() -> None:
+    assert set(MINIMUM_ROLE) == set(Action)
+    assert [RANK[Membership.Role(role)] for role in ROLES] == [0, 1, 2, 3]
+    assert not may(None, Action.SET_ANOMALY_STATUS)
+    assert may("owner", Action.EDIT_ALERT_RULES) and not may("member", Action.EDIT_ALERT_RULES)
+
+
+def test_the_edit_form_never_shows_a_webhook_secret_and_a_blank_one_keeps_it(
+    things: dict[str, Any],
+) -> None:
+    rule = things["rule"]
+    viewer = _member_client(things["project"], "viewer")
+    admin = _member_client(things["project"], "admin")
+
+    page = viewer.get("/alerts/", {"edit": rule.pk})
+    saved = admin.post(
+        f"/alerts/?edit={rule.pk}",
+        {
+            "name": "Renamed",
+            "kind": "metric",
+            "metric": "error_rate",
+            "window_minutes": 60,
+            "comparator": ">",
+            "threshold": 0.5,
+            "channel": "webhook",
+            "target": rule.target,
+            "secret": "",
+            "renotify_minutes": 60,
+            "is_enabled": "on",
+        },
+    )
+
+    assert page.status_code == 200
+    assert rule.secret not in page.content.decode()
+    assert saved.status_code == 302
+    rule.refresh_from_db()
+    assert (rule.name, rule.secret) == ("Renamed", "s3cret")
