@@ -27,9 +27,10 @@ FRAMEWORKS = (
     "smolagents",
     "pydantic_ai",
     "traceloop",
-    "camel",
     "agentops_legacy",
 )
+# camel-ai (issue 11's lowest priority) has no scenario yet: its only tracing is agentops'
+# track_agent decorator, picked when AGENTOPS_API_KEY is set.
 
 
 class FrameworkEnvError(Exception):

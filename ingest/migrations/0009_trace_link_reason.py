@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ingest', '0007_membership_roles'),
+        ('ingest', '0008_api_key_scopes'),
     ]
 
     operations = [
