@@ -5,11 +5,14 @@ analytics module that talks to the outside world.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import requests
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db import connections
 
 from analytics import queries, store, webhooks
 from analytics.alerts import (
@@ -27,6 +30,9 @@ from analytics.alerts import (
     webhook_payload,
 )
 from analytics.models import AlertEvent, AlertRule
+
+# Notifications delivered at once by one alert evaluation; the rest wait for a free thread.
+DELIVERY_THREADS = 8
 
 
 def rule_value(rule: AlertRule, *, now: datetime) -> tuple[str, float | None, str]:
@@ -61,6 +67,34 @@ def rule_value(rule: AlertRule, *, now: datetime) -> tuple[str, float | None, st
 def evaluate_rule(rule: AlertRule, *, now: datetime) -> AlertEvent | None:
     """Judge one rule; on a change of state or a due re-notification, record an event and
     deliver it. Returns the event, if any."""
+    event = judge_rule(rule, now=now)
+    if event is not None:
+        deliver(rule, event)
+    return event
+
+
+def evaluate_rules(rules: Iterable[AlertRule], *, now: datetime) -> list[AlertEvent]:
+    """Judge every rule, then deliver their notifications side by side: one project's slow or
+    dead webhook (each bounded by OBSERVATORY_WEBHOOK_TIMEOUT_SECONDS) must not hold back the
+    other projects' alerts."""
+    due = [(rule, event) for rule in rules if (event := judge_rule(rule, now=now)) is not None]
+    if not due:
+        return []
+    with ThreadPoolExecutor(max_workers=min(DELIVERY_THREADS, len(due))) as pool:
+        list(pool.map(lambda pair: _deliver_in_thread(*pair), due))
+    return [event for _, event in due]
+
+
+def _deliver_in_thread(rule: AlertRule, event: AlertEvent) -> str:
+    try:
+        return deliver(rule, event)
+    finally:
+        connections.close_all()  # each thread has its own database connection
+
+
+def judge_rule(rule: AlertRule, *, now: datetime) -> AlertEvent | None:
+    """Judge one rule and record its state; the event to deliver on a change of state or a due
+    re-notification, else None."""
     state, value, message = rule_value(rule, now=now)
     decision = decide(
         previous_state=rule.state,
@@ -74,11 +108,9 @@ def evaluate_rule(rule: AlertRule, *, now: datetime) -> AlertEvent | None:
     )
     if not decision.should_notify:
         return None
-    event = store.add_alert_event(
+    return store.add_alert_event(
         rule, at=now, state=state, previous_state=rule.state, value=value, message=message
     )
-    deliver(rule, event)
-    return event
 
 
 def send_test_notification(rule: AlertRule, *, now: datetime) -> AlertEvent:

@@ -32,6 +32,14 @@ from django.db.models import (
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Coalesce, Length, NullIf, Substr, TruncHour
 
+from analytics.agent_names import (
+    AGENT_ROLLUP_COLUMNS,
+    INSTANCE_COLUMNS,
+    SENT_COLUMNS,
+    agent_name_stats,
+    name_of_id,
+    rollup_window,
+)
 from analytics.anomalies import EDGE_ARROW, MESSAGE_HOUR_COLUMNS, MESSAGE_METRICS
 from analytics.clusters import ERROR_SPAN_COLUMNS
 from analytics.cohorts import COHORT_SESSION_COLUMNS
@@ -1673,3 +1681,112 @@ def projects_with_stale_test_analysis(*, scheduled_before: datetime) -> list[int
         is_scheduled=True, scheduled_at__lt=scheduled_before
     ).values_list("project_id", flat=True)
     return sorted(set(never.distinct()) | set(lost))
+
+
+# --- Agents by name ----------------------------------------------------------------------------
+
+
+def agent_instance_frame(
+    project_id: int, *, since: datetime, until: datetime, name: str | None = None
+) -> pd.DataFrame:
+    """Agents (one per session) whose session started in [since, until): INSTANCE_COLUMNS, with
+    last_seen the session's end (or start). `name` keeps only the instances of one name (an
+    instance without a name is called by its id)."""
+    rows = Agent.objects.filter(
+        project_id=project_id, session__started_at__gte=since, session__started_at__lt=until
+    )
+    if name is not None:
+        rows = rows.filter(Q(name=name) | Q(name="", external_id=name))
+    values = rows.annotate(
+        last_seen=Coalesce("session__ended_at", "session__started_at")
+    ).values_list(*INSTANCE_COLUMNS)
+    return _frame(values, INSTANCE_COLUMNS)
+
+
+def agent_rollup_frame(
+    project_id: int,
+    *,
+    granularity: str,
+    since: datetime,
+    until: datetime,
+    agents: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Stored span rollups that name an agent (id or name), bucket_start in [since, until):
+    AGENT_ROLLUP_COLUMNS with `day` the bucket's UTC date."""
+    rows = (
+        Rollup.objects.filter(
+            project_id=project_id,
+            granularity=granularity,
+            bucket_start__gte=since,
+            bucket_start__lt=until,
+        )
+        .exclude(agent="")
+        .exclude(kind="session")
+    )
+    if agents is not None:
+        rows = rows.filter(agent__in=list(agents))
+    fields = ["agent", "bucket_start", *AGENT_ROLLUP_COLUMNS[2:]]
+    frame = _frame(rows.values_list(*fields), fields)
+    frame["day"] = pd.to_datetime(frame.pop("bucket_start"), utc=True).dt.date
+    return frame[AGENT_ROLLUP_COLUMNS]
+
+
+def agent_sent_frame(
+    project_id: int, *, since: datetime, until: datetime, senders: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Messages started in [since, until) per sender (id or name): SENT_COLUMNS, one query."""
+    rows = Message.objects.filter(
+        project_id=project_id, started_at__gte=since, started_at__lt=until
+    ).exclude(sender="")
+    if senders is not None:
+        rows = rows.filter(sender__in=list(senders))
+    counted = (
+        rows.order_by()
+        .values("sender")
+        .annotate(sent=Count("pk"), failed=Count("pk", filter=Q(status__in=FAILURE_STATUSES)))
+        .values_list(*SENT_COLUMNS)
+    )
+    return _frame(counted, SENT_COLUMNS)
+
+
+def agent_name_messages(
+    project_id: int, names: Sequence[str], *, since: datetime, until: datetime, limit: int
+) -> list[Message]:
+    """Messages sent or received by any of `names` (ids and names of one agent), newest first."""
+    messages = Message.objects.filter(
+        project_id=project_id, started_at__gte=since, started_at__lt=until
+    ).filter(Q(sender__in=list(names)) | _received_by(names))
+    messages = messages.annotate(session_external_id=F("session__external_id"))
+    return list(messages.order_by("-started_at", "-id")[:limit])
+
+
+def agent_name_instances(
+    project_id: int, name: str, *, since: datetime, until: datetime, limit: int
+) -> list[Agent]:
+    """The instances (one per session) of one agent name, newest session first."""
+    rows = Agent.objects.filter(
+        project_id=project_id, session__started_at__gte=since, session__started_at__lt=until
+    ).filter(Q(name=name) | Q(name="", external_id=name))
+    return list(rows.select_related("session").order_by("-session__started_at", "-id")[:limit])
+
+
+def agent_name_table(
+    project_id: int, *, since: datetime, until: datetime, name: str | None = None
+) -> pd.DataFrame:
+    """analytics.agent_names.NAME_STAT_COLUMNS per agent name (or for one name): three queries,
+    spans read from the stored rollups (hourly up to 2 days, else daily), never from Span."""
+    granularity, start, days = rollup_window(since, until)
+    instances = agent_instance_frame(project_id, since=since, until=until, name=name)
+    ids = None if name is None else sorted({name, *instances["external_id"]})
+    rollups = agent_rollup_frame(
+        project_id, granularity=granularity, since=start, until=until, agents=ids
+    )
+    sent = agent_sent_frame(project_id, since=since, until=until, senders=ids)
+    table = agent_name_stats(instances, rollups, sent, days=days)
+    return table if name is None else table[table["name"] == name]
+
+
+def agent_name_ids(project_id: int, name: str, *, since: datetime, until: datetime) -> list[str]:
+    """Every id and name messages may use for one agent name in the range."""
+    instances = agent_instance_frame(project_id, since=since, until=until, name=name)
+    return sorted({name, *name_of_id(instances)})

@@ -11,7 +11,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from analytics.alerting import evaluate_rule
+from analytics.alerting import evaluate_rules
 from analytics.queries import (
     enabled_alert_rules,
     projects_with_pending_refresh,
@@ -111,7 +111,7 @@ def sweep_pending_refreshes_task() -> int:
 def evaluate_alerts_task() -> int:
     """Beat: judge every enabled alert rule; returns how many sent a notification."""
     now = timezone.now()
-    return sum(evaluate_rule(rule, now=now) is not None for rule in enabled_alert_rules())
+    return len(evaluate_rules(enabled_alert_rules(), now=now))
 
 
 @shared_task

@@ -201,6 +201,26 @@ class TranscriptLineSerializer(serializers.ModelSerializer[TranscriptLine]):
         read_only_fields = fields
 
 
+class AgentNameSerializer(serializers.Serializer[Any]):
+    """One agent name over a range (analytics.agent_names.NAME_STAT_COLUMNS)."""
+
+    name = serializers.CharField(help_text="The agent's name (its id when it has none).")
+    sessions = serializers.IntegerField(help_text="Sessions with an instance of it.")
+    calls = serializers.IntegerField(help_text="Its events: LLM, tool, action and error spans.")
+    errors = serializers.IntegerField()
+    error_rate = serializers.FloatField(allow_null=True)
+    cost = serializers.FloatField(help_text="USD.")
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    p95_ms = serializers.FloatField(allow_null=True, help_text="p95 latency of its calls.")
+    sent = serializers.IntegerField(help_text="Messages it sent.")
+    failed = serializers.IntegerField(help_text="Of those, failed, dead-lettered or expired.")
+    last_seen = serializers.DateTimeField(allow_null=True)
+    daily_calls = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Calls per UTC day of the range."
+    )
+
+
 class AgentSerializer(serializers.ModelSerializer[Agent]):
     # A plain string in the schema: an enum here would collide with the span `status` enum and
     # get a hashed component name (drf-spectacular names enums after the field).

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from api import views, views_analytics, views_messages, views_testruns
+from api import views, views_agents, views_analytics, views_messages, views_testruns
 
 app_name = "api"
 
@@ -29,7 +29,8 @@ urlpatterns = [
     path("sessions/<path:session_id>/", views.SessionDetail.as_view(), name="session-detail"),
     path("events/", views.EventList.as_view(), name="event-list"),
     path("events/<int:pk>/", views.EventDetail.as_view(), name="event-detail"),
-    path("agents/", views.AgentList.as_view(), name="agent-list"),
+    path("agents/", views_agents.AgentNameList.as_view(), name="agent-list"),
+    path("agent-instances/", views_agents.AgentInstanceList.as_view(), name="agent-instance-list"),
     path("status-lines/", views.StatusLineList.as_view(), name="status-line-list"),
     path("metrics/", views.MetricList.as_view(), name="metric-list"),
     path("ingest-problems/", views.IngestProblemList.as_view(), name="ingest-problem-list"),

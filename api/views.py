@@ -163,15 +163,6 @@ class EventDetail(generics.RetrieveAPIView):  # type: ignore[type-arg]
         return found(queries.span_with_payload(visible_projects(self.request), self.kwargs["pk"]))
 
 
-class AgentList(ListView):
-    serializer_class = serializers.AgentSerializer
-    filterset_class = filters.AgentFilter
-    csv_filename = "agents.csv"
-
-    def get_queryset(self) -> QuerySet[Any]:
-        return queries.agents_for_projects(visible_projects(self.request))
-
-
 class StatusLineList(ListView):
     """Transcript lines with the roles agent, llm, tool and log (captured output)."""
 

@@ -28,7 +28,7 @@ from api.scope import require_person, visible_projects
 from api.views import ListView
 from ingest import store
 from ingest.access import Action
-from ingest.models import Message, Project, Workflow
+from ingest.models import ApiKey, Message, Project, Workflow
 from ingest.tasks import enqueue_requeue_webhook
 
 DEFAULT_GRAPH_HOURS = 24
@@ -159,6 +159,7 @@ class RequeuedPoll(APIView):
     get the same messages. Each message is handed over once per requeue."""
 
     renderer_classes = [JSONRenderer]
+    key_scope = ApiKey.Scope.POLL
 
     @extend_schema(
         request=serializers.PollSerializer, responses={200: serializers.PollResultSerializer}

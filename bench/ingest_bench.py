@@ -9,7 +9,7 @@ server, not the generator (the client still shares the machine's cores with it).
 Exit status: 0 when the server accepted every record sent, 1 otherwise (non-200s, duplicates,
 rejections or the time limit cutting the run short).
 
-    python bench/ingest_bench.py --url http://127.0.0.1:8000 --api-key obs_... --events 200000
+    python bench/ingest_bench.py --url http://127.0.0.1:8000 --api-key <key> --events 200000
 """
 
 from __future__ import annotations

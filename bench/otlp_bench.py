@@ -15,7 +15,7 @@ from the database and compared with what the bodies should produce.
 Exit status: 0 when every request got a 200 without rejected spans (and, with --count-db, the
 database holds the expected rows); 1 otherwise.
 
-    python bench/otlp_bench.py --url http://127.0.0.1:8000 --api-key obs_... --spans 204800
+    python bench/otlp_bench.py --url http://127.0.0.1:8000 --api-key <key> --spans 204800
 """
 
 from __future__ import annotations
@@ -93,6 +93,8 @@ class TraceBuilder:
     trace_id: bytes
     clock: int
     spans: list[tuple[str, Span]] = field(default_factory=list)  # (scope name, span)
+    session_id: str = ""  # set: `session.id` on every span, as OpenInference/OpenLLMetry do
+    tool_call_rate: float = TOOL_CALL_REQUEST_RATE
 
     def add(
         self,
@@ -111,6 +113,8 @@ class TraceBuilder:
         span_id = span_id or self.rng.randbytes(8)
         began = self.clock if start is None else start
         self.clock += max(duration_ms, 1) * 1_000_000
+        if self.session_id:
+            values = {**values, "session.id": self.session_id, "user.id": "bench-user"}
         span = Span(
             trace_id=self.trace_id,
             span_id=span_id,
@@ -129,7 +133,7 @@ class TraceBuilder:
         rng = self.rng
         request_model, response_model, system = rng.choice(MODELS)
         prompt_tokens, completion_tokens = rng.randint(200, 4000), rng.randint(20, 600)
-        wants_tool = rng.random() < TOOL_CALL_REQUEST_RATE
+        wants_tool = rng.random() < self.tool_call_rate
         values: dict[str, Any] = {
             "gen_ai.system": system,
             "gen_ai.request.type": "chat",
@@ -227,16 +231,31 @@ def fail(span: Span) -> None:
     span.events.extend([event, event])
 
 
-def build_trace(rng: random.Random, index: int, size: int) -> TraceBuilder:
+def build_trace(
+    rng: random.Random, index: int, size: int, session_id: str = "", *, small: bool = False
+) -> TraceBuilder:
     """One trace of exactly `size` spans: session root > workflow > agent > tasks (each an LLM
-    call, sometimes with a tool-call request, and a tool), topped up with tool spans."""
-    trace = TraceBuilder(rng=rng, trace_id=uuid.uuid4().bytes, clock=START_NS + index * 10**9)
+    call, sometimes with a tool-call request, and a tool), topped up with tool spans. `small`:
+    the 10-span trace of the small-traces profile (2 tasks, one more LLM call, no tool-call
+    requests), with `session_id` as `session.id` on every span."""
+    trace = TraceBuilder(
+        rng=rng,
+        trace_id=uuid.uuid4().bytes,
+        clock=START_NS + index * 10**9,
+        session_id=session_id,
+        tool_call_rate=0.0 if small else TOOL_CALL_REQUEST_RATE,
+    )
     start = trace.clock
     root_id, workflow_id, agent_id = rng.randbytes(8), rng.randbytes(8), rng.randbytes(8)
-    while len(trace.spans) <= size - 3 - 4:
+    if small:
         trace.task(agent_id)
-    while len(trace.spans) < size - 3:
-        trace.tool(agent_id)
+        trace.task(agent_id)
+        trace.llm(agent_id)
+    else:
+        while len(trace.spans) <= size - 3 - 4:
+            trace.task(agent_id)
+        while len(trace.spans) < size - 3:
+            trace.tool(agent_id)
     agent = rng.choice(AGENTS)
     trace.add(
         "agentops",
@@ -308,10 +327,13 @@ class Body:
 
 
 def encode(traces: list[TraceBuilder], compress: bool) -> Body:
+    return encode_spans([s for trace in traces for s in trace.spans], compress)
+
+
+def encode_spans(spans: list[tuple[str, Span]], compress: bool) -> Body:
     by_scope: dict[str, list[Span]] = {}
-    for trace in traces:
-        for scope, span in trace.spans:
-            by_scope.setdefault(scope, []).append(span)
+    for scope, span in spans:
+        by_scope.setdefault(scope, []).append(span)
     request = ExportTraceServiceRequest(
         resource_spans=[
             ResourceSpans(
@@ -327,8 +349,8 @@ def encode(traces: list[TraceBuilder], compress: bool) -> Body:
     return Body(
         data=gzip.compress(raw, compresslevel=1) if compress else raw,
         raw=raw,
-        spans=sum(len(t.spans) for t in traces),
-        rows=sum(expected_rows(t.spans) for t in traces),
+        spans=len(spans),
+        rows=expected_rows(spans),
     )
 
 
@@ -336,6 +358,8 @@ def generate(args: argparse.Namespace) -> tuple[list[Body], list[Body]]:
     """Warm-up bodies (one small trace per request, to start every gunicorn worker) and the
     measured bodies (args.batch // args.trace_spans whole traces each)."""
     rng = random.Random(args.seed)
+    if args.session_ids:
+        return generate_sessions(args, rng)
     per_body = max(1, args.batch // args.trace_spans)
     traces = -(-args.spans // args.trace_spans)
     warm = [encode([build_trace(rng, -1 - i, 16)], args.gzip) for i in range(2 * args.concurrency)]
@@ -345,6 +369,33 @@ def generate(args: argparse.Namespace) -> tuple[list[Body], list[Body]]:
         bodies.append(
             encode([build_trace(rng, i, args.trace_spans) for i in range(first, last)], args.gzip)
         )
+    return warm, bodies
+
+
+def generate_sessions(
+    args: argparse.Namespace, rng: random.Random
+) -> tuple[list[Body], list[Body]]:
+    """Small traces with `session.id` on every span, each session's traces spread over several
+    requests, as when agents run for minutes: `--live-sessions` sessions run side by side, each
+    ending a trace in turn, `--session-traces` traces each; the spans go out in the order they
+    end, `--batch` to a request (so traces, too, are sometimes split between two requests)."""
+    warm = [
+        encode([build_trace(rng, -1 - i, 10, f"warm-{uuid.uuid4()}", small=True)], args.gzip)
+        for i in range(2 * args.concurrency)
+    ]
+    stream: list[tuple[str, Span]] = []
+    index = 0
+    while len(stream) < args.spans:
+        cohort = [str(uuid.uuid4()) for _ in range(args.live_sessions)]
+        for _ in range(args.session_traces):
+            for session_id in cohort:
+                stream.extend(build_trace(rng, index, 10, session_id, small=True).spans)
+                index += 1
+    stream = stream[: args.spans]
+    bodies = [
+        encode_spans(stream[i : i + args.batch], args.gzip)
+        for i in range(0, len(stream), args.batch)
+    ]
     return warm, bodies
 
 
@@ -359,10 +410,18 @@ class Tally:
     latencies_ms: list[float] = field(default_factory=list)
 
 
-def post_all(args: argparse.Namespace, bodies: list[Body], tally: Tally, deadline: float) -> None:
-    work: queue.SimpleQueue[Body] = queue.SimpleQueue()
+def post_all(
+    args: argparse.Namespace, bodies: list[Body], tally: Tally, deadline: float, rate: float = 0
+) -> None:
+    """Send every body from --concurrency connections: as fast as the server answers, or with
+    `rate` (spans/s) each request at its due time, its latency counted from then (an open loop:
+    a server that falls behind shows it in the latency, not in a slower offered load)."""
+    work: queue.SimpleQueue[tuple[float, Body]] = queue.SimpleQueue()
+    start = time.perf_counter() + 0.05
+    sent = 0
     for body in bodies:
-        work.put(body)
+        work.put((start + sent / rate if rate else 0.0, body))
+        sent += body.spans
     threads = [
         threading.Thread(target=worker, args=(args, work, tally, deadline), daemon=True)
         for _ in range(args.concurrency)
@@ -374,7 +433,10 @@ def post_all(args: argparse.Namespace, bodies: list[Body], tally: Tally, deadlin
 
 
 def worker(
-    args: argparse.Namespace, work: queue.SimpleQueue[Body], tally: Tally, deadline: float
+    args: argparse.Namespace,
+    work: queue.SimpleQueue[tuple[float, Body]],
+    tally: Tally,
+    deadline: float,
 ) -> None:
     endpoint = args.url.rstrip("/") + "/v1/traces"
     headers = {"x-api-key": args.api_key, "Content-Type": "application/x-protobuf"}
@@ -383,10 +445,13 @@ def worker(
     with requests.Session() as http:
         while time.monotonic() < deadline:
             try:
-                body = work.get_nowait()
+                due, body = work.get_nowait()
             except queue.Empty:
                 return
             started = time.perf_counter()
+            if due > started:
+                time.sleep(due - started)
+            started = due or started
             try:
                 response = http.post(
                     endpoint, data=body.data, headers=headers, timeout=args.timeout
@@ -458,6 +523,48 @@ def span_rows_in_database() -> int:
     return int(SpanRow.objects.count())
 
 
+class WaitSampler:
+    """Samples pg_stat_activity every 50 ms while the bench sends: the wait event of each active
+    client backend (CPU when it waits on nothing) and its query's first words, so the figures
+    show whether requests queue on locks."""
+
+    QUERY = (
+        "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU'), "
+        "regexp_replace(left(query, 40), '\\s+', ' ', 'g') FROM pg_stat_activity "
+        "WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+    )
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.counts: dict[tuple[str, str], int] = {}
+        self.samples = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop.wait(0.05):
+                rows = conn.execute(self.QUERY).fetchall()
+                self.samples += 1
+                for event, query in rows:
+                    key = (event, query.strip())
+                    self.counts[key] = self.counts.get(key, 0) + 1
+
+    def lines(self, top: int = 8) -> list[str]:
+        active = sum(self.counts.values())
+        waiting = sum(n for (event, _), n in self.counts.items() if event.startswith("Lock"))
+        lines = [
+            f"pg_stat_activity, {self.samples} samples: {active / max(1, self.samples):.2f} "
+            f"active backends on average, {100 * waiting / max(1, active):.0f} % of them "
+            "waiting on a lock"
+        ]
+        ranked = sorted(self.counts.items(), key=lambda item: -item[1])[:top]
+        lines += [f"  {n:>5}  {event:<28} {query}" for (event, query), n in ranked]
+        return lines
+
+
 def cpu_lines(
     before: dict[str, float] | None, wall: float, spans: int, roots: dict[str, int]
 ) -> list[str]:
@@ -476,6 +583,8 @@ def cpu_lines(
         f" = {parts}, other processes {100 * other / wall / cores:.0f} %"
     ]
     server = {k: v for k, v in spent.items() if k != "bench client"}
+    if server:
+        lines.append(f"server cores busy: {sum(server.values()) / wall:.2f} of {cores}")
     if server and spans:
         total = sum(server.values())
         each = ", ".join(f"{k} {1e6 * v / spans:.0f}" for k, v in server.items())
@@ -490,15 +599,23 @@ def report(args: argparse.Namespace, bodies: list[Body], tally: Tally, wall: flo
     size = sum(len(b.raw) for b in bodies)
     total = sum(b.spans for b in bodies)
     lat = tally.latencies_ms
+    shape = (
+        f"spans/trace=10 session.id on every span, {args.live_sessions} sessions at a time, "
+        f"{args.session_traces} traces each"
+        if args.session_ids
+        else f"spans/trace={args.trace_spans} no session.id"
+    )
     print(
-        f"target: {args.url}/v1/traces  batch={args.batch} spans/trace={args.trace_spans} "
+        f"profile: {args.profile}  target: {args.url}/v1/traces  batch={args.batch} {shape} "
         f"concurrency={args.concurrency} gzip={args.gzip}"
+        + (f" offered={args.rate:,.0f} spans/s" if args.rate else "")
     )
     print(
         f"bodies: {len(bodies)} of {size / len(bodies) / 1024:.0f} KiB ({size / total:.0f} B/span)"
     )
     print(f"spans sent: {tally.spans} of {total}  wall time: {wall:.2f} s")
     print(f"spans/s: {tally.spans / wall if wall else 0:,.0f}")
+    print(f"requests/s: {len(lat) / wall if wall else 0:,.0f}")
     print(
         f"latency ms: p50={percentile(lat, 0.50):.1f} p95={percentile(lat, 0.95):.1f} "
         f"p99={percentile(lat, 0.99):.1f} max={max(lat, default=float('nan')):.1f}"
@@ -509,14 +626,39 @@ def report(args: argparse.Namespace, bodies: list[Body], tally: Tally, wall: flo
     return tally.spans == total and tally.non_200 == 0 and tally.rejected == 0
 
 
+# Named workloads (--profile); an option given on the command line overrides its value.
+PROFILES: dict[str, dict[str, Any]] = {
+    # The headline: what OpenInference, OpenLLMetry and agentops send from running agents.
+    "small-traces": {"spans": 204_800, "batch": 512, "concurrency": 8, "session_ids": True},
+    # SimpleSpanProcessor: every span exported alone as it ends.
+    "one-span": {"spans": 20_000, "batch": 1, "concurrency": 8, "session_ids": True},
+    # A steady offered load: 5,000 spans/s in requests of 128 spans (many small exporters).
+    "steady-5k": {
+        "spans": 150_000,
+        "batch": 128,
+        "concurrency": 16,
+        "session_ids": True,
+        "rate": 5000.0,
+    },
+    # The profile published first: 64-span agentops traces, no session.id.
+    "bigger-traces": {"spans": 204_800, "batch": 512, "concurrency": 8, "session_ids": False},
+}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", required=True, help="Server root, e.g. http://127.0.0.1:8000")
     parser.add_argument("--api-key", required=True)
-    parser.add_argument("--spans", type=int, default=204_800)
-    parser.add_argument("--batch", type=int, default=512, help="Spans per request")
-    parser.add_argument("--trace-spans", type=int, default=64, help="Spans per agentops trace")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--profile", choices=PROFILES, default="small-traces")
+    parser.add_argument("--spans", type=int)
+    parser.add_argument("--batch", type=int, help="Spans per request")
+    parser.add_argument(
+        "--trace-spans", type=int, default=64, help="Spans per trace (bigger-traces)"
+    )
+    parser.add_argument("--concurrency", type=int)
+    parser.add_argument("--rate", type=float, help="Offered load in spans/s (0: as fast as can be)")
+    parser.add_argument("--live-sessions", type=int, default=64, help="Sessions running at once")
+    parser.add_argument("--session-traces", type=int, default=4, help="Traces per session")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="Stop sending after this")
     parser.add_argument("--timeout", type=float, default=60.0, help="Per-request timeout (s)")
     parser.add_argument("--gzip", action="store_true", help="Send Content-Encoding: gzip bodies")
@@ -525,6 +667,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cpu-roots", default="", help="name=pid,... trees to report CPU for")
     args = parser.parse_args(argv)
+    preset = {"rate": 0.0, **PROFILES[args.profile]}
+    for name, value in preset.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
     if min(args.spans, args.batch, args.concurrency) < 1 or args.trace_spans < 8:
         parser.error("--spans, --batch, --concurrency must be >= 1 and --trace-spans >= 8")
     check_url(args.url)
@@ -545,12 +691,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warm-up requests failed: {setup.errors}")
         return 1
     tally = Tally()
+    url = os.environ.get("DATABASE_URL", "")
+    sampler = WaitSampler(url) if args.count_db and url.startswith("postgres") else None
+    if sampler:
+        sampler.thread.start()
     cpu_before = cpu_seconds(args.cpu_roots)
     started = time.perf_counter()
-    post_all(args, bodies, tally, deadline)
+    post_all(args, bodies, tally, deadline, args.rate)
     wall = time.perf_counter() - started
+    if sampler:
+        sampler.stop.set()
+        sampler.thread.join()
     is_ok = report(args, bodies, tally, wall)
     for line in cpu_lines(cpu_before, wall, tally.spans, args.cpu_roots):
+        print(line)
+    for line in sampler.lines() if sampler else []:
         print(line)
     if args.count_db:
         expected = sum(b.rows for b in warm + bodies)
@@ -565,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stored spans/s: {tally.spans / wall:,.0f}")
     rate, decode_share, map_share = parse_rate(bodies, args.parse_seconds)
     print(
-        f"parse_otlp_traces in-process, one core: {rate:,.0f} spans/s "
+        f"host speed: parse_otlp_traces in-process, one core: {rate:,.0f} spans/s "
         f"(decode {100 * decode_share:.0f} %, map {100 * map_share:.0f} %); "
         f"measured / parse ceiling x {os.cpu_count() or 1} cores: "
         f"{tally.spans / wall / (rate * (os.cpu_count() or 1)) * 100 if wall else 0:.0f} %"

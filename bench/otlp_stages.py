@@ -33,6 +33,7 @@ sys.path[:0] = [str(BASE_DIR), str(BASE_DIR / "bench")]
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 STORE_STEPS = (
+    "_claim_shared_rows",
     "_claim_request",
     "_claim_record_ids",
     "_follow_trace_links",
@@ -43,6 +44,7 @@ STORE_STEPS = (
     "_upsert_messages",
     "_insert_transcript",
     "_insert_metrics",
+    "_merge_stored_sessions",
     "save_rejections",
 )
 
@@ -93,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--trace-spans", type=int, default=64)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--session-ids",
+        action="store_true",
+        help="the small-traces profile of otlp_bench.py: 10-span traces, session.id on every span",
+    )
     parser.add_argument("--functions", action="store_true", help="time the store's own steps")
     parser.add_argument("--profile", type=int, default=0, help="print the top N of a cProfile")
     parser.add_argument(
@@ -106,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     django.setup()
     from django.conf import settings
-    from django.db import connection, transaction
+    from django.db import connection
     from otlp_bench import generate
 
     from ingest.formats.otlp import decode_protobuf_traces, map_spans
@@ -116,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     from ingest.views_otlp import message_rules, request_key, session_attributes
 
     generator_args = argparse.Namespace(
+        session_ids=args.session_ids,
+        live_sessions=64,
+        session_traces=4,
         seed=args.seed,
         batch=args.batch,
         trace_spans=args.trace_spans,
@@ -151,14 +161,14 @@ def main(argv: list[str] | None = None) -> int:
         parsed = ParseResult(records=records, errors=batch.errors)
 
         def store(parsed: ParseResult = parsed, raw: bytes = body.raw) -> None:
-            with transaction.atomic():
-                save_records(
-                    project,
-                    parsed.records,
-                    parsed.errors,
-                    source="otlp-traces",
-                    request_key=request_key("traces", raw),
-                )
+            # As the view calls it: outside a transaction, so its shared rows are claimed first.
+            save_records(
+                project,
+                parsed.records,
+                parsed.errors,
+                source="otlp-traces",
+                request_key=request_key("traces", raw),
+            )
 
         clock.timed("store (save_records, committed)", store)
         if profiler:

@@ -24,14 +24,14 @@ parse_bench_args "--sqlite --workers --threads --broker --celery-worker --keep" 
 trap_cleanup_bench
 start_ingest_server otlp-bench
 
-[ "${#bench_args[@]}" -eq 0 ] && bench_args=(--spans 204800 --batch 512)
-log "python bench/otlp_bench.py ${bench_args[*]}"
+# No options: otlp_bench.py runs its headline profile, small-traces (see --profile).
+log "python bench/otlp_bench.py ${bench_args[*]:-}"
 print_bench_date
 print_ingest_server
 bench_status=0
 # --count-db: the bench counts Span rows through DATABASE_URL, exported by start_ingest_server.
 python bench/otlp_bench.py --url "http://127.0.0.1:$port" --api-key "$api_key" --count-db \
-    --cpu-roots "$(ingest_cpu_roots)" "${bench_args[@]}" || bench_status=$?
+    --cpu-roots "$(ingest_cpu_roots)" ${bench_args[@]+"${bench_args[@]}"} || bench_status=$?
 python manage.py shell -v 0 -c "
 from ingest.models import IngestRejection, ReceivedRecord, Session, Span, SpanPayload
 print(f'rows stored: received={ReceivedRecord.objects.count()} sessions={Session.objects.count()}'

@@ -110,6 +110,21 @@ def activity_chart(activity: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def daily_calls_chart(days: Sequence[Any], calls: Sequence[int]) -> go.Figure:
+    """An agent's calls per UTC day (bars)."""
+    fig = go.Figure(layout=base_layout())
+    fig.add_bar(
+        x=[str(day) for day in days],
+        y=list(calls),
+        name="calls",
+        marker={"color": COLORS["primary"]},
+    )
+    fig.update_layout(
+        yaxis={"title": {"text": "calls"}}, margin={"l": 48, "r": 16, "t": 8, "b": 36}
+    )
+    return fig
+
+
 def latency_chart(latency: pd.DataFrame) -> go.Figure:
     """LLM latency p50 and p95 per bucket; columns from analytics.overview.llm_latency_over_time."""
     times = _times(latency)

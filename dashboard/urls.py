@@ -21,6 +21,7 @@ urlpatterns = [
     path("dead-letters/action/", views_messages.dead_letter_action, name="dead-letter-action"),
     path("agents/", views_messages.agent_list, name="agent-list"),
     path("agents/<int:pk>/", views_messages.agent_detail, name="agent-detail"),
+    path("agents/named/<path:name>/", views_messages.agent_name_detail, name="agent-name"),
     path("workflows/", views_messages.workflow_list, name="workflow-list"),
     path("workflows/<int:pk>/", views_messages.workflow_detail, name="workflow-detail"),
     path("trends/", views_analytics.trends, name="trends"),

@@ -11,7 +11,6 @@ from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -20,6 +19,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from analytics import queries
+from analytics.agent_names import rollup_window
 from analytics.messaging import agent_activity, agent_graph, causality, failure_patterns
 from analytics.overview import RANGES, TimeWindow, time_window
 from analytics.refresh import expected_workflow_durations
@@ -46,6 +46,7 @@ from ingest.tasks import enqueue_requeue_webhook
 SEQUENCE_WINDOW = 200
 MAX_SEQUENCE_WINDOW = 1000
 AGENT_MESSAGE_LIMIT = 50
+AGENT_INSTANCE_LIMIT = 200
 WORKFLOW_STATS_RUNS = 500
 DEAD_LETTER_STATES = ("open", "requeued", "resolved", "recovered", "all")
 
@@ -261,11 +262,11 @@ def agent_list(request: HttpRequest) -> HttpResponse:
     window = _window(request)
     edges = queries.edge_frame(nav.project.pk, since=window.since, until=window.until)
     graph = agent_graph(edges)
-    agents = queries.agents_with_traffic([nav.project.pk])
+    table = queries.agent_name_table(nav.project.pk, since=window.since, until=window.until)
     name = request.GET.get("name", "").strip()
     if name:
-        agents = agents.filter(Q(name__icontains=name) | Q(external_id__icontains=name))
-    page = _page(request, agents)
+        table = table[table["name"].str.contains(name, case=False, regex=False)]
+    page = _page(request, _records(table))
     context = {
         "nav": nav,
         "window": window,
@@ -275,8 +276,52 @@ def agent_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "agents": list(page.object_list),
         "edge_export_url": _edge_export_url(nav, window),
+        "csv_url": _agents_csv_url(nav, window, "api:agent-list"),
+        "instances_csv_url": _agents_csv_url(nav, window, "api:agent-instance-list"),
     }
     return render(request, "dashboard/agents.html", context)
+
+
+@login_required
+@require_GET
+def agent_name_detail(request: HttpRequest, name: str) -> HttpResponse:
+    """One agent name across the sessions of the range: its figures, instances and messages."""
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    window = _window(request)
+    span = {"since": window.since, "until": window.until}
+    rows = _records(queries.agent_name_table(nav.project.pk, name=name, **span))
+    if not rows:
+        raise Http404("No agent by that name in this range")
+    _, _, days = rollup_window(window.since, window.until)
+    ids = queries.agent_name_ids(nav.project.pk, name, **span)
+    context = {
+        "nav": nav,
+        "window": window,
+        "ranges": list(RANGES),
+        "agent": rows[0],
+        "chart": charts.figure_data(charts.daily_calls_chart(days, rows[0]["daily_calls"])),
+        "instances": queries.agent_name_instances(
+            nav.project.pk, name, limit=AGENT_INSTANCE_LIMIT, **span
+        ),
+        "messages": queries.agent_name_messages(
+            nav.project.pk, ids, limit=AGENT_MESSAGE_LIMIT, **span
+        ),
+    }
+    return render(request, "dashboard/agent_name.html", context)
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    return list(frame.astype(object).where(frame.notna(), None).to_dict("records"))
+
+
+def _agents_csv_url(nav: Nav, window: TimeWindow, url_name: str) -> str:
+    params = QueryDict(mutable=True)
+    params.update({"project": nav.project.slug, "format": "csv"})
+    if url_name == "api:agent-list":
+        params.update({"since": window.since.isoformat(), "until": window.until.isoformat()})
+    return f"{reverse(url_name)}?{params.urlencode()}"
 
 
 def _edge_export_url(nav: Nav, window: TimeWindow) -> str:

@@ -12,10 +12,13 @@ KEY_HEADERS_HINT = "Authorization: Bearer <key> or X-API-Key: <key>"
 
 
 class AuthError(Exception):
-    def __init__(self, message: str, *, field: str = "Authorization") -> None:
+    """401 for a missing or unknown credential; 403 for a key without the scope it needs."""
+
+    def __init__(self, message: str, *, field: str = "Authorization", status: int = 401) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.status = status
 
 
 def key_from_request(request: HttpRequest) -> str | None:
@@ -26,14 +29,20 @@ def key_from_request(request: HttpRequest) -> str | None:
     return request.headers.get("X-API-Key", "").strip() or None
 
 
-def project_for_key(raw_key: str) -> Project:
-    """The project a live key belongs to; AuthError for an unknown or revoked key."""
-    key = _live_key(raw_key, field="Authorization")
+def project_for_key(raw_key: str, *, scope: str = ApiKey.Scope.INGEST) -> Project:
+    """The project a live key with `scope` belongs to; AuthError for an unknown or revoked key
+    (401) or one without the scope (403)."""
+    return key_for_raw(raw_key, scope=scope).project
+
+
+def key_for_raw(raw_key: str, *, scope: str | None) -> ApiKey:
+    """The live key (its project loaded), checked for `scope` unless None; marks it used."""
+    key = _live_key(raw_key, field="Authorization", scope=scope)
     now = timezone.now()
     # Write last_used_at at most once a minute so a busy key does not add a write per request.
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-    return key.project
+    return key
 
 
 def project_for_request(request: HttpRequest) -> Project:
@@ -86,7 +95,7 @@ def project_for_otlp_request(request: HttpRequest) -> Project:
     add with OTEL_EXPORTER_OTLP_TRACES_HEADERS to close the SDK's token race)."""
     header = request.headers.get("Authorization", "")
     bearer = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    if bearer and not bearer.startswith(ApiKey.PREFIX):
+    if bearer and not ApiKey.looks_like_key(bearer):
         return _project_for_agentops_token(bearer)
     raw = (
         bearer
@@ -115,10 +124,14 @@ def _project_for_agentops_token(token: str) -> Project:
     )
     if key is None:
         raise AuthError("The API key behind this token was revoked")
+    if not key.allows(ApiKey.Scope.INGEST):
+        raise scope_error(key, ApiKey.Scope.INGEST)
     return key.project
 
 
-def _live_key(raw_key: str, *, field: str = "api_key") -> ApiKey:
+def _live_key(
+    raw_key: str, *, field: str = "api_key", scope: str | None = ApiKey.Scope.INGEST
+) -> ApiKey:
     key = (
         ApiKey.objects.select_related("project")
         .filter(key_hash=hash_api_key(raw_key.strip()), revoked_at__isnull=True)
@@ -126,4 +139,15 @@ def _live_key(raw_key: str, *, field: str = "api_key") -> ApiKey:
     )
     if key is None:
         raise AuthError("Unknown or revoked API key", field=field)
+    if scope is not None and not key.allows(scope):
+        raise scope_error(key, scope, field=field)
     return key
+
+
+def scope_error(key: ApiKey, scope: str, *, field: str = "Authorization") -> AuthError:
+    return AuthError(
+        f"This API key ({key.prefix}…) may not {ApiKey.Scope(scope).label}: it has the scopes "
+        f"{key.scopes!r}; make one with the {scope!r} scope (create_api_key --scope {scope})",
+        field=field,
+        status=403,
+    )

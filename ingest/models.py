@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import models
@@ -59,17 +61,44 @@ class Membership(models.Model):
         return f"{self.user} in {self.project} ({self.role})"
 
 
+def canonical_api_key(raw_key: str) -> str:
+    """A UUID-shaped key in its one spelling (lower case, hyphens), so every form agentops' own
+    `UUID(api_key)` check accepts (upper case, braces, no hyphens) finds the same key. Other keys
+    (the `obs_…` keys issued before UUID-shaped ones) are returned as they are."""
+    try:
+        return str(uuid.UUID(raw_key))
+    except ValueError:
+        return raw_key
+
+
 def hash_api_key(raw_key: str) -> str:
-    return hashlib.sha256(raw_key.encode()).hexdigest()
+    return hashlib.sha256(canonical_api_key(raw_key).encode()).hexdigest()
 
 
 class ApiKey(models.Model):
-    """A project credential. Only its SHA-256 is stored; the raw key is shown once at creation."""
+    """A project credential. Only its SHA-256 is stored; the raw key is shown once at creation.
 
-    PREFIX = "obs_"
+    New keys are random UUIDs (122 random bits) because agentops 0.2/0.3 refuse any key that
+    `uuid.UUID()` cannot parse, before sending anything. Keys issued earlier start with `obs_`
+    and keep working."""
+
+    LEGACY_PREFIX = "obs_"
+
+    class Scope(models.TextChoices):
+        """What a key may do; checked in ingest/auth.py (ingest) and api/authentication.py."""
+
+        INGEST = "ingest", "send telemetry"
+        READ = "read", "read the API, prompts and contents included"
+        ACTIONS = "actions", "requeue and resolve dead letters, change anomaly status"
+        POLL = "poll", "take requeued messages from the poll"
+
+    ALL_SCOPES = "ingest read actions poll"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, default="default")
+    # Space-separated Scope values. Keys made before scopes existed keep all of them.
+    scopes = models.CharField(max_length=64, default=ALL_SCOPES)
+    created_by = models.CharField(max_length=150, blank=True, help_text="Who made the key.")
     prefix = models.CharField(max_length=12, help_text="First characters, to recognise a key.")
     key_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -80,12 +109,40 @@ class ApiKey(models.Model):
         return f"{self.prefix}… ({self.name})"
 
     @classmethod
-    def generate(cls, project: Project, name: str = "default") -> tuple[ApiKey, str]:
-        raw = cls.PREFIX + secrets.token_urlsafe(32)
+    def generate(
+        cls,
+        project: Project,
+        name: str = "default",
+        *,
+        scopes: Iterable[str] = ALL_SCOPES.split(),
+        created_by: str = "",
+    ) -> tuple[ApiKey, str]:
+        raw = str(uuid.UUID(bytes=secrets.token_bytes(16), version=4))
+        wanted = [cls.Scope(scope).value for scope in scopes]
+        if not wanted:
+            raise ValueError("a key needs at least one scope")
+        # The first 8 characters (32 of the 122 random bits) are shown to recognise a key.
         key = cls.objects.create(
-            project=project, name=name, prefix=raw[:12], key_hash=hash_api_key(raw)
+            project=project,
+            name=name,
+            prefix=raw[:8],
+            key_hash=hash_api_key(raw),
+            scopes=" ".join(s for s in cls.Scope.values if s in wanted),
+            created_by=created_by,
         )
         return key, raw
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes.split()
+
+    @classmethod
+    def looks_like_key(cls, text: str) -> bool:
+        """Whether `text` has the shape of an API key (rather than, say, a signed token)."""
+        try:
+            uuid.UUID(text)
+        except ValueError:
+            return text.startswith(cls.LEGACY_PREFIX)
+        return True
 
 
 class Session(models.Model):

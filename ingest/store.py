@@ -153,19 +153,119 @@ def save_records(
     request is a duplicate as a whole, and the records of a new one are stored by their upserts,
     which are idempotent on their own natural keys (see _needs_ledger_row).
 
-    A concurrent writer racing on the same session or span makes the transaction fail on a
-    unique constraint; it is then retried once it can see that row.
+    Rows that concurrent requests share (sessions, trace links, workflows) are created first,
+    outside the transaction (_claim_shared_rows), and stored sessions are changed last, locked
+    in id order (_merge_stored_sessions), so concurrent requests of one session do not wait on
+    each other's commit. A concurrent writer racing on the same span still makes the
+    transaction fail on a unique constraint; it is then retried once it can see that row.
     """
     errors = list(errors)
+    claimed = _claim_shared_rows(project, records)
     for attempt in range(3):
         try:
             with transaction.atomic():
-                return _save_batch(project, records, errors, source, request_key)
+                return _save_batch(project, records, errors, source, request_key, claimed)
         except IntegrityError:
+            claimed = Claimed()  # what this call created may have rows under it by now
             if attempt == 2:
                 raise
             logger.info("ingest: concurrent write on the same rows, retrying batch")
     raise AssertionError("unreachable")
+
+
+@dataclass
+class Claimed:
+    """What _claim_shared_rows created (committed) for a batch: session pks by external id and
+    workflow pks by (session pk, workflow id). Nothing is stored under them yet, unless a
+    concurrent request got there first (then the span COPY fails and the batch is retried
+    without this)."""
+
+    sessions: dict[str, int] = field(default_factory=dict)
+    workflows: set[int] = field(default_factory=set)
+
+
+def _claim_shared_rows(project: Project, records: list[tuple[int, Record]]) -> Claimed:
+    """PostgreSQL, outside a transaction: create the sessions, trace links and workflows the
+    batch names, each statement committed on its own (INSERT ... ON CONFLICT DO NOTHING, keys
+    in sorted order).
+
+    Concurrent requests of one session used to insert the same session key inside their
+    transactions, and the unique index made each wait for the other's commit (then fail and
+    redo the whole batch): requests serialised (bench/README.md, wait events). Claimed here, a
+    row is visible to every request at once. If the request then fails, what stays behind is
+    an empty inferred session (and the trace link and inferred workflow its records named),
+    exactly what its retry creates first: no spans, no data, and the summary shows it as an
+    empty running session until the retry fills it.
+    """
+    claimed = Claimed()
+    if connection.vendor != "postgresql" or connection.in_atomic_block or not records:
+        return claimed
+    by_type = _group_by_type([r for _, r in records])
+    links = {r.trace_id: r for r in by_type.get(TraceLinkRecord, [])}
+    by_type = _follow_trace_links(project, by_type, links)
+    wanted = {r.session_id for g in by_type.values() for r in g if r.session_id}
+    wanted |= {link.session_id for link in links.values()}
+    if not wanted:
+        return claimed
+    claimed.sessions = _insert_missing(
+        Session,
+        [Session(project=project, external_id=sid, is_inferred=True) for sid in sorted(wanted)],
+        "project_id, external_id",
+        "external_id",
+    )
+    pks = dict(
+        Session.objects.filter(project=project, external_id__in=wanted).values_list(
+            "external_id", "pk"
+        )
+    )
+    if links:
+        _insert_missing(
+            TraceLink,
+            [
+                TraceLink(
+                    project=project,
+                    trace_id=trace,
+                    session_id=pks[link.session_id],
+                    round_index=link.round_index,
+                )
+                for trace, link in sorted(links.items())
+            ],
+            "project_id, trace_id",
+            "trace_id",
+        )
+    flows = by_type.get(WorkflowRecord, []) + by_type.get(StepRecord, [])
+    keys = sorted({(pks[r.session_id], r.workflow_id) for r in flows if r.session_id in pks})
+    if keys:
+        made = _insert_missing(
+            Workflow,
+            [
+                Workflow(project=project, session_id=pk, workflow_id=wid, is_inferred=True)
+                for pk, wid in keys
+            ],
+            "session_id, workflow_id",
+            "workflow_id",
+        )
+        claimed.workflows = set(made.values())
+    return claimed
+
+
+def _insert_missing(
+    model: type[Model], objs: list[Model], conflict: str, key: str
+) -> dict[Any, int]:
+    """INSERT these rows (in the order given) unless their unique key is stored already;
+    returns {row's `key` field: pk} for the rows this call inserted."""
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
+    key_column = model._meta.get_field(key).column
+    sql = (
+        f"INSERT INTO {model._meta.db_table} ({columns}) VALUES {', '.join([row] * len(objs))} "
+        f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {key_column}, id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return dict(cursor.fetchall())
 
 
 def _save_batch(
@@ -174,6 +274,7 @@ def _save_batch(
     errors: list[RecordError],
     source: str,
     request_key: str,
+    claimed: Claimed,
 ) -> SaveResult:
     result = SaveResult()
     if request_key:
@@ -185,7 +286,10 @@ def _save_batch(
     result.test_run_pks = _save_test_records(project, test_records)
     links = {r.trace_id: r for r in by_type.pop(TraceLinkRecord, [])}
     by_type = _follow_trace_links(project, by_type, links)
-    sessions, new_sessions = _upsert_sessions(project, [r for g in by_type.values() for r in g])
+    session_records = [r for g in by_type.values() for r in g]
+    sessions, created = _upsert_sessions(project, session_records)
+    # Sessions with nothing under them yet: those created here and those claimed for this batch.
+    new_sessions = created | {s.pk for s in sessions.values() if s.external_id in claimed.sessions}
     _save_trace_links(project, sessions, links)
     _upsert_agents(project, sessions, new_sessions, by_type.get(AgentRecord, []))
     _upsert_spans(project, sessions, new_sessions, by_type.get(SpanRecord, []))
@@ -193,8 +297,11 @@ def _save_batch(
     _insert_metrics(project, sessions, by_type.get(MetricRecord, []))
     _upsert_messages(project, sessions, by_type.get(AgentMessageRecord, []))
     flows = by_type.get(WorkflowRecord, []) + by_type.get(StepRecord, [])
-    _upsert_workflows(project, sessions, new_sessions, flows)
+    # Workflows are claimed outside the transaction by whichever batch came first, so even in
+    # a session this batch claimed they are stored rows to look up.
+    _upsert_workflows(project, sessions, created, flows, claimed.workflows)
     result.rejection_count = save_rejections(project, errors, source=source)
+    _merge_stored_sessions(sessions, created, session_records)
     result.session_pks = {s.pk for s in sessions.values()}
     return result
 
@@ -312,16 +419,26 @@ def _save_trace_links(
     """Store the batch's links, and move rows already stored under a trace's own session."""
     if not links:
         return
+    stored = {
+        (trace, session_pk, round_index)
+        for trace, session_pk, round_index in TraceLink.objects.filter(
+            project=project, trace_id__in=links.keys()
+        ).values_list("trace_id", "session_id", "round_index")
+    }
+    # Rewriting an unchanged link would lock it until commit, and every request carrying a
+    # span of that trace would queue behind it; links in sorted order against deadlocks.
+    changed = [
+        TraceLink(
+            project=project,
+            trace_id=trace,
+            session_id=sessions[link.session_id].pk,
+            round_index=link.round_index,
+        )
+        for trace, link in sorted(links.items())
+        if (trace, sessions[link.session_id].pk, link.round_index) not in stored
+    ]
     TraceLink.objects.bulk_create(
-        [
-            TraceLink(
-                project=project,
-                trace_id=trace,
-                session_id=sessions[link.session_id].pk,
-                round_index=link.round_index,
-            )
-            for trace, link in links.items()
-        ],
+        changed,
         update_conflicts=True,
         unique_fields=["project", "trace_id"],
         update_fields=["session", "round_index"],
@@ -415,7 +532,8 @@ def _session_ids_in(records: list[Record]) -> set[str]:
 def _upsert_sessions(
     project: Project, records: list[Record]
 ) -> tuple[dict[str, Session], set[int]]:
-    """Create sessions any record names (inferred until their start arrives) and merge changes.
+    """Create sessions any record names (inferred until their start arrives), merging the
+    records into the new ones; stored sessions are merged at the end (_merge_stored_sessions).
     Returns the sessions by external id and the pks of those this batch created, which have
     nothing stored under them yet (the later upserts skip looking for their rows)."""
     wanted = _session_ids_in(records)
@@ -426,12 +544,11 @@ def _upsert_sessions(
     }
     created = [
         Session(project=project, external_id=sid, is_inferred=True)
-        for sid in wanted - existing.keys()
+        for sid in sorted(wanted - existing.keys())
     ]
-    before = {s.pk: _merge_snapshot(s) for s in existing.values()}
-    for session in created:
-        existing[session.external_id] = session
-    _merge_into_sessions(existing, records)
+    news = {session.external_id: session for session in created}
+    _merge_into_sessions(news, [r for r in records if r.session_id in news])
+    existing.update(news)
     _create(created)
     if created and created[0].pk is None:
         # Backends that cannot return ids from a bulk insert: read them back in one query.
@@ -442,8 +559,42 @@ def _upsert_sessions(
         )
         for session in created:
             session.pk = pks[session.external_id]
-    _save_session_changes([s for s in existing.values() if s.pk in before], before)
     return existing, {s.pk for s in created}
+
+
+def _merge_stored_sessions(
+    sessions: dict[str, Session], created: set[int], records: list[Record]
+) -> None:
+    """Merge the batch into the sessions it did not create in its transaction (`created`), as
+    its last write: the rows to change are locked (SELECT ... FOR UPDATE, in id order, so two
+    batches never deadlock), read again and merged, so a concurrent batch's change to the same
+    session is kept, not overwritten, and the lock is held only until the commit that follows.
+    A session the batch changes nothing in (its start already early enough, its summary
+    already marked stale) is not locked at all."""
+    stored = {sid: s for sid, s in sessions.items() if s.pk not in created}
+    if not stored:
+        return
+    mine = [r for r in records if r.session_id in stored]
+    before = {s.pk: (*_merge_snapshot(s), s.is_summary_stale) for s in stored.values()}
+    _merge_into_sessions(stored, mine)
+    touched = sorted(s.pk for s in stored.values() if (*_merge_snapshot(s), True) != before[s.pk])
+    if not touched:
+        return
+    locked = {
+        s.external_id: s
+        # NO KEY UPDATE, as an UPDATE of these columns takes: a plain FOR UPDATE would also
+        # block every insert referencing the session (foreign-key checks take KEY SHARE) and
+        # deadlock with batches holding those.
+        for s in Session.objects.filter(pk__in=touched)
+        .order_by("pk")
+        .select_for_update(no_key=True)
+    }
+    before = {s.pk: (*_merge_snapshot(s), s.is_summary_stale) for s in locked.values()}
+    _merge_into_sessions(locked, [r for r in mine if r.session_id in locked])
+    changed = [s for s in locked.values() if (*_merge_snapshot(s), True) != before[s.pk]]
+    _update_rows(sorted(changed, key=lambda s: s.pk), SESSION_MERGE_FIELDS)
+    for session in locked.values():
+        sessions[session.external_id] = session
 
 
 def _merge_into_sessions(sessions: dict[str, Session], records: list[Record]) -> None:
@@ -468,19 +619,6 @@ def _merge_into_sessions(sessions: dict[str, Session], records: list[Record]) ->
 
 def _merge_snapshot(session: Session) -> tuple[Any, ...]:
     return tuple(getattr(session, name) for name in SESSION_MERGE_FIELDS[:-1])
-
-
-def _save_session_changes(sessions: list[Session], before: dict[int, tuple[Any, ...]]) -> None:
-    """Rewrite only sessions a record changed; the usual batch of events only needs the cheap
-    stale flag set, and bulk_update's CASE per column is costly with many sessions."""
-    changed = [s for s in sessions if _merge_snapshot(s) != before[s.pk]]
-    untouched = [s.pk for s in sessions if _merge_snapshot(s) == before[s.pk]]
-    if changed:
-        Session.objects.bulk_update(changed, SESSION_MERGE_FIELDS)
-    if untouched:
-        Session.objects.filter(pk__in=untouched, is_summary_stale=False).update(
-            is_summary_stale=True
-        )
 
 
 def _record_time(record: Record) -> datetime | None:
@@ -1161,14 +1299,17 @@ def _upsert_workflows(
     sessions: dict[str, Session],
     new_sessions: set[int],
     records: list[FlowRecord],
+    claimed: set[int] | None = None,
 ) -> None:
     """Workflows by (session, workflow_id), inferred until their start arrives, then their steps
-    by (workflow, step_id); start and end merge in any order. A fixed number of queries."""
+    by (workflow, step_id); start and end merge in any order. A fixed number of queries.
+    `claimed`: pks of workflows _claim_shared_rows created for this batch (no steps yet)."""
     if not records:
         return
     keys = {(sessions[r.session_id].pk, r.workflow_id) for r in records}
     workflows = _stored_rows(Workflow, ("session", "workflow_id"), keys, new_sessions)
-    existing = list(workflows.values())
+    existing = sorted(workflows.values(), key=lambda w: w.pk)  # id order: no deadlocks
+    before = {w.pk: _workflow_snapshot(w) for w in existing}
     created = []
     for key in keys - workflows.keys():
         workflow = Workflow(
@@ -1186,7 +1327,10 @@ def _upsert_workflows(
         ):
             workflow.started_at = record.at
     _create(created)
-    _update_rows(existing, WORKFLOW_MERGE_FIELDS)
+    # Only changed rows: an UPDATE locks the row until commit.
+    _update_rows(
+        [w for w in existing if _workflow_snapshot(w) != before[w.pk]], WORKFLOW_MERGE_FIELDS
+    )
     if created and created[0].pk is None:
         pks = Workflow.objects.filter(
             session_id__in={k[0] for k in keys}, workflow_id__in={k[1] for k in keys}
@@ -1197,10 +1341,14 @@ def _upsert_workflows(
     _upsert_steps(
         project,
         {k: w.pk for k, w in workflows.items()},
-        {w.pk for w in created},
+        {w.pk for w in created} | (claimed or set()),
         sessions,
         steps,
     )
+
+
+def _workflow_snapshot(workflow: Workflow) -> tuple[Any, ...]:
+    return tuple(getattr(workflow, name) for name in WORKFLOW_MERGE_FIELDS)
 
 
 def _duration_ms(started_at: datetime | None, ended_at: datetime | None) -> float | None:

@@ -42,7 +42,7 @@ def native_batch(request: HttpRequest) -> JsonResponse:
     try:
         project = project_for_request(request)
     except AuthError as exc:
-        return error(exc.message, 401, field=exc.field)
+        return error(exc.message, exc.status, field=exc.field)
     try:
         body = read_body(request)
         parsed = parse_native(
@@ -86,7 +86,7 @@ def junit_upload(request: HttpRequest) -> JsonResponse:
     try:
         project = project_for_request(request)
     except AuthError as exc:
-        return error(exc.message, 401, field=exc.field)
+        return error(exc.message, exc.status, field=exc.field)
     try:
         parsed = parse_junit(
             _junit_body(request),

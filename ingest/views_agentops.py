@@ -87,7 +87,7 @@ def logs_upload(request: HttpRequest) -> JsonResponse:
     try:
         project = project_for_otlp_request(request)
     except AuthError as exc:
-        return error(exc.message, 401, field=exc.field)
+        return error(exc.message, exc.status, field=exc.field)
     try:
         body = read_body(request)
         parsed = agentops.parse_agentops_log_upload(
@@ -111,7 +111,7 @@ def objects_upload(request: HttpRequest) -> JsonResponse:
         project = project_for_otlp_request(request)
         text = _json_body(request).get("body")
     except AuthError as exc:
-        return error(exc.message, 401, field=exc.field)
+        return error(exc.message, exc.status, field=exc.field)
     except BodyError as exc:
         return error(exc.message, exc.status)
     if not isinstance(text, str):
@@ -161,7 +161,7 @@ def v2_create_session(request: HttpRequest) -> JsonResponse:
         project = _legacy_project(request)
         parsed = agentops.parse_v2_create_session(read_body(request))
     except AuthError as exc:
-        return legacy_error(exc.message, 401)
+        return legacy_error(exc.message, exc.status)
     except BodyError as exc:
         return legacy_error(exc.message, exc.status)
     _store(project, parsed, source="agentops-v2")
@@ -182,7 +182,7 @@ def v2_update_session(request: HttpRequest) -> JsonResponse:
         project, session_id = _legacy_session(request, body)
         parsed = agentops.parse_v2_update_session(json.dumps(body).encode())
     except AuthError as exc:
-        return legacy_error(exc.message, 401)
+        return legacy_error(exc.message, exc.status)
     except BodyError as exc:
         return legacy_error(exc.message, exc.status)
     if _session_id_of(parsed) not in ("", session_id):
@@ -214,7 +214,7 @@ def v2_create_events(request: HttpRequest) -> JsonResponse:
             max_string_chars=settings.OBSERVATORY_MAX_STRING_CHARS,
         )
     except AuthError as exc:
-        return legacy_error(exc.message, 401)
+        return legacy_error(exc.message, exc.status)
     except BodyError as exc:
         return legacy_error(exc.message, exc.status)
     _store(project, parsed, source="agentops-v2")
@@ -229,7 +229,7 @@ def v2_create_agent(request: HttpRequest) -> JsonResponse:
         project, session_id = _legacy_session(request, body)
         parsed = agentops.parse_v2_create_agent(json.dumps(body).encode(), session_id=session_id)
     except AuthError as exc:
-        return legacy_error(exc.message, 401)
+        return legacy_error(exc.message, exc.status)
     except BodyError as exc:
         return legacy_error(exc.message, exc.status)
     _store(project, parsed, source="agentops-v2")
@@ -243,7 +243,7 @@ def v2_reauthorize_jwt(request: HttpRequest) -> JsonResponse:
         project = _legacy_project(request)
         session_id = str(_json_body(request).get("session_id") or "")
     except AuthError as exc:
-        return legacy_error(exc.message, 401)
+        return legacy_error(exc.message, exc.status)
     except BodyError as exc:
         return legacy_error(exc.message, exc.status)
     if not session_id:

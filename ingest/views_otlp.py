@@ -107,7 +107,7 @@ def otlp_endpoint(
         try:
             project = project_for_otlp_request(request)
         except AuthError as exc:
-            return error(exc.message, 401, field=exc.field)
+            return error(exc.message, exc.status, field=exc.field)
         content_type = request.headers.get("Content-Type", "")
         try:
             body = read_body(request)

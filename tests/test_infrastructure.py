@@ -113,7 +113,7 @@ def test_a_worker_runs_a_task_with_no_broker_server_configured(tmp_path: Path) -
         worker.stop()
 
     assert "'pong'" in log
-    assert "filesystem://" in worker.log()
+    assert "config.broker:Transport" in worker.log()  # the embedded, atomic filesystem broker
     assert (tmp_path / "celery" / "queue").is_dir()
 
 
@@ -153,3 +153,51 @@ def test_the_default_hosts_are_loopback_and_https_mode_sets_secure_cookies_and_h
 
     assert plain.stdout.split() == ["['localhost',", "'127.0.0.1',", "'[::1]']", "False", "0"]
     assert https.stdout.split()[-2:] == ["True", "31536000"]
+
+
+def test_the_embedded_broker_never_hands_out_a_half_written_message(tmp_path: Path) -> None:
+    """A producer thread and a consumer polling the same folder, as beat and the worker do in one
+    `-B` process: every message arrives whole and once (kombu's own transport let the reader take
+    a file before it was written: a lost task and a worker stopped by JSONDecodeError)."""
+    import threading
+
+    from kombu import Connection
+
+    folders = {name: tmp_path / name for name in ("queue", "processed", "control")}
+    for folder in folders.values():
+        folder.mkdir()
+    options = {
+        "data_folder_in": str(folders["queue"]),
+        "data_folder_out": str(folders["queue"]),
+        "processed_folder": str(folders["processed"]),
+        "control_folder": str(folders["control"]),
+        "store_processed": False,
+    }
+    count = 200
+    # Big messages keep each write open long enough for the reader to find the file mid-write.
+    padding = "x" * 1_000_000
+    with (
+        Connection(
+            "filesystem://", transport="config.broker:Transport", transport_options=options
+        ) as producer_conn,
+        Connection(
+            "filesystem://", transport="config.broker:Transport", transport_options=options
+        ) as consumer_conn,
+    ):
+        outbox = producer_conn.SimpleQueue("race")
+        inbox = consumer_conn.SimpleQueue("race")
+        writer = threading.Thread(
+            target=lambda: [outbox.put({"n": n, "pad": padding}) for n in range(count)]
+        )
+        writer.start()
+        received = []
+        while len(received) < count:
+            try:
+                message = inbox.get(timeout=DEADLINE)
+            except inbox.Empty:
+                break
+            received.append(message.payload["n"])
+            message.ack()
+        writer.join()
+
+    assert sorted(received) == list(range(count))

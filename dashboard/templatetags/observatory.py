@@ -59,6 +59,16 @@ def compact(value: float | None) -> str:
 
 
 @register.filter
+def sparkline_points(values: list[int] | None) -> str:
+    """SVG polyline points for a 100x20 sparkline of `values` (numbers only, safe to inline)."""
+    if not values:
+        return ""
+    top = max(max(values), 1)
+    step = 100 / max(len(values) - 1, 1)
+    return " ".join(f"{i * step:.1f},{20 - 18 * v / top:.1f}" for i, v in enumerate(values))
+
+
+@register.filter
 def percent(value: float | None) -> str:
     """A ratio (0.123) as a percentage (12.3%)."""
     if value is None or value == "":

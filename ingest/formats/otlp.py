@@ -290,19 +290,22 @@ def _pb_attributes(
     one read and no call; everything else goes through WhichOneof."""
     out: dict[str, Any] = {}
     for kv in kvs:
+        key = kv.key
+        if "\x00" in key:  # jsonb keys cannot hold NUL either: the request would fail whole
+            key = _clean(key)
         value = kv.value
         text = value.string_value
         if text:
             # PostgreSQL text and jsonb cannot hold NUL.
             if len(text) > limit or "\x00" in text:
-                text = _clean(_truncate(text, limit, prefix + kv.key, truncated))
-            out[kv.key] = text
+                text = _clean(_truncate(text, limit, prefix + key, truncated))
+            out[key] = text
             continue
         which = value.WhichOneof("value")
         if which == "int_value":  # token counts: the usual non-string, read without a call
-            out[kv.key] = value.int_value
+            out[key] = value.int_value
         else:
-            out[kv.key] = _pb_value(value, which, limit, truncated, prefix + kv.key, 0)
+            out[key] = _pb_value(value, which, limit, truncated, prefix + key, 0)
     return out
 
 
@@ -327,7 +330,7 @@ def _pb_value(
         ]
     if which == "kvlist_value":
         return {
-            kv.key: _pb_value(
+            _clean(kv.key): _pb_value(
                 kv.value, kv.value.WhichOneof("value"), limit, truncated, key, depth + 1
             )
             for kv in value.kvlist_value.values

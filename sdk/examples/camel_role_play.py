@@ -12,7 +12,7 @@ failed, retried, dead-lettered), each reply points at the instruction it answers
 is one workflow with a step per turn.
 
     pip install -e ./sdk
-    python sdk/examples/camel_role_play.py --api-key obs_... --url http://127.0.0.1:8000
+    python sdk/examples/camel_role_play.py --api-key <key> --url http://127.0.0.1:8000
 
 Then open the session's "Message sequence" page, or Workflows.
 """

@@ -87,7 +87,9 @@ class Client:
             raise ValueError("batch_size and max_queue_size must be >= 1, max_retries >= 0")
         api_key = api_key.strip()  # Keys read from files or env often end with a newline.
         if not api_key or any(character.isspace() for character in api_key):
-            raise ValueError("api_key must be one non-empty word, like obs_...")
+            raise ValueError(
+                "api_key must be one non-empty word, like the key create_project prints"
+            )
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.max_queue_size = max_queue_size

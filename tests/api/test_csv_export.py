@@ -112,7 +112,7 @@ def test_a_bad_filter_with_csv_is_a_json_400(project_and_client: tuple[Any, APIC
         ("api:event-list", [], "events.csv"),
         ("api:session-event-list", ["s1"], "events.csv"),
         ("api:session-transcript", ["s1"], "transcript.csv"),
-        ("api:agent-list", [], "agents.csv"),
+        ("api:agent-instance-list", [], "agent-instances.csv"),
         ("api:status-line-list", [], "status-lines.csv"),
         ("api:metric-list", [], "metrics.csv"),
         ("api:ingest-problem-list", [], "ingest-problems.csv"),

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from ingest.models import ApiKey, Span
@@ -19,6 +20,7 @@ LISTS = [
     "api:session-list",
     "api:event-list",
     "api:agent-list",
+    "api:agent-instance-list",
     "api:status-line-list",
     "api:metric-list",
     "api:ingest-problem-list",
@@ -32,6 +34,8 @@ def project_b() -> Any:
     session = make_session(project, external_id="b-session", transcript=(("agent", "b status"),))
     make_metric(project, session=session)
     make_rejection(project)
+    # /api/v1/agents/ covers the last 7 days by default.
+    make_session(project, external_id="b-recent", started_at=timezone.now())
     project.raw_key = raw_key
     return project
 

@@ -49,7 +49,7 @@ def test_agents_are_listed_with_their_session_and_filtered(
     project, raw_key = make_project()
     make_session(project, external_id="s1", agents=("planner", "critic"))
     make_session(project, external_id="s2", agents=("planner",), started_at=T0 + timedelta(1))
-    url = reverse("api:agent-list")
+    url = reverse("api:agent-instance-list")
     client = key_client(raw_key)
 
     rows = results(client.get(url))

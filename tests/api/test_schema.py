@@ -12,6 +12,25 @@ from django.urls import reverse
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture
+def client(admin_client: Client) -> Client:
+    """Schema and docs are for signed-in users (and project keys)."""
+    return admin_client
+
+
+@pytest.mark.parametrize("name", ["api:schema", "api:swagger-ui", "api:redoc"])
+def test_the_schema_and_docs_are_not_public(name: str) -> None:
+    assert Client().get(reverse(name)).status_code in (401, 403)
+
+
+def test_a_project_key_reads_the_schema(project_with_key: tuple[object, str]) -> None:
+    _, key = project_with_key
+    response = Client().get(reverse("api:schema"), headers={"Authorization": f"Bearer {key}"})
+
+    assert response.status_code == 200
+
+
 CDN_HOSTS = ("cdn.", "jsdelivr", "unpkg", "cdnjs", "googleapis")
 
 

@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from analytics.refresh import refresh_project
 from ingest.models import Message, MessageContent, MessageEvent
 from tests.builders import make_message, make_session, make_workflow
 
@@ -123,6 +124,22 @@ def test_the_sequence_diagram_draws_arrows_marks_the_dead_letter_and_opens_it(
     expect(panel.locator(".lifecycle")).to_contain_text("MaxRetries")
     expect(panel.locator("pre.message-content")).to_have_text(SCRIPT)
     expect(panel.locator(".chain li.ancestor")).to_have_count(2)
+
+    # The agents page lists them by name; the judge's page has its instance, messages and chart.
+    refresh_project(project.pk, since=start - timedelta(days=1), now=timezone.now())
+    page.goto(f"{live_server.url}/agents/?range=7d")
+    rows = page.locator("table.agents tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.locator("svg.sparkline")).to_have_count(3)
+    page.locator("table.agents a.row-title", has_text="judge").click()
+    expect(page.locator("h1")).to_have_text("judge")
+    expect(page.locator("table.instances tbody tr")).to_have_count(1)
+    expect(page.locator("table.instances")).to_contain_text(session.external_id[:20])
+    expect(page.locator("#agent-daily .cartesianlayer .trace.bars")).to_have_count(1)
+    sent_and_received = page.locator(".table-card").last.locator("tbody tr")
+    expect(sent_and_received).to_have_count(2)
+    expect(sent_and_received.first).to_contain_text("dead_lettered")
+    expect(sent_and_received.first).to_contain_text(SCRIPT)  # shown as text, never run
 
 
 def test_a_session_with_5000_messages_shows_a_window_and_moves_through_it(

@@ -91,3 +91,19 @@ def test_a_late_retry_of_an_older_request_does_not_undo_a_newer_one(
     row = SpanRow.objects.select_related("payload").exclude(kind=SpanRow.Kind.ERROR).get()
     assert row.status == "error"
     assert "final" in str(row.payload.returns)
+
+
+def test_an_attribute_key_with_a_nul_byte_is_stored_not_a_500(
+    client: Client, project_with_key: tuple[Project, str]
+) -> None:
+    """PostgreSQL jsonb refuses NUL in keys as in values; an exporter drops a 500's whole batch."""
+    _, key = project_with_key
+    odd = span(1, kind="tool", **{"tool\x00name": "x", "plain": "y"})
+    odd.attributes.add(key="nested").value.kvlist_value.values.add(key="a\x00b").value.int_value = 1
+
+    post(client, key, body(odd, span(2, parent=1)))
+
+    assert SpanRow.objects.count() == 2
+    attributes = SpanRow.objects.get(span_id=f"{1:016x}").payload.attributes
+    assert attributes["tool\ufffdname"] == "x"
+    assert attributes["nested"] == {"a\ufffdb": 1}

@@ -16,6 +16,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("project", help="Project slug or name.")
         parser.add_argument("--name", default="default", help="A label for the key.")
+        parser.add_argument(
+            "--scope",
+            action="append",
+            choices=ApiKey.Scope.values,
+            help="What the key may do (repeat for several); default: ingest, an agent's key that "
+            "can only send. read: the API with prompts and contents; actions: requeue, resolve, "
+            "anomaly status; poll: take requeued messages.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = Project.objects.filter(
@@ -23,6 +31,11 @@ class Command(BaseCommand):
         ).first()
         if project is None:
             raise CommandError(f"No project with slug or name {options['project']!r}")
-        key, raw = ApiKey.generate(project, name=options["name"])
-        self.stdout.write(f"New API key {key.prefix}… for project {project.slug}:")
+        scopes = options["scope"] or [ApiKey.Scope.INGEST]
+        key, raw = ApiKey.generate(
+            project, name=options["name"], scopes=scopes, created_by="create_api_key"
+        )
+        self.stdout.write(
+            f"New API key {key.prefix}… for project {project.slug}, scopes: {key.scopes}:"
+        )
         self.stdout.write(raw)

@@ -18,6 +18,13 @@ class Command(BaseCommand):
         parser.add_argument("name")
         parser.add_argument("--owner", help="Username made an admin member of the project.")
         parser.add_argument("--key-name", default="default")
+        parser.add_argument(
+            "--scope",
+            action="append",
+            choices=ApiKey.Scope.values,
+            help="Scopes of the printed key (repeat for several); default: all of them, the "
+            "project owner's key. Give agents a key of their own: create_api_key --scope ingest.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["name"].strip()
@@ -32,7 +39,15 @@ class Command(BaseCommand):
             Membership.objects.update_or_create(
                 user=user, project=project, defaults={"role": Membership.Role.ADMIN}
             )
-        _, raw = ApiKey.generate(project, name=options["key_name"])
+        key, raw = ApiKey.generate(
+            project,
+            name=options["key_name"],
+            scopes=options["scope"] or ApiKey.ALL_SCOPES.split(),
+            created_by="create_project",
+        )
         verb = "Created" if created else "Reusing"
-        self.stdout.write(f"{verb} project {project.name!r} (slug {project.slug}). New API key:")
+        self.stdout.write(
+            f"{verb} project {project.name!r} (slug {project.slug}). "
+            f"New API key, scopes: {key.scopes}:"
+        )
         self.stdout.write(raw)

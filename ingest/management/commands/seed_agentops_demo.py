@@ -26,7 +26,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="Server base URL.")
-        parser.add_argument("--api-key", required=True, help="A project API key (obs_...).")
+        parser.add_argument("--api-key", required=True, help="A project API key.")
         parser.add_argument("--runs", type=int, default=5, help="Agent runs (2 sessions each).")
 
     def handle(self, *args: Any, **options: Any) -> None:

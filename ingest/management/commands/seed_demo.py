@@ -568,7 +568,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="Server base URL.")
-        parser.add_argument("--api-key", required=True, help="A project API key (obs_...).")
+        parser.add_argument("--api-key", required=True, help="A project API key.")
         parser.add_argument("--sessions", type=int, default=300, help="Sessions to simulate.")
         parser.add_argument("--days", type=int, default=14, help="Spread them over N past days.")
         parser.add_argument("--seed", type=int, default=7, help="Same seed, same story.")

@@ -251,7 +251,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="Server base URL.")
-        parser.add_argument("--api-key", required=True, help="A project API key (obs_...).")
+        parser.add_argument("--api-key", required=True, help="A project API key.")
         parser.add_argument("--seed", type=int, default=11, help="Same seed, same story.")
         parser.add_argument("--sessions", type=int, default=300, help="At most this many.")
 
@@ -260,7 +260,7 @@ class Command(BaseCommand):
         http = requests.Session()
         http.headers["Authorization"] = f"Bearer {options['api_key'].strip()}"
         sessions = _get_all(http, f"{base}/api/v1/sessions/?tag=arena&page_size={PAGE_SIZE}")
-        agents = _get_all(http, f"{base}/api/v1/agents/?page_size={PAGE_SIZE}")
+        agents = _get_all(http, f"{base}/api/v1/agent-instances/?page_size={PAGE_SIZE}")
         sessions = sessions[: options["sessions"]]
         if not sessions:
             raise CommandError("No arena sessions: run seed_demo first.")

@@ -21,6 +21,10 @@ BASE_DIR = AGENTS_DIR.parents[2]
 REQUIREMENTS = AGENTS_DIR / "requirements.txt"
 WEATHER_AGENT = AGENTS_DIR / "weather_agent.py"
 AGENT_VENV = BASE_DIR / ".venv" / "agentops"
+# agentops 0.3.26, the legacy SDK (v2 REST API), in a venv of its own: it cannot share 0.4.21's.
+LEGACY_REQUIREMENTS = AGENTS_DIR / "requirements-legacy.txt"
+LEGACY_AGENT = AGENTS_DIR / "legacy_agent.py"
+LEGACY_VENV = BASE_DIR / ".venv" / "agentops-legacy"
 # Set to a python that already has the pins of requirements.txt to skip the venv.
 PYTHON_ENV_VAR = "OBSERVATORY_AGENTOPS_PYTHON"
 INSTALL_TIMEOUT = 600
@@ -36,17 +40,26 @@ def agent_python() -> Path:
     configured = os.environ.get(PYTHON_ENV_VAR)
     if configured:
         return _checked(Path(configured))
-    python = AGENT_VENV / "bin" / "python"
-    stamp = AGENT_VENV / ".installed"
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-    AGENT_VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(AGENT_VENV.parent / ".agentops.lock", "w") as lock:
+    return _venv_python(AGENT_VENV, REQUIREMENTS)
+
+
+def legacy_agent_python() -> Path:
+    """A python with agentops 0.3.26 (.venv/agentops-legacy, built like agent_python's)."""
+    return _venv_python(LEGACY_VENV, LEGACY_REQUIREMENTS)
+
+
+def _venv_python(venv: Path, requirements: Path) -> Path:
+    python = venv / "bin" / "python"
+    stamp = venv / ".installed"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if python.exists() and stamp.exists() and stamp.read_text() == digest:
             return python
-        _run([sys.executable, "-m", "venv", "--clear", str(AGENT_VENV)])
+        _run([sys.executable, "-m", "venv", "--clear", str(venv)])
         pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-        _run([*pip, "-r", str(REQUIREMENTS)])
+        _run([*pip, "-r", str(requirements)])
         stamp.write_text(digest)
     return python
 

@@ -3,7 +3,7 @@
 Run it with the agentops environment (tests/e2e/agents/requirements.txt), never with the server's:
 
     .venv/agentops/bin/python tests/e2e/agents/weather_agent.py --server http://127.0.0.1:8000 \
-        --api-key obs_... --llm-url http://127.0.0.1:9000 --city Lisbon
+        --api-key <key> --llm-url http://127.0.0.1:9000 --city Lisbon
 
 It records two traces. "weather-run" (ended "Success"): an @agent class whose @operation asks the
 model with a tool offered, runs the @tool(cost=0.01) the model picked, whose @task streams a

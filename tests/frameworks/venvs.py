@@ -1,0 +1,130 @@
+"""Each framework's own virtual environment, built from tests/frameworks/<name>/requirements.txt.
+
+A framework's pins cannot live beside the server's (and rarely beside each other's), so each gets
+a venv of its own, built on first use and rebuilt when its requirements file changes, as
+tests/e2e/agents does for agentops. They live under $OBSERVATORY_FRAMEWORK_VENVS (default
+.venv/frameworks/<name> in the checkout). Stdlib only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+FRAMEWORKS_DIR = Path(__file__).resolve().parent
+BASE_DIR = FRAMEWORKS_DIR.parents[1]
+VENVS_ENV_VAR = "OBSERVATORY_FRAMEWORK_VENVS"
+INSTALL_TIMEOUT = 1200
+# The order of value (issue 11): the capture and live runners go through them in this order.
+FRAMEWORKS = (
+    "autogen",
+    "openai_agents",
+    "crewai",
+    "smolagents",
+    "pydantic_ai",
+    "traceloop",
+    "agentops_legacy",
+)
+# camel-ai (issue 11's lowest priority) has no scenario yet: its only tracing is agentops'
+# track_agent decorator, picked when AGENTOPS_API_KEY is set.
+
+
+class FrameworkEnvError(Exception):
+    """A framework's venv could not be built (no package index, a resolver failure…)."""
+
+
+def venvs_root() -> Path:
+    configured = os.environ.get(VENVS_ENV_VAR)
+    return Path(configured) if configured else BASE_DIR / ".venv" / "frameworks"
+
+
+def requirements(name: str) -> Path:
+    return FRAMEWORKS_DIR / name / "requirements.txt"
+
+
+def scenario(name: str) -> Path:
+    return FRAMEWORKS_DIR / name / "scenario.py"
+
+
+def framework_python(name: str, *, build: bool = True) -> Path:
+    """The python of `name`'s venv; builds it when missing or stale (unless build=False)."""
+    wanted = requirements(name)
+    if not wanted.exists():
+        raise FrameworkEnvError(f"no {wanted.relative_to(BASE_DIR)}")
+    venv = venvs_root() / name
+    python = venv / "bin" / "python"
+    stamp = venv / ".installed"
+    digest = hashlib.sha256(wanted.read_bytes()).hexdigest()
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if python.exists() and stamp.exists() and stamp.read_text() == digest:
+            return python
+        if not build:
+            raise FrameworkEnvError(f"{venv} is missing or older than {wanted.name}")
+        _run([sys.executable, "-m", "venv", "--clear", str(venv)])
+        pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        _run([*pip, "-r", str(wanted)])
+        stamp.write_text(digest)
+    return python
+
+
+def _run(command: list[str]) -> None:
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise FrameworkEnvError(f"{' '.join(command[:4])}…: {exc}") from exc
+    if done.returncode != 0:
+        raise FrameworkEnvError(f"{' '.join(command[:4])}… failed:\n{done.stderr[-3000:]}")
+
+
+def scenario_environ(
+    *, llm_url: str, otlp_url: str, api_key: str, mode: str, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment a user's program would have: the OpenAI client pointed at the fake LLM,
+    the OTLP exporter at `otlp_url` with the project key, nothing of ours."""
+    inherited = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(
+            ("OTEL_", "OPENAI_", "AGENTOPS_", "TRACELOOP_", "PYTHON", "VIRTUAL_ENV", "DJANGO_")
+        )
+    }
+    return {
+        **inherited,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(FRAMEWORKS_DIR),
+        "OPENAI_BASE_URL": f"{llm_url}/v1",
+        "OPENAI_API_KEY": "sk-fake-key-for-the-loopback-llm",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_url,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_HEADERS": f"x-api-key={api_key}",
+        "SCENARIO_SPAN_PROCESSOR": mode,
+        # No framework may phone home from a test.
+        "CREWAI_DISABLE_TELEMETRY": "true",
+        "CREWAI_TRACING_ENABLED": "false",
+        "OTEL_SDK_DISABLED": "false",
+        "TRACELOOP_TELEMETRY": "false",
+        "ANONYMIZED_TELEMETRY": "false",
+        **(extra or {}),
+    }
+
+
+def run_scenario(
+    name: str, python: Path, environ: dict[str, str], cwd: Path, timeout: float = 240.0
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(python), str(scenario(name))],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -1,0 +1,157 @@
+"""Concurrent OTLP requests of one session on real PostgreSQL: the session rows they share are
+claimed outside the request's transaction and merged last under a row lock, so a request never
+overwrites another's change, and a request that fails leaves at most an empty inferred session
+that its retry fills."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, transaction
+from django.test import Client
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from ingest.models import Project, ReceivedRecord, Session, TraceLink
+from ingest.models import Span as SpanRow
+
+START = 1_795_286_852_000_000_000
+SECOND = 1_000_000_000
+SESSION = "chat-7f3a"
+
+
+def value(v: str | list[str]) -> AnyValue:
+    if isinstance(v, list):
+        return AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=s) for s in v]))
+    return AnyValue(string_value=v)
+
+
+def trace(number: int, tags: list[str]) -> list[Span]:
+    """Trace `number` of SESSION: an agentops session root (with tags) and two tool spans, each
+    span carrying session.id as OpenInference and OpenLLMetry send it."""
+    trace_id = number.to_bytes(16, "big")
+    root = (number * 100).to_bytes(8, "big")
+
+    def one(n: int, kind: str, parent: bytes, **extra: str | list[str]) -> Span:
+        attributes = {"agentops.span.kind": kind, "session.id": SESSION, **extra}
+        return Span(
+            trace_id=trace_id,
+            span_id=root if n == 0 else (number * 100 + n).to_bytes(8, "big"),
+            parent_span_id=parent,
+            name=f"step{n}.{kind}",
+            start_time_unix_nano=START + number * 10 * SECOND + n * SECOND,
+            end_time_unix_nano=START + number * 10 * SECOND + (n + 1) * SECOND,
+            attributes=[KeyValue(key=k, value=value(v)) for k, v in attributes.items()],
+        )
+
+    return [
+        one(1, "tool", root),
+        one(2, "tool", root),
+        one(0, "session", b"", **{"agentops.tags": tags}),
+    ]
+
+
+def body(spans: list[Span]) -> bytes:
+    request = ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])]
+    )
+    return request.SerializeToString()
+
+
+def post(key: str, data: bytes) -> int:
+    answer = Client().post(
+        "/v1/traces", data, content_type="application/x-protobuf", headers={"X-API-Key": key}
+    )
+    return answer.status_code
+
+
+@pytest.fixture
+def postgres() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks and lock timeouts are PostgreSQL's; CI runs PostgreSQL")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_changing_a_session_keeps_a_concurrent_change_to_it(
+    postgres: None, project_with_key: tuple[Project, str]
+) -> None:
+    """Request 2 ends the session's second trace while another transaction holds the session
+    row with its own change: request 2 waits for that commit, then merges into the row as it
+    is now, so both changes and every span are kept."""
+    _, key = project_with_key
+    assert post(key, body(trace(1, ["round-1"]))) == 200
+    locked, release, statuses = threading.Event(), threading.Event(), []
+
+    def other_writer() -> None:
+        with transaction.atomic():
+            row = Session.objects.select_for_update().get(external_id=SESSION)
+            Session.objects.filter(pk=row.pk).update(user_query="set by another writer")
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    def request_two() -> None:
+        statuses.append(post(key, body(trace(2, ["round-2"]))))
+        connection.close()
+
+    holder = threading.Thread(target=other_writer)
+    holder.start()
+    assert locked.wait(10)
+    sender = threading.Thread(target=request_two)
+    sender.start()
+    sender.join(1.0)  # it has read the session by now and waits on the row
+    release.set()
+    holder.join()
+    sender.join(20)
+    assert statuses == [200]
+    session = Session.objects.get(external_id=SESSION)
+    assert session.user_query == "set by another writer"
+    assert session.tags == ["round-2"]
+    assert not session.is_inferred
+    assert SpanRow.objects.filter(session=session).count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_request_leaves_an_empty_inferred_session_that_its_retry_fills(
+    postgres: None, project_with_key: tuple[Project, str]
+) -> None:
+    """The span table is locked by another transaction, so the request cannot store its spans
+    in time: it answers 503 and keeps no spans and no ledger row (its retry is not a
+    duplicate); only its session, created before the transaction, is left, inferred and
+    empty. The retry stores everything into that same session."""
+    _, key = project_with_key
+    request = body(trace(1, ["round-1"]))
+    locked, release = threading.Event(), threading.Event()
+
+    def table_locker() -> None:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("LOCK TABLE ingest_span IN ACCESS EXCLUSIVE MODE")
+            locked.set()
+            release.wait(20)
+        connection.close()
+
+    locker = threading.Thread(target=table_locker)
+    locker.start()
+    assert locked.wait(10)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '500ms'")
+        assert post(key, request) == 503
+    finally:
+        release.set()
+        locker.join()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    assert not ReceivedRecord.objects.exists()
+    assert not SpanRow.objects.exists()
+    session = Session.objects.get()
+    assert (session.external_id, session.is_inferred, session.tags) == (SESSION, True, [])
+
+    assert post(key, request) == 200
+    session = Session.objects.get()
+    assert not session.is_inferred
+    assert session.tags == ["round-1"]
+    assert SpanRow.objects.filter(session=session).count() == 3
+    assert TraceLink.objects.get().session == session
