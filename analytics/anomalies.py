@@ -180,10 +180,29 @@ def _detect_series(
     hourly = _hourly_values(rows, series.metric)
     flags = []
     for subject, values in hourly.groupby("subject", sort=True):
-        hours = _flagged_hours(values.set_index("bucket"), series.metric, since, until, settings)
-        for episode in _episodes(hours):
-            subject_rows = rows[rows["subject"] == subject]
-            flags.append(_flag(series, str(subject), episode, subject_rows, all_rows, settings))
+        indexed = values.set_index("bucket").sort_index()
+        hours = _flagged_hours(indexed, series.metric, since, until, settings)
+        subject_rows = rows[rows["subject"] == subject].sort_values("bucket", kind="stable")
+        episodes = _episodes(hours)
+        windows = _sparse_windows(indexed, subject_rows, series.metric, since, until, settings)
+        if not windows:
+            for episode in episodes:
+                flags.append(_flag(series, str(subject), episode, subject_rows, all_rows, settings))
+            continue
+        # One incident, one flag: hourly episodes and sparse windows that overlap merge.
+        hourly = [
+            _Window(
+                e[0].bucket,
+                e[-1].bucket + HOUR,
+                e[0].baseline,
+                max(h.score for h in e),
+                e[0].is_seasonal,
+                windowed=False,
+            )
+            for e in episodes
+        ]
+        for window in _merge_windows(hourly + windows):
+            flags.append(_flag(series, str(subject), window, subject_rows, all_rows, settings))
     return flags
 
 
@@ -237,6 +256,18 @@ def _ns(moment: datetime | pd.Timestamp) -> int:
     return int(pd.Timestamp(moment).value)
 
 
+def _history(values: pd.DataFrame, settings: DetectionSettings) -> _History:
+    kept = values[values["count"] >= settings.min_baseline_count]
+    return _History(
+        # Nanoseconds whatever the index's unit (pandas keeps database times in microseconds).
+        times=pd.DatetimeIndex(kept.index).as_unit("ns").asi8,
+        values=kept["value"].to_numpy(dtype="float64"),
+        counts=kept["count"].to_numpy(dtype="float64"),
+        errors=kept["errors"].to_numpy(dtype="float64"),
+        first_seen=_ns(values.index.min()),
+    )
+
+
 def _flagged_hours(
     values: pd.DataFrame, metric: str, since: datetime, until: datetime, settings: DetectionSettings
 ) -> list[_Hour]:
@@ -247,15 +278,7 @@ def _flagged_hours(
         & (values.index < pd.Timestamp(until))
         & (values["count"] >= least)
     ]
-    kept = values[values["count"] >= settings.min_baseline_count]
-    history = _History(
-        # Nanoseconds whatever the index's unit (pandas keeps database times in microseconds).
-        times=pd.DatetimeIndex(kept.index).as_unit("ns").asi8,
-        values=kept["value"].to_numpy(dtype="float64"),
-        counts=kept["count"].to_numpy(dtype="float64"),
-        errors=kept["errors"].to_numpy(dtype="float64"),
-        first_seen=_ns(values.index.min()),
-    )
+    history = _history(values, settings)
     hours = []
     for bucket, value, count, errors in zip(
         judged.index, judged["value"], judged["count"], judged["errors"], strict=True
@@ -368,18 +391,174 @@ def _episodes(hours: list[_Hour]) -> list[list[_Hour]]:
     return runs
 
 
+@dataclass(frozen=True)
+class _Window:
+    """Hours judged together because no single one of them held enough evidence."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    baseline: float
+    score: float
+    is_seasonal: bool
+    windowed: bool = True  # False: an hourly episode
+
+
+# Sparse series: the window lengths tried, shortest first, and the evidence a window must hold
+# to be judged (timed calls for a p95, calls for a rate, calls otherwise).
+WINDOW_HOURS = (1, 3, 6, 12, 24)
+WINDOW_EVIDENCE = {"latency_p95": 20, "error_rate": 30}
+DEFAULT_WINDOW_EVIDENCE = 10
+
+
+def _sparse_windows(
+    values: pd.DataFrame,
+    rows: pd.DataFrame,
+    metric: str,
+    since: datetime,
+    until: datetime,
+    settings: DetectionSettings,
+) -> list[_Window]:
+    """Flags of a subject too sparse to judge hour by hour (a tool called six times an hour).
+
+    For each hour with calls, the window ending with it is the shortest of WINDOW_HOURS that
+    holds WINDOW_EVIDENCE; a subject with that much in one hour is the hourly pass's (skipped).
+    The window's merged value is judged against the baseline before its start. Overlapping
+    flagged windows merge; hours at either end that are not anomalous by themselves are trimmed.
+    Hours up to the longest window before `since` are judged too, so a rerun rebuilds a window
+    that began earlier; only windows reaching into [since, until) are returned."""
+    need = WINDOW_EVIDENCE.get(metric, DEFAULT_WINDOW_EVIDENCE)
+    history = _history(values, settings)
+    times = pd.DatetimeIndex(values.index).as_unit("ns").asi8
+    cumulative = np.concatenate([[0.0], np.cumsum(values["count"].to_numpy(dtype="float64"))])
+    row_times = pd.DatetimeIndex(rows["bucket"]).as_unit("ns").asi8
+    lo_ns = _ns(since) - max(WINDOW_HOURS) * _HOUR_NS
+    until_ns = _ns(until)
+    hits: list[_Window] = []
+    for i, end_hour in enumerate(times):
+        if end_hour < lo_ns or end_hour >= until_ns:
+            continue
+        end = end_hour + _HOUR_NS
+        for length in WINDOW_HOURS:
+            start = end - length * _HOUR_NS
+            first = int(np.searchsorted(times, start, side="left"))
+            if cumulative[i + 1] - cumulative[first] >= need:
+                break
+        else:
+            continue
+        if length == 1:
+            continue  # enough in one hour: judged hour by hour
+        hit = _judge_window(
+            history, values.iloc[first : i + 1], rows, row_times, start, end, metric, settings
+        )
+        if hit is not None:
+            hits.append(hit)
+    windows = []
+    for window in _merge_windows(hits):
+        window = _trim(window, values, metric, settings.min_ratio)
+        if window.end > pd.Timestamp(since):
+            windows.append(window)
+    return windows
+
+
+def _judge_window(
+    history: _History,
+    hours: pd.DataFrame,
+    rows: pd.DataFrame,
+    row_times: np.ndarray,
+    start: int,
+    end: int,
+    metric: str,
+    settings: DetectionSettings,
+) -> _Window | None:
+    baseline = _baseline(history, start, metric, settings)
+    if baseline is None:
+        return None
+    center, spread, ceiling, is_seasonal = baseline
+    if metric in RATE_METRICS:
+        errors, calls = float(hours["errors"].sum()), float(hours["count"].sum())
+        if errors < settings.min_errors or errors / calls < 2 * center:
+            return None
+    else:
+        # A merged p95 (or mean) is at most its hours' largest: most windows end here, cheaply.
+        top = float(hours["value"].max())
+        if top <= ceiling or top < settings.min_ratio * center:
+            return None
+    lo, hi = np.searchsorted(row_times, [start, end], side="left")
+    window_rows = rows.iloc[int(lo) : int(hi)]
+    value, count = _episode_value(window_rows, metric)
+    if metric in RATE_METRICS:
+        errors = int(window_rows["error_count"].sum())
+        if errors < settings.min_errors:
+            return None
+        score = _rate_score(errors, count, center)
+    else:
+        score = (value - center) / max(
+            spread, settings.relative_floor * abs(center), ABSOLUTE_FLOORS[metric]
+        )
+    if value > ceiling and _is_anomalous(value, center, score, metric, settings):
+        return _Window(
+            pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC"), center, score, is_seasonal
+        )
+    return None
+
+
+def _merge_windows(hits: list[_Window]) -> list[_Window]:
+    merged: list[_Window] = []
+    for hit in sorted(hits, key=lambda w: w.start):
+        if merged and hit.start <= merged[-1].end:
+            last = merged[-1]
+            merged[-1] = _Window(
+                last.start,
+                max(last.end, hit.end),
+                last.baseline,
+                max(last.score, hit.score),
+                last.is_seasonal,
+                last.windowed or hit.windowed,
+            )
+        else:
+            merged.append(hit)
+    return merged
+
+
+def _trim(window: _Window, values: pd.DataFrame, metric: str, min_ratio: float) -> _Window:
+    """Drop hours at either end of a window whose own value is not twice the baseline (a window
+    that ends with an incident's first hour starts hours before it)."""
+    inside = values[(values.index >= window.start) & (values.index < window.end)]
+    if metric in RATE_METRICS:
+        rate = inside["errors"] / inside["count"]
+        bad = (inside["errors"] >= 2) & (rate >= 2 * window.baseline)  # one error is noise
+    else:
+        bad = inside["value"] >= min_ratio * window.baseline
+    bad_hours = inside.index[bad.to_numpy()]
+    if len(bad_hours) == 0:
+        return window
+    return _Window(
+        max(window.start, bad_hours.min()),
+        min(window.end, bad_hours.max() + HOUR),
+        window.baseline,
+        window.score,
+        window.is_seasonal,
+    )
+
+
 def _flag(
     series: Series,
     subject: str,
-    episode: list[_Hour],
+    episode: list[_Hour] | _Window,
     subject_rows: pd.DataFrame,
     all_rows: pd.DataFrame,
     settings: DetectionSettings,
 ) -> AnomalyFlag:
-    start, end = episode[0].bucket, episode[-1].bucket + HOUR
+    if isinstance(episode, _Window):
+        start, end, baseline = episode.start, episode.end, episode.baseline
+        score, is_seasonal = episode.score, episode.is_seasonal
+        window_hours = int((end - start) / HOUR) if episode.windowed else 0
+    else:
+        start, end, baseline = episode[0].bucket, episode[-1].bucket + HOUR, episode[0].baseline
+        score, is_seasonal = max(hour.score for hour in episode), episode[0].is_seasonal
+        window_hours = 0
     in_window = subject_rows[(subject_rows["bucket"] >= start) & (subject_rows["bucket"] < end)]
     observed, count = _episode_value(in_window, series.metric)
-    baseline = episode[0].baseline
     if series.metric == "cost_per_session":
         # Session rows carry no dimensions: the LLM calls of the window say where the cost went.
         window_llm = all_rows[
@@ -399,9 +578,9 @@ def _flag(
         window_end=end.to_pydatetime(),
         observed=observed,
         baseline=baseline,
-        score=round(max(hour.score for hour in episode), 2),
+        score=round(score, 2),
         sample_count=count,
-        is_seasonal=episode[0].is_seasonal,
+        is_seasonal=is_seasonal,
         top_dimension=dimension,
         top_share=share,
         explanation=explain(
@@ -410,12 +589,13 @@ def _flag(
             series.metric,
             observed=observed,
             baseline=baseline,
-            baseline_days=settings.seasonal_weeks * 7
-            if episode[0].is_seasonal
-            else settings.baseline_days,
-            is_seasonal=episode[0].is_seasonal,
+            baseline_days=settings.seasonal_weeks * 7 if is_seasonal else settings.baseline_days,
+            is_seasonal=is_seasonal,
             top_dimension=dimension,
             top_share=share,
+            window_hours=window_hours,
+            calls=count,
+            errors=int(in_window["error_count"].sum()),
         ),
     )
 
@@ -518,9 +698,16 @@ def explain(
     is_seasonal: bool,
     top_dimension: str,
     top_share: float | None,
+    window_hours: int = 0,
+    calls: int = 0,
+    errors: int = 0,
 ) -> str:
     """One sentence: "p95 latency of tool search was 4.1 s, 3.8x its 7-day baseline of 1.1 s;
-    80 % of the slow calls used model gpt-4o" (with a multiplication sign for the x)."""
+    80 % of the slow calls used model gpt-4o" (with a multiplication sign for the x).
+
+    A flag judged over a window of several hours (window_hours) also states its evidence:
+    "error rate of tool search was 53 %: 31 of 58 calls failed in 8 h against 1.4 % over 7
+    days", "p95 latency of tool search was 6.2 s over 36 calls in 6 h, 6.0x its ..."."""
     what = METRICS[metric]
     if subject_type == "edge":
         sender, _, receiver = subject.partition(EDGE_ARROW)
@@ -530,7 +717,18 @@ def explain(
     kind = f"{baseline_days}-day hour-of-week" if is_seasonal else f"{baseline_days}-day"
     was = f"{what} was {format_value(metric, observed)}"
     base = format_value(metric, baseline)
-    if baseline > 0:
+    if window_hours and metric in RATE_METRICS:
+        sentence = (
+            f"{was}: {errors:,} of {calls:,} calls failed in {window_hours} h "
+            f"against {base} over {baseline_days} days"
+        )
+    elif window_hours:
+        was += f" over {calls:,} calls in {window_hours} h"
+        if baseline > 0:
+            sentence = f"{was}, {observed / baseline:.1f}{TIMES} its {kind} baseline of {base}"
+        else:
+            sentence = f"{was}, up from a {kind} baseline of {base}"
+    elif baseline > 0:
         sentence = f"{was}, {observed / baseline:.1f}{TIMES} its {kind} baseline of {base}"
     else:
         sentence = f"{was}, up from a {kind} baseline of {base}"

@@ -1,6 +1,10 @@
 """Agent failure detectors: deterministic rules over a session's spans and transcript that catch
 loops, repeated prompts, ping-pong between two agents, runaway delegation depth, message storms,
 sessions that end without a final answer and tool-error retry storms. No LLM. Pure.
+
+Content-free telemetry is the norm (OpenTelemetry GenAI instrumentations leave prompts and
+completions out by default), so an LLM call's output tokens and finish reason count as an answer,
+and inter-agent messages (OTLP messaging spans become Message rows) feed ping-pong and storms.
 """
 
 from __future__ import annotations
@@ -21,6 +25,12 @@ DETECTOR_SPAN_COLUMNS = [
     "started_at",
 ]
 DETECTOR_LINE_COLUMNS = ["session_id", "role", "agent_external_id", "at"]
+# Inter-agent messages: who sent one and when.
+DETECTOR_MESSAGE_COLUMNS = ["session_id", "sender", "started_at"]
+# LLM calls: whether a completion was recorded, the output tokens, the raw finish reasons.
+LLM_CALL_COLUMNS = ["session_id", "has_completion", "completion_tokens", "finish_reasons"]
+# Finish reasons of a call that answered (OpenAI/GenAI semconv "stop", Anthropic "end_turn"...).
+ANSWER_FINISH_REASONS = frozenset({"stop", "end_turn", "stop_sequence", "complete", "completed"})
 FLAG_COLUMNS = ["session_id", "detector", "detail", "evidence_count"]
 # Detector -> the label of its badge.
 DETECTORS = {
@@ -50,23 +60,63 @@ class DetectorSettings:
 Flag = tuple[str, str, int]  # detector, detail, evidence count
 
 
+@dataclass(frozen=True)
+class SessionFrames:
+    """One session's inputs, sorted by time."""
+
+    spans: pd.DataFrame
+    lines: pd.DataFrame
+    messages: pd.DataFrame
+
+
+_NO_MESSAGES = pd.DataFrame(columns=DETECTOR_MESSAGE_COLUMNS)
+
+
+def llm_call_answered(has_completion: object, completion_tokens: object, reasons: object) -> bool:
+    """An LLM call answered if its completion was recorded, it produced output tokens, or it
+    finished for a reason that means "done" (not length, content filter or error)."""
+    if bool(has_completion):
+        return True
+    # NaN (a null from the database in a float column) compares False, as it should.
+    if isinstance(completion_tokens, int | float) and completion_tokens > 0:
+        return True
+    if isinstance(reasons, str):
+        reasons = [reasons]
+    if isinstance(reasons, list | tuple):
+        return any(str(reason).strip().lower() in ANSWER_FINISH_REASONS for reason in reasons)
+    return False
+
+
+def answered_sessions(calls: pd.DataFrame) -> set[int]:
+    """The sessions among LLM_CALL_COLUMNS rows with at least one call that answered."""
+    return {
+        int(row.session_id)
+        for row in calls.itertuples(index=False)
+        if llm_call_answered(row.has_completion, row.completion_tokens, row.finish_reasons)
+    }
+
+
 def detect_failures(
     spans: pd.DataFrame,
     lines: pd.DataFrame,
     sessions: pd.DataFrame,
     *,
+    messages: pd.DataFrame | None = None,
     settings: DetectorSettings | None = None,
 ) -> pd.DataFrame:
     """Every detector over every session in `sessions`.
 
     spans: DETECTOR_SPAN_COLUMNS plus args_hash and prompt_hash (digests of the params and the
     prompt; empty when absent). lines: DETECTOR_LINE_COLUMNS plus text_hash. sessions: id,
-    end_state, has_completion (an LLM span of the session has a completion). Returns FLAG_COLUMNS,
-    at most one row per session and detector, sorted by session and detector.
+    end_state, has_completion (an LLM call of the session answered: see answered_sessions).
+    messages: DETECTOR_MESSAGE_COLUMNS, inter-agent messages. Returns FLAG_COLUMNS, at most one
+    row per session and detector, sorted by session and detector.
     """
     settings = settings or DetectorSettings()
     span_groups = dict(list(spans.groupby("session_id"))) if len(spans) else {}
     line_groups = dict(list(lines.groupby("session_id"))) if len(lines) else {}
+    messages = _NO_MESSAGES if messages is None else messages
+    message_groups = dict(list(messages.groupby("session_id"))) if len(messages) else {}
     empty_spans = pd.DataFrame(columns=[*DETECTOR_SPAN_COLUMNS, "args_hash", "prompt_hash"])
     empty_lines = pd.DataFrame(columns=[*DETECTOR_LINE_COLUMNS, "text_hash"])
     rows = []
@@ -75,18 +125,21 @@ def detect_failures(
             ["started_at", "span_id"], kind="stable"
         )
         session_lines = line_groups.get(session.id, empty_lines).sort_values("at", kind="stable")
+        session_messages = message_groups.get(session.id, _NO_MESSAGES).sort_values(
+            "started_at", kind="stable"
+        )
+        frames = SessionFrames(session_spans, session_lines, session_messages)
         for detector in _DETECTORS:
-            found = detector(session_spans, session_lines, session, settings)
+            found = detector(frames, session, settings)
             if found is not None:
                 rows.append((int(session.id), *found))
     frame = pd.DataFrame(rows, columns=FLAG_COLUMNS)
     return frame.sort_values(["session_id", "detector"]).reset_index(drop=True)
 
 
-def tool_loop(
-    spans: pd.DataFrame, _lines: pd.DataFrame, _s: object, cfg: DetectorSettings
-) -> Flag | None:
+def tool_loop(frames: SessionFrames, _s: object, cfg: DetectorSettings) -> Flag | None:
     """The same tool called with the same arguments loop_calls times or more."""
+    spans = frames.spans
     tools = spans[(spans["kind"] == "tool") & (spans["args_hash"] != "")]
     if len(tools) == 0:
         return None
@@ -97,10 +150,9 @@ def tool_loop(
     return "tool_loop", f"tool {name} was called {calls} times with the same arguments", calls
 
 
-def repeated_prompt(
-    spans: pd.DataFrame, _lines: pd.DataFrame, _s: object, cfg: DetectorSettings
-) -> Flag | None:
+def repeated_prompt(frames: SessionFrames, _s: object, cfg: DetectorSettings) -> Flag | None:
     """One agent sending the same prompt to an LLM repeated_prompts times ("recursive thought")."""
+    spans = frames.spans
     llm = spans[(spans["kind"] == "llm") & (spans["prompt_hash"] != "")]
     if len(llm) == 0:
         return None
@@ -112,11 +164,28 @@ def repeated_prompt(
     return "repeated_prompt", f"{who} sent the same prompt {calls} times", calls
 
 
-def ping_pong(
-    spans: pd.DataFrame, _lines: pd.DataFrame, _s: object, cfg: DetectorSettings
-) -> Flag | None:
-    """The longest stretch in which work passes back and forth between the same two agents."""
-    agents = [a for a in spans["agent_external_id"] if a]
+def ping_pong(frames: SessionFrames, _s: object, cfg: DetectorSettings) -> Flag | None:
+    """The longest stretch in which work passes back and forth between the same two agents,
+    in the spans (who worked) or in the inter-agent messages (who sent)."""
+    span_agents = [a for a in frames.spans["agent_external_id"] if a]
+    senders = [a for a in frames.messages["sender"] if a]
+    best, pair, via = 0, ("", ""), "handed off to each other"
+    for agents, how in ((span_agents, "handed off to each other"), (senders, "messaged back")):
+        run, run_pair = _longest_alternation(agents)
+        if run > best:
+            best, pair, via = run, run_pair, how
+    if best < cfg.ping_pong_turns:
+        return None
+    first, second = sorted(pair)
+    if via == "messaged back":
+        detail = f"agents {first} and {second} messaged each other back and forth {best} times"
+    else:
+        detail = f"agents {first} and {second} {via} {best} times in a row"
+    return "ping_pong", detail, best
+
+
+def _longest_alternation(agents: list[str]) -> tuple[int, tuple[str, str]]:
+    """The longest run of turns alternating between two agents, and the pair."""
     turns = [a for i, a in enumerate(agents) if i == 0 or a != agents[i - 1]]
     best, best_pair, run = 0, ("", ""), 0
     for i in range(1, len(turns)):
@@ -126,20 +195,12 @@ def ping_pong(
             run = 1
         if run > best:
             best, best_pair = run, (turns[i - 1], turns[i])
-    if best < cfg.ping_pong_turns:
-        return None
-    first, second = sorted(best_pair)
-    return (
-        "ping_pong",
-        f"agents {first} and {second} handed off to each other {best} times in a row",
-        best,
-    )
+    return best, best_pair
 
 
-def deep_delegation(
-    spans: pd.DataFrame, _lines: pd.DataFrame, _s: object, cfg: DetectorSettings
-) -> Flag | None:
+def deep_delegation(frames: SessionFrames, _s: object, cfg: DetectorSettings) -> Flag | None:
     """A span tree deeper than max_depth levels (a cycle in parent ids counts as deep)."""
+    spans = frames.spans
     parents = dict(zip(spans["span_id"], spans["parent_span_id"].fillna(""), strict=True))
     depths: dict[str, int] = {}
     for span_id in parents:
@@ -161,18 +222,16 @@ def deep_delegation(
     )
 
 
-def message_storm(
-    _spans: pd.DataFrame, lines: pd.DataFrame, _s: object, cfg: DetectorSettings
-) -> Flag | None:
-    """storm_messages or more chat and agent lines within storm_seconds.
-
-    Inter-agent messages (issue #4) feed the same rule once they have a frame of their own."""
-    chat = lines[lines["role"].isin(CHAT_ROLES)]
-    if len(chat) < cfg.storm_messages:
+def message_storm(frames: SessionFrames, _s: object, cfg: DetectorSettings) -> Flag | None:
+    """storm_messages or more chat lines and inter-agent messages within storm_seconds."""
+    lines = frames.lines
+    chat = lines.loc[lines["role"].isin(CHAT_ROLES), "at"]
+    stamps = pd.concat([chat, frames.messages["started_at"]], ignore_index=True)
+    if len(stamps) < cfg.storm_messages:
         return None
-    times = pd.to_datetime(chat["at"], utc=True).sort_values().reset_index(drop=True)
+    times = pd.to_datetime(stamps, utc=True, format="mixed").sort_values().reset_index(drop=True)
     window = pd.Timedelta(seconds=cfg.storm_seconds)
-    # For each line, how many lines start within the window that begins at it.
+    # For each message, how many start within the window that begins at it.
     ends = times.searchsorted(times + window, side="left")
     most = int((ends - times.index.to_numpy()).max())
     if most < cfg.storm_messages:
@@ -180,25 +239,29 @@ def message_storm(
     return "message_storm", f"{most} messages within {cfg.storm_seconds:g} s", most
 
 
-def no_final_answer(
-    spans: pd.DataFrame, lines: pd.DataFrame, session: object, _cfg: DetectorSettings
-) -> Flag | None:
+def no_final_answer(frames: SessionFrames, session: object, _cfg: DetectorSettings) -> Flag | None:
     """An ended session that was asked something (a user message or an LLM call) but has no
-    assistant message and no LLM completion. Sessions of pure tool or action steps (a batch
-    job, a test round) are not conversations and are not judged."""
+    assistant message and no LLM call that answered (a completion, output tokens or a "stop"
+    finish reason; see llm_call_answered). Sessions of pure tool or action steps (a batch job, a
+    test round) are not conversations and are not judged."""
+    spans, lines = frames.spans, frames.lines
     end_state = getattr(session, "end_state", "")
     was_asked = (lines["role"] == "user").any() or (spans["kind"] == "llm").any()
     if end_state not in ENDED_STATES or not was_asked:
         return None
     if bool(getattr(session, "has_completion", False)) or (lines["role"] == "assistant").any():
         return None
-    return "no_final_answer", f"ended ({end_state}) with no assistant message or LLM completion", 0
+    return (
+        "no_final_answer",
+        f"ended ({end_state}) with no assistant message and no LLM call that answered "
+        "(no completion, no output tokens, no stop finish reason)",
+        0,
+    )
 
 
-def retry_storm(
-    spans: pd.DataFrame, _lines: pd.DataFrame, _s: object, cfg: DetectorSettings
-) -> Flag | None:
+def retry_storm(frames: SessionFrames, _s: object, cfg: DetectorSettings) -> Flag | None:
     """retry_errors or more failed calls in a row of the same tool (or LLM endpoint)."""
+    spans = frames.spans
     calls = spans[spans["kind"].isin(("tool", "llm"))]
     best, best_name = 0, ""
     for name, group in calls.groupby("name", sort=True):
@@ -214,9 +277,7 @@ def retry_storm(
     return "retry_storm", f"{best_name} failed {best} times in a row", best
 
 
-_DETECTORS: tuple[
-    Callable[[pd.DataFrame, pd.DataFrame, object, DetectorSettings], Flag | None], ...
-] = (
+_DETECTORS: tuple[Callable[[SessionFrames, object, DetectorSettings], Flag | None], ...] = (
     tool_loop,
     repeated_prompt,
     ping_pong,

@@ -15,8 +15,10 @@ from typing import Any
 import pandas as pd
 from django.db import connection, transaction
 from django.db.models import (
+    BooleanField,
     Count,
     Exists,
+    ExpressionWrapper,
     F,
     Max,
     Min,
@@ -27,7 +29,7 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Coalesce, Length, NullIf, Substr, TruncHour
 
 from analytics.agent_names import (
@@ -43,7 +45,13 @@ from analytics.clusters import ERROR_SPAN_COLUMNS
 from analytics.cohorts import COHORT_SESSION_COLUMNS
 from analytics.coverage import COVERAGE_COLUMNS
 from analytics.coverage import KINDS as COVERAGE_KINDS
-from analytics.detectors import DETECTOR_LINE_COLUMNS, DETECTOR_SPAN_COLUMNS
+from analytics.detectors import (
+    DETECTOR_LINE_COLUMNS,
+    DETECTOR_MESSAGE_COLUMNS,
+    DETECTOR_SPAN_COLUMNS,
+    LLM_CALL_COLUMNS,
+    answered_sessions,
+)
 from analytics.flakiness import FLAKY_COLUMNS
 from analytics.messaging import (
     EDGE_ROLLUP_COLUMNS,
@@ -638,12 +646,14 @@ def sessions_by_pk(pks: Sequence[int]) -> dict[int, Session]:
 
 def detector_inputs(
     session_pks: Sequence[int],
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """What the failure detectors read for these sessions, in three queries.
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """What the failure detectors read for these sessions, in five queries.
 
     spans: DETECTOR_SPAN_COLUMNS plus `args_hash` and `prompt_hash`, digests of the span's params
     and prompt, so frames never hold the big text. transcript: DETECTOR_LINE_COLUMNS (no text but
-    a digest). sessions: id, project_id, end_state, has_completion (an LLM span with a completion).
+    a digest). messages: DETECTOR_MESSAGE_COLUMNS. sessions: id, project_id, end_state,
+    has_completion (an LLM call answered: a completion, output tokens or a "stop" finish reason,
+    read raw from the span's attributes since content-free telemetry has no completion).
     """
     span_rows = Span.objects.filter(session_id__in=session_pks).values_list(
         *DETECTOR_SPAN_COLUMNS, "payload__params", "payload__prompt"
@@ -659,16 +669,33 @@ def detector_inputs(
         ((*row[:-1], _digest(row[-1])) for row in line_rows),
         [*DETECTOR_LINE_COLUMNS, "text_hash"],
     )
-    completed = Span.objects.filter(
-        session=OuterRef("pk"), kind=Span.Kind.LLM, payload__completion__isnull=False
+    message_rows = Message.objects.filter(session_id__in=session_pks).values_list(
+        *DETECTOR_MESSAGE_COLUMNS
     )
-    session_rows = (
-        Session.objects.filter(pk__in=session_pks)
-        .annotate(has_completion=Exists(completed))
-        .values_list("id", "project_id", "end_state", "has_completion")
+    messages = _frame(message_rows, DETECTOR_MESSAGE_COLUMNS)
+    call_rows = (
+        Span.objects.filter(session_id__in=session_pks, kind=Span.Kind.LLM)
+        .annotate(
+            has_completion=ExpressionWrapper(
+                Q(payload__completion__isnull=False), output_field=BooleanField()
+            ),
+            finish_reasons=KeyTransform(FINISH_REASONS_ATTRIBUTE, "payload__attributes"),
+        )
+        .values_list(*LLM_CALL_COLUMNS)
     )
-    sessions = _frame(session_rows, ["id", "project_id", "end_state", "has_completion"])
-    return spans, lines, sessions
+    answered = answered_sessions(_frame(call_rows, LLM_CALL_COLUMNS))
+    session_rows = Session.objects.filter(pk__in=session_pks).values_list(
+        "id", "project_id", "end_state"
+    )
+    sessions = _frame(
+        ((*row, row[0] in answered) for row in session_rows),
+        ["id", "project_id", "end_state", "has_completion"],
+    )
+    return spans, lines, messages, sessions
+
+
+# The OpenTelemetry GenAI attribute of a call's finish reasons (a list of strings).
+FINISH_REASONS_ATTRIBUTE = "gen_ai.response.finish_reasons"
 
 
 def _digest(value: Any) -> str:

@@ -164,8 +164,9 @@ def _first_data(project_id: int) -> datetime | None:
 
 def detect_session_failures(session_pks: Sequence[int]) -> int:
     """Run the failure detectors over these sessions and replace their flags."""
-    spans, lines, sessions = queries.detector_inputs(session_pks)
-    return store.replace_session_flags(sessions, detect_failures(spans, lines, sessions))
+    spans, lines, messages, sessions = queries.detector_inputs(session_pks)
+    flags = detect_failures(spans, lines, sessions, messages=messages)
+    return store.replace_session_flags(sessions, flags)
 
 
 # The windows of newest runs whose analysis is stored: the dashboard's and the API's defaults.

@@ -9,8 +9,12 @@ import pytest
 
 from analytics.detectors import (
     DETECTOR_LINE_COLUMNS,
+    DETECTOR_MESSAGE_COLUMNS,
     DETECTOR_SPAN_COLUMNS,
+    LLM_CALL_COLUMNS,
+    answered_sessions,
     detect_failures,
+    llm_call_answered,
 )
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
@@ -168,7 +172,8 @@ def test_an_ended_session_without_an_assistant_message_has_no_final_answer() -> 
     session.span("tool", "search", args="q")
 
     assert flags(session)["no_final_answer"][0] == (
-        "ended (fail) with no assistant message or LLM completion"
+        "ended (fail) with no assistant message and no LLM call that answered "
+        "(no completion, no output tokens, no stop finish reason)"
     )
 
 
@@ -228,3 +233,89 @@ def test_a_session_of_tool_steps_only_is_not_judged_for_its_final_answer() -> No
     session.span("tool", "http_get", args="u")
 
     assert "no_final_answer" not in flags(session)
+
+
+def test_an_llm_call_with_output_tokens_but_no_content_answered() -> None:
+    # OpenTelemetry GenAI instrumentations record no content by default.
+    assert llm_call_answered(False, 42, None)
+
+
+@pytest.mark.parametrize("reasons", [["stop"], ["end_turn"], "stop", ["tool_calls", "STOP"]])
+def test_an_llm_call_that_finished_for_a_done_reason_answered(reasons: object) -> None:
+    assert llm_call_answered(False, None, reasons)
+
+
+@pytest.mark.parametrize(
+    ("completion", "tokens", "reasons"),
+    [(False, 0, ["length"]), (False, None, None), (False, float("nan"), []), (False, 0, "error")],
+)
+def test_an_llm_call_without_content_tokens_or_done_reason_did_not_answer(
+    completion: bool, tokens: object, reasons: object
+) -> None:
+    assert not llm_call_answered(completion, tokens, reasons)
+
+
+def test_answered_sessions_are_those_with_one_answering_call() -> None:
+    calls = pd.DataFrame(
+        [
+            (1, False, 0, ["length"]),
+            (1, False, 12, None),
+            (2, False, 0, None),
+            (3, True, None, None),
+        ],
+        columns=LLM_CALL_COLUMNS,
+    )
+
+    assert answered_sessions(calls) == {1, 3}
+
+
+def messages_frame(*senders: str, session_id: int = 1, gap: float = 1.0) -> pd.DataFrame:
+    rows = [(session_id, who, T0 + timedelta(seconds=gap * i)) for i, who in enumerate(senders)]
+    return pd.DataFrame(rows, columns=DETECTOR_MESSAGE_COLUMNS)
+
+
+def message_flags(session: Session, messages: pd.DataFrame) -> dict[str, tuple[str, int]]:
+    spans = pd.DataFrame(session.spans, columns=SPAN_COLUMNS)
+    lines = pd.DataFrame(session.lines, columns=LINE_COLUMNS)
+    frame = pd.DataFrame(
+        [(session.session_id, 1, session.end_state, session.has_completion)],
+        columns=["id", "project_id", "end_state", "has_completion"],
+    )
+    found = detect_failures(spans, lines, frame, messages=messages)
+    return {row.detector: (row.detail, row.evidence_count) for row in found.itertuples()}
+
+
+def test_two_agents_alternating_twenty_messages_is_ping_pong() -> None:
+    found = message_flags(Session().healthy(), messages_frame(*["critic", "writer"] * 10))
+
+    assert found["ping_pong"] == (
+        "agents critic and writer messaged each other back and forth 19 times",
+        19,
+    )
+
+
+def test_a_short_exchange_of_messages_is_not_ping_pong() -> None:
+    found = message_flags(Session().healthy(), messages_frame(*["critic", "writer"] * 3))
+
+    assert "ping_pong" not in found
+
+
+def test_messages_passed_round_three_agents_are_not_ping_pong() -> None:
+    found = message_flags(Session().healthy(), messages_frame(*["a", "b", "c"] * 10))
+
+    assert "ping_pong" not in found
+
+
+def test_sixty_inter_agent_messages_within_a_few_seconds_are_a_storm() -> None:
+    senders = [f"worker{i % 6}" for i in range(60)]
+    found = message_flags(Session().healthy(), messages_frame(*senders, gap=0.1))
+
+    # The session's user and assistant lines fall in the same seconds and count too.
+    assert found["message_storm"] == ("62 messages within 10 s", 62)
+
+
+def test_inter_agent_messages_spread_over_minutes_are_no_storm() -> None:
+    senders = [f"worker{i % 6}" for i in range(60)]
+    found = message_flags(Session().healthy(), messages_frame(*senders, gap=5.0))
+
+    assert "message_storm" not in found
