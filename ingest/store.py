@@ -200,7 +200,12 @@ def _claim_shared_rows(project: Project, records: list[tuple[int, Record]]) -> C
     claimed = Claimed()
     if connection.vendor != "postgresql" or connection.in_atomic_block or not records:
         return claimed
-    by_type = _group_by_type([r for _, r in records])
+    # Test runs and results name no session of their own (a result's session_ids only link).
+    by_type = {
+        kind: group
+        for kind, group in _group_by_type([r for _, r in records]).items()
+        if "session_id" in getattr(kind, "__dataclass_fields__", {})
+    }
     links = {r.trace_id: r for r in by_type.get(TraceLinkRecord, [])}
     by_type = _follow_trace_links(project, by_type, links)
     wanted = {r.session_id for g in by_type.values() for r in g if r.session_id}
