@@ -23,7 +23,7 @@ def require_person(
     request: Request, project_ids: int | Iterable[int], action: access.Action
 ) -> None:
     """A logged-in user needs the action's role in each project (403 naming it). A project key
-    may still take every action of its project: key scopes are not built yet (issue #14)."""
+    is judged by its scopes instead, before the view runs (api.authentication.KeyScopes)."""
     if not isinstance(request.auth, Project):
         access.require(request.user, project_ids, action)
 

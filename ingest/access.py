@@ -72,9 +72,3 @@ def require(user: Any, project_ids: int | Iterable[int], action: Action) -> None
             f"To {action} you need the role {MINIMUM_ROLE[action]} or higher in the project; "
             f"you are {', '.join(have)}."
         )
-
-
-def allowed_actions(user: Any, project_id: int) -> set[str]:
-    """The actions the user may take in the project, by name, for templates to show buttons."""
-    role = roles_of(user, [project_id]).get(project_id)
-    return {action.name for action in Action if may(role, action)}

@@ -8,12 +8,13 @@ tests/e2e/agents does for agentops. They live under $OBSERVATORY_FRAMEWORK_VENVS
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+# One venv builder for every program of ours that runs in its own environment.
+from tests.e2e.agents import AgentEnvError as FrameworkEnvError
+from tests.e2e.agents import venv_python
 
 FRAMEWORKS_DIR = Path(__file__).resolve().parent
 BASE_DIR = FRAMEWORKS_DIR.parents[1]
@@ -31,10 +32,6 @@ FRAMEWORKS = (
 )
 # camel-ai (issue 11's lowest priority) has no scenario yet: its only tracing is agentops'
 # track_agent decorator, picked when AGENTOPS_API_KEY is set.
-
-
-class FrameworkEnvError(Exception):
-    """A framework's venv could not be built (no package index, a resolver failure…)."""
 
 
 def venvs_root() -> Path:
@@ -55,33 +52,7 @@ def framework_python(name: str, *, build: bool = True) -> Path:
     wanted = requirements(name)
     if not wanted.exists():
         raise FrameworkEnvError(f"no {wanted.relative_to(BASE_DIR)}")
-    venv = venvs_root() / name
-    python = venv / "bin" / "python"
-    stamp = venv / ".installed"
-    digest = hashlib.sha256(wanted.read_bytes()).hexdigest()
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if python.exists() and stamp.exists() and stamp.read_text() == digest:
-            return python
-        if not build:
-            raise FrameworkEnvError(f"{venv} is missing or older than {wanted.name}")
-        _run([sys.executable, "-m", "venv", "--clear", str(venv)])
-        pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-        _run([*pip, "-r", str(wanted)])
-        stamp.write_text(digest)
-    return python
-
-
-def _run(command: list[str]) -> None:
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise FrameworkEnvError(f"{' '.join(command[:4])}…: {exc}") from exc
-    if done.returncode != 0:
-        raise FrameworkEnvError(f"{' '.join(command[:4])}… failed:\n{done.stderr[-3000:]}")
+    return venv_python(venvs_root() / name, wanted, build=build, timeout=INSTALL_TIMEOUT)
 
 
 def scenario_environ(

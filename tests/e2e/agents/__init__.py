@@ -40,15 +40,20 @@ def agent_python() -> Path:
     configured = os.environ.get(PYTHON_ENV_VAR)
     if configured:
         return _checked(Path(configured))
-    return _venv_python(AGENT_VENV, REQUIREMENTS)
+    return venv_python(AGENT_VENV, REQUIREMENTS)
 
 
 def legacy_agent_python() -> Path:
     """A python with agentops 0.3.26 (.venv/agentops-legacy, built like agent_python's)."""
-    return _venv_python(LEGACY_VENV, LEGACY_REQUIREMENTS)
+    return venv_python(LEGACY_VENV, LEGACY_REQUIREMENTS)
 
 
-def _venv_python(venv: Path, requirements: Path) -> Path:
+def venv_python(
+    venv: Path, requirements: Path, *, build: bool = True, timeout: float = INSTALL_TIMEOUT
+) -> Path:
+    """The python of `venv`, (re)built from `requirements` when missing or stale, unless
+    build=False (then AgentEnvError). Safe to call from several processes at once. Also builds
+    the framework venvs of tests/frameworks/venvs.py."""
     python = venv / "bin" / "python"
     stamp = venv / ".installed"
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
@@ -57,9 +62,11 @@ def _venv_python(venv: Path, requirements: Path) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if python.exists() and stamp.exists() and stamp.read_text() == digest:
             return python
-        _run([sys.executable, "-m", "venv", "--clear", str(venv)])
+        if not build:
+            raise AgentEnvError(f"{venv} is missing or older than {requirements.name}")
+        _run([sys.executable, "-m", "venv", "--clear", str(venv)], timeout)
         pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-        _run([*pip, "-r", str(requirements)])
+        _run([*pip, "-r", str(requirements)], timeout)
         stamp.write_text(digest)
     return python
 
@@ -76,11 +83,9 @@ def _checked(python: Path) -> Path:
     return python
 
 
-def _run(command: list[str]) -> None:
+def _run(command: list[str], timeout: float) -> None:
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False
-        )
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise AgentEnvError(f"{' '.join(command[:4])}…: {exc}") from exc
     if done.returncode != 0:
