@@ -206,7 +206,7 @@ def _claim_shared_rows(project: Project, records: list[tuple[int, Record]]) -> C
         for kind, group in _group_by_type([r for _, r in records]).items()
         if "session_id" in getattr(kind, "__dataclass_fields__", {})
     }
-    links = {r.trace_id: r for r in by_type.get(TraceLinkRecord, [])}
+    links = _batch_links(project, by_type.get(TraceLinkRecord, []))
     by_type = _follow_trace_links(project, by_type, links)
     wanted = {r.session_id for g in by_type.values() for r in g if r.session_id}
     wanted |= {link.session_id for link in links.values()}
@@ -232,6 +232,7 @@ def _claim_shared_rows(project: Project, records: list[tuple[int, Record]]) -> C
                     trace_id=trace,
                     session_id=pks[link.session_id],
                     round_index=link.round_index,
+                    reason=link.reason[:300],
                 )
                 for trace, link in sorted(links.items())
             ],
@@ -289,7 +290,7 @@ def _save_batch(
     by_type = _group_by_type(fresh)
     test_records = by_type.pop(TestRunRecord, []) + by_type.pop(TestResultRecord, [])
     result.test_run_pks = _save_test_records(project, test_records)
-    links = {r.trace_id: r for r in by_type.pop(TraceLinkRecord, [])}
+    links = _batch_links(project, by_type.pop(TraceLinkRecord, []))
     by_type = _follow_trace_links(project, by_type, links)
     session_records = [r for g in by_type.values() for r in g]
     sessions, created = _upsert_sessions(project, session_records)
@@ -390,6 +391,50 @@ def _insert_ledger_ids(project: Project, ids: list[str]) -> set[str]:
     return new
 
 
+MAX_FOLLOWED_TRACES = 8
+
+
+def _batch_links(project: Project, records: list[TraceLinkRecord]) -> dict[str, TraceLinkRecord]:
+    """The batch's trace links by trace id, each naming a session.
+
+    A link that follows another trace (a span link, otlp._linked_trace) takes that trace's
+    session: its link in this batch, else its stored link, else the trace's own session (if
+    that trace is linked later, _move_trace carries this one along). A trace linked already
+    keeps its stored session: a span link never overrides a link stored by any rule, so the
+    result does not depend on which of a trace's spans came first.
+    """
+    strong = {r.trace_id: r for r in records if not r.follows_trace}
+    follows = {r.trace_id: r for r in records if r.follows_trace and r.trace_id not in strong}
+    if not follows:
+        return strong
+    links = dict(strong)
+    stored = {
+        trace: (session, reason)
+        for trace, session, reason in TraceLink.objects.filter(
+            project=project, trace_id__in=follows.keys() | {r.session_id for r in follows.values()}
+        ).values_list("trace_id", "session__external_id", "reason")
+    }
+    for trace, record in follows.items():
+        if trace in stored:
+            session, reason = stored[trace]
+            links[trace] = replace(record, session_id=session, reason=reason, follows_trace=False)
+            continue
+        target = record.session_id
+        for _ in range(MAX_FOLLOWED_TRACES):
+            if target in strong:
+                target = strong[target].session_id
+                break
+            if target in stored:
+                target = stored[target][0]
+                break
+            if target not in follows or target == trace:
+                break
+            target = follows[target].session_id
+        if target != trace:
+            links[trace] = replace(record, session_id=target, follows_trace=False)
+    return links
+
+
 def _follow_trace_links(
     project: Project, by_type: dict[type, list[Any]], links: dict[str, TraceLinkRecord]
 ) -> dict[type, list[Any]]:
@@ -465,6 +510,8 @@ def _move_trace(stray: Session, target: Session) -> None:
         external_id__in=target.agents.values("external_id")
     ).update(session=target)
     MetricSample.objects.filter(session=stray).update(session=target)
+    # Traces that followed the stray trace by a span link follow it into its session.
+    TraceLink.objects.filter(session=stray).update(session=target)
     Message.objects.filter(session=stray).exclude(
         message_id__in=target.agent_messages.values("message_id")
     ).update(session=target)

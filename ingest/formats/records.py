@@ -96,13 +96,17 @@ class SpanRecord:
 class TraceLinkRecord:
     """OTLP: the spans of trace_id belong to session_id (a session that spans several traces,
     e.g. one TaskWeaver round per trace). Without a link a trace is its own session, keyed by
-    its hex trace id. round_index orders the rounds when the client says it (else start time)."""
+    its hex trace id. round_index orders the rounds when the client says it (else start time).
+
+    With follows_trace, session_id is another trace's id (a span link points there): the trace
+    is in whatever session that trace is in, which the store resolves (store._batch_links)."""
 
     record_id: str
     trace_id: str
     session_id: str
     round_index: int | None = None
     reason: str = ""  # why the trace is in this session, shown beside its round
+    follows_trace: bool = False
 
 
 @dataclass(slots=True)

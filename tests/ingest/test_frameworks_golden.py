@@ -174,11 +174,17 @@ def test_autogen_team_run_is_one_session_with_its_agents_and_messages(
 
     team = Session.objects.get(project=project, external_id__startswith="autogen-team-")
     reasons = set(TraceLink.objects.filter(session=team).values_list("reason", flat=True))
-    assert reasons == {f"AutoGen team {team.external_id[13:]} (agent types, topics)"}
-    assert TraceLink.objects.filter(session=team).count() >= 12  # of the run's 16 traces
+    team_rule = f"AutoGen team {team.external_id[13:]} (agent types, topics)"
+    # The output-topic publishes name no team: they follow the span link to their producer.
+    assert team_rule in reasons
+    assert {r.split(" to trace ")[0] for r in reasons - {team_rule}} == {
+        f"span link from 'autogen publish output_topic_{team.external_id[13:]}."
+        f"({team.external_id[13:]})-T'"
+    }
+    assert TraceLink.objects.filter(session=team).count() == 14  # the run's 16 traces but
+    # the two create_agent traces (see below)
     assert {"researcher", "writer"} <= set(agent_names(project))
-    # Only the output-topic publishes nobody consumes stay outside (see the xfail below).
-    assert not Message.objects.filter(project=project).exclude(session=team).exclude(sender="")
+    assert not Message.objects.filter(project=project).exclude(session=team)
     pairs = {(sender, receivers) for sender, receivers in messages(project)}
     assert ("RoundRobinGroupChatManager", ("researcher",)) in pairs
     assert ("RoundRobinGroupChatManager", ("writer",)) in pairs
