@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from functools import partial
@@ -299,10 +299,11 @@ def _save_batch(
     _save_trace_links(project, sessions, links)
     _upsert_agents(project, sessions, new_sessions, by_type.get(AgentRecord, []))
     _upsert_spans(project, sessions, new_sessions, by_type.get(SpanRecord, []))
-    _relink_span_agents(sessions, by_type.get(SpanRecord, []), by_type.get(AgentRecord, []))
+    walk = _relink_span_agents(sessions, by_type.get(SpanRecord, []), by_type.get(AgentRecord, []))
     _insert_transcript(project, sessions, by_type.get(TranscriptRecord, []))
     _insert_metrics(project, sessions, by_type.get(MetricRecord, []))
-    _upsert_messages(project, sessions, by_type.get(AgentMessageRecord, []))
+    _upsert_messages(project, sessions, by_type.get(AgentMessageRecord, []) + walk.messages)
+    _fill_handoff_senders(walk)
     flows = by_type.get(WorkflowRecord, []) + by_type.get(StepRecord, [])
     # Workflows are claimed outside the transaction by whichever batch came first, so even in
     # a session this batch claimed they are stored rows to look up.
@@ -766,34 +767,161 @@ def _upsert_agents(
 
 def _relink_span_agents(
     sessions: dict[str, Session], spans: list[SpanRecord], agents: list[AgentRecord]
-) -> None:
+) -> TraceWalk:
     """OTLP: a span's agent is its nearest agent ancestor in the whole stored trace, whatever
     request each span came in (SimpleSpanProcessor sends children before their parents). The
     mapping resolves what one request holds; this fills in the rest once the parent lands.
-    Runs only when the batch has an OTLP span without its agent or a new agent span."""
+    Runs only when the batch has an OTLP span without its agent or a new agent span.
+
+    The same walk over the stored trace finds what only the whole trace says: the delegation
+    messages to store (_trace_messages) and the agents of hand-offs stored without a sender
+    (_fill_handoff_senders).
+    """
     otlp = [r for r in spans if r.trace_id]
     if not otlp or not (agents or any(r.parent_span_id and not r.agent_id for r in otlp)):
-        return
+        return TraceWalk()
     keys = {(sessions[r.session_id].pk, r.trace_id) for r in otlp}
     session_pks = {pk for pk, _ in keys}
-    agent_spans = set(
-        Agent.objects.filter(session_id__in=session_pks).values_list("session_id", "external_id")
+    agent_names = {
+        (session, external): name
+        for session, external, name in Agent.objects.filter(session_id__in=session_pks).values_list(
+            "session_id", "external_id", "name"
+        )
+    }
+    rows = list(
+        Span.objects.filter(session_id__in=session_pks, trace_id__in={t for _, t in keys})
+        .values_list(
+            "pk",
+            "session_id",
+            "span_id",
+            "parent_span_id",
+            "agent_external_id",
+            "trace_id",
+            "started_at",
+            "ended_at",
+            "status",
+        )
+        .iterator()
     )
-    rows = Span.objects.filter(
-        session_id__in=session_pks, trace_id__in={t for _, t in keys}
-    ).values_list("pk", "session_id", "span_id", "parent_span_id", "agent_external_id")
-    parent_of = {(session, span): parent for _, session, span, parent, _ in rows}
+    parent_of = {(row[1], row[2]): row[3] for row in rows}
     changed: list[Span] = []
-    for pk, session, _span_id, parent, current in rows:
-        agent = _nearest_agent(session, parent, parent_of, agent_spans)
+    agent_of: dict[tuple[int, str], str] = {}
+    for pk, session, span_id, parent, current, *_ in rows:
+        agent = _nearest_agent(session, parent, parent_of, agent_names)
+        agent_of[(session, span_id)] = agent or current
         if agent and agent != current:
             changed.append(Span(pk=pk, agent_external_id=agent))
     if changed:
         Span.objects.bulk_update(changed, ["agent_external_id"])
+    external = {s.pk: s.external_id for s in sessions.values()}
+    messages = _trace_messages(external, rows, agent_of, agent_names)
+    return TraceWalk(external, agent_of, agent_names, messages)
+
+
+DELEGATION_PREFIX = "delegation:"
+HANDOFF_PREFIX = "handoff:"
+
+
+def _trace_messages(
+    external: dict[int, str],
+    rows: list[tuple[Any, ...]],
+    agent_of: dict[tuple[int, str], str],
+    agent_names: dict[tuple[int, str], str],
+) -> list[AgentMessageRecord]:
+    """Delegations, which only the whole stored trace shows (so they come out the same however
+    its spans were split into requests): an agent span whose nearest agent ancestor is another
+    agent (pydantic-ai's agent called through a tool, a smolagents managed agent) was called by
+    it. An inferred message from caller to callee, sent and received when the callee starts,
+    processed (or failed) when it ends; stored once."""
+    calls: dict[tuple[int, str], tuple[Any, ...]] = {}
+    for row in rows:
+        session, span_id = row[1], row[2]
+        callee = agent_names.get((session, span_id), "")
+        caller = agent_names.get((session, agent_of.get((session, span_id), "")), "")
+        if callee and caller and caller != callee:
+            calls[(session, f"{DELEGATION_PREFIX}{span_id}"[:128])] = row
+    if not calls:
+        return []
+    stored = set(
+        Message.objects.filter(
+            session_id__in={k[0] for k in calls}, message_id__in={k[1] for k in calls}
+        ).values_list("session_id", "message_id")
+    )
+    records: list[AgentMessageRecord] = []
+    for (session, message_id), row in calls.items():
+        if (session, message_id) in stored:
+            continue
+        _, _, span_id, _, _, trace_id, started, ended, status = row
+        callee = agent_names[(session, span_id)]
+        caller = agent_names[(session, agent_of[(session, span_id)])]
+        base = f"otlp-delegation:{trace_id}:{span_id}"
+        sent = AgentMessageRecord(
+            record_id=f"{base}:sent",
+            session_id=external[session],
+            message_id=message_id,
+            stage="sent",
+            at=started,
+            sender=caller,
+            receivers=(callee,),
+            channel="delegation",
+            metadata={"observatory.inferred": True, "observatory.rule": "agent span under agent"},
+            agent_id=caller,
+            trace_id=trace_id,
+        )
+        received = replace(
+            sent,
+            record_id=f"{base}:received",
+            stage="received",
+            sender=None,
+            receivers=None,
+            metadata=None,
+            agent_id=callee,
+        )
+        records += [sent, received]
+        if ended is not None:
+            stage = "failed" if status == Span.Status.ERROR else "processed"
+            records.append(replace(received, record_id=f"{base}:{stage}", stage=stage, at=ended))
+    return records
+
+
+@dataclass
+class TraceWalk:
+    """What _relink_span_agents learnt of the stored traces of a batch: each span's agent and
+    each agent span's name (by session pk and span id), and the messages it derived."""
+
+    external: dict[int, str] = field(default_factory=dict)
+    agent_of: dict[tuple[int, str], str] = field(default_factory=dict)
+    agent_names: dict[tuple[int, str], str] = field(default_factory=dict)
+    messages: list[AgentMessageRecord] = field(default_factory=list)
+
+
+def _fill_handoff_senders(walk: TraceWalk) -> None:
+    """After the batch's messages are stored: hand-offs without a sender get their span's
+    agent (the mapping names it only when that agent's span came in the same request)."""
+    if not walk.external:
+        return
+    external, agent_of, agent_names = walk.external, walk.agent_of, walk.agent_names
+    waiting = Message.objects.filter(
+        session_id__in=external.keys(), sender="", message_id__startswith=HANDOFF_PREFIX
+    ).only("pk", "session_id", "message_id")
+    filled = []
+    for message in waiting:
+        span_id = message.message_id[len(HANDOFF_PREFIX) :]
+        name = agent_names.get(
+            (message.session_id, agent_of.get((message.session_id, span_id), ""))
+        )
+        if name:
+            message.sender = name
+            filled.append(message)
+    if filled:
+        Message.objects.bulk_update(filled, ["sender"])
 
 
 def _nearest_agent(
-    session: int, parent: str, parent_of: dict[tuple[int, str], str], agents: set[tuple[int, str]]
+    session: int,
+    parent: str,
+    parent_of: dict[tuple[int, str], str],
+    agents: Collection[tuple[int, str]],
 ) -> str:
     seen = 0
     while parent and seen <= len(parent_of):
