@@ -308,6 +308,8 @@ def _save_batch(
     # Workflows are claimed outside the transaction by whichever batch came first, so even in
     # a session this batch claimed they are stored rows to look up.
     _upsert_workflows(project, sessions, created, flows, claimed.workflows)
+    if flows:
+        _adopt_implicit_steps(sessions, by_type.get(SpanRecord, []))
     result.rejection_count = save_rejections(project, errors, source=source)
     _merge_stored_sessions(sessions, created, session_records)
     result.session_pks = {s.pk for s in sessions.values()}
@@ -1567,6 +1569,73 @@ def _upsert_workflows(
         sessions,
         steps,
     )
+
+
+def _adopt_implicit_steps(sessions: dict[str, Session], spans: list[SpanRecord]) -> None:
+    """OTLP: a task span that came before the spans leading up to its workflow span was put
+    in its trace's implicit run (keyed by the trace id: otlp_flows._step_records). Once the
+    stored trace leads from the task to a workflow span, the step moves to that workflow's run,
+    and the implicit run goes when nothing is left in it; so traceloop's `disable_batch=True`
+    (one span per request, children first) stores the run its batches would."""
+    traces = {(sessions[r.session_id].pk, r.trace_id) for r in spans if r.trace_id}
+    if not traces:
+        return
+    session_pks = {pk for pk, _ in traces}
+    trace_ids = {t for _, t in traces}
+    implicit = list(
+        Step.objects.filter(
+            workflow__session_id__in=session_pks, workflow__workflow_id__in=trace_ids
+        ).values_list("pk", "workflow_id", "workflow__session_id", "step_id")
+    )
+    if not implicit:
+        return
+    runs = {
+        (session, workflow_id): pk
+        for pk, session, workflow_id in Workflow.objects.filter(
+            session_id__in=session_pks
+        ).values_list("pk", "session_id", "workflow_id")
+        if workflow_id not in trace_ids
+    }
+    parent_of = {
+        (session, span): parent
+        for session, span, parent in Span.objects.filter(
+            session_id__in=session_pks, trace_id__in=trace_ids
+        ).values_list("session_id", "span_id", "parent_span_id")
+    }
+    taken = set(
+        Step.objects.filter(workflow_id__in=runs.values()).values_list("workflow_id", "step_id")
+    )
+    moved: list[Step] = []
+    doubles: list[int] = []
+    emptied: set[int] = set()
+    for pk, implicit_run, session, step_id in implicit:
+        target = _nearest_run(session, parent_of.get((session, step_id), ""), parent_of, runs)
+        if target is None:
+            continue
+        emptied.add(implicit_run)
+        if (target, step_id) in taken:
+            doubles.append(pk)
+        else:
+            moved.append(Step(pk=pk, workflow_id=target))
+    Step.objects.filter(pk__in=doubles).delete()
+    if moved:
+        Step.objects.bulk_update(moved, ["workflow"])
+    Workflow.objects.filter(pk__in=emptied, steps__isnull=True).delete()
+
+
+def _nearest_run(
+    session: int,
+    parent: str,
+    parent_of: dict[tuple[int, str], str],
+    runs: dict[tuple[int, str], int],
+) -> int | None:
+    seen = 0
+    while parent and seen <= len(parent_of):
+        if (session, parent) in runs:
+            return runs[(session, parent)]
+        parent = parent_of.get((session, parent), "")
+        seen += 1
+    return None
 
 
 def _workflow_snapshot(workflow: Workflow) -> tuple[Any, ...]:

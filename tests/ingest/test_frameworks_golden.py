@@ -19,7 +19,7 @@ from ingest.models import Agent, ApiKey, Message, Project, Session, Span, Step, 
 # Captures of the same scenario differ in run ids (team and crew uuids) inside span names.
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 FRAMEWORKS = Path(__file__).resolve().parents[1] / "fixtures" / "frameworks"
-CAPTURED = ("autogen", "openai_agents", "crewai", "smolagents", "pydantic_ai")
+CAPTURED = ("autogen", "openai_agents", "crewai", "smolagents", "pydantic_ai", "traceloop")
 
 pytestmark = pytest.mark.django_db
 
@@ -261,3 +261,20 @@ def test_pydantic_ai_cost_is_the_framework_reported_one_with_finish_reasons(
     assert all(c.cost and not c.is_cost_estimated for c in calls)
     reasons = [c.payload.attributes.get("observatory.finish_reasons") for c in calls]
     assert ["stop"] in reasons
+
+
+@pytest.mark.parametrize("mode", ["batched", "simple"])
+def test_traceloop_workflow_holds_its_task_however_the_spans_were_exported(
+    client: Client, mode: str
+) -> None:
+    project = ingest(client, f"tl-{mode}", requests_of("traceloop", mode))
+
+    assert Session.objects.filter(project=project).count() == 1
+    assert set(agent_names(project)) == {"planner", "booker"}
+    runs = {w.name: w for w in Workflow.objects.filter(project=project)}
+    assert list(runs) == ["trip-booking"]
+    assert runs["trip-booking"].status == "success"
+    steps = Step.objects.filter(workflow=runs["trip-booking"]).values_list(
+        "name", "agent_external_id", "status"
+    )
+    assert list(steps) == [("book", "booker", "ok")]
