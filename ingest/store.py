@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -206,7 +206,7 @@ def _claim_shared_rows(project: Project, records: list[tuple[int, Record]]) -> C
         for kind, group in _group_by_type([r for _, r in records]).items()
         if "session_id" in getattr(kind, "__dataclass_fields__", {})
     }
-    links = _batch_links(project, by_type.get(TraceLinkRecord, []))
+    links = _batch_links(project, by_type.get(TraceLinkRecord, []), by_type.get(AgentRecord, []))
     by_type = _follow_trace_links(project, by_type, links)
     wanted = {r.session_id for g in by_type.values() for r in g if r.session_id}
     wanted |= {link.session_id for link in links.values()}
@@ -290,7 +290,7 @@ def _save_batch(
     by_type = _group_by_type(fresh)
     test_records = by_type.pop(TestRunRecord, []) + by_type.pop(TestResultRecord, [])
     result.test_run_pks = _save_test_records(project, test_records)
-    links = _batch_links(project, by_type.pop(TraceLinkRecord, []))
+    links = _batch_links(project, by_type.pop(TraceLinkRecord, []), by_type.get(AgentRecord, []))
     by_type = _follow_trace_links(project, by_type, links)
     session_records = [r for g in by_type.values() for r in g]
     sessions, created = _upsert_sessions(project, session_records)
@@ -298,6 +298,7 @@ def _save_batch(
     new_sessions = created | {s.pk for s in sessions.values() if s.external_id in claimed.sessions}
     _save_trace_links(project, sessions, links)
     _upsert_agents(project, sessions, new_sessions, by_type.get(AgentRecord, []))
+    _adopt_definitions(project, sessions, by_type.get(AgentRecord, []))
     _upsert_spans(project, sessions, new_sessions, by_type.get(SpanRecord, []))
     walk = _relink_span_agents(sessions, by_type.get(SpanRecord, []), by_type.get(AgentRecord, []))
     _insert_transcript(project, sessions, by_type.get(TranscriptRecord, []))
@@ -397,7 +398,9 @@ def _insert_ledger_ids(project: Project, ids: list[str]) -> set[str]:
 MAX_FOLLOWED_TRACES = 8
 
 
-def _batch_links(project: Project, records: list[TraceLinkRecord]) -> dict[str, TraceLinkRecord]:
+def _batch_links(
+    project: Project, records: list[TraceLinkRecord], agents: list[AgentRecord]
+) -> dict[str, TraceLinkRecord]:
     """The batch's trace links by trace id, each naming a session.
 
     A link that follows another trace (a span link, otlp._linked_trace) takes that trace's
@@ -406,7 +409,11 @@ def _batch_links(project: Project, records: list[TraceLinkRecord]) -> dict[str, 
     keeps its stored session: a span link never overrides a link stored by any rule, so the
     result does not depend on which of a trace's spans came first.
     """
+    definitions = [r for r in records if r.defined_agent]
+    records = [r for r in records if not r.defined_agent]
     strong = {r.trace_id: r for r in records if not r.follows_trace}
+    if definitions:
+        strong |= _definition_links(project, definitions, strong, agents)
     follows = {r.trace_id: r for r in records if r.follows_trace and r.trace_id not in strong}
     if not follows:
         return strong
@@ -436,6 +443,115 @@ def _batch_links(project: Project, records: list[TraceLinkRecord]) -> dict[str, 
         if target != trace:
             links[trace] = replace(record, session_id=target, follows_trace=False)
     return links
+
+
+# How long before a team run an AutoGen agent may have been created to be counted in it.
+DEFINITION_WINDOW = timedelta(minutes=15)
+AUTOGEN_TEAM_PREFIX = "autogen-team-"
+
+
+def _definition_reason(agent: str, team_session: str) -> str:
+    return (
+        f"AutoGen agent {agent} created before team {team_session[len(AUTOGEN_TEAM_PREFIX) :]} "
+        "used it (the next team run with that agent)"
+    )
+
+
+def _definition_links(
+    project: Project,
+    definitions: list[TraceLinkRecord],
+    strong: dict[str, TraceLinkRecord],
+    agents: list[AgentRecord],
+) -> dict[str, TraceLinkRecord]:
+    """Links for the batch's AutoGen create_agent traces: to the team run with the earliest
+    agent of that name at most DEFINITION_WINDOW after the creation, among the batch's agents
+    and the stored ones (one query per such trace; a team creates a handful). A run not stored
+    yet adopts it when it comes (_adopt_definitions)."""
+    in_batch = [
+        (r.at, strong[r.session_id].session_id, r.name)
+        for r in agents
+        if r.at
+        and r.session_id in strong
+        and strong[r.session_id].session_id.startswith(AUTOGEN_TEAM_PREFIX)
+    ]
+    links: dict[str, TraceLinkRecord] = {}
+    for record in definitions:
+        start = record.defined_at
+        if start is None:
+            continue
+        uses = [
+            (at, team)
+            for at, team, name in in_batch
+            if name == record.defined_agent and start <= at <= start + DEFINITION_WINDOW
+        ]
+        stored = (
+            Agent.objects.filter(
+                project=project,
+                name=record.defined_agent,
+                session__external_id__startswith=AUTOGEN_TEAM_PREFIX,
+                created_at__gte=start,
+                created_at__lte=start + DEFINITION_WINDOW,
+            )
+            .order_by("created_at", "pk")
+            .values_list("created_at", "session__external_id")
+            .first()
+        )
+        uses += [stored] if stored else []
+        if uses:
+            team = min(uses)[1]
+            reason = _definition_reason(record.defined_agent, team)
+            links[record.trace_id] = replace(record, session_id=team, reason=reason)
+    return links
+
+
+def _adopt_definitions(
+    project: Project, sessions: dict[str, Session], records: list[AgentRecord]
+) -> None:
+    """The other order: a team run's agents arrive after their create_agent traces were
+    stored as sessions of their own. Each such trace (not linked yet) joins the run whose agent
+    of that name starts soonest after it, within DEFINITION_WINDOW."""
+    used = [
+        (r.name, r.at, r.session_id)
+        for r in records
+        if r.name and r.at and r.session_id.startswith(AUTOGEN_TEAM_PREFIX)
+    ]
+    if not used:
+        return
+    earliest = min(at for _, at, _ in used)
+    latest = max(at for _, at, _ in used)
+    candidates = (
+        Agent.objects.filter(
+            project=project,
+            name__in={name for name, _, _ in used},
+            created_at__gte=earliest - DEFINITION_WINDOW,
+            created_at__lte=latest,
+            session__external_id__regex=r"^[0-9a-f]{32}$",
+            # The orphan-root session is named after its one span (otlp._root_records).
+            session__name__startswith="create_agent ",
+        )
+        .exclude(
+            session__external_id__in=TraceLink.objects.filter(project=project).values("trace_id")
+        )
+        .exclude(session_id__in=[s.pk for s in sessions.values()])
+        .select_related("session")
+    )
+    for definition in candidates:
+        uses = sorted(
+            (at, team)
+            for name, at, team in used
+            if name == definition.name
+            and definition.created_at <= at <= definition.created_at + DEFINITION_WINDOW
+        )
+        if not uses:
+            continue
+        team = sessions[uses[0][1]]
+        TraceLink.objects.create(
+            project=project,
+            trace_id=definition.session.external_id,
+            session=team,
+            reason=_definition_reason(definition.name, team.external_id),
+        )
+        _move_trace(definition.session, team)
 
 
 def _follow_trace_links(

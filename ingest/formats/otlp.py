@@ -1193,7 +1193,7 @@ def _trace_link(
         session_id, reason = _linked_trace(trace_id, members)
         follows = bool(session_id)
     if not session_id:
-        return None
+        return _autogen_definition(trace_id, members)
     round_index = _round_index(members)
     return TraceLinkRecord(
         record_id=f"otlp-link:{_digest(trace_id, session_id, str(round_index), str(follows))}",
@@ -1202,6 +1202,30 @@ def _trace_link(
         round_index=round_index,
         reason=reason,
         follows_trace=follows,
+    )
+
+
+def _autogen_definition(trace_id: str, members: list[WireSpan]) -> TraceLinkRecord | None:
+    """AutoGen traces an agent's construction as a root `create_agent <name>` span of its own,
+    naming no team (the team comes later and may reuse the agent). The store puts it in the
+    team run that next uses an agent of that name (store._batch_links, _adopt_definitions)."""
+    if len(members) != 1 or members[0].parent_span_id:
+        return None
+    span = members[0]
+    name = span.attributes.get("gen_ai.agent.name")
+    if not (
+        span.scope_name.startswith("autogen")
+        and span.attributes.get("gen_ai.operation.name") == "create_agent"
+        and isinstance(name, str)
+        and name
+    ):
+        return None
+    return TraceLinkRecord(
+        record_id=f"otlp-link:{_digest(trace_id, 'autogen-definition')}",
+        trace_id=trace_id,
+        session_id="",
+        defined_agent=name[:200],
+        defined_at=_at(span.start_ns),
     )
 
 

@@ -107,6 +107,10 @@ class TraceLinkRecord:
     round_index: int | None = None
     reason: str = ""  # why the trace is in this session, shown beside its round
     follows_trace: bool = False
+    # AutoGen: the trace only creates this agent (a create_agent span, before any team run,
+    # naming no team); session_id is "" and the store finds the run that next uses the agent.
+    defined_agent: str = ""
+    defined_at: datetime | None = None
 
 
 @dataclass(slots=True)

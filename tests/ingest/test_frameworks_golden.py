@@ -176,13 +176,17 @@ def test_autogen_team_run_is_one_session_with_its_agents_and_messages(
     reasons = set(TraceLink.objects.filter(session=team).values_list("reason", flat=True))
     team_rule = f"AutoGen team {team.external_id[13:]} (agent types, topics)"
     # The output-topic publishes name no team: they follow the span link to their producer.
+    # The agents were created (each a trace of its own) just before the team used them.
+    team_id = team.external_id[13:]
     assert team_rule in reasons
     assert {r.split(" to trace ")[0] for r in reasons - {team_rule}} == {
-        f"span link from 'autogen publish output_topic_{team.external_id[13:]}."
-        f"({team.external_id[13:]})-T'"
+        f"span link from 'autogen publish output_topic_{team_id}.({team_id})-T'",
+        f"AutoGen agent researcher created before team {team_id} used it (the next team run "
+        "with that agent)",
+        f"AutoGen agent writer created before team {team_id} used it (the next team run "
+        "with that agent)",
     }
-    assert TraceLink.objects.filter(session=team).count() == 14  # the run's 16 traces but
-    # the two create_agent traces (see below)
+    assert TraceLink.objects.filter(session=team).count() == 16  # every trace of the run
     assert {"researcher", "writer"} <= set(agent_names(project))
     assert not Message.objects.filter(project=project).exclude(session=team)
     pairs = {(sender, receivers) for sender, receivers in messages(project)}
@@ -190,15 +194,15 @@ def test_autogen_team_run_is_one_session_with_its_agents_and_messages(
     assert ("RoundRobinGroupChatManager", ("writer",)) in pairs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="create_agent traces carry no team id and the output-topic publishes are tied to the "
-    "run only by span links, which are not followed yet",
-)
-def test_autogen_team_run_is_exactly_one_session(client: Client) -> None:
-    project = ingest(client, "autogen-one", requests_of("autogen", "batched"))
+@pytest.mark.parametrize("mode", ["batched", "simple"])
+def test_autogen_team_run_is_exactly_one_session(client: Client, mode: str) -> None:
+    project = ingest(client, f"autogen-one-{mode}", requests_of("autogen", mode))
 
-    assert Session.objects.filter(project=project).count() == 1
+    (run,) = Session.objects.filter(project=project)
+    # Each agent as created (create_agent) and as invoked (once each in this run), all in it.
+    assert Counter(Agent.objects.filter(session=run).values_list("name", flat=True)) == Counter(
+        {"researcher": 2, "writer": 2}
+    )
 
 
 @pytest.mark.parametrize("mode", ["batched", "simple"])

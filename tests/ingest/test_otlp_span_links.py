@@ -1,12 +1,14 @@
 """A trace that names no session but links to another trace (a queue consumer, AutoGen's runtime
-at every publish) is part of its producer's session, whichever request comes first."""
+at every publish) is part of its producer's session, whichever request comes first; AutoGen's
+create_agent traces join the team run that uses the agent next."""
 
 from __future__ import annotations
 
 import pytest
 from django.test import Client
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from ingest.models import Project, Session, TraceLink
 from ingest.models import Span as SpanRow
@@ -93,3 +95,48 @@ def test_a_stored_link_is_not_replaced_by_a_span_link_of_a_later_request(
             "session__external_id", flat=True
         )
     ) == {"conv-9"}
+
+
+# --- AutoGen agents created before their team run --------------------------------------------
+
+TEAM = "9afd8895-274e-4c14-a035-89056bc6fbb2"
+MINUTE = 60 * 10**9
+
+
+def autogen(trace: bytes, number: int, operation: str, at: int) -> bytes:
+    attributes = {"gen_ai.operation.name": operation, "gen_ai.agent.name": "researcher"}
+    if operation == "invoke_agent":
+        attributes["gen_ai.agent.id"] = f"researcher_{TEAM}/{TEAM}"
+    span = Span(
+        trace_id=trace,
+        span_id=number.to_bytes(8, "big"),
+        name=f"{operation} researcher",
+        start_time_unix_nano=START + at,
+        end_time_unix_nano=START + at + 1000,
+        attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attributes.items()],
+    )
+    scope = ScopeSpans(scope=InstrumentationScope(name="autogen-core"), spans=[span])
+    return ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(scope_spans=[scope])]
+    ).SerializeToString()
+
+
+@pytest.mark.parametrize("created_first", [True, False])
+@pytest.mark.parametrize(("minutes_before", "joins"), [(1, True), (20, False)])
+def test_an_autogen_agent_created_shortly_before_a_team_run_is_in_that_run(
+    client: Client,
+    project_with_key: tuple[Project, str],
+    created_first: bool,
+    minutes_before: int,
+    joins: bool,
+) -> None:
+    _, key = project_with_key
+    creation = autogen(PRODUCER, 1, "create_agent", 0)
+    use = autogen(CONSUMER, 2, "invoke_agent", minutes_before * MINUTE)
+    for request in [creation, use] if created_first else [use, creation]:
+        post(client, key, request)
+
+    sessions = dict(SpanRow.objects.values_list("trace_id", "session__external_id"))
+    assert sessions[CONSUMER.hex()] == f"autogen-team-{TEAM}"
+    assert (sessions[PRODUCER.hex()] == f"autogen-team-{TEAM}") is joins
+    assert Session.objects.count() == (1 if joins else 2)
