@@ -1544,7 +1544,8 @@ def stale_summary_count(project_ids: Sequence[int]) -> int:
 
 def requeue_webhook_rows(message_pks: Sequence[int]) -> list[dict[str, Any]]:
     """The requeued messages whose project has a webhook URL, oldest requeue first: pk,
-    message_id, session_external_id, sender, receivers, channel, requeued_at, project_slug, url."""
+    message_id, session_external_id, sender, receivers, channel, requeued_at, project_slug, url,
+    secret (the project's signing secret)."""
     rows = Message.objects.filter(pk__in=message_pks).exclude(project__requeue_webhook_url="")
     return list(
         rows.order_by("requeued_at", "id").values(
@@ -1557,6 +1558,7 @@ def requeue_webhook_rows(message_pks: Sequence[int]) -> list[dict[str, Any]]:
             session_external_id=F("session__external_id"),
             project_slug=F("project__slug"),
             url=F("project__requeue_webhook_url"),
+            secret=F("project__requeue_webhook_secret"),
         )
     )
 

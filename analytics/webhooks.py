@@ -4,13 +4,17 @@ A webhook URL is typed by a project member, so without a guard the server would 
 is told: loopback admin ports, the cloud metadata service, hosts of the private network. The
 address is checked when the connection is made, on the address actually dialled (a name that
 resolves to a public address at save time and a private one later is still refused), redirects
-are never followed, and at most a few bytes of the answer are read.
+are never followed, the answer's body is never read, and the whole call (connect, send, the
+answer's headers) must end within one deadline, however slowly the receiver trickles bytes.
 """
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import socket
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -56,17 +60,81 @@ def _vetted_address(host: str, port: int) -> str:
     return addresses[0]
 
 
+@dataclass(frozen=True)
+class _Policy:
+    deadline: float  # time.monotonic() by which the call must be over
+    allow_private: bool
+
+
+# Set by post() for the connections it opens: they are made in its own thread.
+_policy: contextvars.ContextVar[_Policy] = contextvars.ContextVar("webhook_policy")
+
+
+class DeadlineExceededError(TimeoutError):
+    """The webhook call took longer than its total deadline. A socket timeout, so urllib3 and
+    requests report it as a read timeout (requests.Timeout)."""
+
+
+class _DeadlineSocket:
+    """A connected socket whose every read and write must end by one deadline: a per-read
+    timeout alone lets a receiver that sends a byte every few seconds hold the worker for ever."""
+
+    def __init__(self, sock: Any, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def _arm(self) -> None:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeadlineExceededError("the webhook did not answer within its deadline")
+        timeout = self._sock.gettimeout()
+        self._sock.settimeout(remaining if timeout is None else min(timeout, remaining))
+
+    def recv_into(self, buffer: Any, *args: Any) -> int:
+        self._arm()
+        return int(self._sock.recv_into(buffer, *args))
+
+    def recv(self, *args: Any) -> bytes:
+        self._arm()
+        return bytes(self._sock.recv(*args))
+
+    def send(self, data: Any, *args: Any) -> int:
+        self._arm()
+        return int(self._sock.send(data, *args))
+
+    def sendall(self, data: Any, *args: Any) -> None:
+        self._arm()
+        self._sock.sendall(data, *args)
+
+    def makefile(self, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        # http.client reads the answer through this file: its reads must come through _arm.
+        return socket.socket.makefile(self, mode, *args, **kwargs)  # type: ignore[arg-type]
+
+
 class _GuardedConnection(urllib3.connection.HTTPConnection):
     def _new_conn(self) -> socket.socket:
-        self._dns_host = _vetted_address(self._dns_host, self.port)
+        if not _policy.get().allow_private:
+            self._dns_host = _vetted_address(self._dns_host, self.port)
         return super()._new_conn()
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock, _policy.get().deadline)  # type: ignore[assignment]
 
 
 class _GuardedHTTPSConnection(urllib3.connection.HTTPSConnection):
     # TLS still checks the certificate against the name (self.host), not the dialled address.
     def _new_conn(self) -> socket.socket:
-        self._dns_host = _vetted_address(self._dns_host, self.port)
+        if not _policy.get().allow_private:
+            self._dns_host = _vetted_address(self._dns_host, self.port)
         return super()._new_conn()
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock, _policy.get().deadline)  # type: ignore[assignment]
 
 
 class _GuardedPool(HTTPConnectionPool):
@@ -84,18 +152,27 @@ class _GuardedAdapter(HTTPAdapter):
 
 
 def post(
-    url: str, body: bytes, headers: dict[str, str], *, timeout: float, allow_private: bool
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    allow_private: bool,
+    deadline: float | None = None,
 ) -> int:
-    """POST and return the status code. Raises BlockedAddressError, requests exceptions or
-    ValueError (a URL that is not http(s)). The answer's body is not read."""
+    """POST and return the status code. `timeout` bounds each connect and read; `deadline`
+    (seconds, default 2 x timeout) bounds the whole call. Raises BlockedAddressError, requests
+    exceptions (requests.Timeout when past the deadline) or ValueError (a URL that is not http(s)).
+    The answer's body is not read."""
     if not url.startswith(("http://", "https://")):
         raise ValueError("a webhook URL starts with http:// or https://")
-    with requests.Session() as session:
-        session.trust_env = False  # no proxy from the environment: it would dial for us
-        if not allow_private:
+    total = 2 * timeout if deadline is None else deadline
+    token = _policy.set(_Policy(time.monotonic() + total, allow_private))
+    try:
+        with requests.Session() as session:
+            session.trust_env = False  # no proxy from the environment: it would dial for us
             session.mount("http://", _GuardedAdapter())
             session.mount("https://", _GuardedAdapter())
-        try:
             response = session.post(
                 url,
                 data=body,
@@ -104,13 +181,15 @@ def post(
                 allow_redirects=False,
                 stream=True,
             )
-        except requests.ConnectionError as exc:
-            blocked = _blocked_cause(exc)
-            if blocked is not None:
-                raise blocked from exc
-            raise
-        response.close()
-        return response.status_code
+            response.close()
+            return response.status_code
+    except requests.ConnectionError as exc:
+        blocked = _blocked_cause(exc)
+        if blocked is not None:
+            raise blocked from exc
+        raise
+    finally:
+        _policy.reset(token)
 
 
 def _blocked_cause(exc: BaseException) -> BlockedAddressError | None:

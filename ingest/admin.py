@@ -74,7 +74,8 @@ class MessageMappingRuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("name", "slug", "created_at")
-    fields = ("name", "slug", "session_attributes", "requeue_webhook_url")
+    fields = ("name", "slug", "session_attributes", "requeue_webhook_url", "requeue_webhook_secret")
+    readonly_fields = ("requeue_webhook_secret",)
     # Django 6 makes https the default scheme of a URL typed without one; choose it now.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     prepopulated_fields = {"slug": ("name",)}

@@ -17,6 +17,11 @@ from django.db import models
 from django.db.models import Q
 
 
+def new_webhook_secret() -> str:
+    """A project's requeue webhook signing secret (64 hex characters)."""
+    return secrets.token_hex(32)
+
+
 class Project(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=200, unique=True)
@@ -30,6 +35,11 @@ class Project(models.Model):
     requeue_webhook_url = models.URLField(
         blank=True,
         help_text="Called (POST, JSON) when dead letters are requeued, besides the poll endpoint.",
+    )
+    requeue_webhook_secret = models.CharField(
+        max_length=64,
+        default=new_webhook_secret,
+        help_text="Signs the requeue webhook: X-Observatory-Signature (docs/ingest-api.md).",
     )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import time
@@ -18,16 +20,27 @@ from analytics.queries import requeue_webhook_rows
 logger = logging.getLogger(__name__)
 
 WEBHOOK_TIMEOUT_SECONDS = 10
+WEBHOOK_DEADLINE_SECONDS = 15
 BROKER_RETRY_SECONDS = 30.0
+SIGNATURE_HEADER = "X-Observatory-Signature"
+TIMESTAMP_HEADER = "X-Observatory-Timestamp"
 
 
-def requeue_webhook_bodies(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """One JSON body per webhook URL, from analytics.queries.requeue_webhook_rows(). The agent
-    system fetches the content through the poll endpoint, so the webhook carries ids only."""
-    bodies: dict[str, dict[str, Any]] = {}
+def requeue_signature(body: bytes, secret: str, timestamp: int) -> str:
+    """The signature header's value: `sha256=` and the hex HMAC-SHA256 of `<timestamp>.<body>`.
+    The timestamp is signed too, so a receiver that refuses old timestamps refuses replays."""
+    signed = str(timestamp).encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def requeue_webhook_bodies(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """One JSON body per (webhook URL, signing secret), from
+    analytics.queries.requeue_webhook_rows(). The agent system fetches the content through the
+    poll endpoint, so the webhook carries ids only."""
+    bodies: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
         body = bodies.setdefault(
-            row["url"],
+            (row["url"], row["secret"]),
             {"event": "messages.requeued", "project": row["project_slug"], "messages": []},
         )
         requeued_at = row["requeued_at"]
@@ -51,14 +64,24 @@ def requeue_webhook_bodies(rows: list[dict[str, Any]]) -> dict[str, dict[str, An
     max_retries=5,
 )
 def send_requeue_webhook_task(message_pks: list[int]) -> int:
-    """POST the requeued messages' ids to each project's webhook; returns how many calls."""
+    """POST the requeued messages' ids to each project's webhook, signed with the project's
+    secret; returns how many calls."""
     sent = 0
-    for url, body in requeue_webhook_bodies(requeue_webhook_rows(message_pks)).items():
+    for (url, secret), payload in requeue_webhook_bodies(requeue_webhook_rows(message_pks)).items():
+        body = json.dumps(payload).encode()
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "AgentObservatory-Requeue/1",
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: requeue_signature(body, secret, timestamp),
+        }
         status = webhooks.post(
             url,
-            json.dumps(body).encode(),
-            {"Content-Type": "application/json", "User-Agent": "AgentObservatory-Requeue/1"},
+            body,
+            headers,
             timeout=WEBHOOK_TIMEOUT_SECONDS,
+            deadline=WEBHOOK_DEADLINE_SECONDS,
             allow_private=settings.OBSERVATORY_WEBHOOK_ALLOW_PRIVATE,
         )
         if status >= 300:
