@@ -9,14 +9,21 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
 import orjson
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.db.models import F, Model, QuerySet
 from django.utils import timezone
 from psycopg.types.json import set_json_dumps
@@ -171,6 +178,86 @@ def save_records(
                 raise
             logger.info("ingest: concurrent write on the same rows, retrying batch")
     raise AssertionError("unreachable")
+
+
+# Errors that say the database cannot be used right now (the caller answers 503), as opposed to
+# errors that say it refuses what this batch holds.
+OUTAGE_ERRORS = (OperationalError, InterfaceError)
+
+
+def save_records_or_reject(
+    project: Project,
+    records: list[tuple[int, Record]],
+    errors: Iterable[RecordError] = (),
+    *,
+    source: str = "native",
+    request_key: str = "",
+) -> tuple[SaveResult, list[RecordError]]:
+    """save_records(), but a batch the database refuses for what it holds (a DatabaseError that
+    is not an outage: a value too long for its column, an escape jsonb cannot hold, a number out
+    of range) does not fail whole: halves are stored apart until the records it refuses are
+    found, and those become rejections kept with the record. Returns the result and every
+    rejection (the parser's and these). Outages still raise, for a 503."""
+    errors = list(errors)
+    try:
+        return (
+            save_records(project, records, errors, source=source, request_key=request_key),
+            errors,
+        )
+    except OUTAGE_ERRORS:
+        raise
+    except DatabaseError as exc:
+        logger.warning(
+            "ingest: the database refused a batch of %d; isolating: %s", len(records), exc
+        )
+    result = SaveResult()
+    refused = _save_apart(project, records, source, request_key, result)
+    errors += refused
+    # One more transaction claims the request (a byte-identical retry is then a duplicate) and
+    # keeps every rejection.
+    final = save_records(project, [], errors, source=source, request_key=request_key)
+    result.rejection_count = final.rejection_count
+    return result, errors
+
+
+def _save_apart(
+    project: Project,
+    records: list[tuple[int, Record]],
+    source: str,
+    request_key: str,
+    result: SaveResult,
+) -> list[RecordError]:
+    """Store `records`, splitting in halves while the database refuses them; the single
+    records it still refuses are returned as RecordErrors. A part's ledger key is the request's
+    with its first index, so a retried request that fails the same way stores nothing twice."""
+    if not records:
+        return []
+    key = f"{request_key}#{records[0][0]}-{len(records)}" if request_key else ""
+    try:
+        saved = save_records(project, records, source=source, request_key=key)
+    except OUTAGE_ERRORS:
+        raise
+    except DatabaseError as exc:
+        if len(records) > 1:
+            middle = len(records) // 2
+            return _save_apart(project, records[:middle], source, request_key, result) + (
+                _save_apart(project, records[middle:], source, request_key, result)
+            )
+        index, record = records[0]
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [
+            RecordError(
+                index=index,
+                field="",
+                message=f"The database refused this record: {reason}",
+                record_type=type(record).__name__,
+                raw=asdict(record),
+            )
+        ]
+    result.statuses.update(saved.statuses)
+    result.session_pks |= saved.session_pks
+    result.test_run_pks |= saved.test_run_pks
+    return []
 
 
 @dataclass
@@ -1968,11 +2055,15 @@ def save_rejections(project: Project, errors: Iterable[RecordError], *, source: 
 
 def _raw_text(raw: Any) -> str:
     if isinstance(raw, bytes):
-        # A refused protobuf body holds NUL bytes, which PostgreSQL text cannot store.
-        return raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-    if isinstance(raw, str):
-        return raw
-    return json.dumps(raw, indent=2, default=str, ensure_ascii=False)
+        text = raw.decode("utf-8", errors="replace")
+    elif isinstance(raw, str):
+        text = raw
+    else:
+        text = json.dumps(raw, indent=2, default=str, ensure_ascii=False)
+    # PostgreSQL text cannot hold NUL (a refused protobuf body holds some) nor lone surrogates.
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    return text.encode("utf-8", errors="replace").decode()
 
 
 @dataclass(frozen=True)

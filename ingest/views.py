@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import DatabaseError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -19,7 +19,13 @@ from ingest.formats.junit import JUnitRun, parse_junit
 from ingest.formats.native import decode_body, parse_native
 from ingest.formats.records import BodyError, RecordError
 from ingest.models import Project
-from ingest.store import SaveResult, save_records, save_rejections
+from ingest.store import (
+    OUTAGE_ERRORS,
+    SaveResult,
+    save_records,
+    save_records_or_reject,
+    save_rejections,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +60,8 @@ def native_batch(request: HttpRequest) -> JsonResponse:
         keep_refused_body(project, request, exc)
         return error(exc.message, exc.status, field=exc.field)
     try:
-        saved = save_records(project, parsed.records, parsed.errors)
-    except OperationalError as exc:
+        saved, errors = save_records_or_reject(project, parsed.records, parsed.errors)
+    except OUTAGE_ERRORS as exc:
         # The database is down or locked past its timeout: ask the client to retry later.
         logger.warning("ingest: database unavailable, answering 503: %s", exc)
         response = error("The server cannot store data right now; retry later", 503)
@@ -64,7 +70,7 @@ def native_batch(request: HttpRequest) -> JsonResponse:
     transaction.on_commit(partial(enqueue_session_summaries, saved.session_pks))
     if saved.test_run_pks:
         transaction.on_commit(partial(enqueue_test_analysis, [project.pk]))
-    return JsonResponse(batch_answer(parsed.records, parsed.errors, saved))
+    return JsonResponse(batch_answer(parsed.records, errors, saved))
 
 
 # Query parameters of a JUnit upload and their length limits.
@@ -97,11 +103,14 @@ def junit_upload(request: HttpRequest) -> JsonResponse:
         saved = save_records(project, parsed.records, source="junit")
     except BodyError as exc:
         return error(exc.message, exc.status, field=exc.field)
-    except OperationalError as exc:
+    except OUTAGE_ERRORS as exc:
         logger.warning("junit upload: database unavailable, answering 503: %s", exc)
         response = error("The server cannot store data right now; retry later", 503)
         response["Retry-After"] = "5"
         return response
+    except DatabaseError as exc:
+        # A report is all or nothing: one value the database refuses refuses the report.
+        return error(f"The database refused the report: {str(exc).splitlines()[0]}", 400)
     transaction.on_commit(partial(enqueue_test_analysis, [project.pk]))
     run = parsed.records[0][1]
     return JsonResponse(
@@ -175,11 +184,12 @@ def batch_answer(
     results: list[dict[str, Any]] = [
         {"index": index, "id": record.record_id, "status": saved.statuses[index]}
         for index, record in records
+        if index in saved.statuses  # not when the database refused it: then it is in errors
     ]
     results += [
         {
             "index": e.index,
-            "id": e.raw.get("id") if isinstance(e.raw, dict) else None,
+            "id": (e.raw.get("id") or e.raw.get("record_id")) if isinstance(e.raw, dict) else None,
             "status": "error",
             "field": e.field,
             "error": e.message,

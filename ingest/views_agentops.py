@@ -29,14 +29,14 @@ from ingest.auth import (
 from ingest.formats import agentops
 from ingest.formats.records import BodyError, ParseResult
 from ingest.models import Project, Session, UploadedObject
-from ingest.store import SaveResult, save_records
+from ingest.store import SaveResult, save_records_or_reject
 from ingest.views import error, keep_refused_body, read_body
 
 logger = logging.getLogger(__name__)
 
 
 def _store(project: Project, parsed: ParseResult, *, source: str) -> SaveResult:
-    saved = save_records(project, parsed.records, parsed.errors, source=source)
+    saved, _ = save_records_or_reject(project, parsed.records, parsed.errors, source=source)
     transaction.on_commit(partial(enqueue_session_summaries, saved.session_pks))
     return saved
 

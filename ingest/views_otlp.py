@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -32,10 +32,10 @@ from ingest.formats.otlp import (
     parse_otlp_metrics,
     parse_otlp_traces,
 )
-from ingest.formats.records import BodyError, ParseResult
+from ingest.formats.records import BodyError, ParseResult, RecordError
 from ingest.formats.semconv import BUILTIN_MESSAGE_RULES, MessageRule
 from ingest.models import Project
-from ingest.store import save_records
+from ingest.store import OUTAGE_ERRORS, save_records_or_reject
 from ingest.views import error, keep_refused_body, read_body
 
 logger = logging.getLogger(__name__)
@@ -116,20 +116,20 @@ def otlp_endpoint(
             keep_refused_body(project, request, exc, source=f"otlp-{signal}")
             return error(exc.message, exc.status, field=exc.field)
         try:
-            saved = save_records(
+            saved, errors = save_records_or_reject(
                 project,
                 parsed.records,
                 parsed.errors,
                 source=f"otlp-{signal}",
                 request_key=request_key(signal, body),
             )
-        except OperationalError as exc:
+        except OUTAGE_ERRORS as exc:
             logger.warning("otlp %s: database unavailable, answering 503: %s", signal, exc)
             response = error("The server cannot store data right now; retry later", 503)
             response["Retry-After"] = RETRY_AFTER_SECONDS
             return response
         transaction.on_commit(partial(enqueue_session_summaries, saved.session_pks))
-        return export_response(signal, content_type, parsed)
+        return export_response(signal, content_type, errors)
 
     view.__name__ = f"otlp_{signal}"
     return view
@@ -141,11 +141,11 @@ def request_key(signal: str, body: bytes) -> str:
     return f"otlp-{signal}:{hashlib.sha256(body).hexdigest()}"
 
 
-def export_response(signal: str, content_type: str, parsed: ParseResult) -> HttpResponse:
+def export_response(signal: str, content_type: str, errors: list[RecordError]) -> HttpResponse:
     """200 with partial_success naming how many items were refused and the first reasons."""
     response_class, count_field, json_field = SIGNALS[signal]
-    rejected = len(parsed.errors)
-    message = "; ".join(e.message for e in parsed.errors[:5])
+    rejected = len(errors)
+    message = "; ".join(e.message for e in errors[:5])
     if rejected > 5:
         message += f"; and {rejected - 5} more (see Ingest problems)"
     if "json" in content_type.lower():

@@ -647,7 +647,7 @@ def _pb_span(
 def _pb_events(events: Any, limit: int, truncated: dict[str, int]) -> tuple[WireEvent, ...]:
     return tuple(
         WireEvent(
-            name=event.name,
+            name=_clean(event.name),
             time_ns=_usable_time(event.time_unix_nano),
             attributes=_pb_attributes(event.attributes, limit, truncated, f"events[{n}]."),
         )
