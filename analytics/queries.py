@@ -367,11 +367,40 @@ def waterfall_spans(session: Session, *, limit: int, trace_id: str = "") -> list
 
 
 def stream_lines(
-    session: Session, *, roles: Sequence[str], after: int | None = None
-) -> QuerySet[TranscriptLine]:
-    """Chat stream lines with these roles in (`at`, id) order; only ids above `after` if given."""
-    lines = transcript_for_session(session, roles=roles)
-    return lines if after is None else lines.filter(pk__gt=after)
+    session: Session,
+    *,
+    roles: Sequence[str],
+    max_chars: int,
+    limit: int,
+    after: int | None = None,
+    before: int | None = None,
+) -> list[TranscriptLine]:
+    """At most `limit` chat stream lines with these roles, in (`at`, id) order: the first ones
+    with ids above `after` (the live poll), else the last ones before line `before` (or the
+    end). Each line's text is cut to `max_chars` in SQL (`text_preview`; `text_chars` is its
+    full length): a line can be a million characters and the page shows hundreds of lines."""
+    lines = (
+        transcript_for_session(session, roles=roles)
+        .defer("text")
+        .annotate(text_preview=Substr("text", 1, max_chars), text_chars=Length("text"))
+    )
+    if after is not None:
+        return list(lines.filter(pk__gt=after)[:limit])
+    if before is not None:
+        edge = TranscriptLine.objects.filter(session=session, pk=before).values("at").first()
+        if edge is not None:
+            lines = lines.filter(Q(at__lt=edge["at"]) | Q(at=edge["at"], pk__lt=before))
+    return list(reversed(lines.order_by("-at", "-id")[:limit]))
+
+
+def stream_line_count(session: Session, *, roles: Sequence[str]) -> int:
+    """How many chat stream lines with these roles the session has."""
+    return TranscriptLine.objects.filter(session=session, role__in=roles).count()
+
+
+def transcript_line(session: Session, pk: int) -> TranscriptLine | None:
+    """One transcript line of the session, whole."""
+    return TranscriptLine.objects.filter(session=session, pk=pk).first()
 
 
 def session_pks_by_external_id(project_id: int, external_ids: Sequence[str]) -> dict[str, int]:

@@ -48,6 +48,10 @@ PAGE_SIZE = 50
 OVERVIEW_ANOMALIES = 5
 WATERFALL_LIMIT = 2000
 CHILD_LIMIT = 50
+# The session page shows the end of the stream: a transcript can hold many thousands of lines
+# of up to a million characters each. Earlier lines and whole lines are a link away.
+STREAM_TAIL_LINES = 300
+STREAM_LINE_CHARS = 4000
 TOGGLE_ROLES = ("agent", "llm", "tool", "log")
 # Columns of the sessions table: (label, SessionFilter ordering field or "", CSS class).
 SESSION_COLUMNS = [
@@ -333,6 +337,7 @@ def _role_toggles(request: HttpRequest, hidden: list[str]) -> list[dict[str, Any
 
 def _stream_context(session: Session, request: HttpRequest, lines: list[Any]) -> dict[str, Any]:
     hidden = _hidden_roles(request)
+    before = _int_param(request, "before")
     after = max((line.pk for line in lines), default=_int_param(request, "after") or 0)
     poll = QueryDict(mutable=True)
     poll["after"] = str(after)
@@ -344,8 +349,32 @@ def _stream_context(session: Session, request: HttpRequest, lines: list[Any]) ->
         "lines": lines,
         "hidden": ",".join(hidden),
         "toggles": _role_toggles(request, hidden),
-        "is_running": session.end_state == Session.EndState.RUNNING,
+        # Earlier lines are a page of their own: new lines are not appended below them.
+        "is_running": session.end_state == Session.EndState.RUNNING and before is None,
         "poll_url": f"{reverse('dashboard:session-stream', args=[session.pk])}?{params}",
+        "line_chars": STREAM_LINE_CHARS,
+        **_stream_pages(session, request, lines, before),
+    }
+
+
+def _stream_pages(
+    session: Session, request: HttpRequest, lines: list[Any], before: int | None
+) -> dict[str, Any]:
+    """Links to the lines before the first one shown, and back to the newest."""
+    earlier = request.GET.copy()
+    earlier.pop("after", None)
+    earlier["before"] = str(lines[0].pk) if lines else ""
+    newest = request.GET.copy()
+    newest.pop("before", None)
+    has_earlier = len(lines) >= STREAM_TAIL_LINES
+    return {
+        "earlier_url": f"?{earlier.urlencode(safe=',')}#stream" if has_earlier else "",
+        "newest_url": f"?{newest.urlencode(safe=',')}#stream" if before is not None else "",
+        "line_count": (
+            queries.stream_line_count(session, roles=_shown_roles(_hidden_roles(request)))
+            if has_earlier or before is not None
+            else len(lines)
+        ),
     }
 
 
@@ -382,7 +411,8 @@ def _rounds_context(session: Session, trace_id: str, lines: list[Any]) -> dict[s
     """The Rounds panel: the session's traces in order, with each round's user message and reply
     taken from the stream lines already loaded (user and assistant lines are never hidden)."""
     rounds = rounds_with_messages(
-        queries.session_rounds(session), ((line.trace_id, line.role, line.text) for line in lines)
+        queries.session_rounds(session),
+        ((line.trace_id, line.role, line.text_preview) for line in lines),
     )
     selected: Round | None = next((r for r in rounds if r.trace_id == trace_id), None)
     return {"rounds": rounds, "trace_filter": trace_id, "selected_round": selected}
@@ -392,7 +422,13 @@ def _rounds_context(session: Session, trace_id: str, lines: list[Any]) -> dict[s
 @require_GET
 def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
     session = _session_or_404(request, pk)
-    lines = list(queries.stream_lines(session, roles=_shown_roles(_hidden_roles(request))))
+    lines = queries.stream_lines(
+        session,
+        roles=_shown_roles(_hidden_roles(request)),
+        max_chars=STREAM_LINE_CHARS,
+        limit=STREAM_TAIL_LINES,
+        before=_int_param(request, "before"),
+    )
     trace_id = _trace_param(request)
     context = {
         "nav": _object_nav(request, session.project),
@@ -415,10 +451,29 @@ def session_stream(request: HttpRequest, pk: int) -> HttpResponse:
     """The stream's new lines (after=<id>) plus a fresh poller; the poller stops once ended."""
     session = _session_or_404(request, pk)
     roles = _shown_roles(_hidden_roles(request))
-    lines = list(queries.stream_lines(session, roles=roles, after=_int_param(request, "after")))
+    lines = queries.stream_lines(
+        session,
+        roles=roles,
+        max_chars=STREAM_LINE_CHARS,
+        limit=STREAM_TAIL_LINES,
+        after=_int_param(request, "after"),
+    )
     context = {"stream": _stream_context(session, request, lines), "session": session}
     template = "dashboard/session_detail.html#stream-update"
     return _vary_on_htmx(render(request, template, context))
+
+
+@login_required
+@require_GET
+def session_line(request: HttpRequest, pk: int, line_pk: int) -> HttpResponse:
+    """One transcript line whole, as plain text (the stream shows its first characters)."""
+    session = _session_or_404(request, pk)
+    line = queries.transcript_line(session, line_pk)
+    if line is None:
+        raise Http404("No such line")
+    response = HttpResponse(line.text, content_type="text/plain; charset=utf-8")
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 # --- Span detail -------------------------------------------------------------------------------
