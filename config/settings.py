@@ -208,6 +208,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Read API over sessions, events, agents, transcripts and metrics.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The ingest endpoints are plain Django views: api/schema.py describes them.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.add_ingest_paths",
+    ],
     # The schema and its docs pages for a logged-in member or a project key, not the internet.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",

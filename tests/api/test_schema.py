@@ -91,3 +91,21 @@ def test_the_schema_generates_with_no_warnings(tmp_path: Path) -> None:
         "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml")
     )
     assert "SpanKindEnum" in (tmp_path / "schema.yml").read_text()
+
+
+def test_every_ingest_endpoint_is_in_the_schema_with_its_raw_body_types(client: Client) -> None:
+    from ingest import urls as ingest_urls
+
+    paths = client.get(reverse("api:schema"), {"format": "json"}).json()["paths"]
+    # The POST endpoints clients send to (GET /health and /objects/<pk>/ are not an API).
+    posted = [
+        "/" + str(p.pattern)
+        for p in ingest_urls.urlpatterns
+        if p.name and p.name not in ("health", "uploaded-object")
+    ]
+
+    assert posted and [p for p in posted if p not in paths] == []
+    for signal in ("traces", "metrics", "logs"):
+        content = paths[f"/v1/{signal}"]["post"]["requestBody"]["content"]
+        assert set(content) == {"application/x-protobuf", "application/json"}
+    assert "application/json" in paths["/api/v1/ingest"]["post"]["requestBody"]["content"]
