@@ -110,31 +110,9 @@ MAPPING = "issue 11 mapping (tests/fixtures/frameworks/README.md, 'attributes se
 KNOWN_GAPS: dict[tuple[str, str], str] = {
     (
         "autogen",
-        "one_session",
-    ): f"5 sessions: create_agent traces carry no team id, and the output-topic publishes are "
-    f"tied to the run only by span links; {MAPPING}",
-    (
-        "crewai",
-        "messages",
-    ): f"the sequential hand-over is a message, the Writer's 'Delegate work to coworker' call "
-    f"of the Researcher is not; {MAPPING}",
-    (
-        "pydantic_ai",
-        "messages",
-    ): f"delegation through a tool (execute_tool ask_researcher -> invoke_agent researcher) is "
-    f"no message; {MAPPING}",
-    (
-        "smolagents",
-        "messages",
-    ): f"the manager's call of its managed agent (researcher.run under it) is no message; {MAPPING}",
-    (
-        "traceloop/simple",
-        "workflow",
-    ): f"a nameless running workflow holds the step, trip-booking has 0 steps; {MAPPING}",
-    (
-        "traceloop",
         "same_batched_and_simple",
-    ): f"simple mode: the step sits in a nameless running workflow; {MAPPING}",
+    ): f"one session either way, but it is named after the span of whichever trace came first "
+    f"('autogen publish output_topic_…' batched, '… group_topic_…' simple); {MAPPING}",
     (
         "camel",
         "agent_names",
