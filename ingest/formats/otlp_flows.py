@@ -88,7 +88,9 @@ class SpanIndex:
         """Span i names no agent and none of its ancestors in this request is one, but its
         ancestry goes on in another request: the store names its agent once that part is
         stored (store._fill_pending_ends), so the result does not depend on the split."""
-        if self.agent_name(i, service_fallback=False):
+        if self.spans[i].scope_name.startswith("autogen") or self.agent_name(
+            i, service_fallback=False
+        ):
             return False
         current, seen = i, 0
         while self.parents[current] is not None and seen <= len(self.spans):
