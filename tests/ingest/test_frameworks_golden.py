@@ -328,15 +328,22 @@ def test_camel_role_playing_is_one_session_with_two_agents_and_their_calls(
     assert tool.agent_external_id in set(agents.values_list("external_id", flat=True))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agentops' track_agent names every CAMEL ChatAgent 'ChatAgent' (create_agent "
-    "{id, name}); the role names are only in each agent's system prompt ('Never forget you "
-    "are a Searcher and I am a Professor'), and RolePlaying's turns only in the LLM prompts",
-)
-def test_camel_agents_are_named_by_their_roles_with_the_turns_as_messages(client: Client) -> None:
-    project, key = new_project("camel-roles")
-    replay_agentops_v2(client, key, "camel", "batched")
+@pytest.mark.parametrize("mode", ["batched", "simple"])
+def test_camel_agents_are_named_by_their_roles_with_the_turns_as_messages(
+    client: Client, mode: str
+) -> None:
+    project, key = new_project(f"camel-roles-{mode}")
+    replay_agentops_v2(client, key, "camel", mode)
 
+    # agentops calls both "ChatAgent"; their system prompts give the roles.
     assert set(agent_names(project)) == {"Professor", "Searcher"}
-    assert {("Professor", ("Searcher",)), ("Searcher", ("Professor",))} <= set(messages(project))
+    # A turn per LLM call whose prompt ends with the other role's message (the third call
+    # ends with a tool result: no turn).
+    assert messages(project) == Counter(
+        {("Professor", ("Searcher",)): 2, ("Searcher", ("Professor",)): 2}
+    )
+    turns = Message.objects.filter(project=project)
+    assert {t.status for t in turns} == {"processed"}
+    assert all(t.body.metadata["observatory.inferred"] for t in turns)
+    first = turns.order_by("started_at").first()
+    assert first.body.content.startswith("Now start to give me instructions")
