@@ -113,15 +113,6 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
         "same_batched_and_simple",
     ): f"one session either way, but it is named after the span of whichever trace came first "
     f"('autogen publish output_topic_…' batched, '… group_topic_…' simple); {MAPPING}",
-    (
-        "camel",
-        "agent_names",
-    ): f"agentops' track_agent names every CAMEL ChatAgent 'ChatAgent'; the roles are only in "
-    f"each agent's system prompt; {MAPPING}",
-    (
-        "camel",
-        "messages",
-    ): f"agentops 0.3 has no messages: RolePlaying's turns are only in the LLM prompts; {MAPPING}",
 }
 
 
