@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import django_filters as filters
+from django.core.exceptions import ValidationError as FieldValidationError
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django_filters.fields import IsoDateTimeField
 from rest_framework.exceptions import ValidationError
 
 from ingest.models import (
@@ -32,6 +35,26 @@ BOOLEAN_CHOICES = [("true", "true"), ("false", "false"), ("1", "1"), ("0", "0")]
 
 def _is_true(value: str) -> bool:
     return value in ("true", "1")
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, in UTC. PostgreSQL refuses offsets past 15:59 (Python allows 23:59),
+    and a time near year 1 or 9999 may leave the calendar once in UTC: both were a 500."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise FieldValidationError(
+                "Enter a time between the years 1 and 9999 in UTC.", code="invalid"
+            ) from None
+
+
+class UtcIsoDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 class StrictBooleanFilter(filters.TypedChoiceFilter):
@@ -78,8 +101,8 @@ class ProjectFilterSet(filters.FilterSet):
 
 
 class SessionFilter(ProjectFilterSet):
-    started_after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    started_before = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    started_after = UtcIsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = UtcIsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
     tag = filters.CharFilter(method="filter_tag", label="Sessions carrying this tag.")
     agent = filters.CharFilter(method="filter_agent", label="Sessions with an agent by this name.")
     end_state = filters.ChoiceFilter(choices=Session.EndState.choices)
@@ -123,8 +146,8 @@ class EventFilter(ProjectFilterSet):
     model = filters.CharFilter()
     agent = filters.CharFilter(method="filter_agent", label="Agent id or agent name.")
     name = filters.CharFilter()
-    started_after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    started_before = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    started_after = UtcIsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = UtcIsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
     has_error = StrictBooleanFilter(method="filter_has_error", label="Error kind or status.")
     ordering = ordering_filter("started_at", "duration_ms", "cost")
 
@@ -153,8 +176,8 @@ class TranscriptFilter(filters.FilterSet):
         choices=TranscriptLine.Role.choices,
         label="Comma-separated roles (default: all), e.g. `user,assistant`.",
     )
-    after = filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    before = filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    after = UtcIsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    before = UtcIsoDateTimeFilter(field_name="at", lookup_expr="lt")
 
     class Meta:
         model = TranscriptLine
@@ -169,8 +192,8 @@ class StatusLineFilter(ProjectFilterSet):
         label="Comma-separated status roles: agent, llm, tool, log.",
     )
     agent = filters.CharFilter(field_name="agent_external_id", label="Agent id.")
-    after = filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    before = filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    after = UtcIsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    before = UtcIsoDateTimeFilter(field_name="at", lookup_expr="lt")
     ordering = ordering_filter("at")
 
     class Meta:
@@ -183,8 +206,8 @@ class AgentFilter(ProjectFilterSet):
     name = filters.CharFilter()
     role = filters.CharFilter()
     status = filters.ChoiceFilter(choices=Agent.Status.choices)
-    after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     ordering = ordering_filter("created_at")
 
     class Meta:
@@ -196,8 +219,8 @@ class MetricFilter(ProjectFilterSet):
     session = filters.CharFilter(field_name="session__external_id", label="Session id.")
     name = filters.CharFilter()
     agent = filters.CharFilter(field_name="agent_external_id", label="Agent id.")
-    after = filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    before = filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    after = UtcIsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    before = UtcIsoDateTimeFilter(field_name="at", lookup_expr="lt")
     ordering = ordering_filter("at", "value")
 
     class Meta:
@@ -209,8 +232,8 @@ class IngestProblemFilter(ProjectFilterSet):
     source = filters.CharFilter()
     record_type = filters.CharFilter()
     is_resolved = StrictBooleanFilter()
-    after = filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="gte")
-    before = filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="lt")
+    after = UtcIsoDateTimeFilter(field_name="received_at", lookup_expr="gte")
+    before = UtcIsoDateTimeFilter(field_name="received_at", lookup_expr="lt")
 
     class Meta:
         model = IngestRejection
@@ -233,8 +256,8 @@ class MessageFilter(ProjectFilterSet):
     error_type = filters.CharFilter()
     correlation_id = filters.CharFilter()
     causation_id = filters.CharFilter()
-    after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    before = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    after = UtcIsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    before = UtcIsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
     ordering = ordering_filter("started_at", "delivery_ms", "end_to_end_ms")
 
     class Meta:
@@ -271,8 +294,8 @@ class WorkflowFilter(ProjectFilterSet):
     session = filters.CharFilter(field_name="session__external_id", label="Session id.")
     name = filters.CharFilter()
     status = filters.ChoiceFilter(choices=Workflow.Status.choices)
-    after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    before = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    after = UtcIsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    before = UtcIsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
     ordering = ordering_filter("started_at", "duration_ms")
 
     class Meta:
@@ -287,8 +310,8 @@ class StepFilter(ProjectFilterSet):
     name = filters.CharFilter()
     agent = filters.CharFilter(field_name="agent_external_id", label="Agent id.")
     status = filters.ChoiceFilter(choices=Step.Status.choices)
-    after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    before = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    after = UtcIsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    before = UtcIsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
     ordering = ordering_filter("started_at", "duration_ms")
 
     class Meta:
@@ -305,8 +328,8 @@ class TestRunFilter(ProjectFilterSet):
     branch = filters.CharFilter()
     environment = filters.CharFilter()
     source = filters.CharFilter()
-    started_after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    started_before = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    started_after = UtcIsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = UtcIsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
 
     class Meta:
         model = TestRun
@@ -323,8 +346,8 @@ class TestResultFilter(ProjectFilterSet):
     suite = filters.CharFilter(field_name="run__suite")
     commit = filters.CharFilter(field_name="run__commit")
     branch = filters.CharFilter(field_name="run__branch")
-    run_started_after = filters.IsoDateTimeFilter(field_name="run__started_at", lookup_expr="gte")
-    run_started_before = filters.IsoDateTimeFilter(field_name="run__started_at", lookup_expr="lt")
+    run_started_after = UtcIsoDateTimeFilter(field_name="run__started_at", lookup_expr="gte")
+    run_started_before = UtcIsoDateTimeFilter(field_name="run__started_at", lookup_expr="lt")
 
     class Meta:
         model = TestResult

@@ -9,13 +9,13 @@ from django.db.models import QuerySet
 
 from analytics.models import AlertEvent, Anomaly, ErrorCluster, Report, Rollup, SessionFlag
 from analytics.trends import FREQS
-from api.filters import ProjectFilterSet, json_list_contains
+from api.filters import ProjectFilterSet, UtcIsoDateTimeFilter, json_list_contains
 
 
 class RollupFilter(ProjectFilterSet):
     granularity = filters.ChoiceFilter(choices=[(g, g) for g in FREQS])
-    since = filters.IsoDateTimeFilter(field_name="bucket_start", lookup_expr="gte")
-    until = filters.IsoDateTimeFilter(field_name="bucket_start", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="bucket_start", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="bucket_start", lookup_expr="lt")
 
     class Meta:
         model = Rollup
@@ -24,8 +24,8 @@ class RollupFilter(ProjectFilterSet):
 
 class AnomalyFilter(ProjectFilterSet):
     status = filters.ChoiceFilter(choices=Anomaly.Status.choices)
-    since = filters.IsoDateTimeFilter(field_name="window_start", lookup_expr="gte")
-    until = filters.IsoDateTimeFilter(field_name="window_start", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="window_start", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="window_start", lookup_expr="lt")
 
     class Meta:
         model = Anomaly
@@ -41,7 +41,7 @@ class SessionFlagFilter(ProjectFilterSet):
 
 
 class ErrorClusterFilter(ProjectFilterSet):
-    seen_after = filters.IsoDateTimeFilter(field_name="last_seen_at", lookup_expr="gte")
+    seen_after = UtcIsoDateTimeFilter(field_name="last_seen_at", lookup_expr="gte")
     agent = filters.CharFilter(method="filter_agent", label="Clusters that reached this agent.")
 
     class Meta:

@@ -1,7 +1,8 @@
 """Odd query strings are a 4xx (or ignored), never a 500, on every list endpoint and page.
 
 Found by review: `?page_size=²` passed isdigit() and then failed int(); `?since=2026-02-30T00:00:00`
-is well-formed ISO and still not a date.
+is well-formed ISO and still not a date. Found by schemathesis: `?before=2000-01-01T00:00:00+18:00`
+(an offset PostgreSQL refuses) and times that leave the calendar once in UTC.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ ODD_VALUES = [
     "2026-02-30T00:00:00",
     "2026-13-01",
     "\x00",
+    # schemathesis (bench/fuzz.sh): PostgreSQL refuses offsets past 15:59, and year 1 at +20:00
+    # is before year 1 in UTC.
+    "2000-01-01T00:00:00+18:00",
+    "0001-01-01T00:00:01+20:00",
+    "9999-12-31T23:59:59-20:00",
 ]
 PARAMS = [
     "page_size",
@@ -34,6 +40,10 @@ PARAMS = [
     "limit",
     "window",
     "range",
+    "after",
+    "before",
+    "started_before",
+    "run_started_after",
 ]
 
 
