@@ -92,7 +92,11 @@ def refresh_project_analytics_task(project_id: int) -> int:
     since = claim_refresh(project_id)
     if since is None:
         return 0
-    return refresh_project(project_id, since=since, now=timezone.now()).rollup_rows
+    result = refresh_project(project_id, since=since, now=timezone.now())
+    if result.has_backlog and mark_refresh_pending({project_id: timezone.now()}):
+        # Older hours are left to judge: another bounded refresh, once this one has finished.
+        refresh_project_analytics_task.apply_async((project_id,), countdown=1)
+    return result.rollup_rows
 
 
 @shared_task

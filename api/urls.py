@@ -86,6 +86,7 @@ urlpatterns = [
     path("trends/", views_analytics.RollupList.as_view(), name="rollup-list"),
     path("trends/series/", views_analytics.TrendSeriesList.as_view(), name="trend-series"),
     path("anomalies/", views_analytics.AnomalyList.as_view(), name="anomaly-list"),
+    path("incidents/", views_analytics.IncidentList.as_view(), name="incident-list"),
     path(
         "anomalies/<int:pk>/status/",
         views_analytics.AnomalyStatus.as_view(),

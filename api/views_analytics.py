@@ -64,6 +64,18 @@ class AnomalyList(ListView):
         return queries.anomalies_for_projects(visible_projects(self.request))
 
 
+class IncidentList(ListView):
+    """Incidents: the anomaly flags of one cause grouped, with their window, lead flag's
+    numbers, top dimension and flags."""
+
+    serializer_class = serializers.IncidentSerializer
+    filterset_class = filters.IncidentFilter
+    csv_filename = "incidents.csv"
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return queries.incidents_for_projects(visible_projects(self.request))
+
+
 class AnomalyStatus(APIView):
     """Acknowledge, resolve or reopen an anomaly: `{"status": "acknowledged"}`."""
 

@@ -26,6 +26,7 @@ urlpatterns = [
     path("workflows/<int:pk>/", views_messages.workflow_detail, name="workflow-detail"),
     path("trends/", views_analytics.trends, name="trends"),
     path("anomalies/", views_analytics.anomalies, name="anomalies"),
+    path("incidents/", views_analytics.incidents, name="incidents"),
     path("anomalies/<int:pk>/status/", views_analytics.anomaly_status, name="anomaly-status"),
     path("errors/", views_analytics.errors, name="errors"),
     path("alerts/", views_analytics.alerts, name="alerts"),

@@ -46,6 +46,7 @@ from ingest import access
 
 TREND_GROUPS = {"agent": ("llm", "tool"), "model": ("llm",), "tool": ("tool",)}
 ANOMALY_STATES = ("open", "acknowledged", "resolved", "all")
+INCIDENT_STATES = ("open", "closed", "all")
 ALERT_HISTORY = 50
 FORECAST_HORIZONS = (7, 30)
 
@@ -250,6 +251,43 @@ def anomalies(request: HttpRequest) -> HttpResponse:
         ),
     }
     return render(request, "dashboard/anomalies.html", context)
+
+
+@login_required
+@require_GET
+def incidents(request: HttpRequest) -> HttpResponse:
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    state = request.GET.get("status", "all")
+    state = state if state in INCIDENT_STATES else "all"
+    rows = queries.incidents_for_projects([nav.project.pk])
+    rows = rows if state == "all" else rows.filter(status=state)
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    listed = list(page.object_list)
+    flags = queries.anomalies_of_incidents([i.pk for i in listed])
+    sessions = queries.sessions_by_pk([pk for i in listed for pk in i.example_session_ids or []])
+    context = {
+        "nav": nav,
+        "page": page,
+        "rows": [
+            {
+                "incident": i,
+                "flags": flags.get(i.pk, []),
+                "examples": [sessions[pk] for pk in i.example_session_ids or [] if pk in sessions],
+            }
+            for i in listed
+        ],
+        "state": state,
+        "states": INCIDENT_STATES,
+        "csv_url": _api_url(
+            "api:incident-list",
+            project=nav.project.slug,
+            status="" if state == "all" else state,
+            format="csv",
+        ),
+    }
+    return render(request, "dashboard/incidents.html", context)
 
 
 @login_required
