@@ -386,7 +386,7 @@ class Encoder:
                 span.set_attribute("error.type", "UpstreamError")
                 span.set_status(Status(StatusCode.ERROR, "upstream error"))
             span.end(end_time=stop)
-        for agent, span in agents.items():
+        for span in agents.values():
             if span is not root:
                 span.end(end_time=end - 10**5)
         root.end(end_time=end)
@@ -655,19 +655,15 @@ def ingest_and_judge(level: str, seed: int) -> tuple[Any, list[Plan], dict[str, 
     return project, plans, timings
 
 
-def engine_reported(project: Any) -> tuple[list[Reported], str]:
-    """The engine's incidents if it groups flags into incidents, else its flags one by one."""
-    from analytics.models import Anomaly
+def engine_reported(project: Any, unit: str) -> list[Reported]:
+    """The engine's incidents, or (unit "flags") its flags one by one, as before grouping."""
+    from analytics.models import Anomaly, Incident
 
-    try:
-        from analytics.models import Incident  # type: ignore[attr-defined]
-    except ImportError:
-        Incident = None  # noqa: N806
-    if Incident is None:
-        return [_anomaly_reported(a) for a in Anomaly.objects.filter(project=project)], "flags"
+    if unit == "flags":
+        return [_anomaly_reported(a) for a in Anomaly.objects.filter(project=project)]
     reported = []
     for incident in Incident.objects.filter(project=project).prefetch_related("anomalies"):
-        entities = set()
+        entities: set[str] = set()
         for anomaly in incident.anomalies.all():
             entities |= _anomaly_reported(anomaly).entities
         reported.append(
@@ -679,7 +675,7 @@ def engine_reported(project: Any) -> tuple[list[Reported], str]:
                 explained=_is_explained(incident),
             )
         )
-    return reported, "incidents"
+    return reported
 
 
 def _anomaly_reported(anomaly: Any) -> Reported:
@@ -706,7 +702,7 @@ def _is_explained(item: Any) -> bool:
     )
 
 
-def evaluate(level: str, seed: int) -> list[str]:
+def evaluate(level: str, seed: int, unit: str) -> list[str]:
     from analytics.models import SessionFlag
     from analytics.queries import rollup_frame
 
@@ -727,7 +723,7 @@ def evaluate(level: str, seed: int) -> list[str]:
     flags = list(
         SessionFlag.objects.filter(project=project).values_list("session__external_id", "detector")
     )
-    reported, unit = engine_reported(project)
+    reported = engine_reported(project, unit)
     precision, count, found, detectors = score_sessions(flags, truth, incident_of)
     engine = score_incidents(reported, found)
     rollups = rollup_frame(project.pk, granularity="hour", since=START, until=_at(DAYS, 0))
@@ -771,6 +767,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--levels", default="low,medium")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--unit", choices=("incidents", "flags"), default="incidents", help="what counts as one"
+    )
     args = parser.parse_args()
     setup_django()
     print(
@@ -778,7 +777,7 @@ def main() -> None:
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     for level in args.levels.split(","):
-        print("\n".join(evaluate(level, args.seed)), flush=True)
+        print("\n".join(evaluate(level, args.seed, args.unit)), flush=True)
 
 
 if __name__ == "__main__":
