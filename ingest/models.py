@@ -157,6 +157,12 @@ class Session(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="sessions")
     external_id = models.CharField(max_length=128, help_text="The session id the client sent.")
     name = models.CharField(max_length=300, blank=True)
+    name_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Start of the root span the name was taken from (an inferred session of several "
+        "traces is named after its earliest root); empty when a client named the session.",
+    )
     started_at = models.DateTimeField(null=True, blank=True, db_index=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_state = models.CharField(

@@ -67,6 +67,7 @@ M = TypeVar("M", bound=Model)
 
 SESSION_MERGE_FIELDS = (
     "name",
+    "name_at",
     "started_at",
     "ended_at",
     "end_state",
@@ -575,13 +576,22 @@ def _follow_trace_links(
         )
     if not mapping:
         return by_type
-    return {
+    moved = {
         kind: [
             r if r.session_id not in mapping else replace(r, session_id=mapping[r.session_id])
             for r in group
         ]
         for kind, group in by_type.items()
     }
+    # An AutoGen agent's create_agent trace does not name the run it joins (created earlier,
+    # it would always be the earliest root); stored alone, it names its own session.
+    defined = {trace for trace, link in links.items() if link.defined_agent}
+    if defined and SessionRecord in moved:
+        moved[SessionRecord] = [
+            replace(new, name=None, name_at=None) if old.session_id in defined else new
+            for old, new in zip(by_type[SessionRecord], moved[SessionRecord], strict=True)
+        ]
+    return moved
 
 
 def _save_trace_links(
@@ -772,8 +782,8 @@ def _merge_stored_sessions(
 
 
 def _merge_into_sessions(sessions: dict[str, Session], records: list[Record]) -> None:
-    """Session records first, in order; then each session starts no later than the earliest
-    thing seen in it while it is inferred (one comparison per session, not per record)."""
+    """Session records in order, then each session starts no later than the earliest thing
+    seen in it while it is inferred (one comparison per session, not per record)."""
     earliest: dict[str, datetime] = {}
     for record in records:
         session_id = record.session_id
@@ -834,8 +844,9 @@ def _merge_session(session: Session, record: SessionRecord) -> None:
         session.end_state = record.end_state or Session.EndState.INDETERMINATE
         session.end_state_reason = record.end_state_reason or ""
         _widen_inferred_start(session, record.ended_at)
+    if record.name is not None and _takes_name(session, record):
+        session.name, session.name_at = record.name, record.name_at
     for attr, value in (
-        ("name", record.name),
         ("config", record.config),
         ("user_query", record.user_query),
         ("parent_external_id", record.parent_session_id),
@@ -847,6 +858,18 @@ def _merge_session(session: Session, record: SessionRecord) -> None:
         session.tags = list(record.tags)
     if record.metadata is not None:
         session.metadata = {**(session.metadata or {}), **record.metadata}
+
+
+def _takes_name(session: Session, record: SessionRecord) -> bool:
+    """A client's name always; a root span's name unless the session has a client's name or
+    one from an earlier root (equal times: the smaller name, so any order agrees)."""
+    if record.name_at is None:
+        return True
+    if not session.name:
+        return True
+    if session.name_at is None:
+        return False
+    return (record.name_at, record.name or "") < (session.name_at, session.name)
 
 
 def _upsert_agents(
