@@ -948,16 +948,26 @@ def _relink_span_agents(
     parent_of = {(row[1], row[2]): row[3] for row in rows}
     changed: list[Span] = []
     agent_of: dict[tuple[int, str], str] = {}
+    newly: set[tuple[int, str]] = set()
     for pk, session, span_id, parent, current, *_ in rows:
         agent = _nearest_agent(session, parent, parent_of, agent_names)
         agent_of[(session, span_id)] = agent or current
         if agent and agent != current:
             changed.append(Span(pk=pk, agent_external_id=agent))
+            newly.add((session, span_id))
+    # The batch's own agent spans may be delegations even when the request held their caller.
+    newly |= {(sessions[r.session_id].pk, r.agent_id) for r in agents if r.session_id in sessions}
+    if not newly:
+        # Nothing learnt: every delegation and pending end was settled when its span's agent
+        # was (that is when the span's agent changes) or its agent span came.
+        return TraceWalk()
     if changed:
         Span.objects.bulk_update(changed, ["agent_external_id"])
     external = {s.pk: s.external_id for s in sessions.values()}
-    messages = _trace_messages(external, rows, agent_of, agent_names)
-    return TraceWalk(external, agent_of, agent_names, messages)
+    messages = _trace_messages(
+        external, [r for r in rows if (r[1], r[2]) in newly], agent_of, agent_names
+    )
+    return TraceWalk(external, agent_of, agent_names, messages, newly)
 
 
 DELEGATION_PREFIX = "delegation:"
@@ -1035,6 +1045,8 @@ class TraceWalk:
     agent_of: dict[tuple[int, str], str] = field(default_factory=dict)
     agent_names: dict[tuple[int, str], str] = field(default_factory=dict)
     messages: list[AgentMessageRecord] = field(default_factory=list)
+    # (session pk, span id) of the spans whose agent this batch learnt.
+    newly: set[tuple[int, str]] = field(default_factory=set)
 
     def name_of(self, session: int, span_id: str) -> str:
         """The name of the agent span `span_id` ran under, or ""."""
@@ -1053,7 +1065,9 @@ def _fill_pending_ends(walk: TraceWalk) -> None:
         Message.objects.bulk_update(filled, ["sender", "receivers"])
     steps = []
     for step in Step.objects.filter(
-        workflow__session_id__in=walk.external.keys(), agent_external_id=""
+        workflow__session_id__in=walk.external.keys(),
+        agent_external_id="",
+        step_id__in={span for _, span in walk.newly},
     ).only("pk", "step_id", "workflow__session_id"):
         name = walk.name_of(step.workflow.session_id, step.step_id)
         if name:
@@ -1067,7 +1081,9 @@ def _fill_message_ends(walk: TraceWalk) -> list[Message]:
     sessions = walk.external.keys()
     filled: dict[int, Message] = {}
     for message in Message.objects.filter(
-        session_id__in=sessions, sender="", message_id__startswith=HANDOFF_PREFIX
+        session_id__in=sessions,
+        sender="",
+        message_id__in={f"{HANDOFF_PREFIX}{span}" for _, span in walk.newly},
     ).only("pk", "session_id", "message_id", "sender", "receivers"):
         name = walk.name_of(message.session_id, message.message_id[len(HANDOFF_PREFIX) :])
         if name:
