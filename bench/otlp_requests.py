@@ -66,7 +66,7 @@ STAGES = (
     ("ingest.views_otlp", "message_rules"),
     ("ingest.views_otlp", "parse_otlp_traces"),
     ("ingest.views_otlp", "save_records"),
-    ("ingest.views_otlp", "enqueue_session_summaries"),
+    ("ingest.views_otlp", "enqueue_session_summaries_soon"),
     ("ingest.views_otlp", "export_response"),
     *(
         ("ingest.store", name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -22,6 +23,7 @@ from django.utils import timezone
 from psycopg.types.json import set_json_dumps
 
 from analytics.tasks import enqueue_session_summaries, enqueue_test_analysis
+from ingest import sql
 from ingest.formats.native import parse_records
 from ingest.formats.records import (
     AgentMessageRecord,
@@ -196,6 +198,12 @@ def _claim_shared_rows(project: Project, records: list[tuple[int, Record]]) -> C
     an empty inferred session (and the trace link and inferred workflow its records named),
     exactly what its retry creates first: no spans, no data, and the summary shows it as an
     empty running session until the retry fills it.
+
+    Keys this process claimed before (CLAIMED_KEYS) are not claimed again: a session's
+    requests name the same session, link and workflow every time, and the claim statements
+    were a fifth of a one-span request's CPU. The cache only ever skips a claim; a row deleted
+    since (pruned, or a stray trace session moved) is created inside the transaction, as
+    before claims existed.
     """
     claimed = Claimed()
     if connection.vendor != "postgresql" or connection.in_atomic_block or not records:
@@ -210,7 +218,9 @@ def _claim_shared_rows(project: Project, records: list[tuple[int, Record]]) -> C
     by_type = _follow_trace_links(project, by_type, links)
     wanted = {r.session_id for g in by_type.values() for r in g if r.session_id}
     wanted |= {link.session_id for link in links.values()}
-    if not wanted:
+    flows = by_type.get(WorkflowRecord, []) + by_type.get(StepRecord, [])
+    keys = _claim_keys(project, wanted, links, flows)
+    if not wanted or CLAIMED_KEYS.has_all(keys):
         return claimed
     claimed.sessions = _insert_missing(
         Session,
@@ -218,40 +228,93 @@ def _claim_shared_rows(project: Project, records: list[tuple[int, Record]]) -> C
         "project_id, external_id",
         "external_id",
     )
-    pks = dict(
-        Session.objects.filter(project=project, external_id__in=wanted).values_list(
-            "external_id", "pk"
+    pks = dict(claimed.sessions)
+    if len(pks) < len(wanted):
+        pks |= dict(
+            Session.objects.filter(
+                project=project, external_id__in=wanted - pks.keys()
+            ).values_list("external_id", "pk")
         )
-    )
     if links:
         _insert_missing(
             TraceLink,
             [
+                # With its reason, so that the batch's own upsert finds it unchanged and does
+                # not rewrite (and lock) it inside the transaction.
                 TraceLink(
                     project=project,
                     trace_id=trace,
                     session_id=pks[link.session_id],
                     round_index=link.round_index,
+                    reason=link.reason[:300],
                 )
                 for trace, link in sorted(links.items())
             ],
             "project_id, trace_id",
             "trace_id",
         )
-    flows = by_type.get(WorkflowRecord, []) + by_type.get(StepRecord, [])
-    keys = sorted({(pks[r.session_id], r.workflow_id) for r in flows if r.session_id in pks})
-    if keys:
+    flow_keys = sorted({(pks[r.session_id], r.workflow_id) for r in flows if r.session_id in pks})
+    if flow_keys:
         made = _insert_missing(
             Workflow,
             [
                 Workflow(project=project, session_id=pk, workflow_id=wid, is_inferred=True)
-                for pk, wid in keys
+                for pk, wid in flow_keys
             ],
             "session_id, workflow_id",
             "workflow_id",
         )
         claimed.workflows = set(made.values())
+    CLAIMED_KEYS.add(keys)
     return claimed
+
+
+def _claim_keys(
+    project: Project,
+    sessions: set[str],
+    links: dict[str, TraceLinkRecord],
+    flows: list[FlowRecord],
+) -> set[tuple[Any, ...]]:
+    """What a claim of these rows stands for in CLAIMED_KEYS: each session, each link as the
+    batch states it (a link that changes is claimed, and rewritten, again) and each workflow."""
+    pk = project.pk
+    return (
+        {("session", pk, sid) for sid in sessions}
+        | {
+            ("link", pk, trace, link.session_id, link.round_index, link.reason[:300])
+            for trace, link in links.items()
+        }
+        | {("workflow", pk, r.session_id, r.workflow_id) for r in flows if r.session_id}
+    )
+
+
+class ClaimedKeys:
+    """The newest `size` keys this process claimed (_claim_shared_rows), oldest dropped first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.keys: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+
+    def has_all(self, keys: set[tuple[Any, ...]]) -> bool:
+        if not all(key in self.keys for key in keys):
+            return False
+        for key in keys:
+            self.keys.move_to_end(key)
+        return True
+
+    def add(self, keys: set[tuple[Any, ...]]) -> None:
+        for key in keys:
+            self.keys[key] = None
+            self.keys.move_to_end(key)
+        while len(self.keys) > self.size:
+            self.keys.popitem(last=False)
+
+    def clear(self) -> None:
+        self.keys.clear()
+
+
+# About 1 MB per process: the live sessions, links and workflows of a few thousand agents.
+CLAIMED_KEYS = ClaimedKeys(20_000)
 
 
 def _insert_missing(
@@ -546,8 +609,14 @@ def _upsert_sessions(
     wanted = _session_ids_in(records)
     if not wanted:
         return {}, set()
+    ids = sorted(wanted)
     existing = {
-        s.external_id: s for s in Session.objects.filter(project=project, external_id__in=wanted)
+        s.external_id: s
+        for s in sql.select_rows(
+            Session,
+            f"t.project_id = %s AND t.external_id IN {sql.placeholders(ids)}",
+            [project.pk, *ids],
+        )
     }
     created = [
         Session(project=project, external_id=sid, is_inferred=True)
@@ -727,22 +796,31 @@ def _relink_span_agents(
     otlp = [r for r in spans if r.trace_id]
     if not otlp or not (agents or any(r.parent_span_id and not r.agent_id for r in otlp)):
         return
-    keys = {(sessions[r.session_id].pk, r.trace_id) for r in otlp}
-    session_pks = {pk for pk, _ in keys}
-    agent_spans = set(
-        Agent.objects.filter(session_id__in=session_pks).values_list("session_id", "external_id")
-    )
-    rows = Span.objects.filter(
-        session_id__in=session_pks, trace_id__in={t for _, t in keys}
-    ).values_list("pk", "session_id", "span_id", "parent_span_id", "agent_external_id")
+    session_pks = sorted({sessions[r.session_id].pk for r in otlp})
+    trace_ids = sorted({r.trace_id for r in otlp})
+    # Written out (ingest/sql.py): this runs for nearly every one-span request, and the ORM's
+    # compile of the two reads was most of its 2.4 ms (bench/README.md).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT session_id, external_id FROM ingest_agent WHERE session_id IN "
+            f"{sql.placeholders(session_pks)}",
+            session_pks,
+        )
+        agent_spans = set(cursor.fetchall())
+        cursor.execute(
+            "SELECT id, session_id, span_id, parent_span_id, agent_external_id FROM ingest_span "
+            f"WHERE session_id IN {sql.placeholders(session_pks)} "
+            f"AND trace_id IN {sql.placeholders(trace_ids)}",
+            [*session_pks, *trace_ids],
+        )
+        rows = cursor.fetchall()
     parent_of = {(session, span): parent for _, session, span, parent, _ in rows}
     changed: list[Span] = []
     for pk, session, _span_id, parent, current in rows:
         agent = _nearest_agent(session, parent, parent_of, agent_spans)
         if agent and agent != current:
             changed.append(Span(pk=pk, agent_external_id=agent))
-    if changed:
-        Span.objects.bulk_update(changed, ["agent_external_id"])
+    _update_rows(changed, ["agent_external_id"])
 
 
 def _nearest_agent(
@@ -826,8 +904,15 @@ def _stored_rows(
     wanted = {key for key in keys if key[0] not in new_parents}
     if not wanted:
         return {}
-    rows = model._default_manager.filter(
-        **{f"{parent}_id__in": {k[0] for k in wanted}, f"{child}__in": {k[1] for k in wanted}}
+    parents, children = sorted({k[0] for k in wanted}), sorted({k[1] for k in wanted})
+    parent_column = model._meta.get_field(parent).column
+    child_column = model._meta.get_field(child).column
+    # Written out (ingest/sql.py): every request of a stored session runs this for its spans.
+    rows = sql.select_rows(
+        model,
+        f"t.{parent_column} IN {sql.placeholders(parents)} AND t.{child_column} IN "
+        f"{sql.placeholders(children)}",
+        [*parents, *children],
     )
     found = {(getattr(row, f"{parent}_id"), getattr(row, child)): row for row in rows}
     return {key: row for key, row in found.items() if key in wanted}
