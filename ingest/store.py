@@ -205,9 +205,8 @@ def _claim_shared_rows(project: Project, records: list[tuple[int, Record]]) -> C
     since (pruned, or a stray trace session moved) is created inside the transaction, as
     before claims existed.
     """
-    claimed = Claimed()
     if connection.vendor != "postgresql" or connection.in_atomic_block or not records:
-        return claimed
+        return Claimed()
     # Test runs and results name no session of their own (a result's session_ids only link).
     by_type = {
         kind: group
@@ -218,93 +217,94 @@ def _claim_shared_rows(project: Project, records: list[tuple[int, Record]]) -> C
     by_type = _follow_trace_links(project, by_type, links)
     wanted = {r.session_id for g in by_type.values() for r in g if r.session_id}
     wanted |= {link.session_id for link in links.values()}
+    if not wanted:
+        return Claimed()
     flows = by_type.get(WorkflowRecord, []) + by_type.get(StepRecord, [])
-    keys = _claim_keys(project, wanted, links, flows)
-    if not wanted or CLAIMED_KEYS.has_all(keys):
-        return claimed
-    claimed.sessions = _insert_missing(
-        Session,
-        [Session(project=project, external_id=sid, is_inferred=True) for sid in sorted(wanted)],
-        "project_id, external_id",
-        "external_id",
-    )
-    pks = dict(claimed.sessions)
-    if len(pks) < len(wanted):
-        pks |= dict(
-            Session.objects.filter(
-                project=project, external_id__in=wanted - pks.keys()
-            ).values_list("external_id", "pk")
+    try:
+        return _claim(project, wanted, links, flows)
+    except IntegrityError:
+        # A session pk this process remembered is gone (pruned, or a stray trace session that
+        # was moved): forget them all and claim from what is stored.
+        CLAIMED_KEYS.clear()
+        return _claim(project, wanted, links, flows)
+
+
+def _claim(
+    project: Project, wanted: set[str], links: dict[str, TraceLinkRecord], flows: list[FlowRecord]
+) -> Claimed:
+    claimed = Claimed()
+    known = CLAIMED_KEYS
+    pks = {sid: pk for sid in wanted if (pk := known.get(("session", project.pk, sid)))}
+    new_ids = sorted(wanted - pks.keys())
+    if new_ids:
+        claimed.sessions = _insert_missing(
+            Session(project=project, is_inferred=True),
+            {"external_id": new_ids},
+            "project_id, external_id",
+            "external_id",
         )
-    if links:
+        pks |= claimed.sessions
+        if len(pks) < len(wanted):
+            pks |= dict(
+                Session.objects.filter(
+                    project=project, external_id__in=wanted - pks.keys()
+                ).values_list("external_id", "pk")
+            )
+    # Links with their reason, so that the batch's own upsert finds them unchanged and does
+    # not rewrite (and lock) them inside the transaction.
+    new_links = {
+        ("link", project.pk, trace, pks[link.session_id], link.round_index, link.reason[:300])
+        for trace, link in links.items()
+    }
+    new_links = {key for key in new_links if key not in known}
+    if new_links:
+        _, _, traces, sessions, rounds, reasons = zip(*sorted(new_links), strict=True)
         _insert_missing(
-            TraceLink,
-            [
-                # With its reason, so that the batch's own upsert finds it unchanged and does
-                # not rewrite (and lock) it inside the transaction.
-                TraceLink(
-                    project=project,
-                    trace_id=trace,
-                    session_id=pks[link.session_id],
-                    round_index=link.round_index,
-                    reason=link.reason[:300],
-                )
-                for trace, link in sorted(links.items())
-            ],
+            TraceLink(project=project),
+            {"trace_id": traces, "session": sessions, "round_index": rounds, "reason": reasons},
             "project_id, trace_id",
             "trace_id",
         )
-    flow_keys = sorted({(pks[r.session_id], r.workflow_id) for r in flows if r.session_id in pks})
-    if flow_keys:
+    new_flows = {("workflow", pks[r.session_id], r.workflow_id) for r in flows if r.session_id}
+    new_flows = {key for key in new_flows if key not in known}
+    if new_flows:
+        _, flow_sessions, workflow_ids = zip(*sorted(new_flows), strict=True)
         made = _insert_missing(
-            Workflow,
-            [
-                Workflow(project=project, session_id=pk, workflow_id=wid, is_inferred=True)
-                for pk, wid in flow_keys
-            ],
+            Workflow(project=project, is_inferred=True),
+            {"session": flow_sessions, "workflow_id": workflow_ids},
             "session_id, workflow_id",
             "workflow_id",
         )
         claimed.workflows = set(made.values())
-    CLAIMED_KEYS.add(keys)
+    known.add({("session", project.pk, sid): pk for sid, pk in pks.items()})
+    known.add(dict.fromkeys(new_links | new_flows, 0))
     return claimed
 
 
-def _claim_keys(
-    project: Project,
-    sessions: set[str],
-    links: dict[str, TraceLinkRecord],
-    flows: list[FlowRecord],
-) -> set[tuple[Any, ...]]:
-    """What a claim of these rows stands for in CLAIMED_KEYS: each session, each link as the
-    batch states it (a link that changes is claimed, and rewritten, again) and each workflow."""
-    pk = project.pk
-    return (
-        {("session", pk, sid) for sid in sessions}
-        | {
-            ("link", pk, trace, link.session_id, link.round_index, link.reason[:300])
-            for trace, link in links.items()
-        }
-        | {("workflow", pk, r.session_id, r.workflow_id) for r in flows if r.session_id}
-    )
-
-
 class ClaimedKeys:
-    """The newest `size` keys this process claimed (_claim_shared_rows), oldest dropped first."""
+    """The newest `size` rows this process claimed (_claim_shared_rows) or found claimed, each
+    key with its pk where the claim needs it (sessions), oldest dropped first.
+
+    A session's requests name the same session, link and workflow every time, and claiming
+    them again was a fifth of a one-span request's CPU. This only ever skips a claim: a row
+    deleted since is created inside the batch's transaction, as before claims existed."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.keys: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+        self.keys: OrderedDict[tuple[Any, ...], int] = OrderedDict()
 
-    def has_all(self, keys: set[tuple[Any, ...]]) -> bool:
-        if not all(key in self.keys for key in keys):
-            return False
-        for key in keys:
+    def __contains__(self, key: tuple[Any, ...]) -> bool:
+        return self.get(key) is not None
+
+    def get(self, key: tuple[Any, ...]) -> int | None:
+        value = self.keys.get(key)
+        if value is not None:
             self.keys.move_to_end(key)
-        return True
+        return value
 
-    def add(self, keys: set[tuple[Any, ...]]) -> None:
-        for key in keys:
-            self.keys[key] = None
+    def add(self, values: dict[tuple[Any, ...], int]) -> None:
+        for key, value in values.items():
+            self.keys[key] = value
             self.keys.move_to_end(key)
         while len(self.keys) > self.size:
             self.keys.popitem(last=False)
@@ -313,26 +313,40 @@ class ClaimedKeys:
         self.keys.clear()
 
 
-# About 1 MB per process: the live sessions, links and workflows of a few thousand agents.
+# About 2 MB per process: the live sessions, links and workflows of a few thousand agents.
 CLAIMED_KEYS = ClaimedKeys(20_000)
 
 
 def _insert_missing(
-    model: type[Model], objs: list[Model], conflict: str, key: str
+    template: Model, varying: dict[str, Sequence[Any]], conflict: str, key: str
 ) -> dict[Any, int]:
-    """INSERT these rows (in the order given) unless their unique key is stored already;
-    returns {row's `key` field: pk} for the rows this call inserted."""
+    """INSERT rows like `template` but for the `varying` fields (a list of values each, one
+    row per position, in that order) unless their unique key is stored already; returns {row's
+    `key` field: pk} for the rows this call inserted. The varying values go as one array per
+    field and the rest once: 50 sessions as rows of parameters were 1,000 values quoted one
+    by one (bench/README.md)."""
+    model = type(template)
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
-    key_column = model._meta.get_field(key).column
+    names = {model._meta.get_field(name).column: name for name in varying}
+    types = dict(zip(names, _copy_types(model, tuple(names)), strict=True))
+    select, params = [], []
+    for f in fields:
+        if f.column in names:
+            select.append(f"v.{f.column}")
+        else:
+            select.append("%s")
+            params.append(f.get_db_prep_save(f.pre_save(template, True), connection))
+    arrays = ", ".join(f"%s::{types[column]}[]" for column in names)
+    quote = connection.ops.quote_name
     sql = (
-        f"INSERT INTO {model._meta.db_table} ({columns}) VALUES {', '.join([row] * len(objs))} "
-        f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {key_column}, id"
+        f"INSERT INTO {model._meta.db_table} ({', '.join(quote(f.column) for f in fields)}) "
+        f"SELECT {', '.join(select)} FROM unnest({arrays}) WITH ORDINALITY "
+        f"AS v({', '.join(names)}, n) ORDER BY v.n "
+        f"ON CONFLICT ({conflict}) DO NOTHING "
+        f"RETURNING {model._meta.get_field(key).column}, id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [*params, *(list(varying[name]) for name in names.values())])
         return dict(cursor.fetchall())
 
 
@@ -583,14 +597,17 @@ def _first_int(attributes: dict[str, Any], keys: tuple[str, ...]) -> int | None:
 
 def _price_table(project: Project) -> dict[str, Price]:
     """The built-in prices with this project's overrides (admin: Model prices) on top."""
-    overrides = {
-        row.model: Price(
-            input=row.input_per_million,
-            output=row.output_per_million,
-            cached_input=row.cached_input_per_million,
-            reasoning=row.reasoning_per_million,
+    # Written out (ingest/sql.py): a batch with an unpriced LLM call reads it every time.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT model, input_per_million, output_per_million, cached_input_per_million, "
+            f"reasoning_per_million FROM {ModelPrice._meta.db_table} WHERE project_id = %s",
+            [project.pk],
         )
-        for row in ModelPrice.objects.filter(project=project)
+        rows = cursor.fetchall()
+    overrides = {
+        model: Price(input=given, output=made, cached_input=cached, reasoning=reasoning)
+        for model, given, made, cached, reasoning in rows
     }
     return {**default_prices(), **overrides}
 
