@@ -7,9 +7,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import Any
 
 from celery import shared_task
 from django.conf import settings
@@ -178,7 +177,7 @@ class SummaryBatcher:
     again. Nothing is lost if the process dies before it sends: ingest marks every session it
     touches stale in its own transaction, and the beat sweep rebuilds stale sessions."""
 
-    def __init__(self, send: Any, seconds: float) -> None:
+    def __init__(self, send: Callable[[set[int]], None], seconds: float) -> None:
         self.send, self.seconds = send, seconds
         self.lock = threading.Lock()
         self.pending: set[int] = set()

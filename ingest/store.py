@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -213,7 +213,7 @@ def _claim_shared_rows(project: Project, records: list[tuple[int, Record]]) -> C
         for kind, group in _group_by_type([r for _, r in records]).items()
         if "session_id" in getattr(kind, "__dataclass_fields__", {})
     }
-    links = {r.trace_id: r for r in by_type.get(TraceLinkRecord, [])}
+    links = _batch_links(project, by_type.get(TraceLinkRecord, []), by_type.get(AgentRecord, []))
     by_type = _follow_trace_links(project, by_type, links)
     wanted = {r.session_id for g in by_type.values() for r in g if r.session_id}
     wanted |= {link.session_id for link in links.values()}
@@ -366,7 +366,7 @@ def _save_batch(
     by_type = _group_by_type(fresh)
     test_records = by_type.pop(TestRunRecord, []) + by_type.pop(TestResultRecord, [])
     result.test_run_pks = _save_test_records(project, test_records)
-    links = {r.trace_id: r for r in by_type.pop(TraceLinkRecord, [])}
+    links = _batch_links(project, by_type.pop(TraceLinkRecord, []), by_type.get(AgentRecord, []))
     by_type = _follow_trace_links(project, by_type, links)
     session_records = [r for g in by_type.values() for r in g]
     sessions, created = _upsert_sessions(project, session_records)
@@ -374,15 +374,19 @@ def _save_batch(
     new_sessions = created | {s.pk for s in sessions.values() if s.external_id in claimed.sessions}
     _save_trace_links(project, sessions, links)
     _upsert_agents(project, sessions, new_sessions, by_type.get(AgentRecord, []))
+    _adopt_definitions(project, sessions, by_type.get(AgentRecord, []))
     _upsert_spans(project, sessions, new_sessions, by_type.get(SpanRecord, []))
-    _relink_span_agents(sessions, by_type.get(SpanRecord, []), by_type.get(AgentRecord, []))
+    walk = _relink_span_agents(sessions, by_type.get(SpanRecord, []), by_type.get(AgentRecord, []))
     _insert_transcript(project, sessions, by_type.get(TranscriptRecord, []))
     _insert_metrics(project, sessions, by_type.get(MetricRecord, []))
-    _upsert_messages(project, sessions, by_type.get(AgentMessageRecord, []))
+    _upsert_messages(project, sessions, by_type.get(AgentMessageRecord, []) + walk.messages)
+    _fill_handoff_senders(walk)
     flows = by_type.get(WorkflowRecord, []) + by_type.get(StepRecord, [])
     # Workflows are claimed outside the transaction by whichever batch came first, so even in
     # a session this batch claimed they are stored rows to look up.
     _upsert_workflows(project, sessions, created, flows, claimed.workflows)
+    if flows:
+        _adopt_implicit_steps(sessions, by_type.get(SpanRecord, []))
     result.rejection_count = save_rejections(project, errors, source=source)
     _merge_stored_sessions(sessions, created, session_records)
     result.session_pks = {s.pk for s in sessions.values()}
@@ -467,6 +471,165 @@ def _insert_ledger_ids(project: Project, ids: list[str]) -> set[str]:
     return new
 
 
+MAX_FOLLOWED_TRACES = 8
+
+
+def _batch_links(
+    project: Project, records: list[TraceLinkRecord], agents: list[AgentRecord]
+) -> dict[str, TraceLinkRecord]:
+    """The batch's trace links by trace id, each naming a session.
+
+    A link that follows another trace (a span link, otlp._linked_trace) takes that trace's
+    session: its link in this batch, else its stored link, else the trace's own session (if
+    that trace is linked later, _move_trace carries this one along). A trace linked already
+    keeps its stored session: a span link never overrides a link stored by any rule, so the
+    result does not depend on which of a trace's spans came first.
+    """
+    definitions = [r for r in records if r.defined_agent]
+    records = [r for r in records if not r.defined_agent]
+    strong = {r.trace_id: r for r in records if not r.follows_trace}
+    if definitions:
+        strong |= _definition_links(project, definitions, strong, agents)
+    follows = {r.trace_id: r for r in records if r.follows_trace and r.trace_id not in strong}
+    if not follows:
+        return strong
+    links = dict(strong)
+    stored = {
+        trace: (session, reason)
+        for trace, session, reason in TraceLink.objects.filter(
+            project=project, trace_id__in=follows.keys() | {r.session_id for r in follows.values()}
+        ).values_list("trace_id", "session__external_id", "reason")
+    }
+    for trace, record in follows.items():
+        if trace in stored:
+            session, reason = stored[trace]
+            links[trace] = replace(record, session_id=session, reason=reason, follows_trace=False)
+            continue
+        target = record.session_id
+        for _ in range(MAX_FOLLOWED_TRACES):
+            if target in strong:
+                target = strong[target].session_id
+                break
+            if target in stored:
+                target = stored[target][0]
+                break
+            if target not in follows or target == trace:
+                break
+            target = follows[target].session_id
+        if target != trace:
+            links[trace] = replace(record, session_id=target, follows_trace=False)
+    return links
+
+
+# How long before a team run an AutoGen agent may have been created to be counted in it.
+DEFINITION_WINDOW = timedelta(minutes=15)
+AUTOGEN_TEAM_PREFIX = "autogen-team-"
+
+
+def _definition_reason(agent: str, team_session: str) -> str:
+    return (
+        f"AutoGen agent {agent} created before team {team_session[len(AUTOGEN_TEAM_PREFIX) :]} "
+        "used it (the next team run with that agent)"
+    )
+
+
+def _definition_links(
+    project: Project,
+    definitions: list[TraceLinkRecord],
+    strong: dict[str, TraceLinkRecord],
+    agents: list[AgentRecord],
+) -> dict[str, TraceLinkRecord]:
+    """Links for the batch's AutoGen create_agent traces: to the team run with the earliest
+    agent of that name at most DEFINITION_WINDOW after the creation, among the batch's agents
+    and the stored ones (one query per such trace; a team creates a handful). A run not stored
+    yet adopts it when it comes (_adopt_definitions)."""
+    in_batch = [
+        (r.at, strong[r.session_id].session_id, r.name)
+        for r in agents
+        if r.at
+        and r.session_id in strong
+        and strong[r.session_id].session_id.startswith(AUTOGEN_TEAM_PREFIX)
+    ]
+    links: dict[str, TraceLinkRecord] = {}
+    for record in definitions:
+        start = record.defined_at
+        if start is None:
+            continue
+        uses = [
+            (at, team)
+            for at, team, name in in_batch
+            if name == record.defined_agent and start <= at <= start + DEFINITION_WINDOW
+        ]
+        stored = (
+            Agent.objects.filter(
+                project=project,
+                name=record.defined_agent,
+                session__external_id__startswith=AUTOGEN_TEAM_PREFIX,
+                created_at__gte=start,
+                created_at__lte=start + DEFINITION_WINDOW,
+            )
+            .order_by("created_at", "pk")
+            .values_list("created_at", "session__external_id")
+            .first()
+        )
+        uses += [stored] if stored else []
+        if uses:
+            team = min(uses)[1]
+            reason = _definition_reason(record.defined_agent, team)
+            links[record.trace_id] = replace(record, session_id=team, reason=reason)
+    return links
+
+
+def _adopt_definitions(
+    project: Project, sessions: dict[str, Session], records: list[AgentRecord]
+) -> None:
+    """The other order: a team run's agents arrive after their create_agent traces were
+    stored as sessions of their own. Each such trace (not linked yet) joins the run whose agent
+    of that name starts soonest after it, within DEFINITION_WINDOW."""
+    used = [
+        (r.name, r.at, r.session_id)
+        for r in records
+        if r.name and r.at and r.session_id.startswith(AUTOGEN_TEAM_PREFIX)
+    ]
+    if not used:
+        return
+    earliest = min(at for _, at, _ in used)
+    latest = max(at for _, at, _ in used)
+    candidates = (
+        Agent.objects.filter(
+            project=project,
+            name__in={name for name, _, _ in used},
+            created_at__gte=earliest - DEFINITION_WINDOW,
+            created_at__lte=latest,
+            session__external_id__regex=r"^[0-9a-f]{32}$",
+            # The orphan-root session is named after its one span (otlp._root_records).
+            session__name__startswith="create_agent ",
+        )
+        .exclude(
+            session__external_id__in=TraceLink.objects.filter(project=project).values("trace_id")
+        )
+        .exclude(session_id__in=[s.pk for s in sessions.values()])
+        .select_related("session")
+    )
+    for definition in candidates:
+        uses = sorted(
+            (at, team)
+            for name, at, team in used
+            if name == definition.name
+            and definition.created_at <= at <= definition.created_at + DEFINITION_WINDOW
+        )
+        if not uses:
+            continue
+        team = sessions[uses[0][1]]
+        TraceLink.objects.create(
+            project=project,
+            trace_id=definition.session.external_id,
+            session=team,
+            reason=_definition_reason(definition.name, team.external_id),
+        )
+        _move_trace(definition.session, team)
+
+
 def _follow_trace_links(
     project: Project, by_type: dict[type, list[Any]], links: dict[str, TraceLinkRecord]
 ) -> dict[type, list[Any]]:
@@ -542,6 +705,8 @@ def _move_trace(stray: Session, target: Session) -> None:
         external_id__in=target.agents.values("external_id")
     ).update(session=target)
     MetricSample.objects.filter(session=stray).update(session=target)
+    # Traces that followed the stray trace by a span link follow it into its session.
+    TraceLink.objects.filter(session=stray).update(session=target)
     Message.objects.filter(session=stray).exclude(
         message_id__in=target.agent_messages.values("message_id")
     ).update(session=target)
@@ -678,9 +843,12 @@ def _merge_stored_sessions(
         # NO KEY UPDATE, as an UPDATE of these columns takes: a plain FOR UPDATE would also
         # block every insert referencing the session (foreign-key checks take KEY SHARE) and
         # deadlock with batches holding those.
-        for s in Session.objects.filter(pk__in=touched)
-        .order_by("pk")
-        .select_for_update(no_key=True)
+        for s in sql.select_rows(
+            Session,
+            f"t.id IN {sql.placeholders(touched)} ORDER BY t.id"
+            + (" FOR NO KEY UPDATE" if connection.vendor == "postgresql" else ""),
+            touched,
+        )
     }
     before = {s.pk: (*_merge_snapshot(s), s.is_summary_stale) for s in locked.values()}
     _merge_into_sessions(locked, [r for r in mine if r.session_id in locked])
@@ -805,43 +973,156 @@ def _upsert_agents(
 
 def _relink_span_agents(
     sessions: dict[str, Session], spans: list[SpanRecord], agents: list[AgentRecord]
-) -> None:
+) -> TraceWalk:
     """OTLP: a span's agent is its nearest agent ancestor in the whole stored trace, whatever
     request each span came in (SimpleSpanProcessor sends children before their parents). The
     mapping resolves what one request holds; this fills in the rest once the parent lands.
-    Runs only when the batch has an OTLP span without its agent or a new agent span."""
+    Runs only when the batch has an OTLP span without its agent or a new agent span.
+
+    The same walk over the stored trace finds what only the whole trace says: the delegation
+    messages to store (_trace_messages) and the agents of hand-offs stored without a sender
+    (_fill_handoff_senders).
+    """
     otlp = [r for r in spans if r.trace_id]
     if not otlp or not (agents or any(r.parent_span_id and not r.agent_id for r in otlp)):
-        return
+        return TraceWalk()
     session_pks = sorted({sessions[r.session_id].pk for r in otlp})
     trace_ids = sorted({r.trace_id for r in otlp})
     # Written out (ingest/sql.py): this runs for nearly every one-span request, and the ORM's
     # compile of the two reads was most of its 2.4 ms (bench/README.md).
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT session_id, external_id FROM ingest_agent WHERE session_id IN "
+            "SELECT session_id, external_id, name FROM ingest_agent WHERE session_id IN "
             f"{sql.placeholders(session_pks)}",
             session_pks,
         )
-        agent_spans = set(cursor.fetchall())
+        agent_names = {(session, external): name for session, external, name in cursor}
         cursor.execute(
-            "SELECT id, session_id, span_id, parent_span_id, agent_external_id FROM ingest_span "
+            "SELECT id, session_id, span_id, parent_span_id, agent_external_id, trace_id, "
+            "started_at, ended_at, status FROM ingest_span "
             f"WHERE session_id IN {sql.placeholders(session_pks)} "
             f"AND trace_id IN {sql.placeholders(trace_ids)}",
             [*session_pks, *trace_ids],
         )
         rows = cursor.fetchall()
-    parent_of = {(session, span): parent for _, session, span, parent, _ in rows}
+    parent_of = {(row[1], row[2]): row[3] for row in rows}
     changed: list[Span] = []
-    for pk, session, _span_id, parent, current in rows:
-        agent = _nearest_agent(session, parent, parent_of, agent_spans)
+    agent_of: dict[tuple[int, str], str] = {}
+    for pk, session, span_id, parent, current, *_ in rows:
+        agent = _nearest_agent(session, parent, parent_of, agent_names)
+        agent_of[(session, span_id)] = agent or current
         if agent and agent != current:
             changed.append(Span(pk=pk, agent_external_id=agent))
     _update_rows(changed, ["agent_external_id"])
+    external = {s.pk: s.external_id for s in sessions.values()}
+    messages = _trace_messages(external, rows, agent_of, agent_names)
+    return TraceWalk(external, agent_of, agent_names, messages)
+
+
+DELEGATION_PREFIX = "delegation:"
+HANDOFF_PREFIX = "handoff:"
+
+
+def _trace_messages(
+    external: dict[int, str],
+    rows: list[tuple[Any, ...]],
+    agent_of: dict[tuple[int, str], str],
+    agent_names: dict[tuple[int, str], str],
+) -> list[AgentMessageRecord]:
+    """Delegations, which only the whole stored trace shows (so they come out the same however
+    its spans were split into requests): an agent span whose nearest agent ancestor is another
+    agent (pydantic-ai's agent called through a tool, a smolagents managed agent) was called by
+    it. An inferred message from caller to callee, sent and received when the callee starts,
+    processed (or failed) when it ends; stored once."""
+    calls: dict[tuple[int, str], tuple[Any, ...]] = {}
+    for row in rows:
+        session, span_id = row[1], row[2]
+        callee = agent_names.get((session, span_id), "")
+        caller = agent_names.get((session, agent_of.get((session, span_id), "")), "")
+        if callee and caller and caller != callee:
+            calls[(session, f"{DELEGATION_PREFIX}{span_id}"[:128])] = row
+    if not calls:
+        return []
+    stored = set(
+        Message.objects.filter(
+            session_id__in={k[0] for k in calls}, message_id__in={k[1] for k in calls}
+        ).values_list("session_id", "message_id")
+    )
+    records: list[AgentMessageRecord] = []
+    for (session, message_id), row in calls.items():
+        if (session, message_id) in stored:
+            continue
+        _, _, span_id, _, _, trace_id, started, ended, status = row
+        callee = agent_names[(session, span_id)]
+        caller = agent_names[(session, agent_of[(session, span_id)])]
+        base = f"otlp-delegation:{trace_id}:{span_id}"
+        sent = AgentMessageRecord(
+            record_id=f"{base}:sent",
+            session_id=external[session],
+            message_id=message_id,
+            stage="sent",
+            at=started,
+            sender=caller,
+            receivers=(callee,),
+            channel="delegation",
+            metadata={"observatory.inferred": True, "observatory.rule": "agent span under agent"},
+            agent_id=caller,
+            trace_id=trace_id,
+        )
+        received = replace(
+            sent,
+            record_id=f"{base}:received",
+            stage="received",
+            sender=None,
+            receivers=None,
+            metadata=None,
+            agent_id=callee,
+        )
+        records += [sent, received]
+        if ended is not None:
+            stage = "failed" if status == Span.Status.ERROR else "processed"
+            records.append(replace(received, record_id=f"{base}:{stage}", stage=stage, at=ended))
+    return records
+
+
+@dataclass
+class TraceWalk:
+    """What _relink_span_agents learnt of the stored traces of a batch: each span's agent and
+    each agent span's name (by session pk and span id), and the messages it derived."""
+
+    external: dict[int, str] = field(default_factory=dict)
+    agent_of: dict[tuple[int, str], str] = field(default_factory=dict)
+    agent_names: dict[tuple[int, str], str] = field(default_factory=dict)
+    messages: list[AgentMessageRecord] = field(default_factory=list)
+
+
+def _fill_handoff_senders(walk: TraceWalk) -> None:
+    """After the batch's messages are stored: hand-offs without a sender get their span's
+    agent (the mapping names it only when that agent's span came in the same request)."""
+    if not walk.external:
+        return
+    external, agent_of, agent_names = walk.external, walk.agent_of, walk.agent_names
+    waiting = Message.objects.filter(
+        session_id__in=external.keys(), sender="", message_id__startswith=HANDOFF_PREFIX
+    ).only("pk", "session_id", "message_id")
+    filled = []
+    for message in waiting:
+        span_id = message.message_id[len(HANDOFF_PREFIX) :]
+        name = agent_names.get(
+            (message.session_id, agent_of.get((message.session_id, span_id), ""))
+        )
+        if name:
+            message.sender = name
+            filled.append(message)
+    if filled:
+        Message.objects.bulk_update(filled, ["sender"])
 
 
 def _nearest_agent(
-    session: int, parent: str, parent_of: dict[tuple[int, str], str], agents: set[tuple[int, str]]
+    session: int,
+    parent: str,
+    parent_of: dict[tuple[int, str], str],
+    agents: Collection[tuple[int, str]],
 ) -> str:
     seen = 0
     while parent and seen <= len(parent_of):
@@ -1494,6 +1775,73 @@ def _upsert_workflows(
         sessions,
         steps,
     )
+
+
+def _adopt_implicit_steps(sessions: dict[str, Session], spans: list[SpanRecord]) -> None:
+    """OTLP: a task span that came before the spans leading up to its workflow span was put
+    in its trace's implicit run (keyed by the trace id: otlp_flows._step_records). Once the
+    stored trace leads from the task to a workflow span, the step moves to that workflow's run,
+    and the implicit run goes when nothing is left in it; so traceloop's `disable_batch=True`
+    (one span per request, children first) stores the run its batches would."""
+    traces = {(sessions[r.session_id].pk, r.trace_id) for r in spans if r.trace_id}
+    if not traces:
+        return
+    session_pks = {pk for pk, _ in traces}
+    trace_ids = {t for _, t in traces}
+    implicit = list(
+        Step.objects.filter(
+            workflow__session_id__in=session_pks, workflow__workflow_id__in=trace_ids
+        ).values_list("pk", "workflow_id", "workflow__session_id", "step_id")
+    )
+    if not implicit:
+        return
+    runs = {
+        (session, workflow_id): pk
+        for pk, session, workflow_id in Workflow.objects.filter(
+            session_id__in=session_pks
+        ).values_list("pk", "session_id", "workflow_id")
+        if workflow_id not in trace_ids
+    }
+    parent_of = {
+        (session, span): parent
+        for session, span, parent in Span.objects.filter(
+            session_id__in=session_pks, trace_id__in=trace_ids
+        ).values_list("session_id", "span_id", "parent_span_id")
+    }
+    taken = set(
+        Step.objects.filter(workflow_id__in=runs.values()).values_list("workflow_id", "step_id")
+    )
+    moved: list[Step] = []
+    doubles: list[int] = []
+    emptied: set[int] = set()
+    for pk, implicit_run, session, step_id in implicit:
+        target = _nearest_run(session, parent_of.get((session, step_id), ""), parent_of, runs)
+        if target is None:
+            continue
+        emptied.add(implicit_run)
+        if (target, step_id) in taken:
+            doubles.append(pk)
+        else:
+            moved.append(Step(pk=pk, workflow_id=target))
+    Step.objects.filter(pk__in=doubles).delete()
+    if moved:
+        Step.objects.bulk_update(moved, ["workflow"])
+    Workflow.objects.filter(pk__in=emptied, steps__isnull=True).delete()
+
+
+def _nearest_run(
+    session: int,
+    parent: str,
+    parent_of: dict[tuple[int, str], str],
+    runs: dict[tuple[int, str], int],
+) -> int | None:
+    seen = 0
+    while parent and seen <= len(parent_of):
+        if (session, parent) in runs:
+            return runs[(session, parent)]
+        parent = parent_of.get((session, parent), "")
+        seen += 1
+    return None
 
 
 def _workflow_snapshot(workflow: Workflow) -> tuple[Any, ...]:

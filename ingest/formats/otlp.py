@@ -1188,16 +1188,58 @@ def _trace_link(
         session_id, reason = _session_attribute(roots, (CONVERSATION_KEY,))
     if not session_id:
         session_id, reason = _autogen_team(members)
+    follows = False
     if not session_id:
-        return None
+        session_id, reason = _linked_trace(trace_id, members)
+        follows = bool(session_id)
+    if not session_id:
+        return _autogen_definition(trace_id, members)
     round_index = _round_index(members)
     return TraceLinkRecord(
-        record_id=f"otlp-link:{_digest(trace_id, session_id, str(round_index))}",
+        record_id=f"otlp-link:{_digest(trace_id, session_id, str(round_index), str(follows))}",
         trace_id=trace_id,
         session_id=session_id,
         round_index=round_index,
         reason=reason,
+        follows_trace=follows,
     )
+
+
+def _autogen_definition(trace_id: str, members: list[WireSpan]) -> TraceLinkRecord | None:
+    """AutoGen traces an agent's construction as a root `create_agent <name>` span of its own,
+    naming no team (the team comes later and may reuse the agent). The store puts it in the
+    team run that next uses an agent of that name (store._batch_links, _adopt_definitions)."""
+    if len(members) != 1 or members[0].parent_span_id:
+        return None
+    span = members[0]
+    name = span.attributes.get("gen_ai.agent.name")
+    if not (
+        span.scope_name.startswith("autogen")
+        and span.attributes.get("gen_ai.operation.name") == "create_agent"
+        and isinstance(name, str)
+        and name
+    ):
+        return None
+    return TraceLinkRecord(
+        record_id=f"otlp-link:{_digest(trace_id, 'autogen-definition')}",
+        trace_id=trace_id,
+        session_id="",
+        defined_agent=name[:200],
+        defined_at=_at(span.start_ns),
+    )
+
+
+def _linked_trace(trace_id: str, members: list[WireSpan]) -> tuple[str, str]:
+    """(trace id, reason) of the other trace a span of this one links to: a consumer that
+    starts a trace of its own (AutoGen's runtime at every publish, a queue worker) belongs with
+    its producer. The request's earliest linking span decides; once stored, a trace's link is
+    not replaced by a span link from a later request (store._batch_links)."""
+    linking = [s for s in members if any(link.trace_id != trace_id for link in s.links)]
+    if not linking:
+        return "", ""
+    span = min(linking, key=lambda s: (s.start_ns, s.span_id))
+    target = next(link.trace_id for link in span.links if link.trace_id != trace_id)
+    return target, f"span link from '{span.name[:120]}' to trace {target}"
 
 
 def _round_index(members: list[WireSpan]) -> int | None:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ RECIPIENT_TYPE_KEY = "recipient_agent_type"
 # OpenAI Agents (openinference) records a hand-off as a tool span "handoff to <agent>" whose
 # input is the agent handing off and whose output the agent handed to.
 HANDOFF_PREFIX = "handoff to "
+CREWAI_DELEGATION_TOOLS = ("Delegate work to coworker", "Ask question to coworker")
 
 
 def _at(nanos: int) -> datetime:
@@ -77,6 +79,13 @@ class SpanIndex:
         if agent is not None:
             return _text(self.meanings[agent].name)
         return _text(span.resource.get("service.name"))
+
+    def nearest_agent_name(self, i: int) -> str:
+        """The name of the span's nearest agent ancestor in the request, else ""."""
+        agent = (
+            self.position.get((self.spans[i].trace_id, self.agents[i])) if self.agents[i] else None
+        )
+        return _text(self.meanings[agent].name) if agent is not None else ""
 
     def linked_message_id(self, link: WireLink) -> str:
         """The message a span link points at: the linked producer's messaging.message.id when
@@ -124,7 +133,7 @@ def flow_records(
         operation = _operation(span.attributes)
         if operation:
             records += [(span.index, r) for r in _messaging_records(index, i, operation)]
-        records += [(span.index, r) for r in _handoff_records(span, meanings[i])]
+        records += [(span.index, r) for r in _handoff_records(index, i)]
         for rule in rules:
             if rule.matches(span.name, span.attributes):
                 records += [(span.index, r) for r in _rule_records(span, rule)]
@@ -345,20 +354,41 @@ def _failure(span: WireSpan, record: AgentMessageRecord, agent: str) -> list[Rec
 # --- hand-offs --------------------------------------------------------------------------------
 
 
-def _handoff_records(span: WireSpan, meaning: SpanMeaning) -> list[Record]:
-    """A hand-off between agents that one span states by itself (so it never depends on what
-    else came in the request):
+def _handoff_records(index: SpanIndex, i: int) -> list[Record]:
+    """A hand-off between agents that one span states (so it never depends on what else came
+    in the request):
 
     - recorded: OpenAI Agents' "handoff to <agent>" tool span (from its input, to its output);
+    - recorded: CrewAI's delegation tool spans ("Delegate work to coworker", "Ask question to
+      coworker"), to the coworker its input names, from the agent using the tool: named here
+      when that agent's span is in the request, else by the store once it is
+      (store._fill_handoff_senders);
     - inferred: an OpenInference agent span whose graph.node.parent_id names another agent and
       that has no agent.name (CrewAI: the previous task's agent hands its result on). OpenAI
       Agents also set graph.node.parent_id, but record the hand-off itself (above).
+
+    Delegations that only the span tree shows (an agent span under another agent's span) are
+    found by the store over the whole stored trace (store._trace_messages).
     """
+    span, meaning = index.spans[i], index.meanings[i]
     attributes = span.attributes
     if meaning.kind == "tool" and span.name.startswith(HANDOFF_PREFIX):
         sender = _text(attributes.get("input.value"))
         receiver = _text(attributes.get("output.value")) or span.name[len(HANDOFF_PREFIX) :]
         return _handoff(span, sender, receiver, rule="openai-agents handoff span", inferred=False)
+    if meaning.kind == "tool" and attributes.get("tool.name") in CREWAI_DELEGATION_TOOLS:
+        coworker = _coworker(attributes.get("input.value"))
+        sender = index.nearest_agent_name(i)
+        # The tool returns the coworker's answer: its end is the delegated work done.
+        return _handoff(
+            span,
+            sender,
+            coworker,
+            rule="crewai delegation tool",
+            inferred=False,
+            need_sender=False,
+            done="processed",
+        )
     parent = attributes.get("graph.node.parent_id")
     if meaning.detail == "agent" and parent and not attributes.get("agent.name"):
         receiver = meaning.name
@@ -369,10 +399,26 @@ def _handoff_records(span: WireSpan, meaning: SpanMeaning) -> list[Record]:
     return []
 
 
+def _coworker(raw: Any) -> str:
+    """The coworker a CrewAI delegation tool's JSON input names."""
+    try:
+        arguments = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return ""
+    return _text(arguments.get("coworker")) if isinstance(arguments, dict) else ""
+
+
 def _handoff(
-    span: WireSpan, sender: str, receiver: str, *, rule: str, inferred: bool
+    span: WireSpan,
+    sender: str,
+    receiver: str,
+    *,
+    rule: str,
+    inferred: bool,
+    need_sender: bool = True,
+    done: str = "received",
 ) -> list[Record]:
-    if not sender or not receiver:
+    if not receiver or (need_sender and not sender):
         return []
     sent = AgentMessageRecord(
         record_id=f"otlp-handoff:{span.digest}:sent",
@@ -380,7 +426,7 @@ def _handoff(
         message_id=f"handoff:{span.span_id}",
         stage="sent",
         at=_at(span.start_ns),
-        sender=sender,
+        sender=sender or None,
         receivers=(receiver,),
         channel="handoff",
         metadata={"observatory.inferred": inferred, "observatory.rule": rule},
@@ -390,7 +436,7 @@ def _handoff(
     records: list[Record] = [sent, *_failure(span, sent, receiver)]
     if span.end_ns and span.status_code != STATUS_ERROR:
         record_id = f"otlp-handoff:{span.digest}:processed"
-        records.append(_stage(sent, "received", _at(span.end_ns), record_id, agent=receiver))
+        records.append(_stage(sent, done, _at(span.end_ns), record_id, agent=receiver))
     return records
 
 

@@ -96,13 +96,21 @@ class SpanRecord:
 class TraceLinkRecord:
     """OTLP: the spans of trace_id belong to session_id (a session that spans several traces,
     e.g. one TaskWeaver round per trace). Without a link a trace is its own session, keyed by
-    its hex trace id. round_index orders the rounds when the client says it (else start time)."""
+    its hex trace id. round_index orders the rounds when the client says it (else start time).
+
+    With follows_trace, session_id is another trace's id (a span link points there): the trace
+    is in whatever session that trace is in, which the store resolves (store._batch_links)."""
 
     record_id: str
     trace_id: str
     session_id: str
     round_index: int | None = None
     reason: str = ""  # why the trace is in this session, shown beside its round
+    follows_trace: bool = False
+    # AutoGen: the trace only creates this agent (a create_agent span, before any team run,
+    # naming no team); session_id is "" and the store finds the run that next uses the agent.
+    defined_agent: str = ""
+    defined_at: datetime | None = None
 
 
 @dataclass(slots=True)
