@@ -1,0 +1,51 @@
+"""Reads on the ingest hot path written as SQL, returning model instances like the ORM does.
+
+The ORM compiles a query anew on every call: for a one-span OTLP request its compile of a dozen
+small reads was most of the request's CPU (bench/README.md). These helpers build the same rows
+from hand-written statements; use them only where a request pays for that compile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from typing import Any, TypeVar
+
+from django.db import connection
+from django.db.models import Model
+
+M = TypeVar("M", bound=Model)
+
+
+@cache
+def columns(model: type[Model], alias: str) -> str:
+    """The model's concrete columns as `alias.column, ...`, in field order."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{alias}.{quote(f.column)}" for f in model._meta.concrete_fields)
+
+
+def field_count(model: type[Model]) -> int:
+    return len(model._meta.concrete_fields)
+
+
+def from_row(model: type[M], values: Sequence[Any]) -> M:
+    """An instance from its concrete columns' values, converted as the ORM converts them."""
+    fields = model._meta.concrete_fields
+    converted = [
+        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
+        for f, v in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+
+
+def placeholders(values: Sequence[Any]) -> str:
+    """`(%s, %s, ...)` for an IN list of these values (portable: no arrays on SQLite)."""
+    return "(" + ", ".join(["%s"] * len(values)) + ")"
+
+
+def select_rows(model: type[M], where: str, params: Sequence[Any]) -> list[M]:
+    """SELECT every concrete column of `model`'s table WHERE `where` (aliased `t`)."""
+    sql = f"SELECT {columns(model, 't')} FROM {model._meta.db_table} t WHERE {where}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [from_row(model, row) for row in cursor.fetchall()]
