@@ -28,13 +28,29 @@ def field_count(model: type[Model]) -> int:
     return len(model._meta.concrete_fields)
 
 
+@cache
+def _converters(model: type[Model], vendor: str) -> list[tuple[Any, list[Any]]]:
+    """(column expression, converters) per concrete field: the backend's (SQLite answers
+    datetimes as text) and the field's own, as the ORM applies them."""
+    out = []
+    for f in model._meta.concrete_fields:
+        column = f.get_col(model._meta.db_table)
+        out.append(
+            (column, connection.ops.get_db_converters(column) + f.get_db_converters(connection))
+        )
+    return out
+
+
 def from_row(model: type[M], values: Sequence[Any]) -> M:
     """An instance from its concrete columns' values, converted as the ORM converts them."""
     fields = model._meta.concrete_fields
-    converted = [
-        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
-        for f, v in zip(fields, values, strict=True)
-    ]
+    converted = []
+    for (column, converters), value in zip(
+        _converters(model, connection.vendor), values, strict=True
+    ):
+        for converter in converters:
+            value = converter(value, column, connection)
+        converted.append(value)
     return model.from_db(connection.alias, [f.attname for f in fields], converted)
 
 

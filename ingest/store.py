@@ -1058,10 +1058,11 @@ HANDOFF_PREFIX = "handoff:"
 
 
 def _db_datetime(value: datetime | str | None) -> datetime | None:
-    """A timestamp read by a written-out query: SQLite answers text, PostgreSQL datetimes."""
-    if value is None or isinstance(value, datetime):
-        return value
-    parsed = datetime.fromisoformat(value)
+    """A timestamp read by a written-out query: SQLite answers naive UTC (or text),
+    PostgreSQL aware datetimes."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
