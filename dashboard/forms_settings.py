@@ -119,14 +119,18 @@ class SessionAttributesForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 class RequeueWebhookForm(forms.ModelForm):  # type: ignore[type-arg]
+    requeue_webhook_url = forms.URLField(
+        required=False,
+        max_length=200,
+        assume_scheme="https",
+        label="Requeue webhook URL",
+        help_text=Project._meta.get_field("requeue_webhook_url").help_text,
+        widget=forms.URLInput(attrs={"placeholder": "https://…"}),
+    )
+
     class Meta:
         model = Project
         fields = ["requeue_webhook_url"]
-        widgets = {"requeue_webhook_url": forms.URLInput(attrs={"placeholder": "https://…"})}
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["requeue_webhook_url"].assume_scheme = "https"  # type: ignore[attr-defined]
 
     def clean_requeue_webhook_url(self) -> str:
         """An address typed as such is refused now; a name is checked again when dialled

@@ -104,13 +104,13 @@ def project_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def members(request: HttpRequest) -> HttpResponse:
-    nav = _nav_for(request, access.Action.MANAGE_MEMBERS)
+    posted_role = request.POST.get("role") if request.method == "POST" else None
+    nav = _nav_for(request, access.membership_action(posted_role))
     if nav is None:
         return _no_project(request)
     form = MemberAddForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         role, user = form.cleaned_data["role"], form.cleaned_data["user"]
-        access.require(request.user, nav.project.pk, access.membership_action(role))
         try:
             with transaction.atomic():
                 projects.add_member(nav.project, user, role)

@@ -102,7 +102,7 @@ def record_per_project(
     changes: Changes | None = None,
 ) -> list[AuditEntry]:
     """One entry per project for a change to many rows: `rows` are (pk, project_id); the target
-    names them (`3 dead letters: #5, #7, #9`)."""
+    names them (`dead letters #5, #7, #9`)."""
     by_project: dict[int, list[int]] = {}
     for pk, project_id in rows:
         by_project.setdefault(project_id, []).append(pk)
@@ -111,7 +111,7 @@ def record_per_project(
             request,
             action,
             project_id=project_id,
-            target=f"{len(pks)} {noun}: " + ", ".join(f"#{pk}" for pk in sorted(pks)),
+            target=f"{noun} " + ", ".join(f"#{pk}" for pk in sorted(pks)),
             changes=changes,
         )
         for project_id, pks in sorted(by_project.items())
