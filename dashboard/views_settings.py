@@ -43,7 +43,9 @@ def _nav_for(request: HttpRequest, action: access.Action) -> Nav | None:
     return nav
 
 
-def _page(request: HttpRequest, template: str, nav: Nav, tab: str, **context: Any) -> HttpResponse:
+def _page(
+    request: HttpRequest, template: str, nav: Nav | None, tab: str, **context: Any
+) -> HttpResponse:
     invalid = any(getattr(f, "errors", None) for f in context.values() if hasattr(f, "is_bound"))
     status = 400 if request.method == "POST" and invalid else 200
     return render(request, template, {"nav": nav, "tab": tab, **context}, status=status)
@@ -96,7 +98,7 @@ def project_create(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Project “{project.name}” created; you are its owner.")
             return redirect(f"{reverse('dashboard:settings-keys')}?project={project.slug}")
     nav = _current_nav(request)
-    return _page(request, "dashboard/settings_new_project.html", nav, "new", form=form)  # type: ignore[arg-type]
+    return _page(request, "dashboard/settings_new_project.html", nav, "new", form=form)
 
 
 # --- Members -----------------------------------------------------------------------------------

@@ -225,7 +225,8 @@ def test_the_audit_api_filters_and_exports_csv(client: Client, project: Project)
     assert [(e["action"], e["summary"], e["actor_type"]) for e in listed] == [
         ("project.update", "name: Settings → Renamed", "user")
     ]
-    rows = list(csv.DictReader(io.StringIO(exported.content.decode())))
+    text = b"".join(exported.streaming_content).decode()  # type: ignore[attr-defined]
+    rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["action"] for r in rows] == ["key.create", "project.update"]
     assert set(rows[0]) >= {"at", "actor", "action", "target", "summary", "address"}
 
