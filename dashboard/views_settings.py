@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -30,7 +30,14 @@ from dashboard.forms_settings import (
 )
 from dashboard.views import PAGE_SIZE, Nav, _current_nav, _no_project
 from ingest import access, audit, projects
-from ingest.models import ApiKey, AuditEntry, Membership, MessageMappingRule, ModelPrice
+from ingest.models import (
+    ApiKey,
+    AuditEntry,
+    Membership,
+    MessageMappingRule,
+    ModelPrice,
+    Project,
+)
 
 A = AuditEntry.Action
 
@@ -49,6 +56,12 @@ def _page(
     invalid = any(getattr(f, "errors", None) for f in context.values() if hasattr(f, "is_bound"))
     status = 400 if request.method == "POST" and invalid else 200
     return render(request, template, {"nav": nav, "tab": tab, **context}, status=status)
+
+
+def _back(url_name: str, project_id: int) -> HttpResponse:
+    """To the settings page of the project just changed (which may not be the current one)."""
+    slug = Project.objects.filter(pk=project_id).values_list("slug", flat=True).first()
+    return redirect(f"{reverse(url_name)}?project={slug}")
 
 
 # --- The project -------------------------------------------------------------------------------
@@ -148,7 +161,7 @@ def member_change(request: HttpRequest, pk: int) -> HttpResponse:
     removing = "remove" in request.POST
     form = RoleForm(request.POST if not removing else {"role": membership.role})
     if not form.is_valid():
-        raise Http404("No such role")
+        return HttpResponseBadRequest("Unknown role")
     new_role = None if removing else form.cleaned_data["role"]
     project_id, name = membership.project_id, membership.user.get_username()
     access.require(request.user, project_id, access.membership_action(membership.role, new_role))
@@ -171,7 +184,7 @@ def member_change(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"{name} removed." if removing else f"{name} is now {new_role}.")
-    return redirect("dashboard:settings-members")
+    return _back("dashboard:settings-members", project_id)
 
 
 def _membership_or_404(request: HttpRequest, pk: int) -> Membership:
@@ -237,7 +250,7 @@ def key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
                 changes=changes,
             )
     messages.success(request, f"Key {key.prefix}… ({key.name}) is revoked.")
-    return redirect("dashboard:settings-keys")
+    return _back("dashboard:settings-keys", key.project_id)
 
 
 # --- Model price overrides ---------------------------------------------------------------------
@@ -291,7 +304,7 @@ def price_delete(request: HttpRequest, pk: int) -> HttpResponse:
             changes=projects.delete_price(price),
         )
     messages.success(request, f"The override for {price.model} is deleted.")
-    return redirect("dashboard:settings-prices")
+    return _back("dashboard:settings-prices", price.project_id)
 
 
 # --- Session and message mapping ---------------------------------------------------------------
@@ -372,7 +385,7 @@ def message_rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
             changes=projects.delete_message_rule(rule),
         )
     messages.success(request, f"Message rule “{rule.name}” deleted.")
-    return redirect("dashboard:settings-mapping")
+    return _back("dashboard:settings-mapping", rule.project_id)
 
 
 # --- Channels ----------------------------------------------------------------------------------
