@@ -17,12 +17,13 @@ from typing import Any, TypeVar
 import orjson
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Model, QuerySet
+from django.db.models import F, Model, Q, QuerySet
 from django.utils import timezone
 from psycopg.types.json import set_json_dumps
 
 from analytics.tasks import enqueue_session_summaries, enqueue_test_analysis
 from ingest.formats.native import parse_records
+from ingest.formats.otlp_flows import RECEIVER_SPAN_KEY, SENDER_SPAN_KEY
 from ingest.formats.records import (
     AgentMessageRecord,
     AgentRecord,
@@ -304,13 +305,13 @@ def _save_batch(
     _insert_transcript(project, sessions, by_type.get(TranscriptRecord, []))
     _insert_metrics(project, sessions, by_type.get(MetricRecord, []))
     _upsert_messages(project, sessions, by_type.get(AgentMessageRecord, []) + walk.messages)
-    _fill_handoff_senders(walk)
     flows = by_type.get(WorkflowRecord, []) + by_type.get(StepRecord, [])
     # Workflows are claimed outside the transaction by whichever batch came first, so even in
     # a session this batch claimed they are stored rows to look up.
     _upsert_workflows(project, sessions, created, flows, claimed.workflows)
     if flows:
         _adopt_implicit_steps(sessions, by_type.get(SpanRecord, []))
+    _fill_pending_ends(walk)
     result.rejection_count = save_rejections(project, errors, source=source)
     _merge_stored_sessions(sessions, created, session_records)
     result.session_pks = {s.pk for s in sessions.values()}
@@ -893,7 +894,7 @@ def _relink_span_agents(
 
     The same walk over the stored trace finds what only the whole trace says: the delegation
     messages to store (_trace_messages) and the agents of hand-offs stored without a sender
-    (_fill_handoff_senders).
+    (_fill_pending_ends).
     """
     otlp = [r for r in spans if r.trace_id]
     if not otlp or not (agents or any(r.parent_span_id and not r.agent_id for r in otlp)):
@@ -1012,27 +1013,60 @@ class TraceWalk:
     agent_names: dict[tuple[int, str], str] = field(default_factory=dict)
     messages: list[AgentMessageRecord] = field(default_factory=list)
 
+    def name_of(self, session: int, span_id: str) -> str:
+        """The name of the agent span `span_id` ran under, or ""."""
+        return self.agent_names.get((session, self.agent_of.get((session, span_id), "")), "")
 
-def _fill_handoff_senders(walk: TraceWalk) -> None:
-    """After the batch's messages are stored: hand-offs without a sender get their span's
-    agent (the mapping names it only when that agent's span came in the same request)."""
+
+def _fill_pending_ends(walk: TraceWalk) -> None:
+    """After the batch's messages and steps are stored: the agents the mapping could not name
+    because they were in another request (otlp_flows.agent_pending), now that the walk of the
+    stored trace found them. Hand-offs without a sender (CrewAI's delegation tool span before
+    its agent's), messaging spans' senders and receivers, steps without an agent."""
     if not walk.external:
         return
-    external, agent_of, agent_names = walk.external, walk.agent_of, walk.agent_names
-    waiting = Message.objects.filter(
-        session_id__in=external.keys(), sender="", message_id__startswith=HANDOFF_PREFIX
-    ).only("pk", "session_id", "message_id")
-    filled = []
-    for message in waiting:
-        span_id = message.message_id[len(HANDOFF_PREFIX) :]
-        name = agent_names.get(
-            (message.session_id, agent_of.get((message.session_id, span_id), ""))
-        )
+    filled = _fill_message_ends(walk)
+    if filled:
+        Message.objects.bulk_update(filled, ["sender", "receivers"])
+    steps = []
+    for step in Step.objects.filter(
+        workflow__session_id__in=walk.external.keys(), agent_external_id=""
+    ).only("pk", "step_id", "workflow__session_id"):
+        name = walk.name_of(step.workflow.session_id, step.step_id)
+        if name:
+            step.agent_external_id = name
+            steps.append(step)
+    if steps:
+        Step.objects.bulk_update(steps, ["agent_external_id"])
+
+
+def _fill_message_ends(walk: TraceWalk) -> list[Message]:
+    sessions = walk.external.keys()
+    filled: dict[int, Message] = {}
+    for message in Message.objects.filter(
+        session_id__in=sessions, sender="", message_id__startswith=HANDOFF_PREFIX
+    ).only("pk", "session_id", "message_id", "sender", "receivers"):
+        name = walk.name_of(message.session_id, message.message_id[len(HANDOFF_PREFIX) :])
         if name:
             message.sender = name
-            filled.append(message)
-    if filled:
-        Message.objects.bulk_update(filled, ["sender"])
+            filled[message.pk] = message
+    marked = Message.objects.filter(session_id__in=sessions).filter(
+        Q(body__metadata__has_key=SENDER_SPAN_KEY) | Q(body__metadata__has_key=RECEIVER_SPAN_KEY)
+    )
+    for found in marked.select_related("body").only(
+        "pk", "session_id", "sender", "receivers", "body__metadata"
+    ):
+        message = filled.get(found.pk, found)
+        said = found.body.metadata or {}
+        sender = walk.name_of(message.session_id, str(said.get(SENDER_SPAN_KEY, "")))
+        receiver = walk.name_of(message.session_id, str(said.get(RECEIVER_SPAN_KEY, "")))
+        if sender and message.sender != sender:
+            message.sender = sender
+            filled[message.pk] = message
+        if receiver and message.receivers != [receiver]:
+            message.receivers = [receiver]
+            filled[message.pk] = message
+    return list(filled.values())
 
 
 def _nearest_agent(

@@ -58,6 +58,12 @@ export DJANGO_ALLOW_ASYNC_UNSAFE=true
 export SECRET_KEY="test-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 export DEBUG=false
 export OBSERVATORY_DATA_DIR="$tmp_dir/data"
+# CI also runs the live tests of the real frameworks whose venvs build and run in about 3.5 min
+# from a cold pip cache (tests/fixtures/frameworks/README.md, "CI"); the others stay skipped
+# unless asked for (scripts/frameworks_live.sh).
+if [ "${CI:-}" = true ]; then
+    export OBSERVATORY_FRAMEWORKS_BUILD="${OBSERVATORY_FRAMEWORKS_BUILD:-autogen,openai_agents,pydantic_ai,agentops_legacy}"
+fi
 mkdir -p "$OBSERVATORY_DATA_DIR"
 
 lint_failed=false

@@ -17,6 +17,7 @@ import orjson
 
 from ingest.formats.native import parse_timestamp
 from ingest.formats.records import (
+    AgentMessageRecord,
     AgentRecord,
     BodyError,
     ParseResult,
@@ -38,6 +39,12 @@ LOG_LINE = re.compile(
     re.DOTALL,
 )
 EVENT_KINDS = {"llms": "llm", "tools": "tool", "errors": "error", "actions": "action"}
+# CAMEL's RolePlaying system prompts, the only place its agents' roles appear (agentops names
+# every CAMEL ChatAgent "ChatAgent"): "Never forget you are a Searcher and I am a Professor."
+CAMEL_ROLES = re.compile(
+    r"Never forget you are an? (?P<me>[^\n.]{1,100}?) and I am an? (?P<other>[^\n.]{1,100}?)\."
+)
+MAX_TURN_CHARS = 10_000
 # Session.__dict__ internals and values the client dumps but that say nothing about the run.
 SESSION_METADATA_KEYS = ("host_env", "video", "event_counts")
 
@@ -263,7 +270,63 @@ def parse_v2_create_events(body: bytes, *, session_id: str, max_string_chars: in
             errors.append(_error(index, exc, raw, str(record_type)[:50]))
             continue
         records.append((index, event))
+        records += [(index, r) for r in _role_playing_records(event)]
     return ParseResult(records=records, errors=errors)
+
+
+def _role_playing_records(event: SpanRecord) -> list[Record]:
+    """CAMEL RolePlaying, from one LLM call alone: the calling agent's role (its system prompt
+    says "you are a <role> and I am a <other>"), and, when the prompt ends with a user message,
+    that message as an inferred turn from <other> to <role>, received when the call starts and
+    processed when it ends."""
+    prompt = event.prompt
+    if event.kind != "llm" or not event.agent_id or not isinstance(prompt, list) or not prompt:
+        return []
+    first, last = prompt[0], prompt[-1]
+    if not (isinstance(first, dict) and first.get("role") == "system"):
+        return []
+    match = CAMEL_ROLES.search(str(first.get("content") or ""))
+    if match is None:
+        return []
+    me, other = match["me"].strip(), match["other"].strip()
+    records: list[Record] = [
+        AgentRecord(
+            record_id=f"v2-camel-role:{_digest(event.session_id, event.agent_id, me)}",
+            session_id=event.session_id,
+            agent_id=event.agent_id,
+            action="created",
+            name=me[:200],
+            role=me[:200],
+        )
+    ]
+    if not (isinstance(last, dict) and last.get("role") == "user") or me == other:
+        return records
+    text = str(last.get("content") or "")[:MAX_TURN_CHARS]
+    base = f"v2-camel-turn:{_digest(event.session_id, event.span_id)}"
+    sent = AgentMessageRecord(
+        record_id=f"{base}:sent",
+        session_id=event.session_id,
+        message_id=f"camel-turn:{event.span_id}"[:MAX_ID_CHARS],
+        stage="sent",
+        at=event.started_at,
+        sender=other[:128],
+        receivers=(me[:128],),
+        channel="role-playing",
+        content=text,
+        content_type="text/plain",
+        content_size=len(text.encode()),
+        metadata={"observatory.inferred": True, "observatory.rule": "camel role-playing prompt"},
+        agent_id=other[:128],
+    )
+    done = AgentMessageRecord(
+        record_id=f"{base}:processed",
+        session_id=event.session_id,
+        message_id=sent.message_id,
+        stage="processed",
+        at=event.ended_at or event.started_at,
+        agent_id=me[:128],
+    )
+    return [*records, sent, done]
 
 
 def _trigger_ids(events: list[Any]) -> set[str]:

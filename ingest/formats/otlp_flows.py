@@ -38,6 +38,9 @@ RECIPIENT_TYPE_KEY = "recipient_agent_type"
 # OpenAI Agents (openinference) records a hand-off as a tool span "handoff to <agent>" whose
 # input is the agent handing off and whose output the agent handed to.
 HANDOFF_PREFIX = "handoff to "
+# The span whose agent, once stored, is the message's sender / receiver (agent_pending).
+SENDER_SPAN_KEY = "observatory.sender_span"
+RECEIVER_SPAN_KEY = "observatory.receiver_span"
 CREWAI_DELEGATION_TOOLS = ("Delegate work to coworker", "Ask question to coworker")
 
 
@@ -65,10 +68,11 @@ class SpanIndex:
         ]
         self.agents = agents
 
-    def agent_name(self, i: int) -> str:
+    def agent_name(self, i: int, *, service_fallback: bool = True) -> str:
         """The span's own gen_ai.agent.name, else its agent ancestor's name, else the service.
         AutoGen's runtime spans: only what the span says (its ancestors are other requests' when
-        exported one span at a time, and the result must not depend on that)."""
+        exported one span at a time, and the result must not depend on that). When the agent
+        ancestor may be in another request, see agent_pending."""
         span = self.spans[i]
         for key in AGENT_NAME_KEYS:
             if span.attributes.get(key):
@@ -78,7 +82,20 @@ class SpanIndex:
         agent = self.position.get((span.trace_id, self.agents[i])) if self.agents[i] else None
         if agent is not None:
             return _text(self.meanings[agent].name)
-        return _text(span.resource.get("service.name"))
+        return _text(span.resource.get("service.name")) if service_fallback else ""
+
+    def agent_pending(self, i: int) -> bool:
+        """Span i names no agent and none of its ancestors in this request is one, but its
+        ancestry goes on in another request: the store names its agent once that part is
+        stored (store._fill_pending_ends), so the result does not depend on the split."""
+        if self.spans[i].scope_name.startswith("autogen") or self.agent_name(
+            i, service_fallback=False
+        ):
+            return False
+        current, seen = i, 0
+        while self.parents[current] is not None and seen <= len(self.spans):
+            current, seen = self.parents[current], seen + 1
+        return bool(self.spans[current].parent_span_id)
 
     def nearest_agent_name(self, i: int) -> str:
         """The name of the span's nearest agent ancestor in the request, else ""."""
@@ -207,7 +224,9 @@ def _step_records(index: SpanIndex, i: int, workflow: int | None) -> list[Record
             action="start",
             at=_at(span.start_ns),
             name=meaning.name[:300],
-            agent_id=index.agent_name(i) or None,
+            # No service fallback for a step: a service is not an agent, and a step whose
+            # agent is in another request gets it from the store (_fill_pending_ends).
+            agent_id=index.agent_name(i, service_fallback=False) or None,
             depends_on=depends_on or None,
         )
     ]
@@ -262,6 +281,7 @@ def _messaging_records(index: SpanIndex, i: int, operation: str) -> list[Record]
     own_id = _text(span.attributes.get("messaging.message.id"))
     agent = index.agent_name(i)
     base = f"otlp-msg:{span.digest}"
+    pending = index.agent_pending(i)
     if operation in PRODUCER_STAGES:
         message = AgentMessageRecord(
             record_id=f"{base}:{operation}",
@@ -270,6 +290,7 @@ def _messaging_records(index: SpanIndex, i: int, operation: str) -> list[Record]
             stage=PRODUCER_STAGES[operation],
             at=_at(span.start_ns),
             sender=agent or None,
+            metadata={SENDER_SPAN_KEY: span.span_id} if pending else None,
             agent_id=agent,
             trace_id=span.trace_id,
             **_message_fields(span),
@@ -284,16 +305,30 @@ def _messaging_records(index: SpanIndex, i: int, operation: str) -> list[Record]
         # process span: one message per recipient, so no delivery overwrites another's receiver.
         agent = recipient
         targets = [f"{t}>{recipient}"[:MAX_ID_CHARS] for t in targets if t]
+        pending = False
     records: list[Record] = []
     for n, message_id in enumerate(t for t in targets if t):
         records += _consumer_records(
-            span, f"{base}:{n}", message_id, operation, agent, sender=sender
+            span,
+            f"{base}:{n}",
+            message_id,
+            operation,
+            agent,
+            sender=sender,
+            metadata={RECEIVER_SPAN_KEY: span.span_id} if pending else None,
         )
     return records
 
 
 def _consumer_records(
-    span: WireSpan, base: str, message_id: str, operation: str, agent: str, *, sender: str = ""
+    span: WireSpan,
+    base: str,
+    message_id: str,
+    operation: str,
+    agent: str,
+    *,
+    sender: str = "",
+    metadata: dict[str, Any] | None = None,
 ) -> list[Record]:
     stage = {"receive": "received", "deliver": "delivered", "settle": "processed"}.get(
         operation, "received"
@@ -307,6 +342,7 @@ def _consumer_records(
         sender=sender if sender and sender != "None" else None,
         receivers=(agent,) if agent else None,
         content=span.attributes.get("message") if sender else None,
+        metadata=metadata,
         agent_id=agent,
         trace_id=span.trace_id,
         **_message_fields(span),
@@ -362,7 +398,7 @@ def _handoff_records(index: SpanIndex, i: int) -> list[Record]:
     - recorded: CrewAI's delegation tool spans ("Delegate work to coworker", "Ask question to
       coworker"), to the coworker its input names, from the agent using the tool: named here
       when that agent's span is in the request, else by the store once it is
-      (store._fill_handoff_senders);
+      (store._fill_pending_ends);
     - inferred: an OpenInference agent span whose graph.node.parent_id names another agent and
       that has no agent.name (CrewAI: the previous task's agent hands its result on). OpenAI
       Agents also set graph.node.parent_id, but record the hand-off itself (above).

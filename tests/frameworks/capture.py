@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tests.frameworks.servers import CaptureServer, ScriptedLLM
 from tests.frameworks.venvs import (
+    AGENTOPS_V2,
     BASE_DIR,
     FRAMEWORKS,
     FrameworkEnvError,
@@ -35,6 +36,7 @@ CAPTURE_KEY = "obs_capture_placeholder_key"
 LEGACY_KEYS = {"obs_key": CAPTURE_KEY, "uuid_key": "5b9a4c1e-3f0d-4b7a-9c2e-8d1f6a0b3c47"}
 # What the capture server answers agentops 0.3.26 so it goes on past create_session.
 LEGACY_REPLIES = {
+    "/v2/create_agent": b'{"status": "success"}',
     "/v2/create_session": b'{"status": "success", "jwt": "capture-jwt", "session_url": ""}',
     "/v2/reauthorize_jwt": b'{"status": "success", "jwt": "capture-jwt"}',
     "/v2/create_events": b'{"status": "success"}',
@@ -59,16 +61,13 @@ def pins(name: str) -> dict[str, str]:
 def capture(name: str, mode: str, python: Path, llm_log: str | None = None) -> int:
     out = FIXTURES / name / mode
     shutil.rmtree(out, ignore_errors=True)
-    legacy = name == "agentops_legacy"
+    legacy = name in AGENTOPS_V2
     sink_server = CaptureServer(out, replies=LEGACY_REPLIES if legacy else {})
     with ScriptedLLM() as llm, sink_server as sink, tempfile.TemporaryDirectory() as cwd:
-        key = LEGACY_KEYS.get(mode, CAPTURE_KEY)
+        # agentops 0.3 sends nothing with a key that is not a UUID.
+        key = LEGACY_KEYS.get(mode, LEGACY_KEYS["uuid_key"] if legacy else CAPTURE_KEY)
         environ = scenario_environ(
-            llm_url=llm.url,
-            otlp_url=sink.url,
-            api_key=key,
-            mode=mode,
-            extra={"AGENTOPS_API_KEY": key} if legacy else None,
+            llm_url=llm.url, otlp_url=sink.url, api_key=key, mode=mode, agentops=legacy
         )
         try:
             done = run_scenario(name, python, environ, Path(cwd))
@@ -82,7 +81,9 @@ def capture(name: str, mode: str, python: Path, llm_log: str | None = None) -> i
             "llm_calls": len(llm.completions),
             "exit_status": done.returncode,
             # What the program printed and logged: agentops 0.3.26 says why it sent nothing.
-            "output_tail": (done.stdout + done.stderr)[-1500:] if legacy else None,
+            "output_tail": (
+                (done.stdout + done.stderr)[-1500:] if name == "agentops_legacy" else None
+            ),
             "requests": sink.requests,
         }
         (out / "index.json").write_text(json.dumps(index, indent=2) + "\n")

@@ -28,10 +28,12 @@ FRAMEWORKS = (
     "smolagents",
     "pydantic_ai",
     "traceloop",
+    "camel",
     "agentops_legacy",
 )
-# camel-ai (issue 11's lowest priority) has no scenario yet: its only tracing is agentops'
-# track_agent decorator, picked when AGENTOPS_API_KEY is set.
+# Those that send agentops 0.3's v2 JSON, not OTLP: CAMEL's tracing is agentops 0.3 (its
+# track_agent decorator and ToolEvents, picked at import when AGENTOPS_API_KEY is set).
+AGENTOPS_V2 = frozenset({"camel", "agentops_legacy"})
 
 
 def venvs_root() -> Path:
@@ -56,10 +58,17 @@ def framework_python(name: str, *, build: bool = True) -> Path:
 
 
 def scenario_environ(
-    *, llm_url: str, otlp_url: str, api_key: str, mode: str, extra: dict[str, str] | None = None
+    *,
+    llm_url: str,
+    otlp_url: str,
+    api_key: str,
+    mode: str,
+    agentops: bool = False,
+    extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment a user's program would have: the OpenAI client pointed at the fake LLM,
-    the OTLP exporter at `otlp_url` with the project key, nothing of ours."""
+    the OTLP exporter at `otlp_url` with the project key (and agentops too when `agentops`),
+    nothing of ours."""
     inherited = {
         key: value
         for key, value in os.environ.items()
@@ -83,6 +92,7 @@ def scenario_environ(
         "OTEL_SDK_DISABLED": "false",
         "TRACELOOP_TELEMETRY": "false",
         "ANONYMIZED_TELEMETRY": "false",
+        **({"AGENTOPS_API_KEY": api_key, "AGENTOPS_API_ENDPOINT": otlp_url} if agentops else {}),
         **(extra or {}),
     }
 

@@ -4,6 +4,7 @@ costs; and the same stored result however the spans were split into requests or 
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections import Counter
@@ -282,3 +283,67 @@ def test_traceloop_workflow_holds_its_task_however_the_spans_were_exported(
         "name", "agent_external_id", "status"
     )
     assert list(steps) == [("book", "booker", "ok")]
+
+
+# --- CAMEL through its agentops 0.3 integration (v2 JSON, not OTLP) ---------------------------
+
+
+def replay_agentops_v2(client: Client, key: str, framework: str, mode: str) -> None:
+    """Post the captured /v2/* bodies in the order agentops sent them, with the key header and,
+    after create_session, the jwt our server answered."""
+    folder = FRAMEWORKS / framework / mode
+    index = json.loads((folder / "index.json").read_text())
+    jwt = ""
+    for request in index["requests"]:
+        headers = {"X-Agentops-Api-Key": key}
+        if jwt:
+            headers["Authorization"] = f"Bearer {jwt}"
+        answer = client.post(
+            request["path"],
+            (folder / request["file"]).read_bytes(),
+            content_type="application/json",
+            headers=headers,
+        )
+        assert answer.status_code == 200, (request["path"], answer.content)
+        if request["path"] == "/v2/create_session":
+            jwt = answer.json()["jwt"]
+
+
+@pytest.mark.parametrize("mode", ["batched", "simple"])
+def test_camel_role_playing_is_one_session_with_two_agents_and_their_calls(
+    client: Client, mode: str
+) -> None:
+    project, key = new_project(f"camel-{mode}")
+    replay_agentops_v2(client, key, "camel", mode)
+
+    session = Session.objects.get(project=project)
+    assert session.tags == ["CAMEL X AgentOps"]
+    agents = Agent.objects.filter(project=project)
+    assert agents.count() == 2
+    calls = Span.objects.filter(project=project, kind="llm")
+    assert calls.count() == 5
+    # Every LLM call is tied to the ChatAgent that made it: 2 by the Professor, 3 by the Searcher.
+    assert sorted(Counter(calls.values_list("agent_external_id", flat=True)).values()) == [2, 3]
+    tool = Span.objects.get(project=project, kind="tool", name="math_add")
+    assert tool.agent_external_id in set(agents.values_list("external_id", flat=True))
+
+
+@pytest.mark.parametrize("mode", ["batched", "simple"])
+def test_camel_agents_are_named_by_their_roles_with_the_turns_as_messages(
+    client: Client, mode: str
+) -> None:
+    project, key = new_project(f"camel-roles-{mode}")
+    replay_agentops_v2(client, key, "camel", mode)
+
+    # agentops calls both "ChatAgent"; their system prompts give the roles.
+    assert set(agent_names(project)) == {"Professor", "Searcher"}
+    # A turn per LLM call whose prompt ends with the other role's message (the third call
+    # ends with a tool result: no turn).
+    assert messages(project) == Counter(
+        {("Professor", ("Searcher",)): 2, ("Searcher", ("Professor",)): 2}
+    )
+    turns = Message.objects.filter(project=project)
+    assert {t.status for t in turns} == {"processed"}
+    assert all(t.body.metadata["observatory.inferred"] for t in turns)
+    first = turns.order_by("started_at").first()
+    assert first.body.content.startswith("Now start to give me instructions")

@@ -10,7 +10,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from ingest.models import Project, Session, TraceLink
+from ingest.models import Message, Project, Session, Step, TraceLink
 from ingest.models import Span as SpanRow
 from tests.ingest.test_otlp_requests import START, body, post
 
@@ -140,3 +140,81 @@ def test_an_autogen_agent_created_shortly_before_a_team_run_is_in_that_run(
     assert sessions[CONSUMER.hex()] == f"autogen-team-{TEAM}"
     assert (sessions[PRODUCER.hex()] == f"autogen-team-{TEAM}") is joins
     assert Session.objects.count() == (1 if joins else 2)
+
+
+# --- both ends of a message and a step's agent, however the spans were split ------------------
+
+
+def plain(trace: bytes, number: int, name: str, parent: int = 0, **attributes: str) -> Span:
+    return Span(
+        trace_id=trace,
+        span_id=number.to_bytes(8, "big"),
+        parent_span_id=parent.to_bytes(8, "big") if parent else b"",
+        name=name,
+        start_time_unix_nano=START + number * 1000,
+        end_time_unix_nano=START + 10**6 - number * 1000,
+        attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attributes.items()],
+    )
+
+
+QUEUE = {"messaging.system": "kafka", "messaging.destination.name": "tasks"}
+PLANNER_TRACE = [
+    plain(
+        PRODUCER,
+        1,
+        "invoke_agent planner",
+        **{"gen_ai.operation.name": "invoke_agent"},
+        **{"gen_ai.agent.name": "planner", "session.id": "conv-1"},
+    ),
+    plain(
+        PRODUCER,
+        2,
+        "plan.task",
+        1,
+        **{"traceloop.span.kind": "task"},
+        **{"traceloop.entity.name": "plan", "session.id": "conv-1"},
+    ),
+    plain(
+        PRODUCER,
+        3,
+        "send tasks",
+        2,
+        **QUEUE,
+        **{"messaging.operation.type": "send", "messaging.message.id": "m-1"},
+        **{"session.id": "conv-1"},
+    ),
+]
+WORKER_TRACE = [
+    plain(
+        CONSUMER,
+        4,
+        "invoke_agent worker",
+        **{"gen_ai.operation.name": "invoke_agent"},
+        **{"gen_ai.agent.name": "worker", "session.id": "conv-1"},
+    ),
+    plain(
+        CONSUMER,
+        5,
+        "process tasks",
+        4,
+        **QUEUE,
+        **{"messaging.operation.type": "process", "messaging.message.id": "m-1"},
+        **{"session.id": "conv-1"},
+    ),
+]
+
+
+@pytest.mark.parametrize("split", ["batched", "children-first"])
+def test_messaging_ends_and_step_agents_do_not_depend_on_the_split(
+    client: Client, project_with_key: tuple[Project, str], split: str
+) -> None:
+    _, key = project_with_key
+    spans = PLANNER_TRACE + WORKER_TRACE
+    requests = [spans] if split == "batched" else [[s] for s in reversed(spans)]
+    for request in requests:
+        post(client, key, body(*request))
+
+    assert list(Message.objects.values_list("message_id", "sender", "receivers")) == [
+        ("m-1", "planner", ["worker"])
+    ]
+    assert list(Step.objects.values_list("name", "agent_external_id")) == [("plan", "planner")]
