@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ingest', '0009_trace_link_reason'),
+        ('ingest', '0010_session_name_at'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
