@@ -9,7 +9,14 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from api import views, views_agents, views_analytics, views_messages, views_testruns
+from api import (
+    views,
+    views_agents,
+    views_analytics,
+    views_audit,
+    views_messages,
+    views_testruns,
+)
 
 app_name = "api"
 
@@ -101,6 +108,7 @@ urlpatterns = [
     path("report-builder/", views_analytics.ReportBuilder.as_view(), name="report-builder"),
     path("cohorts/", views_analytics.CohortComparison.as_view(), name="cohort-comparison"),
     path("forecasts/", views_analytics.ForecastList.as_view(), name="forecast-list"),
+    path("audit/", views_audit.AuditEntryList.as_view(), name="audit-list"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="swagger-ui"),
     path(

@@ -107,44 +107,7 @@ EXPECTED = {
 MAPPING = "issue 11 mapping (tests/fixtures/frameworks/README.md, 'attributes seen')"
 # ("framework", "framework/mode" or "*", check) -> why it fails on the current code. Checks: one_session,
 # agent_names, messages, workflow, framework_cost, same_batched_and_simple, uuid_shaped_key.
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    (
-        "autogen",
-        "one_session",
-    ): f"5 sessions: create_agent traces carry no team id, and the output-topic publishes are "
-    f"tied to the run only by span links; {MAPPING}",
-    (
-        "crewai",
-        "messages",
-    ): f"the sequential hand-over is a message, the Writer's 'Delegate work to coworker' call "
-    f"of the Researcher is not; {MAPPING}",
-    (
-        "pydantic_ai",
-        "messages",
-    ): f"delegation through a tool (execute_tool ask_researcher -> invoke_agent researcher) is "
-    f"no message; {MAPPING}",
-    (
-        "smolagents",
-        "messages",
-    ): f"the manager's call of its managed agent (researcher.run under it) is no message; {MAPPING}",
-    (
-        "traceloop/simple",
-        "workflow",
-    ): f"a nameless running workflow holds the step, trip-booking has 0 steps; {MAPPING}",
-    (
-        "traceloop",
-        "same_batched_and_simple",
-    ): f"simple mode: the step sits in a nameless running workflow; {MAPPING}",
-    (
-        "camel",
-        "agent_names",
-    ): f"agentops' track_agent names every CAMEL ChatAgent 'ChatAgent'; the roles are only in "
-    f"each agent's system prompt; {MAPPING}",
-    (
-        "camel",
-        "messages",
-    ): f"agentops 0.3 has no messages: RolePlaying's turns are only in the LLM prompts; {MAPPING}",
-}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 def known_gap(name: str, mode: str, check: str) -> str | None:
