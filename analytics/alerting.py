@@ -39,7 +39,8 @@ def rule_value(rule: AlertRule, *, now: datetime) -> tuple[str, float | None, st
     """The rule's state, value and message for the window that ends now."""
     since = now - timedelta(minutes=rule.window_minutes)
     if rule.kind == AlertRule.Kind.ANOMALY:
-        explanations = queries.new_anomaly_explanations(
+        # One alert per incident: knock-on flags and a growing incident are not news again.
+        explanations = queries.new_incident_explanations(
             rule.project_id, since=since, metric=rule.metric
         )
         state = ALERT if explanations else OK

@@ -162,6 +162,15 @@ def detect_anomalies(
     return sorted(flags, key=lambda f: (f.window_start, f.subject_type, f.subject, f.metric))
 
 
+def agents_by_name(rollups: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """The rollups with each agent id replaced by its name (ids without one stay): an agent is
+    judged by name, since OTLP and agentops give each session's instance its own id and a
+    series per instance would hold a handful of calls."""
+    if not names or len(rollups) == 0:
+        return rollups
+    return rollups.assign(agent=rollups["agent"].map(names).fillna(rollups["agent"]))
+
+
 def _subject_column(series: Series) -> str | None:
     return None if series.subject_type == "project" else series.subject_type
 
@@ -295,7 +304,13 @@ def _flagged_hours(
             score = (value - center) / max(
                 spread, settings.relative_floor * abs(center), ABSOLUTE_FLOORS[metric]
             )
-        if value > ceiling and _is_anomalous(float(value), center, score, metric, settings):
+        if (
+            value > ceiling
+            and _is_anomalous(float(value), center, score, metric, settings)
+            and not _routine_at_this_time(
+                history, _ns(bucket), _ns(bucket) + _HOUR_NS, metric, float(value), settings
+            )
+        ):
             hours.append(_Hour(bucket, float(value), center, score, is_seasonal))
     return hours
 
@@ -335,6 +350,26 @@ def _baseline(
         return center, spread, ceiling, False
     seasonal = float(np.median(same_hour))
     return seasonal, spread * seasonal / center if center > 0 else spread, ceiling, True
+
+
+def _routine_at_this_time(
+    history: _History, start: int, end: int, metric: str, value: float, settings: DetectionSettings
+) -> bool:
+    """Whether the same hours of the previous days (±1 h) reached this level: a planned nightly
+    batch job is busy and slow every night, long before an hour-of-week baseline (two weeks)
+    knows it. Levels: the median of those hours (at least two); rates: their pooled rate."""
+    points, errors, calls = [], 0.0, 0.0
+    for day in range(1, settings.baseline_days + 1):
+        shift = day * _DAY_NS
+        where = history.window(start - shift - _HOUR_NS, end - shift + _HOUR_NS)
+        points.extend(history.values[where])
+        errors += float(history.errors[where].sum())
+        calls += float(history.counts[where].sum())
+    if len(points) < 2:
+        return False
+    if metric in RATE_METRICS:
+        return calls > 0 and value < 2 * errors / calls
+    return value < settings.min_ratio * float(np.median(points))
 
 
 def _median_and_spread(values: np.ndarray) -> tuple[float, float]:
@@ -495,7 +530,11 @@ def _judge_window(
         score = (value - center) / max(
             spread, settings.relative_floor * abs(center), ABSOLUTE_FLOORS[metric]
         )
-    if value > ceiling and _is_anomalous(value, center, score, metric, settings):
+    if (
+        value > ceiling
+        and _is_anomalous(value, center, score, metric, settings)
+        and not _routine_at_this_time(history, start, end, metric, value, settings)
+    ):
         return _Window(
             pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC"), center, score, is_seasonal
         )

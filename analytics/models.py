@@ -105,9 +105,57 @@ class PendingRefresh(models.Model):
         default=False, help_text="A refresh task is queued; more data only widens dirty_from."
     )
     updated_at = models.DateTimeField(auto_now=True)
+    unjudged_from = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Hours older than the live lookback whose data changed and that no refresh has "
+        "judged yet (an import, a late exporter): later refreshes judge them a bounded chunk "
+        "at a time.",
+    )
+    unjudged_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.project_id} dirty from {self.dirty_from}"
+
+
+class Incident(models.Model):
+    """The anomaly flags of one cause grouped into one (analytics/incidents.py): its window,
+    its lead flag's numbers, its top dimension. Open while its flags keep coming, closed once
+    quiet; alert rules of kind anomaly fire once per incident."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        CLOSED = "closed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    window_start = models.DateTimeField(db_index=True)
+    window_end = models.DateTimeField()
+    subject_type = models.CharField(max_length=10, help_text="The lead flag's subject type.")
+    subject = models.CharField(max_length=300, blank=True)
+    metric = models.CharField(max_length=40, help_text="The lead flag's metric.")
+    observed = models.FloatField()
+    baseline = models.FloatField()
+    score = models.FloatField(help_text="The highest score of its flags.")
+    top_dimension = models.CharField(
+        max_length=400,
+        blank=True,
+        help_text="The subject most of its flags name, e.g. tool=search.",
+    )
+    flag_count = models.IntegerField(default=0)
+    example_session_ids = models.JSONField(default=list, blank=True, help_text="Session pks.")
+    explanation = models.TextField()
+    status = models.CharField(
+        max_length=8, choices=Status.choices, default=Status.OPEN, db_index=True
+    )
+    opened_at = models.DateTimeField(help_text="When a refresh first found it.")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "opened_at"])]
+
+    def __str__(self) -> str:
+        return self.explanation
 
 
 class Anomaly(models.Model):
@@ -133,6 +181,9 @@ class Anomaly(models.Model):
     top_share = models.FloatField(null=True, blank=True)
     example_session_ids = models.JSONField(default=list, blank=True, help_text="Session pks.")
     explanation = models.TextField()
+    incident = models.ForeignKey(
+        Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="anomalies"
+    )
     status = models.CharField(
         max_length=12, choices=Status.choices, default=Status.OPEN, db_index=True
     )

@@ -23,6 +23,7 @@ from django.db.models import (
     Max,
     Min,
     OuterRef,
+    Prefetch,
     Q,
     QuerySet,
     Subquery,
@@ -53,6 +54,7 @@ from analytics.detectors import (
     answered_sessions,
 )
 from analytics.flakiness import FLAKY_COLUMNS
+from analytics.incidents import FlagFacts
 from analytics.messaging import (
     EDGE_ROLLUP_COLUMNS,
     FAILURE_STATUSES,
@@ -71,6 +73,7 @@ from analytics.models import (
     Anomaly,
     ErrorCluster,
     ErrorClusterDay,
+    Incident,
     PendingRefresh,
     Report,
     ReportSchedule,
@@ -496,6 +499,22 @@ def rollup_frame(
     return frame
 
 
+def agent_names_by_id(project_id: int, *, since: datetime, until: datetime) -> dict[str, str]:
+    """The name of each agent id of the sessions started in [since, until) (an OTLP or
+    agentops agent id is one instance in one session) that has a name; one query."""
+    rows = (
+        Agent.objects.filter(
+            session__project_id=project_id,
+            session__started_at__gte=since,
+            session__started_at__lt=until,
+        )
+        .exclude(name="")
+        .values_list("external_id", "name")
+        .distinct()
+    )
+    return dict(rows.iterator(chunk_size=20_000))
+
+
 def rollups_for_projects(projects: ProjectScope) -> QuerySet[Rollup]:
     """Stored rollups, newest bucket first, without their histograms."""
     return (
@@ -541,9 +560,9 @@ def session_project_starts(session_pks: Sequence[int]) -> dict[int, datetime]:
 
 def projects_with_pending_refresh(*, scheduled_before: datetime) -> list[int]:
     """Projects with derived data to refresh and no refresh queued since `scheduled_before`."""
-    pending = PendingRefresh.objects.filter(dirty_from__isnull=False).filter(
-        Q(is_scheduled=False) | Q(updated_at__lt=scheduled_before)
-    )
+    pending = PendingRefresh.objects.filter(
+        Q(dirty_from__isnull=False) | Q(unjudged_from__isnull=False)
+    ).filter(Q(is_scheduled=False) | Q(updated_at__lt=scheduled_before))
     return list(pending.values_list("project_id", flat=True))
 
 
@@ -581,6 +600,12 @@ def example_session_pks(
         return list(sessions.values_list("pk", flat=True)[:limit])
     spans = Span.objects.filter(project_id=project_id, started_at__gte=since, started_at__lt=until)
     spans = spans.filter(**_subject_filter(subject_type, subject, metric))
+    if subject_type == "agent":
+        # Flags name an agent by name (agent_names_by_id); its spans carry instance ids.
+        ids = Agent.objects.filter(session__project_id=project_id, name=subject)
+        spans = spans.filter(
+            Q(agent_external_id=subject) | Q(agent_external_id__in=ids.values("external_id"))
+        )
     if metric == "error_rate":
         spans = spans.filter(Q(status=Span.Status.ERROR) | Q(kind=Span.Kind.ERROR)).order_by(
             "-started_at"
@@ -642,7 +667,6 @@ def _subject_filter(subject_type: str, subject: str, metric: str) -> dict[str, s
     kinds = {"tool": Span.Kind.TOOL, "model": Span.Kind.LLM}
     where: dict[str, str] = {}
     if subject_type == "agent":
-        where["agent_external_id"] = subject
         if metric != "error_rate":
             where["kind"] = Span.Kind.LLM
     elif subject_type == "tool":
@@ -661,6 +685,62 @@ def anomalies_for_projects(projects: ProjectScope) -> QuerySet[Anomaly]:
         .annotate(project_slug=F("project__slug"))
         .order_by("-window_start", "-id")
     )
+
+
+def incident_flag_facts(project_id: int, *, since: datetime) -> list[FlagFacts]:
+    """The flags to regroup after judging the hours from `since`: those ending after it, and
+    every other flag of the incidents they belong to (two queries)."""
+    recent = Anomaly.objects.filter(project_id=project_id, window_end__gte=since)
+    incidents = recent.exclude(incident__isnull=True).values("incident_id")
+    rows = Anomaly.objects.filter(
+        Q(pk__in=recent.values("pk")) | Q(incident_id__in=incidents), project_id=project_id
+    ).values_list(
+        "pk",
+        "subject_type",
+        "subject",
+        "metric",
+        "window_start",
+        "window_end",
+        "observed",
+        "baseline",
+        "score",
+        "top_dimension",
+        "explanation",
+        "example_session_ids",
+        "incident_id",
+    )
+    return [
+        FlagFacts(*row[:11], example_session_ids=tuple(row[11] or ()), incident_key=row[12])
+        for row in rows
+    ]
+
+
+def incidents_for_projects(projects: ProjectScope) -> QuerySet[Incident]:
+    """Incidents, newest first, each with its project's slug and its flags' pks (prefetched:
+    one more query a page)."""
+    return (
+        Incident.objects.filter(project__in=projects)
+        .annotate(project_slug=F("project__slug"))
+        .prefetch_related(Prefetch("anomalies", queryset=Anomaly.objects.only("pk", "incident")))
+        .order_by("-window_start", "-id")
+    )
+
+
+def anomalies_of_incidents(incident_pks: Sequence[int]) -> dict[int, list[Anomaly]]:
+    """The flags of these incidents, by incident pk, highest score first; one query."""
+    found: dict[int, list[Anomaly]] = {pk: [] for pk in incident_pks}
+    for anomaly in Anomaly.objects.filter(incident_id__in=incident_pks).order_by("-score", "pk"):
+        found[anomaly.incident_id or 0].append(anomaly)
+    return found
+
+
+def new_incident_explanations(project_id: int, *, since: datetime, metric: str) -> list[str]:
+    """Explanations of incidents first found since `since` (with a flag of `metric` unless
+    empty): an incident that grows is not new again, so it alerts once."""
+    incidents = Incident.objects.filter(project_id=project_id, opened_at__gte=since)
+    if metric:
+        incidents = incidents.filter(anomalies__metric=metric).distinct()
+    return list(incidents.order_by("opened_at", "pk").values_list("explanation", flat=True))
 
 
 def anomaly_for_projects(projects: ProjectScope, pk: int) -> Anomaly | None:
@@ -839,16 +919,6 @@ def alert_events_for_projects(projects: ProjectScope) -> QuerySet[AlertEvent]:
         .annotate(project_slug=F("project__slug"), rule_name=F("rule__name"))
         .order_by("-at", "-id")
     )
-
-
-def new_anomaly_explanations(project_id: int, *, since: datetime, metric: str) -> list[str]:
-    """Explanations of unresolved anomalies detected since `since` (of `metric` unless empty)."""
-    anomalies = Anomaly.objects.filter(project_id=project_id, detected_at__gte=since).exclude(
-        status=Anomaly.Status.RESOLVED
-    )
-    if metric:
-        anomalies = anomalies.filter(metric=metric)
-    return list(anomalies.order_by("detected_at", "pk").values_list("explanation", flat=True))
 
 
 def reports_for_projects(projects: ProjectScope) -> QuerySet[Report]:

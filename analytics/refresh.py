@@ -12,9 +12,15 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from analytics import queries, store
-from analytics.anomalies import DetectionSettings, detect_anomalies, detect_message_anomalies
+from analytics.anomalies import (
+    DetectionSettings,
+    agents_by_name,
+    detect_anomalies,
+    detect_message_anomalies,
+)
 from analytics.clusters import cluster_totals, error_cluster_days
 from analytics.detectors import detect_failures
+from analytics.incidents import GROUP_GAP, group_incidents
 from analytics.messaging import edge_rollups
 from analytics.testanalysis import RangeUsage, TestAnalysis, project_test_analysis
 from analytics.trends import FREQS, session_rollups, span_rollups
@@ -25,6 +31,9 @@ DAY = timedelta(days=1)
 # An incremental refresh judges the hours since its data changed, but never more than this:
 # a late batch for last month must not re-judge a month of hours on every refresh.
 MAX_ANOMALY_LOOKBACK = timedelta(hours=48)
+# Older hours whose data changed (an import, a late exporter) are remembered and judged this many
+# at a time per refresh, oldest first, until none are left: bounded work, nothing left unjudged.
+MAX_BACKLOG_CHUNK = timedelta(hours=72)
 DETECTION = DetectionSettings()
 
 
@@ -33,6 +42,7 @@ class RefreshResult:
     rollup_rows: int
     anomalies: int
     clusters: int
+    has_backlog: bool = False  # older hours are still to be judged: refresh again
 
 
 def floor_day(moment: datetime) -> datetime:
@@ -97,6 +107,8 @@ def refresh_anomalies(project_id: int, *, since: datetime, until: datetime) -> i
     inter-agent messages' hours), and upsert the flags with up to three example sessions each."""
     history = floor_hour(since) - timedelta(weeks=DETECTION.seasonal_weeks)
     rollups = queries.rollup_frame(project_id, granularity="hour", since=history, until=until)
+    names = queries.agent_names_by_id(project_id, since=history - DAY, until=until)
+    rollups = agents_by_name(rollups, names)
     flags = detect_anomalies(rollups, since=floor_hour(since), until=until, settings=DETECTION)
     messages = queries.message_hour_frame(project_id, since=history, until=until)
     flags += detect_message_anomalies(
@@ -113,7 +125,17 @@ def refresh_anomalies(project_id: int, *, since: datetime, until: datetime) -> i
         )
         for i, flag in enumerate(flags)
     }
-    return store.save_anomalies(project_id, flags, examples, since=floor_hour(since), until=until)
+    saved = store.save_anomalies(project_id, flags, examples, since=floor_hour(since), until=until)
+    regroup_incidents(project_id, since=floor_hour(since), now=until)
+    return saved
+
+
+def regroup_incidents(project_id: int, *, since: datetime, now: datetime) -> int:
+    """Group the flags near the hours judged from `since` (and their incidents' other flags)
+    into incidents again, and close the quiet ones."""
+    facts = queries.incident_flag_facts(project_id, since=since - GROUP_GAP)
+    groups = group_incidents(facts)
+    return store.save_incidents(project_id, groups, regrouped=[f.key for f in facts], now=now)
 
 
 def refresh_project(
@@ -135,9 +157,20 @@ def refresh_project(
         if progress is not None:
             progress(day)
     clusters = refresh_clusters_of_days(project_id, days)
-    judge_from = since if lookback is None else max(since, now - lookback)
+    judge_from = since if lookback is None else max(since, floor_hour(now - lookback))
+    if since < judge_from:
+        store.remember_unjudged(project_id, since=floor_hour(since), until=judge_from)
     anomalies = refresh_anomalies(project_id, since=judge_from, until=now)
-    return RefreshResult(rollup_rows=rows, anomalies=anomalies, clusters=clusters)
+    chunk = store.claim_unjudged(project_id, hours=MAX_BACKLOG_CHUNK)
+    if chunk is not None:
+        # Its flags may reach into the live window: judged again there on the next refresh.
+        anomalies += refresh_anomalies(project_id, since=chunk[0], until=chunk[1])
+    return RefreshResult(
+        rollup_rows=rows,
+        anomalies=anomalies,
+        clusters=clusters,
+        has_backlog=store.has_unjudged(project_id),
+    )
 
 
 def recompute_project(

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
-from django.db.models.functions import Coalesce, Least
+from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
 from analytics.anomalies import AnomalyFlag
 from analytics.flakiness import FLAKY_COLUMNS
+from analytics.incidents import IncidentGroup, is_closed
 from analytics.models import (
     AgentEdgeRollup,
     AlertEvent,
@@ -23,6 +24,7 @@ from analytics.models import (
     Anomaly,
     ErrorCluster,
     ErrorClusterDay,
+    Incident,
     PendingRefresh,
     Report,
     ReportSchedule,
@@ -95,10 +97,46 @@ def claim_refresh(project_id: int) -> datetime | None:
         if pending is None:
             return None
         since = pending.dirty_from
+        if since is None and pending.unjudged_from is not None:
+            since = timezone.now()  # only older hours are left: a refresh judges a chunk
         PendingRefresh.objects.filter(pk=pending.pk).update(
             dirty_from=None, is_scheduled=False, updated_at=timezone.now()
         )
     return since
+
+
+def remember_unjudged(project_id: int, *, since: datetime, until: datetime) -> None:
+    """Note hours [since, until) to judge later (widening what is already noted)."""
+    PendingRefresh.objects.get_or_create(project_id=project_id)
+    PendingRefresh.objects.filter(project_id=project_id).update(
+        unjudged_from=Least(Coalesce(F("unjudged_from"), since), since),
+        unjudged_until=Greatest(Coalesce(F("unjudged_until"), until), until),
+    )
+
+
+def claim_unjudged(project_id: int, *, hours: timedelta) -> tuple[datetime, datetime] | None:
+    """Take the oldest `hours` of the noted hours to judge now and leave the rest noted; None
+    when nothing is noted."""
+    with transaction.atomic():
+        pending = PendingRefresh.objects.select_for_update().filter(project_id=project_id).first()
+        if pending is None or pending.unjudged_from is None or pending.unjudged_until is None:
+            return None
+        start, end = (
+            pending.unjudged_from,
+            min(pending.unjudged_until, pending.unjudged_from + hours),
+        )
+        rest = end < pending.unjudged_until
+        PendingRefresh.objects.filter(pk=pending.pk).update(
+            unjudged_from=end if rest else None,
+            unjudged_until=pending.unjudged_until if rest else None,
+        )
+    return start, end
+
+
+def has_unjudged(project_id: int) -> bool:
+    return PendingRefresh.objects.filter(
+        project_id=project_id, unjudged_from__isnull=False
+    ).exists()
 
 
 def _none_if_nan(value: Any) -> Any:
@@ -260,6 +298,55 @@ def save_anomalies(
         ],
     )
     return len(rows)
+
+
+def save_incidents(
+    project_id: int, groups: Sequence[IncidentGroup], *, regrouped: Sequence[int], now: datetime
+) -> int:
+    """Make the incidents of the flags `regrouped` (Anomaly pks) exactly `groups`: a group
+    continuing an incident updates it (its opened_at, so its alert, stays), a new one is created,
+    and an incident none of its flags is in any more is deleted. Then every open incident of the
+    project quiet since QUIET_TO_CLOSE closes. One transaction."""
+    with transaction.atomic():
+        existing = {
+            i.pk: i for i in Incident.objects.filter(project_id=project_id, anomalies__in=regrouped)
+        }
+        kept: set[int] = set()
+        for group in groups:
+            incident = existing.get(group.incident_key or 0) or Incident(
+                project_id=project_id, opened_at=now
+            )
+            _fill_incident(incident, group, now=now)
+            incident.save()
+            kept.add(incident.pk)
+            Anomaly.objects.filter(pk__in=group.flag_keys).update(incident=incident)
+        # Emptied by the regrouping, or by save_anomalies deleting flags not found again.
+        Incident.objects.filter(project_id=project_id, anomalies__isnull=True).delete()
+        stale = Incident.objects.filter(project_id=project_id, status=Incident.Status.OPEN)
+        for incident in stale.only("pk", "window_end"):
+            if is_closed(incident.window_end, now=now):
+                Incident.objects.filter(pk=incident.pk).update(
+                    status=Incident.Status.CLOSED, closed_at=now
+                )
+    return len(groups)
+
+
+def _fill_incident(incident: Incident, group: IncidentGroup, *, now: datetime) -> None:
+    incident.window_start = group.window_start
+    incident.window_end = group.window_end
+    incident.subject_type = group.subject_type
+    incident.subject = group.subject[:300]
+    incident.metric = group.metric
+    incident.observed = group.observed
+    incident.baseline = group.baseline
+    incident.score = group.score
+    incident.top_dimension = group.top_dimension[:400]
+    incident.flag_count = len(group.flag_keys)
+    incident.example_session_ids = list(group.example_session_ids)
+    incident.explanation = group.explanation
+    closed = is_closed(group.window_end, now=now)
+    incident.status = Incident.Status.CLOSED if closed else Incident.Status.OPEN
+    incident.closed_at = (incident.closed_at or now) if closed else None
 
 
 def set_anomaly_status(anomaly: Anomaly, status: str, *, user: Any) -> None:

@@ -7,7 +7,15 @@ from typing import Any
 import django_filters as filters
 from django.db.models import QuerySet
 
-from analytics.models import AlertEvent, Anomaly, ErrorCluster, Report, Rollup, SessionFlag
+from analytics.models import (
+    AlertEvent,
+    Anomaly,
+    ErrorCluster,
+    Incident,
+    Report,
+    Rollup,
+    SessionFlag,
+)
 from analytics.trends import FREQS
 from api.filters import ProjectFilterSet, UtcIsoDateTimeFilter, json_list_contains
 
@@ -30,6 +38,17 @@ class AnomalyFilter(ProjectFilterSet):
     class Meta:
         model = Anomaly
         fields = ["project", "status", "metric", "subject_type", "subject"]
+
+
+class IncidentFilter(ProjectFilterSet):
+    status = filters.ChoiceFilter(choices=Incident.Status.choices)
+    since = filters.IsoDateTimeFilter(field_name="window_end", lookup_expr="gte")
+    until = filters.IsoDateTimeFilter(field_name="window_start", lookup_expr="lt")
+    opened_after = filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="gte")
+
+    class Meta:
+        model = Incident
+        fields = ["project", "status", "metric", "subject_type", "subject", "top_dimension"]
 
 
 class SessionFlagFilter(ProjectFilterSet):

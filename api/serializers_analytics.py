@@ -12,6 +12,7 @@ from analytics.models import (
     AlertRule,
     Anomaly,
     ErrorCluster,
+    Incident,
     Report,
     Rollup,
     SessionFlag,
@@ -100,6 +101,41 @@ class AnomalySerializer(serializers.ModelSerializer[Anomaly]):
             "detected_at",
         ]
         read_only_fields = fields
+
+
+class IncidentSerializer(serializers.ModelSerializer[Incident]):
+    project = serializers.CharField(source="project_slug", help_text="Project slug.")
+    example_session_ids = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Session pks (dashboard /sessions/<pk>/)."
+    )
+    anomaly_ids = serializers.SerializerMethodField(help_text="Its flags (/anomalies/).")
+
+    class Meta:
+        model = Incident
+        fields = [
+            "id",
+            "project",
+            "status",
+            "window_start",
+            "window_end",
+            "subject_type",
+            "subject",
+            "metric",
+            "observed",
+            "baseline",
+            "score",
+            "top_dimension",
+            "flag_count",
+            "anomaly_ids",
+            "example_session_ids",
+            "explanation",
+            "opened_at",
+            "closed_at",
+        ]
+        read_only_fields = fields
+
+    def get_anomaly_ids(self, incident: Incident) -> list[int]:
+        return sorted(anomaly.pk for anomaly in incident.anomalies.all())
 
 
 class AnomalyStatusSerializer(serializers.Serializer[dict[str, Any]]):

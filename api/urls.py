@@ -9,7 +9,14 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from api import views, views_agents, views_analytics, views_messages, views_testruns
+from api import (
+    views,
+    views_agents,
+    views_analytics,
+    views_audit,
+    views_messages,
+    views_testruns,
+)
 
 app_name = "api"
 
@@ -86,6 +93,7 @@ urlpatterns = [
     path("trends/", views_analytics.RollupList.as_view(), name="rollup-list"),
     path("trends/series/", views_analytics.TrendSeriesList.as_view(), name="trend-series"),
     path("anomalies/", views_analytics.AnomalyList.as_view(), name="anomaly-list"),
+    path("incidents/", views_analytics.IncidentList.as_view(), name="incident-list"),
     path(
         "anomalies/<int:pk>/status/",
         views_analytics.AnomalyStatus.as_view(),
@@ -100,6 +108,7 @@ urlpatterns = [
     path("report-builder/", views_analytics.ReportBuilder.as_view(), name="report-builder"),
     path("cohorts/", views_analytics.CohortComparison.as_view(), name="cohort-comparison"),
     path("forecasts/", views_analytics.ForecastList.as_view(), name="forecast-list"),
+    path("audit/", views_audit.AuditEntryList.as_view(), name="audit-list"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="swagger-ui"),
     path(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
@@ -37,8 +38,8 @@ from api.csv import csv_rows
 from api.renderers import CSVRenderer
 from api.scope import require_person, visible_projects
 from api.views import FrameList, ListView
-from ingest import access
-from ingest.models import Project
+from ingest import access, audit
+from ingest.models import AuditEntry, Project
 
 DEFAULT_DAYS = 7
 MAX_DAYS = 400
@@ -64,6 +65,18 @@ class AnomalyList(ListView):
         return queries.anomalies_for_projects(visible_projects(self.request))
 
 
+class IncidentList(ListView):
+    """Incidents: the anomaly flags of one cause grouped, with their window, lead flag's
+    numbers, top dimension and flags."""
+
+    serializer_class = serializers.IncidentSerializer
+    filterset_class = filters.IncidentFilter
+    csv_filename = "incidents.csv"
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return queries.incidents_for_projects(visible_projects(self.request))
+
+
 class AnomalyStatus(APIView):
     """Acknowledge, resolve or reopen an anomaly: `{"status": "acknowledged"}`."""
 
@@ -77,7 +90,16 @@ class AnomalyStatus(APIView):
         require_person(request, anomaly.project_id, access.Action.SET_ANOMALY_STATUS)
         body = serializers.AnomalyStatusSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        store.set_anomaly_status(anomaly, body.validated_data["status"], user=_user(request))
+        status = body.validated_data["status"]
+        with transaction.atomic():
+            store.set_anomaly_status(anomaly, status, user=_user(request))
+            audit.record(
+                request,
+                AuditEntry.Action.ANOMALY_STATUS,
+                project_id=anomaly.project_id,
+                target=f"anomaly #{anomaly.pk} ({anomaly.metric})",
+                changes=audit.diff({"status": anomaly.status}, {"status": status}),
+            )
         updated = queries.anomalies_for_projects([anomaly.project_id]).get(pk=pk)
         return Response(serializers.AnomalySerializer(updated).data)
 

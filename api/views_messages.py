@@ -26,9 +26,9 @@ from api import filters, serializers
 from api.renderers import CSVRenderer
 from api.scope import require_person, visible_projects
 from api.views import ListView
-from ingest import store
+from ingest import audit, store
 from ingest.access import Action
-from ingest.models import ApiKey, Message, Project, Workflow
+from ingest.models import ApiKey, AuditEntry, Message, Project, Workflow
 from ingest.tasks import enqueue_requeue_webhook
 
 DEFAULT_GRAPH_HOURS = 24
@@ -91,12 +91,16 @@ def _answer(request: Request, ids: list[int], changed: int) -> Response:
 
 
 REQUEUE, RESOLVE = Action.REQUEUE_DEAD_LETTERS, Action.RESOLVE_DEAD_LETTERS
+NOUN = "dead letters"
 
 
 def _requeue(request: Request, ids: list[int]) -> Response:
     chosen = _dead_letters(request, ids)
     require_person(request, chosen.values_list("project_id", flat=True), REQUEUE)
-    pks = store.requeue_messages(chosen)
+    with transaction.atomic():
+        rows = list(chosen.exclude(dead_letter_state="").values_list("pk", "project_id"))
+        pks = store.requeue_messages(chosen)
+        audit.record_per_project(request, AuditEntry.Action.DEAD_LETTER_REQUEUE, rows, noun=NOUN)
     transaction.on_commit(partial(enqueue_requeue_webhook, pks))
     return _answer(request, ids, len(pks))
 
@@ -104,7 +108,17 @@ def _requeue(request: Request, ids: list[int]) -> Response:
 def _resolve(request: Request, ids: list[int], note: str) -> Response:
     chosen = _dead_letters(request, ids)
     require_person(request, chosen.values_list("project_id", flat=True), RESOLVE)
-    return _answer(request, ids, store.resolve_messages(chosen, note=note))
+    with transaction.atomic():
+        rows = list(chosen.exclude(dead_letter_state="").values_list("pk", "project_id"))
+        changed = store.resolve_messages(chosen, note=note)
+        audit.record_per_project(
+            request,
+            AuditEntry.Action.DEAD_LETTER_RESOLVE,
+            rows,
+            noun=NOUN,
+            changes={"note": [None, note]} if note else None,
+        )
+    return _answer(request, ids, changed)
 
 
 class DeadLetterRequeue(APIView):

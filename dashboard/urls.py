@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboard import views, views_analytics, views_messages, views_testruns
+from dashboard import views, views_analytics, views_messages, views_settings, views_testruns
 
 app_name = "dashboard"
 
@@ -27,6 +27,7 @@ urlpatterns = [
     path("workflows/<int:pk>/", views_messages.workflow_detail, name="workflow-detail"),
     path("trends/", views_analytics.trends, name="trends"),
     path("anomalies/", views_analytics.anomalies, name="anomalies"),
+    path("incidents/", views_analytics.incidents, name="incidents"),
     path("anomalies/<int:pk>/status/", views_analytics.anomaly_status, name="anomaly-status"),
     path("errors/", views_analytics.errors, name="errors"),
     path("alerts/", views_analytics.alerts, name="alerts"),
@@ -50,4 +51,20 @@ urlpatterns = [
     path("tests/regressions/", views_testruns.regressions, name="tests-regressions"),
     path("tests/trends/", views_testruns.trends, name="tests-trends"),
     path("tests/coverage/", views_testruns.coverage, name="tests-coverage"),
+    path("settings/", views_settings.project_settings, name="settings"),
+    path("settings/new-project/", views_settings.project_create, name="project-create"),
+    path("settings/members/", views_settings.members, name="settings-members"),
+    path("settings/members/<int:pk>/", views_settings.member_change, name="member-change"),
+    path("settings/keys/", views_settings.keys, name="settings-keys"),
+    path("settings/keys/<int:pk>/revoke/", views_settings.key_revoke, name="key-revoke"),
+    path("settings/prices/", views_settings.prices, name="settings-prices"),
+    path("settings/prices/<int:pk>/delete/", views_settings.price_delete, name="price-delete"),
+    path("settings/mapping/", views_settings.mapping, name="settings-mapping"),
+    path(
+        "settings/mapping/rules/<int:pk>/delete/",
+        views_settings.message_rule_delete,
+        name="message-rule-delete",
+    ),
+    path("settings/channels/", views_settings.channels, name="settings-channels"),
+    path("audit/", views_settings.audit_log, name="audit"),
 ]

@@ -40,8 +40,8 @@ from api.filters import SessionFilter
 from dashboard import charts
 from dashboard.rounds import Round, rounds_with_messages
 from dashboard.waterfall import waterfall_rows
-from ingest import access, store
-from ingest.models import IngestRejection, Project, Session, TranscriptLine
+from ingest import access, audit, store
+from ingest.models import AuditEntry, IngestRejection, Project, Session, TranscriptLine
 
 PROJECT_SESSION_KEY = "dashboard_project"
 PAGE_SIZE = 50
@@ -560,10 +560,22 @@ def ingest_problems(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/ingest_problems.html", context)
 
 
-def _replay(rejection: IngestRejection, raw_text: str) -> store.ReplayOutcome:
-    outcome = store.replay_rejection(
-        rejection, raw_text, max_string_chars=settings.OBSERVATORY_MAX_STRING_CHARS
-    )
+def _replay(request: HttpRequest, rejection: IngestRejection, raw_text: str) -> store.ReplayOutcome:
+    edited = raw_text != rejection.raw
+    with transaction.atomic():
+        outcome = store.replay_rejection(
+            rejection, raw_text, max_string_chars=settings.OBSERVATORY_MAX_STRING_CHARS
+        )
+        audit.record(
+            request,
+            AuditEntry.Action.PROBLEM_REPLAY,
+            project_id=rejection.project_id,
+            target=f"ingest problem #{rejection.pk}",
+            changes={
+                "raw": [None, "edited by hand" if edited else "as received"],
+                "result": [None, "stored" if outcome.ok else "still fails"],
+            },
+        )
     if outcome.ok:
         transaction.on_commit(partial(enqueue_session_summaries, outcome.session_pks))
     return outcome
@@ -586,7 +598,7 @@ def rejection_replay(request: HttpRequest, pk: int) -> HttpResponse:
     edited = raw_text is not None and raw_text != rejection.raw
     action = access.Action.REPLAY_EDITED_PROBLEM if edited else access.Action.REPLAY_PROBLEM
     access.require(request.user, rejection.project_id, action)
-    outcome = _replay(rejection, raw_text if edited else rejection.raw)
+    outcome = _replay(request, rejection, raw_text if edited else rejection.raw)
     if outcome.ok:
         messages.success(request, f"Problem #{rejection.pk} replayed: {outcome.message}")
     else:
@@ -604,7 +616,7 @@ def rejection_replay_selected(request: HttpRequest) -> HttpResponse:
     access.require(request.user, {r.project_id for r in chosen}, access.Action.REPLAY_PROBLEM)
     outcomes = []
     for rejection in chosen:
-        outcomes.append((rejection.pk, _replay(rejection, rejection.raw)))
+        outcomes.append((rejection.pk, _replay(request, rejection, rejection.raw)))
     failed = [f"#{pk}: {outcome.message}" for pk, outcome in outcomes if not outcome.ok]
     replayed = len(outcomes) - len(failed)
     if not outcomes:

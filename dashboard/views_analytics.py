@@ -13,6 +13,7 @@ import pandas as pd
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -42,12 +43,15 @@ from dashboard.forms_analytics import (
     ReportScheduleForm,
 )
 from dashboard.views import PAGE_SIZE, Nav, _current_nav, _no_project
-from ingest import access
+from ingest import access, audit
+from ingest.models import AuditEntry
 
 TREND_GROUPS = {"agent": ("llm", "tool"), "model": ("llm",), "tool": ("tool",)}
 ANOMALY_STATES = ("open", "acknowledged", "resolved", "all")
+INCIDENT_STATES = ("open", "closed", "all")
 ALERT_HISTORY = 50
 FORECAST_HORIZONS = (7, 30)
+SCHEDULE_FIELDS = ("is_daily", "is_weekly", "email_to")
 
 
 def _api_url(name: str, **params: Any) -> str:
@@ -253,6 +257,43 @@ def anomalies(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_GET
+def incidents(request: HttpRequest) -> HttpResponse:
+    nav = _current_nav(request)
+    if nav is None:
+        return _no_project(request)
+    state = request.GET.get("status", "all")
+    state = state if state in INCIDENT_STATES else "all"
+    rows = queries.incidents_for_projects([nav.project.pk])
+    rows = rows if state == "all" else rows.filter(status=state)
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    listed = list(page.object_list)
+    flags = queries.anomalies_of_incidents([i.pk for i in listed])
+    sessions = queries.sessions_by_pk([pk for i in listed for pk in i.example_session_ids or []])
+    context = {
+        "nav": nav,
+        "page": page,
+        "rows": [
+            {
+                "incident": i,
+                "flags": flags.get(i.pk, []),
+                "examples": [sessions[pk] for pk in i.example_session_ids or [] if pk in sessions],
+            }
+            for i in listed
+        ],
+        "state": state,
+        "states": INCIDENT_STATES,
+        "csv_url": _api_url(
+            "api:incident-list",
+            project=nav.project.slug,
+            status="" if state == "all" else state,
+            format="csv",
+        ),
+    }
+    return render(request, "dashboard/incidents.html", context)
+
+
+@login_required
 @require_POST
 def anomaly_status(request: HttpRequest, pk: int) -> HttpResponse:
     anomaly = queries.anomaly_for_projects(queries.projects_for_user(request.user), pk)
@@ -263,12 +304,25 @@ def anomaly_status(request: HttpRequest, pk: int) -> HttpResponse:
     if status not in Anomaly.Status.values:
         messages.error(request, "Unknown status.")
     else:
-        store.set_anomaly_status(anomaly, status, user=request.user)
+        with transaction.atomic():
+            store.set_anomaly_status(anomaly, status, user=request.user)
+            record_anomaly_status(request, anomaly, status)
         messages.success(request, f"Anomaly #{anomaly.pk} is now {status}.")
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
         back = reverse("dashboard:anomalies")
     return redirect(back)
+
+
+def record_anomaly_status(request: Any, anomaly: Anomaly, status: str) -> None:
+    """The audit entry of a status change (this page; api/views_analytics.py has its own)."""
+    audit.record(
+        request,
+        AuditEntry.Action.ANOMALY_STATUS,
+        project_id=anomaly.project_id,
+        target=f"anomaly #{anomaly.pk} ({anomaly.metric})",
+        changes=audit.diff({"status": anomaly.status}, {"status": status}),
+    )
 
 
 # --- Error clusters ----------------------------------------------------------------------------
@@ -303,6 +357,42 @@ def _rule_or_404(request: HttpRequest, pk: int) -> AlertRule:
     return get_object_or_404(rules.select_related("project"), pk=pk)
 
 
+# What the audit log keeps of a rule; the secret only as "(changed)".
+RULE_AUDIT_FIELDS = (
+    "name",
+    "kind",
+    "metric",
+    "agent",
+    "model",
+    "tool",
+    "window_minutes",
+    "comparator",
+    "threshold",
+    "channel",
+    "target",
+    "secret",
+    "renotify_minutes",
+    "is_enabled",
+)
+
+
+def _rule_fields(rule: AlertRule | None) -> dict[str, Any]:
+    return {} if rule is None else {name: getattr(rule, name) for name in RULE_AUDIT_FIELDS}
+
+
+def _record_rule(
+    request: HttpRequest, action: AuditEntry.Action, rule: AlertRule, before: dict[str, Any]
+) -> None:
+    after = _rule_fields(rule) if action == AuditEntry.Action.ALERT_RULE_SAVE else {}
+    audit.record(
+        request,
+        action,
+        project_id=rule.project_id,
+        target=f"alert rule “{rule.name}”",
+        changes=audit.diff(before, after, secrets=["secret"]),
+    )
+
+
 @login_required
 def alerts(request: HttpRequest) -> HttpResponse:
     nav = _current_nav(request)
@@ -316,11 +406,14 @@ def alerts(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         project_id = nav.project.pk if editing is None else editing.project_id
         access.require(request.user, project_id, access.Action.EDIT_ALERT_RULES)
+    before = _rule_fields(editing)  # the form writes into `editing` as it validates
     form = AlertRuleForm(request.POST or None, instance=editing)
     if request.method == "POST" and form.is_valid():
         rule = form.save(commit=False)
         rule.project = nav.project if editing is None else editing.project
-        store.save_alert_rule(rule)
+        with transaction.atomic():
+            store.save_alert_rule(rule)
+            _record_rule(request, AuditEntry.Action.ALERT_RULE_SAVE, rule, before)
         messages.success(request, f"Alert rule “{rule.name}” saved.")
         return redirect("dashboard:alerts")
     context = {
@@ -342,7 +435,14 @@ def alert_action(request: HttpRequest, pk: int) -> HttpResponse:
     rule = _rule_or_404(request, pk)
     access.require(request.user, rule.project_id, access.Action.EDIT_ALERT_RULES)
     action = request.POST.get("action", "")
+    before = _rule_fields(rule)
     if action == "test":
+        audit.record(
+            request,
+            AuditEntry.Action.ALERT_RULE_TEST,
+            project_id=rule.project_id,
+            target=f"alert rule “{rule.name}”",
+        )
         event = send_test_notification(rule, now=timezone.now())
         event.refresh_from_db()
         if event.is_delivered:
@@ -351,10 +451,14 @@ def alert_action(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, f"Test notification failed: {event.delivery_error}")
     elif action == "toggle":
         rule.is_enabled = not rule.is_enabled
-        store.save_alert_rule(rule)
+        with transaction.atomic():
+            store.save_alert_rule(rule)
+            _record_rule(request, AuditEntry.Action.ALERT_RULE_SAVE, rule, before)
         messages.success(request, f"“{rule.name}” {'enabled' if rule.is_enabled else 'disabled'}.")
     elif action == "delete":
-        store.delete_alert_rule(rule)
+        with transaction.atomic():
+            _record_rule(request, AuditEntry.Action.ALERT_RULE_DELETE, rule, before)
+            store.delete_alert_rule(rule)
         messages.success(request, f"“{rule.name}” deleted.")
     return redirect("dashboard:alerts")
 
@@ -370,9 +474,18 @@ def reports(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         access.require(request.user, nav.project.pk, access.Action.EDIT_REPORT_SCHEDULE)
     schedule = queries.report_schedule(nav.project.pk)
+    before = {name: getattr(schedule, name) for name in SCHEDULE_FIELDS}
     form = ReportScheduleForm(request.POST or None, instance=schedule)
     if request.method == "POST" and form.is_valid():
-        store.save_report_schedule(nav.project.pk, **form.cleaned_data)
+        with transaction.atomic():
+            store.save_report_schedule(nav.project.pk, **form.cleaned_data)
+            audit.record(
+                request,
+                AuditEntry.Action.REPORT_SCHEDULE,
+                project_id=nav.project.pk,
+                target="report schedule",
+                changes=audit.diff(before, {f: form.cleaned_data[f] for f in SCHEDULE_FIELDS}),
+            )
         messages.success(request, "Report schedule saved.")
         return redirect("dashboard:reports")
     all_reports = queries.reports_for_projects([nav.project.pk])
@@ -403,6 +516,12 @@ def report_make(request: HttpRequest) -> HttpResponse:
     if period not in ("daily", "weekly"):
         raise Http404("No such period")
     report = make_report(nav.project.pk, period, now=timezone.now())
+    audit.record(
+        request,
+        AuditEntry.Action.REPORT_MAKE,
+        project_id=nav.project.pk,
+        target=f"{period} report from {report.period_start:%Y-%m-%d}",
+    )
     messages.success(request, f"The {period} report from {report.period_start:%Y-%m-%d} is ready.")
     return redirect("dashboard:reports")
 

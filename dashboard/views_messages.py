@@ -39,8 +39,8 @@ from dashboard.views import (
     _session_or_404,
     _vary_on_htmx,
 )
-from ingest import access, store
-from ingest.models import Message, Workflow
+from ingest import access, audit, store
+from ingest.models import AuditEntry, Message, Workflow
 from ingest.tasks import enqueue_requeue_webhook
 
 SEQUENCE_WINDOW = 200
@@ -194,10 +194,25 @@ def dead_letter_action(request: HttpRequest) -> HttpResponse:
     if not ids:
         flash.warning(request, "No messages were selected.")
     elif resolving:
-        count = store.resolve_messages(chosen, note=request.POST.get("note", ""))
+        note = request.POST.get("note", "")
+        with transaction.atomic():
+            rows = list(chosen.exclude(dead_letter_state="").values_list("pk", "project_id"))
+            count = store.resolve_messages(chosen, note=note)
+            audit.record_per_project(
+                request,
+                AuditEntry.Action.DEAD_LETTER_RESOLVE,
+                rows,
+                noun="dead letters",
+                changes={"note": [None, note[:500]]} if note else None,
+            )
         flash.success(request, f"{count} message(s) resolved.")
     else:
-        pks = store.requeue_messages(chosen)
+        with transaction.atomic():
+            rows = list(chosen.exclude(dead_letter_state="").values_list("pk", "project_id"))
+            pks = store.requeue_messages(chosen)
+            audit.record_per_project(
+                request, AuditEntry.Action.DEAD_LETTER_REQUEUE, rows, noun="dead letters"
+            )
         transaction.on_commit(partial(enqueue_requeue_webhook, pks))
         flash.success(
             request, f"{len(pks)} message(s) requeued: the agent system's next poll gets them."

@@ -31,11 +31,19 @@ class Action(StrEnum):
     MAKE_REPORT = "make a report now"
     EDIT_ALERT_RULES = "create, change, test or delete alert rules"
     EDIT_REPORT_SCHEDULE = "change the report schedule and its recipients"
+    EDIT_PROJECT_SETTINGS = (
+        "rename the project or change its price overrides, mapping rules or requeue webhook"
+    )
+    MANAGE_KEYS = "create or revoke API keys"
+    MANAGE_MEMBERS = "add or remove viewers and members, or change their roles"
+    MANAGE_ADMINS = "make, change or remove admins and owners"
+    READ_AUDIT_LOG = "read the audit log"
 
 
 # Members handle what happens (triage, requeue, replay what was sent); admins change what the
 # project does and can write telemetry by hand (an edited replay stores whatever they typed);
-# owners, in addition, will manage admins and the project itself.
+# owners, in addition, manage admins and other owners. The audit log (addresses, who did what) is
+# for admins; it is the only read that needs more than membership.
 MINIMUM_ROLE: dict[Action, Role] = {
     Action.SET_ANOMALY_STATUS: Role.MEMBER,
     Action.RESOLVE_DEAD_LETTERS: Role.MEMBER,
@@ -45,6 +53,11 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.REPLAY_EDITED_PROBLEM: Role.ADMIN,
     Action.EDIT_ALERT_RULES: Role.ADMIN,
     Action.EDIT_REPORT_SCHEDULE: Role.ADMIN,
+    Action.EDIT_PROJECT_SETTINGS: Role.ADMIN,
+    Action.MANAGE_KEYS: Role.ADMIN,
+    Action.MANAGE_MEMBERS: Role.ADMIN,
+    Action.READ_AUDIT_LOG: Role.ADMIN,
+    Action.MANAGE_ADMINS: Role.OWNER,
 }
 
 
@@ -53,12 +66,27 @@ def may(role: str | None, action: Action) -> bool:
     return role is not None and RANK[Role(role)] >= RANK[MINIMUM_ROLE[action]]
 
 
+def membership_action(*roles: str | None) -> Action:
+    """Pure: what changing a membership between these roles needs (None: no membership on that
+    side). Touching an admin or owner, on either side, is the owners' business."""
+    high = {Role.ADMIN, Role.OWNER}
+    return Action.MANAGE_ADMINS if any(r in high for r in roles) else Action.MANAGE_MEMBERS
+
+
 def roles_of(user: Any, project_ids: Iterable[int]) -> dict[int, str]:
     """The user's role in each of these projects they are a member of."""
     if not getattr(user, "is_authenticated", False) or user.pk is None:
         return {}
     rows = Membership.objects.filter(user=user, project_id__in=set(project_ids))
     return dict(rows.values_list("project_id", "role"))
+
+
+def projects_where(user: Any, action: Action) -> list[int]:
+    """The projects where the user may take the action."""
+    if not getattr(user, "is_authenticated", False) or user.pk is None:
+        return []
+    rows = Membership.objects.filter(user=user).values_list("project_id", "role")
+    return sorted(pk for pk, role in rows if may(role, action))
 
 
 def require(user: Any, project_ids: int | Iterable[int], action: Action) -> None:

@@ -1,5 +1,6 @@
-"""Django admin for self-hosters: projects (members, keys, price overrides, session attributes),
-ingest problems, and read-only views of trace links and uploaded objects."""
+"""Django admin for superusers: projects (members, keys, price overrides, session attributes),
+ingest problems, and read-only views of trace links, uploaded objects and the audit log. Project
+admins use the settings pages (dashboard/views_settings.py) instead."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from django.http import HttpRequest
 
 from ingest.models import (
     ApiKey,
+    AuditEntry,
     IngestRejection,
     Membership,
     MessageMappingRule,
@@ -123,3 +125,13 @@ class UploadedObjectAdmin(ReadOnlyAdmin):
     @admin.display(description="characters", ordering="body_chars")
     def size(self, uploaded: UploadedObject) -> int:
         return int(getattr(uploaded, "body_chars", 0))
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    """Written only by ingest/audit.py: an entry is never edited or deleted by hand."""
+
+    list_display = ("at", "project", "actor", "action", "target", "address")
+    list_filter = ("action", "project")
+    list_select_related = ("project",)
+    search_fields = ("actor", "target")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django.core import signing
+from django.db import connection
 from django.http import HttpRequest
 from django.utils import timezone
 
+from ingest import sql
 from ingest.models import ApiKey, Project, hash_api_key
 
 KEY_HEADERS_HINT = "Authorization: Bearer <key> or X-API-Key: <key>"
@@ -132,11 +134,7 @@ def _project_for_agentops_token(token: str) -> Project:
 def _live_key(
     raw_key: str, *, field: str = "api_key", scope: str | None = ApiKey.Scope.INGEST
 ) -> ApiKey:
-    key = (
-        ApiKey.objects.select_related("project")
-        .filter(key_hash=hash_api_key(raw_key.strip()), revoked_at__isnull=True)
-        .first()
-    )
+    key = _live_key_by_hash(hash_api_key(raw_key.strip()))
     if key is None:
         raise AuthError("Unknown or revoked API key", field=field)
     if scope is not None and not key.allows(scope):
@@ -151,3 +149,23 @@ def scope_error(key: ApiKey, scope: str, *, field: str = "Authorization") -> Aut
         field=field,
         status=403,
     )
+
+
+def _live_key_by_hash(key_hash: str) -> ApiKey | None:
+    """The unrevoked key with this hash, its project loaded, or None. Written out
+    (ingest/sql.py) because the ORM's compile of the same select_related() query cost a
+    one-span OTLP request 1-2 ms of CPU; it is read on every request, so revoking works at once."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {sql.columns(ApiKey, 'k')}, {sql.columns(Project, 'p')} "
+            f"FROM {ApiKey._meta.db_table} k JOIN {Project._meta.db_table} p "
+            "ON p.id = k.project_id WHERE k.key_hash = %s AND k.revoked_at IS NULL",
+            [key_hash],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = sql.field_count(ApiKey)
+    key = sql.from_row(ApiKey, row[:split])
+    key.project = sql.from_row(Project, row[split:])
+    return key

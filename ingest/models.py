@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 def new_webhook_secret() -> str:
@@ -167,6 +168,12 @@ class Session(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="sessions")
     external_id = models.CharField(max_length=128, help_text="The session id the client sent.")
     name = models.CharField(max_length=300, blank=True)
+    name_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Start of the root span the name was taken from (an inferred session of several "
+        "traces is named after its earliest root); empty when a client named the session.",
+    )
     started_at = models.DateTimeField(null=True, blank=True, db_index=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_state = models.CharField(
@@ -802,3 +809,56 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.step_id
+
+
+class AuditEntry(models.Model):
+    """One change a person or API key made in a project: who, when, what, from which address.
+
+    Written only by ingest/audit.py: record(), which views and API actions call in the same
+    transaction as the change. `actor` keeps the name as it was, so an entry still says who
+    after the user or key is deleted."""
+
+    class Action(models.TextChoices):
+        PROJECT_CREATE = "project.create", "created the project"
+        PROJECT_UPDATE = "project.update", "changed the project's settings"
+        MEMBER_ADD = "member.add", "added a member"
+        MEMBER_ROLE = "member.role", "changed a member's role"
+        MEMBER_REMOVE = "member.remove", "removed a member"
+        KEY_CREATE = "key.create", "created an API key"
+        KEY_REVOKE = "key.revoke", "revoked an API key"
+        PRICE_SAVE = "price.save", "saved a model price override"
+        PRICE_DELETE = "price.delete", "deleted a model price override"
+        MESSAGE_RULE_SAVE = "message_rule.save", "saved a message mapping rule"
+        MESSAGE_RULE_DELETE = "message_rule.delete", "deleted a message mapping rule"
+        ALERT_RULE_SAVE = "alert_rule.save", "saved an alert rule"
+        ALERT_RULE_DELETE = "alert_rule.delete", "deleted an alert rule"
+        ALERT_RULE_TEST = "alert_rule.test", "sent a test notification"
+        REPORT_SCHEDULE = "report_schedule.save", "changed the report schedule"
+        REPORT_MAKE = "report.make", "made a report"
+        DEAD_LETTER_REQUEUE = "dead_letter.requeue", "requeued dead letters"
+        DEAD_LETTER_RESOLVE = "dead_letter.resolve", "resolved dead letters"
+        ANOMALY_STATUS = "anomaly.status", "changed an anomaly's status"
+        PROBLEM_REPLAY = "ingest_problem.replay", "replayed an ingest problem"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="audit_entries")
+    at = models.DateTimeField(default=timezone.now)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True)
+    actor = models.CharField(
+        max_length=200, help_text="A user name, or `key <prefix>… (<label>)`, as it was."
+    )
+    action = models.CharField(max_length=40, choices=Action.choices)
+    target = models.CharField(max_length=300, help_text="What was changed, e.g. `key 1a2b3c4d…`.")
+    changes = models.JSONField(
+        default=dict, blank=True, help_text='{"field": [before, after]}; secrets as "(changed)".'
+    )
+    address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-at"])]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"

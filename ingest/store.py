@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ from django.utils import timezone
 from psycopg.types.json import set_json_dumps
 
 from analytics.tasks import enqueue_session_summaries, enqueue_test_analysis
+from ingest import sql
 from ingest.formats.native import parse_records
 from ingest.formats.otlp_flows import RECEIVER_SPAN_KEY, SENDER_SPAN_KEY
 from ingest.formats.records import (
@@ -74,6 +76,7 @@ M = TypeVar("M", bound=Model)
 
 SESSION_MERGE_FIELDS = (
     "name",
+    "name_at",
     "started_at",
     "ended_at",
     "end_state",
@@ -284,10 +287,15 @@ def _claim_shared_rows(project: Project, records: list[tuple[int, Record]]) -> C
     an empty inferred session (and the trace link and inferred workflow its records named),
     exactly what its retry creates first: no spans, no data, and the summary shows it as an
     empty running session until the retry fills it.
+
+    Keys this process claimed before (CLAIMED_KEYS) are not claimed again: a session's
+    requests name the same session, link and workflow every time, and the claim statements
+    were a fifth of a one-span request's CPU. The cache only ever skips a claim; a row deleted
+    since (pruned, or a stray trace session moved) is created inside the transaction, as
+    before claims existed.
     """
-    claimed = Claimed()
     if connection.vendor != "postgresql" or connection.in_atomic_block or not records:
-        return claimed
+        return Claimed()
     # Test runs and results name no session of their own (a result's session_ids only link).
     by_type = {
         kind: group
@@ -299,66 +307,135 @@ def _claim_shared_rows(project: Project, records: list[tuple[int, Record]]) -> C
     wanted = {r.session_id for g in by_type.values() for r in g if r.session_id}
     wanted |= {link.session_id for link in links.values()}
     if not wanted:
-        return claimed
-    claimed.sessions = _insert_missing(
-        Session,
-        [Session(project=project, external_id=sid, is_inferred=True) for sid in sorted(wanted)],
-        "project_id, external_id",
-        "external_id",
-    )
-    pks = dict(
-        Session.objects.filter(project=project, external_id__in=wanted).values_list(
-            "external_id", "pk"
+        return Claimed()
+    flows = by_type.get(WorkflowRecord, []) + by_type.get(StepRecord, [])
+    try:
+        return _claim(project, wanted, links, flows)
+    except IntegrityError:
+        # A session pk this process remembered is gone (pruned, or a stray trace session that
+        # was moved): forget them all and claim from what is stored.
+        CLAIMED_KEYS.clear()
+        return _claim(project, wanted, links, flows)
+
+
+def _claim(
+    project: Project, wanted: set[str], links: dict[str, TraceLinkRecord], flows: list[FlowRecord]
+) -> Claimed:
+    claimed = Claimed()
+    known = CLAIMED_KEYS
+    pks = {sid: pk for sid in wanted if (pk := known.get(("session", project.pk, sid)))}
+    new_ids = sorted(wanted - pks.keys())
+    if new_ids:
+        claimed.sessions = _insert_missing(
+            Session(project=project, is_inferred=True),
+            {"external_id": new_ids},
+            "project_id, external_id",
+            "external_id",
         )
-    )
-    if links:
+        pks |= claimed.sessions
+        if len(pks) < len(wanted):
+            pks |= dict(
+                Session.objects.filter(
+                    project=project, external_id__in=wanted - pks.keys()
+                ).values_list("external_id", "pk")
+            )
+    # Links with their reason, so that the batch's own upsert finds them unchanged and does
+    # not rewrite (and lock) them inside the transaction.
+    new_links = {
+        ("link", project.pk, trace, pks[link.session_id], link.round_index, link.reason[:300])
+        for trace, link in links.items()
+    }
+    new_links = {key for key in new_links if key not in known}
+    if new_links:
+        _, _, traces, sessions, rounds, reasons = zip(*sorted(new_links), strict=True)
         _insert_missing(
-            TraceLink,
-            [
-                TraceLink(
-                    project=project,
-                    trace_id=trace,
-                    session_id=pks[link.session_id],
-                    round_index=link.round_index,
-                    reason=link.reason[:300],
-                )
-                for trace, link in sorted(links.items())
-            ],
+            TraceLink(project=project),
+            {"trace_id": traces, "session": sessions, "round_index": rounds, "reason": reasons},
             "project_id, trace_id",
             "trace_id",
         )
-    flows = by_type.get(WorkflowRecord, []) + by_type.get(StepRecord, [])
-    keys = sorted({(pks[r.session_id], r.workflow_id) for r in flows if r.session_id in pks})
-    if keys:
+    new_flows = {("workflow", pks[r.session_id], r.workflow_id) for r in flows if r.session_id}
+    new_flows = {key for key in new_flows if key not in known}
+    if new_flows:
+        _, flow_sessions, workflow_ids = zip(*sorted(new_flows), strict=True)
         made = _insert_missing(
-            Workflow,
-            [
-                Workflow(project=project, session_id=pk, workflow_id=wid, is_inferred=True)
-                for pk, wid in keys
-            ],
+            Workflow(project=project, is_inferred=True),
+            {"session": flow_sessions, "workflow_id": workflow_ids},
             "session_id, workflow_id",
             "workflow_id",
         )
         claimed.workflows = set(made.values())
+    known.add({("session", project.pk, sid): pk for sid, pk in pks.items()})
+    known.add(dict.fromkeys(new_links | new_flows, 0))
     return claimed
 
 
+class ClaimedKeys:
+    """The newest `size` rows this process claimed (_claim_shared_rows) or found claimed, each
+    key with its pk where the claim needs it (sessions), oldest dropped first.
+
+    A session's requests name the same session, link and workflow every time, and claiming
+    them again was a fifth of a one-span request's CPU. This only ever skips a claim: a row
+    deleted since is created inside the batch's transaction, as before claims existed."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.keys: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+
+    def __contains__(self, key: tuple[Any, ...]) -> bool:
+        return self.get(key) is not None
+
+    def get(self, key: tuple[Any, ...]) -> int | None:
+        value = self.keys.get(key)
+        if value is not None:
+            self.keys.move_to_end(key)
+        return value
+
+    def add(self, values: dict[tuple[Any, ...], int]) -> None:
+        for key, value in values.items():
+            self.keys[key] = value
+            self.keys.move_to_end(key)
+        while len(self.keys) > self.size:
+            self.keys.popitem(last=False)
+
+    def clear(self) -> None:
+        self.keys.clear()
+
+
+# About 2 MB per process: the live sessions, links and workflows of a few thousand agents.
+CLAIMED_KEYS = ClaimedKeys(20_000)
+
+
 def _insert_missing(
-    model: type[Model], objs: list[Model], conflict: str, key: str
+    template: Model, varying: dict[str, Sequence[Any]], conflict: str, key: str
 ) -> dict[Any, int]:
-    """INSERT these rows (in the order given) unless their unique key is stored already;
-    returns {row's `key` field: pk} for the rows this call inserted."""
+    """INSERT rows like `template` but for the `varying` fields (a list of values each, one
+    row per position, in that order) unless their unique key is stored already; returns {row's
+    `key` field: pk} for the rows this call inserted. The varying values go as one array per
+    field and the rest once: 50 sessions as rows of parameters were 1,000 values quoted one
+    by one (bench/README.md)."""
+    model = type(template)
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
-    key_column = model._meta.get_field(key).column
+    names = {model._meta.get_field(name).column: name for name in varying}
+    types = dict(zip(names, _copy_types(model, tuple(names)), strict=True))
+    select, params = [], []
+    for f in fields:
+        if f.column in names:
+            select.append(f"v.{f.column}")
+        else:
+            select.append("%s")
+            params.append(f.get_db_prep_save(f.pre_save(template, True), connection))
+    arrays = ", ".join(f"%s::{types[column]}[]" for column in names)
+    quote = connection.ops.quote_name
     sql = (
-        f"INSERT INTO {model._meta.db_table} ({columns}) VALUES {', '.join([row] * len(objs))} "
-        f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {key_column}, id"
+        f"INSERT INTO {model._meta.db_table} ({', '.join(quote(f.column) for f in fields)}) "
+        f"SELECT {', '.join(select)} FROM unnest({arrays}) WITH ORDINALITY "
+        f"AS v({', '.join(names)}, n) ORDER BY v.n "
+        f"ON CONFLICT ({conflict}) DO NOTHING "
+        f"RETURNING {model._meta.get_field(key).column}, id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [*params, *(list(varying[name]) for name in names.values())])
         return dict(cursor.fetchall())
 
 
@@ -662,13 +739,22 @@ def _follow_trace_links(
         )
     if not mapping:
         return by_type
-    return {
+    moved = {
         kind: [
             r if r.session_id not in mapping else replace(r, session_id=mapping[r.session_id])
             for r in group
         ]
         for kind, group in by_type.items()
     }
+    # An AutoGen agent's create_agent trace does not name the run it joins (created earlier,
+    # it would always be the earliest root); stored alone, it names its own session.
+    defined = {trace for trace, link in links.items() if link.defined_agent}
+    if defined and SessionRecord in moved:
+        moved[SessionRecord] = [
+            replace(new, name=None, name_at=None) if old.session_id in defined else new
+            for old, new in zip(by_type[SessionRecord], moved[SessionRecord], strict=True)
+        ]
+    return moved
 
 
 def _save_trace_links(
@@ -774,14 +860,17 @@ def _first_int(attributes: dict[str, Any], keys: tuple[str, ...]) -> int | None:
 
 def _price_table(project: Project) -> dict[str, Price]:
     """The built-in prices with this project's overrides (admin: Model prices) on top."""
-    overrides = {
-        row.model: Price(
-            input=row.input_per_million,
-            output=row.output_per_million,
-            cached_input=row.cached_input_per_million,
-            reasoning=row.reasoning_per_million,
+    # Written out (ingest/sql.py): a batch with an unpriced LLM call reads it every time.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT model, input_per_million, output_per_million, cached_input_per_million, "
+            f"reasoning_per_million FROM {ModelPrice._meta.db_table} WHERE project_id = %s",
+            [project.pk],
         )
-        for row in ModelPrice.objects.filter(project=project)
+        rows = cursor.fetchall()
+    overrides = {
+        model: Price(input=given, output=made, cached_input=cached, reasoning=reasoning)
+        for model, given, made, cached, reasoning in rows
     }
     return {**default_prices(), **overrides}
 
@@ -800,8 +889,14 @@ def _upsert_sessions(
     wanted = _session_ids_in(records)
     if not wanted:
         return {}, set()
+    ids = sorted(wanted)
     existing = {
-        s.external_id: s for s in Session.objects.filter(project=project, external_id__in=wanted)
+        s.external_id: s
+        for s in sql.select_rows(
+            Session,
+            f"t.project_id = %s AND t.external_id IN {sql.placeholders(ids)}",
+            [project.pk, *ids],
+        )
     }
     created = [
         Session(project=project, external_id=sid, is_inferred=True)
@@ -846,9 +941,12 @@ def _merge_stored_sessions(
         # NO KEY UPDATE, as an UPDATE of these columns takes: a plain FOR UPDATE would also
         # block every insert referencing the session (foreign-key checks take KEY SHARE) and
         # deadlock with batches holding those.
-        for s in Session.objects.filter(pk__in=touched)
-        .order_by("pk")
-        .select_for_update(no_key=True)
+        for s in sql.select_rows(
+            Session,
+            f"t.id IN {sql.placeholders(touched)} ORDER BY t.id"
+            + (" FOR NO KEY UPDATE" if connection.vendor == "postgresql" else ""),
+            touched,
+        )
     }
     before = {s.pk: (*_merge_snapshot(s), s.is_summary_stale) for s in locked.values()}
     _merge_into_sessions(locked, [r for r in mine if r.session_id in locked])
@@ -859,8 +957,8 @@ def _merge_stored_sessions(
 
 
 def _merge_into_sessions(sessions: dict[str, Session], records: list[Record]) -> None:
-    """Session records first, in order; then each session starts no later than the earliest
-    thing seen in it while it is inferred (one comparison per session, not per record)."""
+    """Session records in order, then each session starts no later than the earliest thing
+    seen in it while it is inferred (one comparison per session, not per record)."""
     earliest: dict[str, datetime] = {}
     for record in records:
         session_id = record.session_id
@@ -921,8 +1019,9 @@ def _merge_session(session: Session, record: SessionRecord) -> None:
         session.end_state = record.end_state or Session.EndState.INDETERMINATE
         session.end_state_reason = record.end_state_reason or ""
         _widen_inferred_start(session, record.ended_at)
+    if record.name is not None and _takes_name(session, record):
+        session.name, session.name_at = record.name, record.name_at
     for attr, value in (
-        ("name", record.name),
         ("config", record.config),
         ("user_query", record.user_query),
         ("parent_external_id", record.parent_session_id),
@@ -934,6 +1033,18 @@ def _merge_session(session: Session, record: SessionRecord) -> None:
         session.tags = list(record.tags)
     if record.metadata is not None:
         session.metadata = {**(session.metadata or {}), **record.metadata}
+
+
+def _takes_name(session: Session, record: SessionRecord) -> bool:
+    """A client's name always; a root span's name unless the session has a client's name or
+    one from an earlier root (equal times: the smaller name, so any order agrees)."""
+    if record.name_at is None:
+        return True
+    if not session.name:
+        return True
+    if session.name_at is None:
+        return False
+    return (record.name_at, record.name or "") < (session.name_at, session.name)
 
 
 def _upsert_agents(
@@ -986,46 +1097,60 @@ def _relink_span_agents(
     otlp = [r for r in spans if r.trace_id]
     if not otlp or not (agents or any(r.parent_span_id and not r.agent_id for r in otlp)):
         return TraceWalk()
-    keys = {(sessions[r.session_id].pk, r.trace_id) for r in otlp}
-    session_pks = {pk for pk, _ in keys}
-    agent_names = {
-        (session, external): name
-        for session, external, name in Agent.objects.filter(session_id__in=session_pks).values_list(
-            "session_id", "external_id", "name"
+    session_pks = sorted({sessions[r.session_id].pk for r in otlp})
+    trace_ids = sorted({r.trace_id for r in otlp})
+    # Written out (ingest/sql.py): this runs for nearly every one-span request, and the ORM's
+    # compile of the two reads was most of its 2.4 ms (bench/README.md).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT session_id, external_id, name FROM ingest_agent WHERE session_id IN "
+            f"{sql.placeholders(session_pks)}",
+            session_pks,
         )
-    }
-    rows = list(
-        Span.objects.filter(session_id__in=session_pks, trace_id__in={t for _, t in keys})
-        .values_list(
-            "pk",
-            "session_id",
-            "span_id",
-            "parent_span_id",
-            "agent_external_id",
-            "trace_id",
-            "started_at",
-            "ended_at",
-            "status",
+        agent_names = {(session, external): name for session, external, name in cursor}
+        cursor.execute(
+            "SELECT id, session_id, span_id, parent_span_id, agent_external_id, trace_id, "
+            "started_at, ended_at, status FROM ingest_span "
+            f"WHERE session_id IN {sql.placeholders(session_pks)} "
+            f"AND trace_id IN {sql.placeholders(trace_ids)}",
+            [*session_pks, *trace_ids],
         )
-        .iterator()
-    )
+        rows = cursor.fetchall()
     parent_of = {(row[1], row[2]): row[3] for row in rows}
     changed: list[Span] = []
     agent_of: dict[tuple[int, str], str] = {}
+    newly: set[tuple[int, str]] = set()
     for pk, session, span_id, parent, current, *_ in rows:
         agent = _nearest_agent(session, parent, parent_of, agent_names)
         agent_of[(session, span_id)] = agent or current
         if agent and agent != current:
             changed.append(Span(pk=pk, agent_external_id=agent))
-    if changed:
-        Span.objects.bulk_update(changed, ["agent_external_id"])
+            newly.add((session, span_id))
+    # The batch's own agent spans may be delegations even when the request held their caller.
+    newly |= {(sessions[r.session_id].pk, r.agent_id) for r in agents if r.session_id in sessions}
+    if not newly:
+        # Nothing learnt: every delegation and pending end was settled when its span's agent
+        # was (that is when the span's agent changes) or its agent span came.
+        return TraceWalk()
+    _update_rows(changed, ["agent_external_id"])
     external = {s.pk: s.external_id for s in sessions.values()}
-    messages = _trace_messages(external, rows, agent_of, agent_names)
-    return TraceWalk(external, agent_of, agent_names, messages)
+    messages = _trace_messages(
+        external, [r for r in rows if (r[1], r[2]) in newly], agent_of, agent_names
+    )
+    return TraceWalk(external, agent_of, agent_names, messages, newly)
 
 
 DELEGATION_PREFIX = "delegation:"
 HANDOFF_PREFIX = "handoff:"
+
+
+def _db_datetime(value: datetime | str | None) -> datetime | None:
+    """A timestamp read by a written-out query: SQLite answers naive UTC (or text),
+    PostgreSQL aware datetimes."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _trace_messages(
@@ -1058,6 +1183,7 @@ def _trace_messages(
         if (session, message_id) in stored:
             continue
         _, _, span_id, _, _, trace_id, started, ended, status = row
+        started, ended = _db_datetime(started), _db_datetime(ended)
         callee = agent_names[(session, span_id)]
         caller = agent_names[(session, agent_of[(session, span_id)])]
         base = f"otlp-delegation:{trace_id}:{span_id}"
@@ -1099,6 +1225,8 @@ class TraceWalk:
     agent_of: dict[tuple[int, str], str] = field(default_factory=dict)
     agent_names: dict[tuple[int, str], str] = field(default_factory=dict)
     messages: list[AgentMessageRecord] = field(default_factory=list)
+    # (session pk, span id) of the spans whose agent this batch learnt.
+    newly: set[tuple[int, str]] = field(default_factory=set)
 
     def name_of(self, session: int, span_id: str) -> str:
         """The name of the agent span `span_id` ran under, or ""."""
@@ -1117,7 +1245,9 @@ def _fill_pending_ends(walk: TraceWalk) -> None:
         Message.objects.bulk_update(filled, ["sender", "receivers"])
     steps = []
     for step in Step.objects.filter(
-        workflow__session_id__in=walk.external.keys(), agent_external_id=""
+        workflow__session_id__in=walk.external.keys(),
+        agent_external_id="",
+        step_id__in={span for _, span in walk.newly},
     ).only("pk", "step_id", "workflow__session_id"):
         name = walk.name_of(step.workflow.session_id, step.step_id)
         if name:
@@ -1131,7 +1261,9 @@ def _fill_message_ends(walk: TraceWalk) -> list[Message]:
     sessions = walk.external.keys()
     filled: dict[int, Message] = {}
     for message in Message.objects.filter(
-        session_id__in=sessions, sender="", message_id__startswith=HANDOFF_PREFIX
+        session_id__in=sessions,
+        sender="",
+        message_id__in={f"{HANDOFF_PREFIX}{span}" for _, span in walk.newly},
     ).only("pk", "session_id", "message_id", "sender", "receivers"):
         name = walk.name_of(message.session_id, message.message_id[len(HANDOFF_PREFIX) :])
         if name:
@@ -1240,8 +1372,15 @@ def _stored_rows(
     wanted = {key for key in keys if key[0] not in new_parents}
     if not wanted:
         return {}
-    rows = model._default_manager.filter(
-        **{f"{parent}_id__in": {k[0] for k in wanted}, f"{child}__in": {k[1] for k in wanted}}
+    parents, children = sorted({k[0] for k in wanted}), sorted({k[1] for k in wanted})
+    parent_column = model._meta.get_field(parent).column
+    child_column = model._meta.get_field(child).column
+    # Written out (ingest/sql.py): every request of a stored session runs this for its spans.
+    rows = sql.select_rows(
+        model,
+        f"t.{parent_column} IN {sql.placeholders(parents)} AND t.{child_column} IN "
+        f"{sql.placeholders(children)}",
+        [*parents, *children],
     )
     found = {(getattr(row, f"{parent}_id"), getattr(row, child)): row for row in rows}
     return {key: row for key, row in found.items() if key in wanted}

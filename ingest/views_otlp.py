@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -24,7 +24,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from analytics.tasks import enqueue_session_summaries
+from analytics.tasks import enqueue_session_summaries_soon
 from ingest.auth import AuthError, project_for_otlp_request
 from ingest.formats.otlp import (
     DEFAULT_SESSION_ATTRIBUTES,
@@ -34,7 +34,7 @@ from ingest.formats.otlp import (
 )
 from ingest.formats.records import BodyError, ParseResult, RecordError
 from ingest.formats.semconv import BUILTIN_MESSAGE_RULES, MessageRule
-from ingest.models import Project
+from ingest.models import MessageMappingRule, Project
 from ingest.store import OUTAGE_ERRORS, save_records_or_reject
 from ingest.views import error, keep_refused_body, read_body
 
@@ -55,18 +55,28 @@ def session_attributes(project: Project) -> tuple[str, ...]:
     return configured + DEFAULT_SESSION_ATTRIBUTES
 
 
+MESSAGE_RULE_COLUMNS = (
+    "name",
+    "sender_attribute",
+    "receiver_attribute",
+    "content_attribute",
+    "span_name",
+    "channel_attribute",
+    "message_id_attribute",
+    "correlation_attribute",
+)
+
+
 def message_rules(project: Project) -> tuple[MessageRule, ...]:
-    """The project's mapping rules (admin: Projects → message rules), then the built-in ones."""
-    rules = project.message_rules.order_by("name").values_list(
-        "name",
-        "sender_attribute",
-        "receiver_attribute",
-        "content_attribute",
-        "span_name",
-        "channel_attribute",
-        "message_id_attribute",
-        "correlation_attribute",
-    )
+    """The project's mapping rules (admin: Projects → message rules), then the built-in ones.
+    A plain cursor: the ORM's compile of this query was 1.4 ms of a one-span request's CPU."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(MESSAGE_RULE_COLUMNS)} FROM {MessageMappingRule._meta.db_table} "
+            "WHERE project_id = %s ORDER BY name",
+            [project.pk],
+        )
+        rules = cursor.fetchall()
     return (*(MessageRule(*row) for row in rules), *BUILTIN_MESSAGE_RULES)
 
 
@@ -128,7 +138,7 @@ def otlp_endpoint(
             response = error("The server cannot store data right now; retry later", 503)
             response["Retry-After"] = RETRY_AFTER_SECONDS
             return response
-        transaction.on_commit(partial(enqueue_session_summaries, saved.session_pks))
+        transaction.on_commit(partial(enqueue_session_summaries_soon, saved.session_pks))
         return export_response(signal, content_type, errors)
 
     view.__name__ = f"otlp_{signal}"

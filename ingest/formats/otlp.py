@@ -1268,6 +1268,7 @@ def _root_records(span: WireSpan, meaning: SpanMeaning) -> list[Record]:
                 session_id=span.trace_id,
                 action="update",
                 name=(span.name or meaning.name)[:MAX_NAME_CHARS],
+                name_at=_at(span.start_ns),
                 tags=tuple(dict.fromkeys(tags)),
             )
         ]

@@ -30,6 +30,10 @@ class SessionRecord:
     session_id: str
     action: str  # "start" | "update" | "end"
     name: str | None = None
+    # The start of the root span a name is taken from (OTLP orphan roots): the earliest wins, so
+    # a session of several traces has one name whatever order they came in. None: a name the
+    # client gave, which no root's replaces.
+    name_at: datetime | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
     end_state: str | None = None

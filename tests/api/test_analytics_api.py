@@ -14,7 +14,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from analytics.models import Anomaly
-from analytics.refresh import detect_session_failures, refresh_project
+from analytics.refresh import detect_session_failures, refresh_project, regroup_incidents
 from analytics.reporting import make_report
 from ingest.models import Span
 from tests.builders import (
@@ -110,6 +110,24 @@ def test_anomalies_are_listed_and_acknowledged(
     assert changed.json()["status"] == "acknowledged"
     assert Anomaly.objects.get().status == "acknowledged"
     assert rows(api.get("/api/v1/anomalies/?status=open")) == []
+
+
+def test_incidents_are_listed_with_their_flags_filtered_and_as_the_same_csv(
+    api: APIClient, project_and_key: tuple[Any, str]
+) -> None:
+    project = project_and_key[0]
+    tool = make_anomaly(project)
+    agent = make_anomaly(project, subject_type="agent", subject="researcher")
+    regroup_incidents(project.pk, since=tool.window_start, now=tool.window_end)
+
+    [incident] = rows(api.get("/api/v1/incidents/?status=open&top_dimension=model=gpt-4o"))
+    table = csv_of(api.get("/api/v1/incidents/?format=csv"))
+
+    assert incident["anomaly_ids"] == sorted([tool.pk, agent.pk])
+    assert (incident["flag_count"], incident["top_dimension"]) == (2, "model=gpt-4o")
+    assert incident["explanation"].startswith(tool.explanation)
+    assert [r["explanation"] for r in table] == [incident["explanation"]]
+    assert rows(api.get("/api/v1/incidents/?status=closed")) == []
 
 
 def test_an_unknown_anomaly_status_is_refused(

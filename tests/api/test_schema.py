@@ -53,6 +53,7 @@ def test_the_schema_is_openapi_3_and_lists_every_endpoint(client: Client) -> Non
         "/api/v1/metrics/",
         "/api/v1/ingest-problems/",
         "/api/v1/ingest-problems/{id}/",
+        "/api/v1/audit/",
     }
     assert "projectApiKey" in schema["components"]["securitySchemes"]
 

@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from analytics.models import AlertEvent, AlertRule, Anomaly, Report, SessionFlag
-from analytics.refresh import detect_session_failures, refresh_project
+from analytics.refresh import detect_session_failures, refresh_project, regroup_incidents
 from ingest.models import Span
 from tests.builders import (
     make_alert_rule,
@@ -114,6 +114,27 @@ def test_an_anomaly_explanation_with_agent_text_is_shown_escaped(
     assert "p95 latency of tool &lt;script&gt;alert(1)&lt;/script&gt; was 4.1 s" in html
     assert f'href="/sessions/{session.pk}/"' in html
     assert "chart-anomaly-timeline" in chart_ids(html)
+
+
+def test_incidents_are_listed_with_their_flags_and_agent_text_escaped(
+    client: Client, project: Any
+) -> None:
+    session = make_session(project, name="slow one")
+    anomaly = make_anomaly(
+        project,
+        explanation=f"p95 latency of tool {SCRIPT} was 4.1 s",
+        subject=SCRIPT,
+        example_session_ids=[session.pk],
+    )
+    regroup_incidents(project.pk, since=anomaly.window_start, now=anomaly.window_end)
+
+    html = client.get("/incidents/").content.decode()
+
+    assert SCRIPT not in html
+    assert html.count("p95 latency of tool &lt;script&gt;alert(1)&lt;/script&gt; was 4.1 s") == 2
+    assert f'href="/anomalies/?status=all#anomaly-{anomaly.pk}"' in html
+    assert f'href="/sessions/{session.pk}/"' in html
+    assert 'href="/api/v1/incidents/?project=' in html
 
 
 def test_an_anomaly_is_acknowledged_then_resolved(client: Client, project: Any) -> None:

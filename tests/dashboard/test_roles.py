@@ -12,11 +12,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from analytics.models import AlertRule, Anomaly, Report, ReportSchedule
-from ingest.access import MINIMUM_ROLE, RANK, Action, may
-from ingest.models import IngestRejection, Membership, Message, Project
+from ingest.access import MINIMUM_ROLE, RANK, Action, may, membership_action
+from ingest.models import (
+    ApiKey,
+    AuditEntry,
+    IngestRejection,
+    Membership,
+    Message,
+    MessageMappingRule,
+    ModelPrice,
+    Project,
+)
 from tests.builders import (
     make_alert_rule,
     make_anomaly,
@@ -58,6 +68,24 @@ def _rejection_changed(things: dict[str, Any]) -> bool:
 
 def _api(client: Client, path: str, body: dict[str, Any] | None = None) -> Any:
     return client.post(path, json.dumps(body or {}), content_type="application/json")
+
+
+def _role_of(things: dict[str, Any], name: str) -> str | None:
+    found = Membership.objects.filter(project=things["project"], user=things[name]).first()
+    return None if found is None else found.role
+
+
+def _project(things: dict[str, Any]) -> Project:
+    return Project.objects.get(pk=things["project"].pk)
+
+
+PRICE = {"model": "house-model", "input_per_million": 1.5, "output_per_million": 6}
+RULE = {
+    "name": "bus posts",
+    "sender_attribute": "bus.from",
+    "receiver_attribute": "bus.to",
+    "form": "rule",
+}
 
 
 WRITE_PATHS: dict[str, WritePath] = {
@@ -165,6 +193,93 @@ WRITE_PATHS: dict[str, WritePath] = {
         lambda c, t: c.post("/reports/", {"is_daily": "on", "email_to": "ops@example.com"}),
         lambda t: ReportSchedule.objects.filter(email_to="ops@example.com").exists(),
     ),
+    "page: rename the project": WritePath(
+        Action.EDIT_PROJECT_SETTINGS,
+        lambda c, t: c.post("/settings/?project=roles", {"name": "Renamed"}),
+        lambda t: _project(t).name == "Renamed",
+    ),
+    "page: add a viewer": WritePath(
+        Action.MANAGE_MEMBERS,
+        lambda c, t: c.post(
+            "/settings/members/?project=roles", {"user": "newcomer", "role": "viewer"}
+        ),
+        lambda t: _role_of(t, "newcomer") == "viewer",
+    ),
+    "page: add an owner": WritePath(
+        Action.MANAGE_ADMINS,
+        lambda c, t: c.post(
+            "/settings/members/?project=roles", {"user": "newcomer", "role": "owner"}
+        ),
+        lambda t: _role_of(t, "newcomer") == "owner",
+    ),
+    "page: make a viewer a member": WritePath(
+        Action.MANAGE_MEMBERS,
+        lambda c, t: c.post(f"/settings/members/{t['viewer_membership'].pk}/", {"role": "member"}),
+        lambda t: _role_of(t, "bystander") == "member",
+    ),
+    "page: make a viewer an admin": WritePath(
+        Action.MANAGE_ADMINS,
+        lambda c, t: c.post(f"/settings/members/{t['viewer_membership'].pk}/", {"role": "admin"}),
+        lambda t: _role_of(t, "bystander") == "admin",
+    ),
+    "page: remove a viewer": WritePath(
+        Action.MANAGE_MEMBERS,
+        lambda c, t: c.post(f"/settings/members/{t['viewer_membership'].pk}/", {"remove": "1"}),
+        lambda t: _role_of(t, "bystander") is None,
+    ),
+    "page: remove an admin": WritePath(
+        Action.MANAGE_ADMINS,
+        lambda c, t: c.post(f"/settings/members/{t['admin_membership'].pk}/", {"remove": "1"}),
+        lambda t: _role_of(t, "other_admin") is None,
+    ),
+    "page: create an API key": WritePath(
+        Action.MANAGE_KEYS,
+        lambda c, t: c.post(
+            "/settings/keys/?project=roles", {"label": "new agent", "scopes": ["ingest"]}
+        ),
+        lambda t: ApiKey.objects.filter(name="new agent").exists(),
+    ),
+    "page: revoke an API key": WritePath(
+        Action.MANAGE_KEYS,
+        lambda c, t: c.post(f"/settings/keys/{t['key'].pk}/revoke/"),
+        lambda t: ApiKey.objects.get(pk=t["key"].pk).revoked_at is not None,
+    ),
+    "page: save a price override": WritePath(
+        Action.EDIT_PROJECT_SETTINGS,
+        lambda c, t: c.post("/settings/prices/?project=roles", PRICE),
+        lambda t: ModelPrice.objects.filter(model="house-model").exists(),
+    ),
+    "page: delete a price override": WritePath(
+        Action.EDIT_PROJECT_SETTINGS,
+        lambda c, t: c.post(f"/settings/prices/{t['price'].pk}/delete/"),
+        lambda t: not ModelPrice.objects.filter(pk=t["price"].pk).exists(),
+    ),
+    "page: set the session attributes": WritePath(
+        Action.EDIT_PROJECT_SETTINGS,
+        lambda c, t: c.post(
+            "/settings/mapping/?project=roles",
+            {"form": "session", "session_attributes": "conversation.key"},
+        ),
+        lambda t: _project(t).session_attributes == "conversation.key",
+    ),
+    "page: save a message mapping rule": WritePath(
+        Action.EDIT_PROJECT_SETTINGS,
+        lambda c, t: c.post("/settings/mapping/?project=roles", RULE),
+        lambda t: MessageMappingRule.objects.filter(name="bus posts").exists(),
+    ),
+    "page: delete a message mapping rule": WritePath(
+        Action.EDIT_PROJECT_SETTINGS,
+        lambda c, t: c.post(f"/settings/mapping/rules/{t['message_rule'].pk}/delete/"),
+        lambda t: not MessageMappingRule.objects.filter(pk=t["message_rule"].pk).exists(),
+    ),
+    "page: set the requeue webhook": WritePath(
+        Action.EDIT_PROJECT_SETTINGS,
+        lambda c, t: c.post(
+            "/settings/channels/?project=roles",
+            {"requeue_webhook_url": "https://hooks.example.com/requeued"},
+        ),
+        lambda t: _project(t).requeue_webhook_url == "https://hooks.example.com/requeued",
+    ),
 }
 
 
@@ -173,17 +288,39 @@ def things(db: None) -> dict[str, Any]:
     project, _ = make_project(name="Roles")
     session = make_session(project)
     rejection = make_rejection(project, raw=VALID_RAW)
+    bystander, other_admin = _person("bystander"), _person("other-admin")
     return {
         "project": project,
         "anomaly": make_anomaly(project),
         "dead": make_message(session, status="dead_lettered"),
         "rejection": rejection,
         "rule": make_alert_rule(project),
+        "newcomer": _person("newcomer"),
+        "bystander": bystander,
+        "other_admin": other_admin,
+        "viewer_membership": Membership.objects.create(
+            user=bystander, project=project, role="viewer"
+        ),
+        "admin_membership": Membership.objects.create(
+            user=other_admin, project=project, role="admin"
+        ),
+        "key": ApiKey.objects.get(project=project),
+        "price": ModelPrice.objects.create(
+            project=project, model="old-model", input_per_million=1, output_per_million=2
+        ),
+        "message_rule": MessageMappingRule.objects.create(
+            project=project, name="old rule", sender_attribute="a", receiver_attribute="b"
+        ),
     }
 
 
+def _person(username: str) -> Any:
+    """A user without a password (no hashing: these clients log in with force_login)."""
+    return get_user_model().objects.create(username=username)
+
+
 def _member_client(project: Project, role: str) -> Client:
-    user = make_user(username=f"user-{role}")
+    user = _person(f"user-{role}")
     Membership.objects.create(user=user, project=project, role=role)
     client = Client()
     client.force_login(user)
@@ -200,15 +337,37 @@ def test_each_write_path_is_open_to_its_roles_and_refused_to_the_others(
 
     response = write.send(client, things)
 
+    entries = AuditEntry.objects.filter(project=things["project"], actor=f"user-{role}")
     if may(role, write.action):
         assert response.status_code in (200, 302), response.content[:300]
         assert write.changed(things), f"{role} may {write.action}, but nothing changed"
+        assert [e.address for e in entries] == ["127.0.0.1"], "one audit entry per change"
     else:
         assert response.status_code == 403
         text = response.content.decode()
         assert f"need the role {MINIMUM_ROLE[write.action]} or higher" in text
         assert f"you are {role}" in text
         assert not write.changed(things), f"{role} was refused, yet the change was made"
+        assert not entries.exists()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_audit_log_is_read_by_admins_and_owners_only(things: dict[str, Any], role: str) -> None:
+    AuditEntry.objects.create(
+        project=things["project"], actor="someone", action="project.update", target="project"
+    )
+    client = _member_client(things["project"], role)
+
+    page = client.get("/audit/?project=roles")
+    listed = client.get("/api/v1/audit/").json()["results"]
+
+    if may(role, Action.READ_AUDIT_LOG):
+        assert page.status_code == 200
+        assert "project.update" in page.content.decode()
+        assert [e["actor"] for e in listed] == ["someone"]
+    else:
+        assert page.status_code == 403
+        assert listed == []
 
 
 def test_a_non_member_cannot_find_what_to_change(things: dict[str, Any]) -> None:
@@ -221,6 +380,24 @@ def test_a_non_member_cannot_find_what_to_change(things: dict[str, Any]) -> None
 
     assert response.status_code == 404
     assert Anomaly.objects.get(pk=things["anomaly"].pk).status == "open"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "action"),
+    [
+        (None, "viewer", Action.MANAGE_MEMBERS),
+        ("viewer", "member", Action.MANAGE_MEMBERS),
+        ("member", None, Action.MANAGE_MEMBERS),
+        (None, "admin", Action.MANAGE_ADMINS),
+        ("member", "owner", Action.MANAGE_ADMINS),
+        ("admin", "viewer", Action.MANAGE_ADMINS),
+        ("owner", None, Action.MANAGE_ADMINS),
+    ],
+)
+def test_touching_an_admin_or_owner_membership_is_for_owners(
+    old: str | None, new: str | None, action: Action
+) -> None:
+    assert membership_action(old, new) == action
 
 
 def test_every_action_has_a_role_and_the_roles_are_ordered() -> None:

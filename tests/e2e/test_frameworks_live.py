@@ -107,13 +107,7 @@ EXPECTED = {
 MAPPING = "issue 11 mapping (tests/fixtures/frameworks/README.md, 'attributes seen')"
 # ("framework", "framework/mode" or "*", check) -> why it fails on the current code. Checks: one_session,
 # agent_names, messages, workflow, framework_cost, same_batched_and_simple, uuid_shaped_key.
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    (
-        "autogen",
-        "same_batched_and_simple",
-    ): f"one session either way, but it is named after the span of whichever trace came first "
-    f"('autogen publish output_topic_…' batched, '… group_topic_…' simple); {MAPPING}",
-}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 def known_gap(name: str, mode: str, check: str) -> str | None:

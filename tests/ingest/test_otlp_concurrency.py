@@ -155,3 +155,29 @@ def test_a_failed_request_leaves_an_empty_inferred_session_that_its_retry_fills(
     assert session.tags == ["round-1"]
     assert SpanRow.objects.filter(session=session).count() == 3
     assert TraceLink.objects.get().session == session
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_deleted_after_this_process_claimed_it_is_stored_again(
+    postgres: None, project_with_key: tuple[Project, str]
+) -> None:
+    """The claim remembers the sessions, links and workflows this process claimed and skips
+    them next time. A session deleted since (pruned) must still get the next request's
+    spans: whether that request names only remembered rows (the claim is skipped and the
+    transaction creates the session) or a new trace too (its link would point at the
+    remembered, deleted session: the claim forgets and starts again)."""
+    _, key = project_with_key
+    first, second = trace(1, ["round-1"]), trace(2, ["round-2"])
+    assert post(key, body(first[:1])) == 200
+    Session.objects.all().delete()
+
+    assert post(key, body(first[1:2])) == 200
+    session = Session.objects.get(external_id=SESSION)
+    assert list(SpanRow.objects.values_list("session", "name")) == [(session.pk, "step2.tool")]
+    Session.objects.all().delete()
+
+    assert post(key, body(second)) == 200
+    session = Session.objects.get(external_id=SESSION)
+    assert session.tags == ["round-2"]
+    assert SpanRow.objects.filter(session=session).count() == 3
+    assert set(TraceLink.objects.values_list("session", flat=True)) == {session.pk}

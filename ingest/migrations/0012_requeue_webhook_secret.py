@@ -18,7 +18,7 @@ def give_each_project_its_own_secret(apps: Any, schema_editor: Any) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("ingest", "0009_trace_link_reason")]
+    dependencies = [("ingest", "0011_audit_entries")]
 
     operations = [
         migrations.AddField(

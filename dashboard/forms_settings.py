@@ -1,0 +1,147 @@
+"""Forms of the settings pages (projects, members, keys, prices, mapping rules, the requeue
+webhook). They validate input only; writes go through ingest/projects.py."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+from urllib.parse import urlsplit
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+
+from analytics.webhooks import is_blocked_address
+from ingest.models import ApiKey, Membership, MessageMappingRule, ModelPrice, Project
+
+ROLE_CHOICES = Membership.Role.choices
+
+
+class ProjectNameForm(forms.Form):
+    name = forms.CharField(max_length=200, strip=True)
+
+
+class MemberAddForm(forms.Form):
+    user = forms.CharField(
+        max_length=254, label="User name or email", help_text="Someone who already has a login."
+    )
+    role = forms.ChoiceField(choices=ROLE_CHOICES, initial=Membership.Role.VIEWER)
+
+    def clean_user(self) -> Any:
+        text = self.cleaned_data["user"].strip()
+        found = list(get_user_model().objects.filter(Q(username=text) | Q(email__iexact=text))[:2])
+        if len(found) != 1:
+            raise forms.ValidationError(
+                "No such user." if not found else "Several users have this email: use the name."
+            )
+        return found[0]
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=ROLE_CHOICES)
+
+
+class KeyForm(forms.Form):
+    label = forms.CharField(
+        max_length=100, help_text="Where the key is used, e.g. “support agent, production”."
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=ApiKey.Scope.choices,
+        initial=[ApiKey.Scope.INGEST],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="An agent needs only ingest. Give read, actions and poll only where needed.",
+    )
+
+
+class PriceForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = ModelPrice
+        fields = [
+            "model",
+            "input_per_million",
+            "output_per_million",
+            "cached_input_per_million",
+            "reasoning_per_million",
+        ]
+        help_texts = {
+            "model": "An exact model name, or a pattern such as gpt-4o* (exact names win).",
+            "input_per_million": "USD per million input tokens.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Editing changes the prices of one model; another model is a new override.
+        self.fields["model"].disabled = self.instance.pk is not None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        for name, value in data.items():
+            if isinstance(value, float) and value < 0:
+                self.add_error(name, "A price cannot be negative.")
+        return data
+
+    def validate_unique(self) -> None:
+        # Saving a model's price again replaces it (ingest/projects.py: save_price).
+        pass
+
+
+class MessageRuleForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = MessageMappingRule
+        fields = [
+            "name",
+            "span_name",
+            "sender_attribute",
+            "receiver_attribute",
+            "content_attribute",
+            "channel_attribute",
+            "message_id_attribute",
+            "correlation_attribute",
+        ]
+
+    def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.project = project
+
+    def clean_name(self) -> str:
+        name = str(self.cleaned_data["name"]).strip()
+        taken = MessageMappingRule.objects.filter(project=self.project, name=name)
+        if taken.exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError("The project has a rule by this name.")
+        return name
+
+
+class SessionAttributesForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = Project
+        fields = ["session_attributes"]
+
+
+class RequeueWebhookForm(forms.ModelForm):  # type: ignore[type-arg]
+    requeue_webhook_url = forms.URLField(
+        required=False,
+        max_length=200,
+        assume_scheme="https",
+        label="Requeue webhook URL",
+        help_text=Project._meta.get_field("requeue_webhook_url").help_text,
+        widget=forms.URLInput(attrs={"placeholder": "https://…"}),
+    )
+
+    class Meta:
+        model = Project
+        fields = ["requeue_webhook_url"]
+
+    def clean_requeue_webhook_url(self) -> str:
+        """An address typed as such is refused now; a name is checked again when dialled
+        (analytics/webhooks.py), since what it resolves to can change."""
+        url = str(self.cleaned_data["requeue_webhook_url"])
+        host = urlsplit(url).hostname or ""
+        try:
+            literal = ipaddress.ip_address(host)
+        except ValueError:
+            literal = None
+        blocked = host == "localhost" or (literal is not None and is_blocked_address(host))
+        if blocked and not settings.OBSERVATORY_WEBHOOK_ALLOW_PRIVATE:
+            raise forms.ValidationError("Webhooks may not reach local or private addresses.")
+        return url
