@@ -36,6 +36,8 @@ def session_for_request(request: Request, external_id: str) -> Session:
     """
     sessions = sessions_with_external_id(visible_projects(request), external_id)
     slug = request.query_params.get("project")
+    if slug and "\x00" in slug:  # PostgreSQL text cannot hold NUL: the query would fail (500)
+        raise ValidationError({"project": "must not contain NUL characters"})
     if slug:
         sessions = sessions.filter(project__slug=slug)
     found = list(sessions[:2])

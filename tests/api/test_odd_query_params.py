@@ -86,3 +86,14 @@ def test_odd_values_of_the_usual_parameters_never_give_a_500(member: Client, val
         if response.status_code >= 500:
             failures.append(f"{path}: {response.status_code}")
     assert not failures, f"?{{param}}={value!r}: " + ", ".join(failures)
+
+
+@pytest.mark.parametrize("suffix", ["", "events/", "transcript/"])
+def test_a_project_slug_holding_nul_is_a_400_on_the_session_endpoints(
+    member: Client, suffix: str
+) -> None:
+    """schemathesis: `/api/v1/sessions/<id>/?project=%00*` reached PostgreSQL (500)."""
+    response = member.get(f"/api/v1/sessions/s1/{suffix}", {"project": "\x00*"})
+
+    assert response.status_code == 400
+    assert response.json()["field"] == "project"
