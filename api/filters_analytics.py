@@ -42,9 +42,9 @@ class AnomalyFilter(ProjectFilterSet):
 
 class IncidentFilter(ProjectFilterSet):
     status = filters.ChoiceFilter(choices=Incident.Status.choices)
-    since = filters.IsoDateTimeFilter(field_name="window_end", lookup_expr="gte")
-    until = filters.IsoDateTimeFilter(field_name="window_start", lookup_expr="lt")
-    opened_after = filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="gte")
+    since = UtcIsoDateTimeFilter(field_name="window_end", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="window_start", lookup_expr="lt")
+    opened_after = UtcIsoDateTimeFilter(field_name="opened_at", lookup_expr="gte")
 
     class Meta:
         model = Incident

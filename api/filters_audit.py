@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import django_filters as filters
 
-from api.filters import ProjectFilterSet
+from api.filters import ProjectFilterSet, UtcIsoDateTimeFilter
 from ingest.models import AuditEntry
 
 
@@ -12,8 +12,8 @@ class AuditFilter(ProjectFilterSet):
     action = filters.ChoiceFilter(choices=AuditEntry.Action.choices)
     actor = filters.CharFilter(lookup_expr="icontains", label="Who (part of a user name or key).")
     target = filters.CharFilter(lookup_expr="icontains", label="What (part of the target).")
-    since = filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    until = filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="at", lookup_expr="lt")
 
     class Meta:
         model = AuditEntry
