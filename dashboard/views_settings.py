@@ -399,6 +399,17 @@ def channels(request: HttpRequest) -> HttpResponse:
     if nav is None:
         return _no_project(request)
     project = nav.project
+    if request.method == "POST" and request.POST.get("form") == "rotate-secret":
+        with transaction.atomic():
+            audit.record(
+                request,
+                A.PROJECT_UPDATE,
+                project_id=project.pk,
+                target="requeue webhook secret",
+                changes=projects.rotate_requeue_webhook_secret(project),
+            )
+        messages.success(request, "New signing secret made: give it to the webhook's receiver.")
+        return redirect(f"{reverse('dashboard:settings-channels')}?project={project.slug}")
     form = RequeueWebhookForm(request.POST or None, instance=project)
     if request.method == "POST" and form.is_valid():
         url = form.cleaned_data["requeue_webhook_url"]

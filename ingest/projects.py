@@ -17,7 +17,14 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from ingest.audit import Changes, diff
-from ingest.models import ApiKey, Membership, MessageMappingRule, ModelPrice, Project
+from ingest.models import (
+    ApiKey,
+    Membership,
+    MessageMappingRule,
+    ModelPrice,
+    Project,
+    new_webhook_secret,
+)
 
 PROJECT_FIELDS = ("name", "session_attributes", "requeue_webhook_url")
 PRICE_FIELDS = (
@@ -80,6 +87,16 @@ def update_project(project: Project, **values: str) -> Changes:
     if changes:
         project.save(update_fields=list(changes))
     return changes
+
+
+def rotate_requeue_webhook_secret(project: Project) -> Changes:
+    """A new signing secret for the requeue webhook; the old one stops verifying at once (the
+    receiver must be given the new one). The change is logged without either value."""
+    before = {"requeue_webhook_secret": project.requeue_webhook_secret}
+    project.requeue_webhook_secret = new_webhook_secret()
+    project.save(update_fields=["requeue_webhook_secret"])
+    after = {"requeue_webhook_secret": project.requeue_webhook_secret}
+    return diff(before, after, secrets=["requeue_webhook_secret"])
 
 
 def add_member(project: Project, user: Any, role: str) -> Membership:

@@ -280,6 +280,11 @@ WRITE_PATHS: dict[str, WritePath] = {
         ),
         lambda t: _project(t).requeue_webhook_url == "https://hooks.example.com/requeued",
     ),
+    "page: make a new requeue webhook secret": WritePath(
+        Action.EDIT_PROJECT_SETTINGS,
+        lambda c, t: c.post("/settings/channels/?project=roles", {"form": "rotate-secret"}),
+        lambda t: _project(t).requeue_webhook_secret != t["webhook_secret"],
+    ),
 }
 
 
@@ -311,6 +316,7 @@ def things(db: None) -> dict[str, Any]:
         "message_rule": MessageMappingRule.objects.create(
             project=project, name="old rule", sender_attribute="a", receiver_attribute="b"
         ),
+        "webhook_secret": project.requeue_webhook_secret,
     }
 
 

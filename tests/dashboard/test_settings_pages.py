@@ -152,6 +152,24 @@ def test_the_requeue_webhook_cannot_aim_at_local_addresses(
     assert Project.objects.get(pk=project.pk).requeue_webhook_url == ""
 
 
+def test_admins_see_the_requeue_signing_secret_and_can_replace_it(
+    client: Client, project: Project
+) -> None:
+    old = project.requeue_webhook_secret
+
+    shown = client.get("/settings/channels/?project=settings").content.decode()
+    response = client.post("/settings/channels/?project=settings", {"form": "rotate-secret"})
+    new = Project.objects.get(pk=project.pk).requeue_webhook_secret
+    after = client.get("/settings/channels/?project=settings").content.decode()
+
+    assert f'id="requeue-secret">{old}<' in shown
+    assert response.status_code == 302 and new != old and len(new) == 64
+    assert f'id="requeue-secret">{new}<' in after and old not in after
+    entry = AuditEntry.objects.get(target="requeue webhook secret")
+    assert entry.changes == {"requeue_webhook_secret": ["(changed)", "(changed)"]}
+    assert old not in client.get("/audit/").content.decode()
+
+
 def test_editing_a_price_records_before_and_after(client: Client, project: Project) -> None:
     price = ModelPrice.objects.create(
         project=project, model="gpt-house", input_per_million=1, output_per_million=4
