@@ -599,3 +599,36 @@ class TestCoverageItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name} over {self.days} days"
+
+
+class SearchEntry(models.Model):
+    """One span, transcript line or message with text, as the full-text search index knows it
+    (analytics/search.py keeps and reads it). The text itself is not copied here: PostgreSQL
+    adds a `document` tsvector column with a GIN index, SQLite an FTS5 table keyed by this id
+    (migration 0006), and snippets are cut from the source rows."""
+
+    class Kind(models.IntegerChoices):
+        SPAN = 1
+        LINE = 2
+        MESSAGE = 3
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="+")
+    kind = models.SmallIntegerField(choices=Kind.choices)
+    target_id = models.BigIntegerField(help_text="The span, transcript line or message id.")
+    at = models.DateTimeField()
+    signature = models.CharField(
+        max_length=100, help_text="A digest of the indexed text: unchanged text is not redone."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "target_id"], name="search_entry_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["session"], name="search_entry_session"),
+            models.Index(fields=["project", "at"], name="search_entry_project_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.target_id}"

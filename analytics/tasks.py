@@ -29,6 +29,7 @@ from analytics.refresh import (
     refresh_project,
 )
 from analytics.reporting import make_due_reports
+from analytics.search import index_sessions
 from analytics.store import (
     claim_refresh,
     claim_test_analysis,
@@ -48,9 +49,11 @@ BROKER_RETRY_SECONDS = 30.0
 
 @shared_task
 def summarize_sessions_task(session_pks: list[int]) -> int:
-    """Rebuild the summaries of these sessions. Safe to run twice."""
+    """Rebuild the summaries of these sessions and their search entries. Safe to run twice."""
     spans, sessions, agents = session_summary_inputs(session_pks)
-    return save_session_summaries(session_summaries(spans, sessions, agents))
+    done = save_session_summaries(session_summaries(spans, sessions, agents))
+    index_sessions(session_pks)
+    return done
 
 
 @shared_task

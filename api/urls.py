@@ -15,6 +15,7 @@ from api import (
     views_analytics,
     views_audit,
     views_messages,
+    views_search,
     views_testruns,
 )
 
@@ -109,6 +110,7 @@ urlpatterns = [
     path("cohorts/", views_analytics.CohortComparison.as_view(), name="cohort-comparison"),
     path("forecasts/", views_analytics.ForecastList.as_view(), name="forecast-list"),
     path("audit/", views_audit.AuditEntryList.as_view(), name="audit-list"),
+    path("search/", views_search.SearchList.as_view(), name="search"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="swagger-ui"),
     path(

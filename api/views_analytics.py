@@ -192,8 +192,8 @@ def project_of(request: Request) -> int:
 def time_range(request: Request, *, now: datetime) -> tuple[datetime, datetime]:
     """`?since=` and `?until=` (ISO times), else `?days=` back from now (default 7)."""
     params = request.query_params
-    until = _datetime_param(params.get("until"), "until") or now
-    since = _datetime_param(params.get("since"), "since")
+    until = datetime_param(params.get("until"), "until") or now
+    since = datetime_param(params.get("since"), "since")
     if since is None:
         days = params.get("days", str(DEFAULT_DAYS))
         if not days.isdecimal() or not 1 <= int(days) <= MAX_DAYS:
@@ -204,7 +204,7 @@ def time_range(request: Request, *, now: datetime) -> tuple[datetime, datetime]:
     return since, until
 
 
-def _datetime_param(value: str | None, name: str) -> datetime | None:
+def datetime_param(value: str | None, name: str) -> datetime | None:
     if not value:
         return None
     try:
@@ -330,7 +330,7 @@ def cohort_differences(request: Request) -> list[Any]:
     params = request.query_params
     since, until = time_range(request, now=timezone.now())
     split = _choice(request, "split", SPLITS, "tag")
-    change_at = _datetime_param(params.get("change_at"), "change_at")
+    change_at = datetime_param(params.get("change_at"), "change_at")
     if split == "before_after" and change_at is None:
         raise ValidationError({"change_at": "Needed to split before and after a change"})
     sessions = queries.cohort_session_frame(project_of(request), since=since, until=until)
