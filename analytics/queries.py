@@ -889,6 +889,12 @@ def last_passing_result(result: TestResult) -> TestResult | None:
     return earlier.select_related("run").order_by("-run__started_at", "-pk").first()
 
 
+def results_with_sessions(result_pks: Sequence[int]) -> set[int]:
+    """Which of these test results name at least one agent session; one query."""
+    rows = TestResult.objects.filter(pk__in=result_pks).values_list("pk", "session_ids")
+    return {pk for pk, session_ids in rows if session_ids}
+
+
 def sessions_by_pk(pks: Sequence[int]) -> dict[int, Session]:
     """Sessions (id, external id, name) by pk, to show an anomaly's examples; one query."""
     rows = Session.objects.filter(pk__in=pks).only("pk", "external_id", "name", "project_id")

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboard import views, views_analytics, views_messages, views_settings, views_testruns
+from dashboard import (
+    views,
+    views_analytics,
+    views_compare,
+    views_messages,
+    views_settings,
+    views_testruns,
+)
 
 app_name = "dashboard"
 
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("sessions/", views.session_list, name="session-list"),
+    path("sessions/compare/", views_compare.session_compare, name="session-compare"),
     path("sessions/<int:pk>/", views.session_detail, name="session-detail"),
     path("sessions/<int:pk>/stream/", views.session_stream, name="session-stream"),
     path("sessions/<int:pk>/lines/<int:line_pk>/", views.session_line, name="session-line"),
