@@ -1,9 +1,8 @@
 """Comparing two sessions: their steps aligned by kind, name and order, and what differs. Pure.
 
 The alignment is a sequence alignment, so one inserted retry shows as one inserted row instead of
-shifting every later step: difflib's longest matching blocks over (kind, name) keys anchor it (so
-the attempt the rest of the run follows pairs, and a failed attempt before it is the insertion),
-and each stretch between anchors is aligned by Needleman-Wunsch with costs (a gap costs 1, a
+shifting every later step: a longest common subsequence of (kind, name) keys anchors it, and
+each stretch between anchors is aligned by Needleman-Wunsch with costs (a gap costs 1, a
 step of the same kind under another name 1.5 plus a little per other difference, steps of
 different kinds never pair). Messages between agents are aligned the same way, by sender and
 receivers.
@@ -21,6 +20,8 @@ GAP_COST = 1.0
 RENAMED_COST = 1.5  # below two gaps: a step renamed in place pairs with its old self
 DIFFERENCE_COST = 0.1  # per further material difference of a pair
 NEVER = float("inf")
+# Myers' diff stops past this many insertions and deletions (its time grows with their count).
+MAX_EDITS = 800
 # A stretch between anchors larger than this (cells) is not aligned cell by cell: its steps are
 # paired in order where their keys allow and the rest are gaps, which keeps a 2,000-step session
 # that shares nothing with the other one from costing seconds.
@@ -139,18 +140,76 @@ def align(
     """Index pairs (i, j), (i, None) for a deleted item of `a`, (None, j) for an inserted one of
     `b`, in order; every index of both appears once.
 
-    `a` and `b` are the items' keys: equal keys are the anchors (difflib's matching blocks, junk
-    heuristic off); between anchors, Needleman-Wunsch with a gap cost of 1 and `pair_cost(i, j)`
-    for pairing a[i] with b[j] (NEVER to forbid it).
+    `a` and `b` are the items' keys. The anchors are a longest common subsequence of equal keys
+    (`common_subsequence`); between anchors, Needleman-Wunsch with a gap cost of 1 and
+    `pair_cost(i, j)` for pairing a[i] with b[j] (NEVER to forbid it).
     """
-    matcher = difflib.SequenceMatcher(None, list(a), list(b), autojunk=False)
     pairs: list[tuple[int | None, int | None]] = []
-    for tag, i0, i1, j0, j1 in matcher.get_opcodes():
-        if tag == "equal":
-            pairs += zip(range(i0, i1), range(j0, j1), strict=True)
-        else:
-            pairs += _stretch(range(i0, i1), range(j0, j1), pair_cost)
+    i = j = 0
+    for x, y in [*common_subsequence(a, b), (len(a), len(b))]:
+        pairs += _stretch(range(i, x), range(j, y), pair_cost)
+        if x < len(a):
+            pairs.append((x, y))
+        i, j = x + 1, y + 1
     return pairs
+
+
+def common_subsequence(a: Sequence[Hashable], b: Sequence[Hashable]) -> list[tuple[int, int]]:
+    """Index pairs of equal items, increasing in both: a longest common subsequence (Myers'
+    O((n + m) d) diff, d the number of insertions and deletions) while d stays within
+    MAX_EDITS; beyond, difflib's matching blocks (greedy, so a repeating loop of steps may pair
+    off by a period, but two sessions that different are not read step by step anyway)."""
+    # Diffed back to front, so that of two equal candidates the later one pairs: the attempt of
+    # a retry that the run went on with pairs, and the failed attempt before it is the insertion.
+    n, m = len(a), len(b)
+    backwards = _myers_pairs(a[::-1], b[::-1])
+    if backwards is not None:
+        return [(n - 1 - i, m - 1 - j) for i, j in reversed(backwards)]
+    matcher = difflib.SequenceMatcher(None, list(a), list(b), autojunk=False)
+    return [
+        (i + offset, j + offset)
+        for i, j, size in matcher.get_matching_blocks()
+        for offset in range(size)
+    ]
+
+
+def _myers_pairs(a: Sequence[Hashable], b: Sequence[Hashable]) -> list[tuple[int, int]] | None:
+    """A longest common subsequence as index pairs by Myers' diff; None past MAX_EDITS."""
+    trace = _myers_trace(a, b)
+    if trace is None:
+        return None
+    pairs: list[tuple[int, int]] = []
+    x, y = len(a), len(b)
+    for d in range(len(trace) - 1, -1, -1):
+        v, k = trace[d], x - y
+        previous_k = k + 1 if k == -d or (k != d and v[k - 1] < v[k + 1]) else k - 1
+        previous_x = v[previous_k]
+        previous_y = previous_x - previous_k
+        while x > previous_x and y > previous_y:
+            x, y = x - 1, y - 1
+            pairs.append((x, y))
+        x, y = previous_x, previous_y
+    pairs.reverse()
+    return pairs
+
+
+def _myers_trace(a: Sequence[Hashable], b: Sequence[Hashable]) -> list[dict[int, int]] | None:
+    """The furthest x reached on each diagonal k = x - y before each edit count d, up to the
+    d that reaches the end; None past MAX_EDITS."""
+    n, m = len(a), len(b)
+    v = {1: 0}
+    trace = []
+    for d in range(min(n + m, MAX_EDITS) + 1):
+        trace.append(dict(v))
+        for k in range(-d, d + 1, 2):
+            x = v[k + 1] if k == -d or (k != d and v[k - 1] < v[k + 1]) else v[k - 1] + 1
+            y = x - k
+            while x < n and y < m and a[x] == b[y]:
+                x, y = x + 1, y + 1
+            v[k] = x
+            if x >= n and y >= m:
+                return trace
+    return None
 
 
 def _stretch(

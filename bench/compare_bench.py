@@ -49,10 +49,10 @@ def _plan(steps: int, *, is_b: bool) -> list[dict[str, Any]]:
         model = "gpt-4o-mini" if is_b and kind == "llm" and i % 100 == 0 else "gpt-4o"
         name = f"agent{i % 7}.think" if kind == "llm" else f"tool_{i % 11}"
         if is_b and kind == "tool" and i % 50 == 1:
-            plan.append({"kind": kind, "name": name, "model": "", "status": "error"})
+            plan.append({"n": i, "kind": kind, "name": name, "model": "", "status": "error"})
         if is_b and 1000 <= i < 1040:
             name = f"fallback_{i}"  # a stretch only B ran (and A's steps there only A)
-        plan.append({"kind": kind, "name": name, "model": model if kind == "llm" else ""})
+        plan.append({"n": i, "kind": kind, "name": name, "model": model if kind == "llm" else ""})
     return plan[:steps]
 
 
@@ -74,6 +74,7 @@ def seed(steps: int) -> tuple[Any, Any, Any]:
             project=project, external_id=f"bench-{'b' if is_b else 'a'}", name="bench run",
             started_at=start, event_count=steps,
         )  # fmt: skip
+        plan = _plan(steps, is_b=is_b)
         spans = Span.objects.bulk_create(
             Span(
                 project=project,
@@ -89,7 +90,7 @@ def seed(steps: int) -> tuple[Any, Any, Any]:
                 completion_tokens=60 if step["kind"] == "llm" else None,
                 error_type="TimeoutError" if step.get("status") == "error" else "",
             )
-            for i, step in enumerate(_plan(steps, is_b=is_b))
+            for i, step in enumerate(plan)
         )
         SpanPayload.objects.bulk_create(
             SpanPayload(
@@ -104,7 +105,7 @@ def seed(steps: int) -> tuple[Any, Any, Any]:
                 params={"query": f"q{n}", "page": n % 5} if span.kind == "tool" else None,
                 returns={"hits": [f"r{n}-{k}" for k in range(10)]} if span.kind == "tool" else None,
             )
-            for n, span in enumerate(spans)
+            for n, span in ((step["n"], span) for step, span in zip(plan, spans, strict=True))
         )
         sessions.append(session)
     return user, sessions[0], sessions[1]
@@ -153,7 +154,7 @@ def main() -> int:
             "alignment (pure)": timed(lambda: compare_steps(steps_a, steps_b), args.requests),
         }
         counts = figures["alignment (pure)"][2].counts
-        client = Client()
+        client = Client(HTTP_HOST="localhost")
         client.force_login(user)
         for label, url in (
             ("page", f"/sessions/compare/?a={a.pk}&b={b.pk}"),

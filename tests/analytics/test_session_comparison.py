@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 from dataclasses import replace
 from typing import Any
+
+import pytest
 
 from analytics.session_comparison import (
     MAX_STRETCH_CELLS,
     MessageItem,
     Step,
     Totals,
+    common_subsequence,
     compare_messages,
     compare_steps,
     compare_totals,
@@ -194,3 +199,57 @@ def test_previews_show_the_last_chat_message_or_the_text_cut_short() -> None:
     assert preview_text("x" * 100, max_chars=10) == "x" * 9 + "…"
     assert preview_text({"q": "café"}, max_chars=50) == '{"q": "café"}'
     assert preview_text(None, max_chars=50) == ""
+
+
+def test_a_repeating_loop_with_scattered_retries_keeps_every_iteration_paired() -> None:
+    """Agent loops repeat the same steps: a greedy longest-block match would pair them off by a
+    period and show hundreds of inserted and deleted rows."""
+    loop = [("llm", "think"), ("tool", "search"), ("tool", "fetch")]
+    a = [step(kind, name) for _ in range(60) for kind, name in loop]
+    b = []
+    for iteration in range(60):
+        for kind, name in loop:
+            if name == "search" and iteration in (5, 20, 41):
+                b.append(step(kind, name, status="error", error="Timeout"))
+            b.append(step(kind, name))
+
+    result = compare_steps(a, b)
+
+    assert result.counts == {"same": 180, "changed": 0, "inserted": 3, "deleted": 0}
+    assert [row.b.status for row in result.rows if row.operation == "inserted"] == ["error"] * 3
+
+
+def test_the_anchors_are_a_longest_common_subsequence() -> None:
+    rng = random.Random(3)
+    for _ in range(200):
+        a = [rng.choice("abc") for _ in range(rng.randint(0, 12))]
+        b = [rng.choice("abc") for _ in range(rng.randint(0, 12))]
+
+        pairs = common_subsequence(a, b)
+
+        assert all(a[i] == b[j] for i, j in pairs)
+        assert all(i0 < i1 and j0 < j1 for (i0, j0), (i1, j1) in itertools.pairwise(pairs))
+        assert len(pairs) == lcs_length(a, b)
+
+
+def test_sessions_too_different_for_the_diff_still_align_every_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("analytics.session_comparison.MAX_EDITS", 2)
+    a = [tool("x"), llm("plan"), tool("y"), tool("z"), llm("answer")]
+    b = [llm("plan"), tool("w"), tool("v"), tool("u"), llm("answer"), tool("t")]
+
+    result = compare_steps(a, b)
+
+    assert [row.a.name for row in result.rows if row.a] == [s.name for s in a]
+    assert [row.b.name for row in result.rows if row.b] == [s.name for s in b]
+
+
+def lcs_length(a: list[str], b: list[str]) -> int:
+    lengths = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            lengths[i + 1][j + 1] = (
+                lengths[i][j] + 1 if x == y else max(lengths[i][j + 1], lengths[i + 1][j])
+            )
+    return lengths[-1][-1]
