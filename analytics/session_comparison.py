@@ -487,7 +487,7 @@ def compare_sessions(
         messages=tuple(compare_messages(messages_a[:step_limit], messages_b[:step_limit])),
         totals=tuple(compare_totals(*totals)),
         step_limit=step_limit,
-        is_truncated_a=len(steps_a) > step_limit,
-        is_truncated_b=len(steps_b) > step_limit,
+        is_truncated_a=len(steps_a) > step_limit or len(messages_a) > step_limit,
+        is_truncated_b=len(steps_b) > step_limit or len(messages_b) > step_limit,
         has_messages=bool(messages_a or messages_b),
     )

@@ -6,11 +6,19 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from ingest.models import ApiKey
-from tests.builders import make_compared_pair, make_project, make_session, make_user
+from tests.builders import (
+    make_compared_pair,
+    make_message,
+    make_project,
+    make_session,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -114,3 +122,23 @@ def test_it_is_in_the_schema(client: APIClient) -> None:
 
     parameters = schema["paths"]["/api/v1/session-comparison/"]["get"]["parameters"]
     assert {p["name"] for p in parameters} >= {"a", "b", "project"}
+
+
+def test_the_comparison_reads_the_same_number_of_queries_however_big_the_sessions(
+    client: APIClient,
+) -> None:
+    project = client.project  # type: ignore[attr-defined]
+    small = [make_session(project, spans=2) for _ in range(2)]
+    big = [make_session(project, spans=40, agents=("a", "b", "c")) for _ in range(2)]
+    for session in big:
+        make_message(session, sender="agent-1", receivers=["agent-2"])
+
+    client.get(COMPARISON, {"a": big[0].external_id, "b": big[1].external_id})  # key's last use
+    counts = []
+    for a, b in (small, big):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(COMPARISON, {"a": a.external_id, "b": b.external_id})
+        assert response.status_code == 200
+        counts.append(len(queries))
+
+    assert counts[0] == counts[1]
