@@ -5,6 +5,7 @@ result against its last passing run's session.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime
 
 from django.contrib import messages
@@ -76,11 +77,24 @@ def session_compare(request: HttpRequest) -> HttpResponse:
         "b": b,
         "sides": [("a", a), ("b", b)],
         "comparison": comparison,
+        # Per row, " diff" for each differing field: a page of 2,000 rows asks 16,000 times.
+        "step_rows": [
+            (row, defaultdict(str, dict.fromkeys(row.differing_fields, " diff")))
+            for row in comparison.steps.rows
+        ],
+        # Span links are built by concatenation: reverse() for 4,000 cells was an eighth of
+        # the page's time.
+        "a_spans_url": _spans_url(a),
+        "b_spans_url": _spans_url(b),
         "first_row": comparison.steps.rows[first] if first is not None else None,
         "first_number": first + 1 if first is not None else None,
         "swap_url": _compare_url(b, a),
     }
     return render(request, "dashboard/session_compare.html", context)
+
+
+def _spans_url(session: Session) -> str:
+    return reverse("dashboard:span-detail", args=[session.pk, 0]).removesuffix("0/")
 
 
 def _candidates(request: HttpRequest, a: Session) -> HttpResponse:
