@@ -875,6 +875,43 @@ def sessions_named_like(session: Session, *, limit: int) -> list[Session]:
     return list(others.exclude(pk=session.pk).order_by("-started_at", "-id")[:limit])
 
 
+def sessions_of_same_test(session: Session, *, limit: int) -> tuple[str, list[dict[str, Any]]]:
+    """(test id, other runs) when a test result names this session: the newest `limit` other
+    results of that test that name a received session, as dicts of `session`, `outcome`,
+    `commit`, `branch` and `run_started_at`. ("", []) when no test produced it; three queries."""
+    test_id = (
+        TestResult.objects.filter(project_id=session.project_id)
+        .filter(json_contains_text("session_ids", session.external_id))
+        .values_list("test_id", flat=True)
+        .first()
+    )
+    if test_id is None:
+        return "", []
+    results = list(
+        TestResult.objects.filter(project_id=session.project_id, test_id=test_id)
+        .exclude(session_ids=[])
+        .order_by("-run__started_at", "-pk")
+        .values("session_ids", "outcome", "run__commit", "run__branch", "run__started_at")[
+            : limit + 1
+        ]
+    )
+    first_ids = [row["session_ids"][0] for row in results if row["session_ids"]]
+    found = Session.objects.filter(project_id=session.project_id, external_id__in=first_ids)
+    by_id = {s.external_id: s for s in found.exclude(pk=session.pk)}
+    runs = [
+        {
+            "session": by_id[row["session_ids"][0]],
+            "outcome": row["outcome"],
+            "commit": row["run__commit"],
+            "branch": row["run__branch"],
+            "run_started_at": row["run__started_at"],
+        }
+        for row in results
+        if row["session_ids"] and row["session_ids"][0] in by_id
+    ]
+    return test_id, runs[:limit]
+
+
 def last_passing_result(result: TestResult) -> TestResult | None:
     """The newest passing result of the same test on the same branch, in a run that started
     before this result's run: the "last pass" a failing result is compared with."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -69,10 +70,14 @@ def session_compare(request: HttpRequest) -> HttpResponse:
     if b_pk is None:
         return _candidates(request, a)
     b = _session_or_404(request, b_pk)
+    context = {"nav": _object_nav(request, b.project), **_comparison_context(a, b)}
+    return render(request, "dashboard/session_compare.html", context)
+
+
+def _comparison_context(a: Session, b: Session) -> dict[str, Any]:
     comparison = queries.session_comparison(a, b, step_limit=STEP_LIMIT)
     first = comparison.steps.first_divergence
-    context = {
-        "nav": _object_nav(request, b.project),
+    return {
         "a": a,
         "b": b,
         "sides": [("a", a), ("b", b)],
@@ -90,7 +95,6 @@ def session_compare(request: HttpRequest) -> HttpResponse:
         "first_number": first + 1 if first is not None else None,
         "swap_url": _compare_url(b, a),
     }
-    return render(request, "dashboard/session_compare.html", context)
 
 
 def _spans_url(session: Session) -> str:
@@ -98,10 +102,13 @@ def _spans_url(session: Session) -> str:
 
 
 def _candidates(request: HttpRequest, a: Session) -> HttpResponse:
+    test_id, test_runs = queries.sessions_of_same_test(a, limit=CANDIDATE_LIMIT)
     context = {
         "nav": _object_nav(request, a.project),
         "a": a,
         "candidates": queries.sessions_named_like(a, limit=CANDIDATE_LIMIT),
+        "test_id": test_id,
+        "test_runs": test_runs,
     }
     return render(request, "dashboard/session_compare_pick.html", context)
 

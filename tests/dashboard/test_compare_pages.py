@@ -221,3 +221,21 @@ def test_the_regressions_page_links_a_regression_with_sessions_to_the_comparison
 
     assert f'href="{COMPARE}?result={failing.pk}"' in page
     assert page.count("compare with last pass</a>") == 1
+
+
+def test_a_session_a_test_produced_offers_the_sessions_of_the_tests_other_runs(
+    logged_in: Client, project: Any
+) -> None:
+    passing, failing = make_compared_pair(project)
+    make_test_history(project, {"t::test_arena": "PF", "t::other": "PP"})
+    results = TestResult.objects.filter(test_id="t::test_arena").order_by("run__started_at")
+    for result, session in zip(results, (passing, failing), strict=True):
+        result.session_ids = [session.external_id]
+        result.save()
+
+    response = logged_in.get(f"{COMPARE}?a={failing.pk}")
+
+    assert response.context["test_id"] == "t::test_arena"
+    [run] = response.context["test_runs"]
+    assert (run["session"], run["outcome"]) == (passing, "pass")
+    assert f"?pick={failing.pk}&amp;pick={passing.pk}" in response.content.decode()
