@@ -16,6 +16,9 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# Steps (and messages) compared per session, on the page and in the API: past it a page of
+# aligned rows costs more to render than to compute (bench/README.md).
+STEP_LIMIT = 2000
 GAP_COST = 1.0
 RENAMED_COST = 1.5  # below two gaps: a step renamed in place pairs with its old self
 DIFFERENCE_COST = 0.1  # per further material difference of a pair

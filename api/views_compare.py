@@ -18,12 +18,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics import queries
+from analytics.session_comparison import STEP_LIMIT
 from api.scope import session_for_request
 from api.serializers import SessionSerializer
 from ingest.models import Session
-
-# Steps (and messages) compared per session; the dashboard page uses the same cap.
-STEP_LIMIT = 2000
 
 
 class ComparedStepSerializer(serializers.Serializer):  # type: ignore[type-arg]

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from analytics import queries
-from api.views_compare import STEP_LIMIT
+from analytics.session_comparison import STEP_LIMIT
 from dashboard.views import _object_nav, _session_or_404
 from ingest.models import Session, TestResult
 
