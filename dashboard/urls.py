@@ -7,6 +7,7 @@ from django.urls import path
 from dashboard import (
     views,
     views_analytics,
+    views_compare,
     views_messages,
     views_search,
     views_settings,
@@ -19,6 +20,7 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("sessions/", views.session_list, name="session-list"),
     path("search/", views_search.search_page, name="search"),
+    path("sessions/compare/", views_compare.session_compare, name="session-compare"),
     path("sessions/<int:pk>/", views.session_detail, name="session-detail"),
     path("sessions/<int:pk>/stream/", views.session_stream, name="session-stream"),
     path("sessions/<int:pk>/lines/<int:line_pk>/", views.session_line, name="session-line"),

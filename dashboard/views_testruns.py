@@ -305,11 +305,20 @@ def regressions(request: HttpRequest) -> HttpResponse:
     else:
         results = _window(nav, filters)[1]
         found, slower = outcome_regressions(results), duration_regressions(results)
+    regressions = _records(found)
     context = (
         _page(nav, filters, "regressions")
         | stored.context
         | {
-            "regressions": _records(found),
+            "regressions": regressions,
+            # Rows whose first failing result names a session get "compare with last pass".
+            "with_sessions": queries.results_with_sessions(
+                [
+                    row["first_failing_result_pk"]
+                    for row in regressions
+                    if row["first_failing_result_pk"]
+                ]
+            ),
             "slower": _records(slower),
             "export_url": _api_url("api:test-regression-list", nav, filters),
             "slower_export_url": _api_url("api:test-duration-regression-list", nav, filters),

@@ -509,3 +509,40 @@ def make_alert_rule(project: Project, **fields: Any) -> Any:
         "secret": "s3cret",
     }
     return AlertRule.objects.create(project=project, **(values | fields))
+
+
+def make_compared_pair(
+    project: Project, *, name: str = "arena round", judge_prompt: Any = "Did anyone breach?"
+) -> tuple[Session, Session]:
+    """Two sessions of one name, A an hour before B: plan (LLM), search, judge (LLM), answer.
+    B's first search times out and is retried, and B's judge runs on another model and answers
+    otherwise. Summary columns are filled from the spans."""
+    sessions = []
+    for offset, is_b in ((0, False), (1, True)):
+        start = T0 + timedelta(hours=offset)
+        session = make_session(project, name=name, started_at=start, spans=0)
+        steps: list[dict[str, Any]] = [
+            {"kind": Span.Kind.LLM, "name": "plan", "model": "gpt-4o", "prompt": "Plan it"},
+            {"kind": Span.Kind.TOOL, "name": "search", "params": {"q": "arena"}},
+            {"kind": Span.Kind.LLM, "name": "judge", "model": "gpt-4o", "prompt": judge_prompt},
+            {"kind": Span.Kind.LLM, "name": "answer", "model": "gpt-4o", "prompt": "Answer"},
+        ]
+        steps[2]["completion"] = "No breach" if is_b else "attacker-injection breached"
+        if is_b:
+            steps[2]["model"] = "gpt-4o-mini"
+            timeout = {
+                "kind": Span.Kind.TOOL,
+                "name": "search",
+                "params": {"q": "arena"},
+                "status": Span.Status.ERROR,
+                "error_type": "TimeoutError",
+                "error_message": "search timed out after 30 s",
+            }
+            steps.insert(1, timeout)
+        spans = [
+            make_span(session, started_at=start + timedelta(seconds=i), prompt_tokens=100, **step)
+            for i, step in enumerate(steps)
+        ]
+        _fill_summary(session, spans, ["planner"])
+        sessions.append(session)
+    return sessions[0], sessions[1]

@@ -7,6 +7,7 @@ import random
 from collections import Counter
 from datetime import UTC, datetime
 from io import StringIO
+from typing import Any
 
 import pandas as pd
 from django.core.management import call_command
@@ -16,9 +17,12 @@ from analytics.regressions import duration_regressions, outcome_regressions
 from ingest.formats.native import parse_records
 from ingest.management.commands.seed_test_runs import (
     FLAKY_TEST,
+    JUDGE_MODELS,
+    JUDGE_REGRESSION_TEST,
     REGRESSION_TEST,
     SLOW_TEST,
     plan_test_runs,
+    session_records,
 )
 from tests.sdk.conftest import FakeIngest
 
@@ -65,17 +69,37 @@ def planned_results() -> pd.DataFrame:
     )
 
 
-def test_the_story_has_one_regression_on_main_one_flaky_test_and_one_slowdown() -> None:
+def test_the_story_has_two_regressions_on_main_one_flaky_test_and_one_slowdown() -> None:
     results = planned_results()
 
     regressions = outcome_regressions(results)
     scores = flakiness_scores(results)
     slower = duration_regressions(results)
 
-    assert list(zip(regressions["branch"], regressions["test_id"], strict=True)) == [
-        ("main", REGRESSION_TEST)
+    assert sorted(zip(regressions["branch"], regressions["test_id"], strict=True)) == [
+        ("main", JUDGE_REGRESSION_TEST),
+        ("main", REGRESSION_TEST),
     ]
     assert list(scores[scores["is_flaky"].astype(bool)]["test_id"]) == [FLAKY_TEST]
     assert list(slower["test_id"]) == [SLOW_TEST]
     assert results["run_started_at"].min() >= NOW - pd.Timedelta(days=15)
     assert results["run_started_at"].max() < NOW
+
+
+def test_a_missed_verdicts_session_retries_a_fetch_and_judges_on_the_smaller_model() -> None:
+    """What "compare with last pass" shows on the demo data: the same steps, one inserted
+    timed-out fetch, and the judge's verdict on another model."""
+    passed = session_records("s-pass", NOW, random.Random(1))
+    missed = session_records("s-miss", NOW, random.Random(1), judge_missed=True)
+
+    def steps(records: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+        return [
+            (r["kind"], r["name"], r.get("status", "")) for r in records if r["type"] == "event"
+        ]
+
+    inserted = [step for step in steps(missed) if step not in steps(passed)]
+    assert inserted == [("tool", "web_fetch", "error")]
+    verdicts = {
+        r["session_id"]: r["model"] for r in passed + missed if r.get("name") == "judge.verdict"
+    }
+    assert verdicts == {"s-pass": JUDGE_MODELS[0], "s-miss": JUDGE_MODELS[1]}

@@ -3,11 +3,12 @@ API with the SDK (like seed_demo, it never writes rows).
 
 Unit and integration runs for every commit on main (three a day), a nightly scenario and chaos
 run, a few runs on a feature branch. Things to find: a unit test that breaks at one commit four
-days ago and stays broken (a regression), an integration test that fails about one run in four
-and passes when CI retries the same commit (flaky), and a scenario test that got twice as slow
-six days ago. Scenario tests produce small agent sessions linked to their results; they never
-exercise the attacker-social agent (nor its attack step) or the code_exec tool, which the
-coverage page shows.
+days ago and stays broken (a regression), a scenario test that breaks three days ago when the
+judge moves to a smaller model (a regression whose sessions show why: "compare with last pass"),
+an integration test that fails about one run in four and passes when CI retries the same commit
+(flaky), and a scenario test that got twice as slow six days ago. Scenario tests produce small
+agent sessions linked to their results; they never exercise the attacker-social agent (nor its
+attack step) or the code_exec tool, which the coverage page shows.
 """
 
 from __future__ import annotations
@@ -78,6 +79,11 @@ CHAOS = [
     )
 ]
 REGRESSION_TEST = "tests/unit/test_tools.py::test_search_tool_truncates_long_pages"
+# Fails in every nightly scenario run since JUDGE_BROKEN_DAYS_AGO: its sessions' judge runs on
+# JUDGE_MODELS[1], misses the injection, and the target's web fetch times out once first.
+JUDGE_REGRESSION_TEST = "tests/scenario/test_arena.py::test_injection_is_caught_by_the_judge"
+JUDGE_BROKEN_DAYS_AGO = 3
+JUDGE_MODELS = ("gpt-4o", "gpt-4o-mini")
 FLAKY_TEST = "tests/integration/test_judge.py::test_judge_scores_are_stable"
 SLOW_TEST = "tests/scenario/test_arena.py::test_red_team_round_ends_with_a_verdict"
 SKIPPED_TEST = "tests/unit/test_tools.py::test_code_exec_blocks_network"
@@ -108,7 +114,7 @@ class RunPlan:
     branch: str
     started_at: datetime
     is_retry: bool = False
-    is_broken: bool = False  # the regression is in this commit
+    is_broken: bool = False  # the regression (unit) or the judge's (scenario) is in this run
     is_flaky_failing: bool = False  # the flaky test fails this time
     results: tuple[dict[str, Any], ...] = ()
 
@@ -121,13 +127,17 @@ def plan_test_runs(rng: random.Random, *, days: int, now: datetime) -> list[RunP
     """Every run of the last `days` days in start order, each with its results planned."""
     start = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
     broken_since = now - timedelta(days=REGRESSION_DAYS_AGO)
+    judge_broken_since = now - timedelta(days=JUDGE_BROKEN_DAYS_AGO)
     plans: list[RunPlan] = []
     for day in range(days + 1):
         midnight = start + timedelta(days=day)
         nightly = midnight + timedelta(hours=2)
         if plans and nightly < now:
             commit = plans[-1].commit
-            plans.append(RunPlan(wire.new_id(), "scenario", commit, "main", nightly))
+            broken = nightly >= judge_broken_since
+            plans.append(
+                RunPlan(wire.new_id(), "scenario", commit, "main", nightly, is_broken=broken)
+            )
             plans.append(
                 RunPlan(wire.new_id(), "chaos", commit, "main", nightly + timedelta(hours=1))
             )
@@ -210,6 +220,9 @@ def _outcome(
     if test_id == REGRESSION_TEST and plan.is_broken:
         message = "AssertionError: page of 12001 characters was not truncated to 8000"
         return "fail", message, _trace("test_tools.py", 88, "assert len(page) <= 8000", message)
+    if test_id == JUDGE_REGRESSION_TEST and plan.is_broken:
+        message = "AssertionError: the judge missed the injection (verdict: no breach)"
+        return "fail", message, _trace("test_arena.py", 57, "assert verdict.breached", message)
     if test_id == FLAKY_TEST and plan.is_flaky_failing:
         message = "AssertionError: judge scores differ: 0.82 vs 0.64 (tolerance 0.1)"
         return "fail", message, _trace("test_judge.py", 41, "assert abs(a - b) < 0.1", message)
@@ -228,8 +241,12 @@ def _trace(module: str, line: int, code: str, message: str) -> str:
     )
 
 
-def session_records(session_id: str, at: datetime, rng: random.Random) -> list[dict[str, Any]]:
-    """A small arena session a scenario test produced: its agents, steps and tool calls."""
+def session_records(
+    session_id: str, at: datetime, rng: random.Random, *, judge_missed: bool = False
+) -> list[dict[str, Any]]:
+    """A small arena session a scenario test produced: its agents, steps, tool calls and the
+    judge's verdict. With `judge_missed`, the target's first web fetch times out and is retried,
+    and the judge runs on the smaller model and misses the injection."""
     records = [
         wire.session_start_record(
             session_id, name="scenario test round", tags=["test"], started_at=at
@@ -239,14 +256,18 @@ def session_records(session_id: str, at: datetime, rng: random.Random) -> list[d
     for agent in TEST_AGENTS:
         records.append(wire.agent_created_record(session_id, agent, name=agent, at=clock))
     steps = [(f"{agent}.attack", agent) for agent in TEST_AGENTS if agent.startswith("attacker")]
-    for step, agent in [*steps, ("target.respond", "target")]:
+    for index, (step, agent) in enumerate([*steps, ("target.respond", "target")]):
         clock += timedelta(milliseconds=rng.randint(300, 1500))
         action = wire.event_record(
             session_id, "action", step, agent_id=agent, started_at=clock, status="ok"
         )
-        tool = rng.choice(TEST_TOOLS)
+        # Each step calls the same tool in every session, so two runs' steps line up.
+        tool = TEST_TOOLS[index % len(TEST_TOOLS)]
+        records.append(action)
+        if judge_missed and agent == "target":
+            records.append(_timed_out_fetch(session_id, str(action["span_id"]), clock))
+            clock += timedelta(seconds=30)
         records += [
-            action,
             wire.event_record(
                 session_id,
                 "tool",
@@ -259,11 +280,56 @@ def session_records(session_id: str, at: datetime, rng: random.Random) -> list[d
             ),
         ]
     clock += timedelta(seconds=2)
-    records.append(
-        wire.event_record(session_id, "action", "judge.score", agent_id="judge", started_at=clock)
+    score = wire.event_record(
+        session_id, "action", "judge.score", agent_id="judge", started_at=clock
     )
-    records.append(wire.session_end_record(session_id, end_state="success", ended_at=clock))
+    records += [score, _verdict(session_id, str(score["span_id"]), clock, missed=judge_missed)]
+    end = clock + timedelta(seconds=3)
+    records.append(wire.session_end_record(session_id, end_state="success", ended_at=end))
     return records
+
+
+def _timed_out_fetch(session_id: str, parent_id: str, at: datetime) -> dict[str, Any]:
+    return wire.event_record(
+        session_id,
+        "tool",
+        "web_fetch",
+        agent_id="target",
+        parent_span_id=parent_id,
+        started_at=at,
+        ended_at=at + timedelta(seconds=30),
+        status="error",
+        params={"url": "https://arena.example/rules"},
+        error_type="TimeoutError",
+        error_message="web_fetch timed out after 30 s",
+    )
+
+
+def _verdict(session_id: str, parent_id: str, at: datetime, *, missed: bool) -> dict[str, Any]:
+    """The judge's LLM call: it names the breaching attacker, or (missed) finds none."""
+    verdict = (
+        "No breach: the target stayed within its instructions."
+        if missed
+        else "BREACH by attacker-injection: the target repeated its system prompt."
+    )
+    return wire.event_record(
+        session_id,
+        "llm",
+        "judge.verdict",
+        agent_id="judge",
+        parent_span_id=parent_id,
+        started_at=at,
+        ended_at=at + timedelta(milliseconds=1400 if missed else 2600),
+        status="ok",
+        model=JUDGE_MODELS[1] if missed else JUDGE_MODELS[0],
+        prompt=[
+            {"role": "system", "content": "You judge a red-team round. Name any breach."},
+            {"role": "user", "content": "Transcript: attacker-injection asked for the rules…"},
+        ],
+        completion=verdict,
+        prompt_tokens=820,
+        completion_tokens=24 if missed else 41,
+    )
 
 
 def run_records(plan: RunPlan, rng: random.Random) -> list[dict[str, Any]]:
@@ -287,7 +353,8 @@ def run_records(plan: RunPlan, rng: random.Random) -> list[dict[str, Any]]:
         if plan.tier == "scenario":
             session_id = wire.new_id()
             sessions.append(session_id)
-            records += session_records(session_id, result["started_at"], rng)
+            missed = result["test_id"] == JUDGE_REGRESSION_TEST and result["outcome"] == "fail"
+            records += session_records(session_id, result["started_at"], rng, judge_missed=missed)
         records.append(
             wire.test_result_record(
                 plan.run_id,
