@@ -15,6 +15,7 @@ from api import (
     views_analytics,
     views_audit,
     views_messages,
+    views_scores,
     views_search,
     views_testruns,
 )
@@ -41,6 +42,7 @@ urlpatterns = [
     path("agent-instances/", views_agents.AgentInstanceList.as_view(), name="agent-instance-list"),
     path("status-lines/", views.StatusLineList.as_view(), name="status-line-list"),
     path("metrics/", views.MetricList.as_view(), name="metric-list"),
+    path("scores/", views_scores.ScoreList.as_view(), name="score-list"),
     path("ingest-problems/", views.IngestProblemList.as_view(), name="ingest-problem-list"),
     path(
         "ingest-problems/<int:pk>/",
