@@ -92,7 +92,7 @@ def _target_project(request: Request) -> Project:
 
 def _raw_scores(data: Any) -> list[Any]:
     if isinstance(data, dict):
-        data = data["scores"] if "scores" in data else [data]
+        data = data.get("scores", [data])
     if not isinstance(data, list) or not data:
         raise ValidationError({"scores": "send a score object or a non-empty list of them"})
     if len(data) > MAX_SCORES_PER_REQUEST:
