@@ -36,7 +36,7 @@ def parse_score_condition(text: str) -> ScoreCondition:
     parts = text.strip().split(":")
     name = parts[0].strip()
     if not name:
-        raise ConditionError("score: name the score, e.g. judge:lt:0.5")
+        raise ConditionError("name the score, e.g. judge:lt:0.5")
     if len(parts) == 1:
         return ScoreCondition(name)
     if len(parts) != 3 or not parts[2].strip():
@@ -45,14 +45,14 @@ def parse_score_condition(text: str) -> ScoreCondition:
         )
     op, raw = parts[1].strip().lower(), parts[2].strip()
     if op not in NUMBER_OPS:
-        raise ConditionError(f"score: op must be one of {', '.join(NUMBER_OPS)}, got {op!r}")
+        raise ConditionError(f"op must be one of {', '.join(NUMBER_OPS)}, got {op!r}")
     number = _number(raw)
     if number is None and raw.lower() in BOOLEAN_WORDS:
         number = BOOLEAN_WORDS[raw.lower()]
     if number is not None:
         return ScoreCondition(name, op, number=number)
     if op not in WORD_OPS:
-        raise ConditionError(f"score: {op} needs a number, got {raw!r}")
+        raise ConditionError(f"{op} needs a number, got {raw!r}")
     return ScoreCondition(name, op, word=raw)
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboard import views, views_analytics, views_messages, views_settings, views_testruns
+from dashboard import (
+    views,
+    views_analytics,
+    views_messages,
+    views_scores,
+    views_settings,
+    views_testruns,
+)
 
 app_name = "dashboard"
 
@@ -15,6 +22,7 @@ urlpatterns = [
     path("sessions/<int:pk>/stream/", views.session_stream, name="session-stream"),
     path("sessions/<int:pk>/lines/<int:line_pk>/", views.session_line, name="session-line"),
     path("sessions/<int:pk>/spans/<int:span_pk>/", views.span_detail, name="span-detail"),
+    path("sessions/<int:pk>/scores/", views_scores.score_save, name="score-save"),
     path("sessions/<int:pk>/messages/", views_messages.session_messages, name="session-messages"),
     path("messages/", views_messages.message_list, name="message-list"),
     path("messages/<int:pk>/", views_messages.message_detail, name="message-detail"),
