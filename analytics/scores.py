@@ -41,7 +41,7 @@ def parse_score_condition(text: str) -> ScoreCondition:
         return ScoreCondition(name)
     if len(parts) != 3 or not parts[2].strip():
         raise ConditionError(
-            f"score: write name:op:value (op one of {', '.join(NUMBER_OPS)}), got {text!r}"
+            f"write name:op:value (op one of {', '.join(NUMBER_OPS)}), got {text!r}"
         )
     op, raw = parts[1].strip().lower(), parts[2].strip()
     if op not in NUMBER_OPS:
