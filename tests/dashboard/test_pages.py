@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 import ingest.store
+from analytics.models import AlertRule
 from ingest.models import IngestRejection, Score, Session, Span, TranscriptLine
 from tests.builders import T0, make_project, make_session, make_user
 
@@ -710,3 +712,40 @@ def test_the_session_page_shows_scores_escaped(logged_in: Client, project: Any) 
     assert "&lt;b&gt;judge&lt;/b&gt;" in html
     assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>x</script>" not in html
     assert "&lt;img src=x&gt;" in html
+
+
+def test_the_trends_page_charts_scores_by_name(logged_in: Client, project: Any) -> None:
+    session = make_session(project, started_at=timezone.now() - timedelta(hours=2))
+    Score.objects.create(
+        project=project,
+        session=session,
+        client_id="s",
+        name="judge",
+        data_type="numeric",
+        value=0.7,
+        created_at=timezone.now() - timedelta(hours=1),
+    )
+
+    html = logged_in.get("/trends/", {"range": "24h"}).content.decode()
+
+    assert 'id="chart-trend-scores"' in html
+    assert "/api/v1/scores/?project=" in html
+
+
+def test_a_score_alert_rule_needs_the_score_name(logged_in: Client, project: Any) -> None:
+    form = {
+        "name": "Judge dropped",
+        "kind": "metric",
+        "metric": "score_mean",
+        "window_minutes": 60,
+        "comparator": "<",
+        "threshold": 0.5,
+        "channel": "slack",
+        "target": "https://hooks.example.com/x",
+        "renotify_minutes": 60,
+        "is_enabled": "on",
+    }
+    refused = logged_in.post("/alerts/", form).content.decode()
+    assert "A score metric needs the name of the scores to judge." in refused
+    logged_in.post("/alerts/", {**form, "score_name": "judge"})
+    assert AlertRule.objects.get(name="Judge dropped").score_name == "judge"

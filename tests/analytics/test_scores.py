@@ -1,0 +1,136 @@
+"""Score conditions, trends and digests (pure), and a score alert rule judged on stored scores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from analytics.alerting import rule_value
+from analytics.scores import (
+    ConditionError,
+    ScoreCondition,
+    parse_score_condition,
+    score_digest,
+    score_trend,
+)
+from dashboard.charts import score_chart
+from ingest.models import Score
+from tests.builders import make_alert_rule, make_project, make_session
+
+T0 = datetime(2026, 11, 21, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "condition"),
+    [
+        ("judge", ScoreCondition("judge")),
+        ("judge:lt:0.5", ScoreCondition("judge", "lt", number=0.5)),
+        ("correct:eq:false", ScoreCondition("correct", "eq", number=0.0)),
+        ("tone:ne:rude", ScoreCondition("tone", "ne", word="rude")),
+        (" judge : GTE : 4 ", ScoreCondition("judge", "gte", number=4.0)),
+    ],
+)
+def test_a_score_condition_is_read(text: str, condition: ScoreCondition) -> None:
+    assert parse_score_condition(text) == condition
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", "name the score"),
+        ("judge:lt", "write name:op:value"),
+        ("judge:about:1", "op must be one of lt, lte, gt, gte, eq, ne"),
+        ("tone:gt:rude", "gt needs a number"),
+    ],
+)
+def test_a_bad_condition_says_how_to_write_one(text: str, words: str) -> None:
+    with pytest.raises(ConditionError, match=words):
+        parse_score_condition(text)
+
+
+def frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["name", "value", "created_at"])
+
+
+def test_the_trend_is_the_mean_and_count_per_name_and_day_without_categories() -> None:
+    trend = score_trend(
+        frame(
+            [
+                ("judge", 0.8, T0),
+                ("judge", 0.4, T0 + timedelta(hours=3)),
+                ("judge", 0.1, T0 + timedelta(days=1)),
+                ("tone", None, T0),
+                ("correct", 1.0, T0),
+            ]
+        ),
+        freq="1D",
+    )
+    assert [(r.name, r.mean, r.count) for r in trend.itertuples()] == [
+        ("correct", 1.0, 1),
+        ("judge", pytest.approx(0.6), 2),
+        ("judge", 0.1, 1),
+    ]
+    assert score_trend(frame([("tone", None, T0)])).empty
+
+
+def test_the_digest_shows_means_shares_of_yes_and_the_latest_category() -> None:
+    digest = score_digest(
+        [
+            ("judge", "numeric", 0.5, ""),
+            ("judge", "numeric", 1.0, ""),
+            ("helpful", "boolean", 1.0, "true"),
+            ("helpful", "boolean", 0.0, "false"),
+            ("tone", "categorical", None, "rude"),
+            ("tone", "categorical", None, "polite"),
+        ]
+    )
+    assert digest == "helpful=50% true; judge=0.75; tone=polite"
+
+
+def test_the_score_chart_has_one_line_per_name_with_agent_text_escaped() -> None:
+    trend = score_trend(frame([("<b>judge</b>", 0.5, T0), ("correct", 1.0, T0)]))
+    figure = score_chart(trend).to_dict()
+    assert sorted(trace["name"] for trace in figure["data"]) == [
+        "&lt;b&gt;judge&lt;/b&gt;",
+        "correct",
+    ]
+
+
+def given(session: Any, name: str, value: float, at: datetime) -> None:
+    Score.objects.create(
+        project=session.project,
+        session=session,
+        client_id=f"{name}-{value}-{at:%H%M}",
+        name=name,
+        data_type="numeric",
+        value=value,
+        created_at=at,
+    )
+
+
+def test_a_score_rule_alerts_when_the_judges_mean_drops_below_its_threshold(db: None) -> None:
+    project, _ = make_project(name="Judged")
+    session = make_session(project)
+    now = T0 + timedelta(hours=5)
+    rule = make_alert_rule(
+        project,
+        name="Judge score dropped",
+        metric="score_mean",
+        score_name="judge",
+        comparator="<",
+        threshold=0.5,
+    )
+    given(session, "judge", 0.9, now - timedelta(hours=3))  # outside the 60 min window
+    given(session, "judge", 0.3, now - timedelta(minutes=20))
+    given(session, "judge", 0.4, now - timedelta(minutes=10))
+    given(session, "other", 0.0, now - timedelta(minutes=10))
+
+    state, value, message = rule_value(rule, now=now)
+
+    assert (state, value) == ("alert", pytest.approx(0.35))
+    assert "mean score" in message and "score judge" in message and "< 0.5" in message
+    quiet_state, quiet_value, _ = rule_value(rule, now=now + timedelta(hours=2))
+    assert (quiet_state, quiet_value) == ("no_data", None)
