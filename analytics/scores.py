@@ -114,3 +114,39 @@ def session_score_digest(scores: pd.DataFrame) -> dict[int, str]:
         number = None if value is None or pd.isna(value) else float(value)
         rows.setdefault(int(session_id), []).append((name, data_type, number, label))
     return {session_id: score_digest(given) for session_id, given in rows.items()}
+
+
+@dataclass(frozen=True)
+class ScoreLine:
+    """One score name over a report's period, against the period before."""
+
+    name: str
+    count: int
+    mean: float | None
+    previous_mean: float | None
+
+    @property
+    def change(self) -> float | None:
+        if self.mean is None or self.previous_mean is None:
+            return None
+        return self.mean - self.previous_mean
+
+
+def score_lines(current: pd.DataFrame, previous: pd.DataFrame) -> list[ScoreLine]:
+    """Each score name given in the period: how many scores, their mean (None for categories)
+    and the mean of the period before; by name. Input columns: name, value."""
+    if current.empty:
+        return []
+
+    def means(frame: pd.DataFrame) -> dict[str, float]:
+        if frame.empty:
+            return {}
+        numbers = frame.assign(value=pd.to_numeric(frame["value"], errors="coerce"))
+        return numbers.dropna(subset=["value"]).groupby("name")["value"].mean().to_dict()
+
+    now, before = means(current), means(previous)
+    counts = current.groupby("name").size().to_dict()
+    return [
+        ScoreLine(str(name), int(counts[name]), now.get(name), before.get(name))
+        for name in sorted(counts)
+    ]

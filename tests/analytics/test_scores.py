@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 
 from analytics.alerting import rule_value
+from analytics.reporting import make_report
 from analytics.scores import (
     ConditionError,
     ScoreCondition,
     parse_score_condition,
     score_digest,
+    score_lines,
     score_trend,
 )
 from dashboard.charts import score_chart
@@ -134,3 +136,27 @@ def test_a_score_rule_alerts_when_the_judges_mean_drops_below_its_threshold(db: 
     assert "mean score" in message and "score judge" in message and "< 0.5" in message
     quiet_state, quiet_value, _ = rule_value(rule, now=now + timedelta(hours=2))
     assert (quiet_state, quiet_value) == ("no_data", None)
+
+
+def test_the_daily_report_lists_each_score_against_the_day_before(db: None) -> None:
+    project, _ = make_project(name="Reported")
+    session = make_session(project)
+    now = datetime(2026, 11, 23, 6, tzinfo=UTC)  # the report covers 2026-11-22
+    given(session, "judge", 0.8, datetime(2026, 11, 21, 12, tzinfo=UTC))
+    given(session, "judge", 0.2, datetime(2026, 11, 22, 12, tzinfo=UTC))
+    given(session, "judge", 0.4, datetime(2026, 11, 22, 13, tzinfo=UTC))
+
+    report = make_report(project.pk, "daily", now=now)
+
+    html = report.html_text
+    assert '<td>judge</td><td class="num">2</td><td class="num">0.300</td>' in html
+    assert '<td class="num">0.800</td><td class="num">-0.500</td>' in html
+    assert "after=2026-11-22T00%3A00%3A00%2B00%3A00" in html  # the period's scores CSV
+
+
+def test_score_lines_are_empty_without_scores_and_categories_have_no_mean() -> None:
+    assert score_lines(pd.DataFrame(columns=["name", "value"]), pd.DataFrame()) == []
+    lines = score_lines(pd.DataFrame([("tone", None)], columns=["name", "value"]), pd.DataFrame())
+    assert [(line.name, line.count, line.mean, line.change) for line in lines] == [
+        ("tone", 1, None, None)
+    ]
