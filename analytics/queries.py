@@ -672,6 +672,17 @@ def example_session_pks(
             until=until,
             limit=limit,
         )
+    if metric == "score_mean":
+        lowest = Score.objects.filter(
+            project_id=project_id,
+            name=subject,
+            created_at__gte=since,
+            created_at__lt=until,
+            value__isnull=False,
+        ).order_by("value", "pk")
+        return list(dict.fromkeys(lowest.values_list("session_id", flat=True)[: limit * 10]))[
+            :limit
+        ]
     if metric == "cost_per_session":
         sessions = Session.objects.filter(
             project_id=project_id, started_at__gte=since, started_at__lt=until

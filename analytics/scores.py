@@ -1,13 +1,17 @@
 """Scores read back: the `?score=name:op:value` condition of the sessions list, score trends per
-name, and the per-session digest that CSV exports and reports show. Pure: no Django, no I/O."""
+name, the per-session digest that CSV exports and reports show, and "judge score dropped"
+anomaly flags. Pure: no Django, no I/O."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import pandas as pd
+
+from analytics.anomalies import AnomalyFlag
 
 # Comparisons a condition may use; numbers compare the value, words the label.
 NUMBER_OPS = ("lt", "lte", "gt", "gte", "eq", "ne")
@@ -150,3 +154,131 @@ def score_lines(current: pd.DataFrame, previous: pd.DataFrame) -> list[ScoreLine
         ScoreLine(str(name), int(counts[name]), now.get(name), before.get(name))
         for name in sorted(counts)
     ]
+
+
+# --- Anomalies: a score name's mean dropped ------------------------------------------------
+
+SCORE_METRIC = "score_mean"
+SCORE_SUBJECT = "score"
+
+
+@dataclass(frozen=True)
+class DropSettings:
+    """When a score name's recent mean counts as dropped: the shortest window (hours, ending
+    with the judged hour) that holds min_scores scores, against the baseline_days before it
+    (at least min_baseline scores), by a z-score of the two means."""
+
+    windows: tuple[int, ...] = (1, 3, 6, 12, 24)
+    min_scores: int = 5
+    baseline_days: int = 7
+    min_baseline: int = 20
+    threshold: float = 4.5
+    min_drop: float = 0.05  # absolute, in the score's own unit (10 points for a share of yes)
+    min_relative_drop: float = 0.1  # and a tenth of the baseline mean
+
+
+def score_drops(
+    scores: pd.DataFrame,
+    *,
+    since: datetime,
+    until: datetime,
+    settings: DropSettings | None = None,
+) -> list[AnomalyFlag]:
+    """Flags for score names whose mean fell far below their baseline in the hours of
+    [since, until) (whole UTC hours). Consecutive flagged hours are one flag, keyed by its first
+    hour, so a rerun gives the same flags. Only drops are flagged: for a score, lower is worse.
+
+    scores: columns name, value (None for categories: left out), created_at; from
+    baseline_days + 1 days before `since` up to `until`."""
+    settings = settings or DropSettings()
+    numbers = scores.dropna(subset=["value"]) if len(scores) else scores
+    if numbers.empty:
+        return []
+    numbers = numbers.assign(
+        at=pd.to_datetime(numbers["created_at"], utc=True),
+        value=numbers["value"].astype(float),
+    )
+    flags: list[AnomalyFlag] = []
+    for name, given in numbers.groupby("name", sort=True):
+        given = given.sort_values("at")
+        hours = [_judged_hour(given, hour, settings) for hour in _hours(since, until)]
+        flags.extend(_episodes_of(str(name), [h for h in hours if h is not None]))
+    return flags
+
+
+@dataclass(frozen=True)
+class _Drop:
+    hour: datetime
+    window_hours: int
+    observed: float
+    baseline: float
+    z: float
+    count: int
+    baseline_count: int
+
+
+def _hours(since: datetime, until: datetime) -> list[datetime]:
+    first = pd.Timestamp(since).tz_convert("UTC").floor("1h").to_pydatetime()
+    count = max(0, math.ceil((until - first) / timedelta(hours=1)))
+    return [first + timedelta(hours=n) for n in range(count)]
+
+
+def _judged_hour(given: pd.DataFrame, hour: datetime, settings: DropSettings) -> _Drop | None:
+    end = hour + timedelta(hours=1)
+    if not ((given["at"] >= hour) & (given["at"] < end)).any():
+        return None  # an hour without scores is not judged (a wider window would repeat one)
+    for window in settings.windows:
+        start = end - timedelta(hours=window)
+        recent = given[(given["at"] >= start) & (given["at"] < end)]["value"]
+        if len(recent) >= settings.min_scores:
+            break
+    else:
+        return None
+    since = start - timedelta(days=settings.baseline_days)
+    base = given[(given["at"] >= since) & (given["at"] < start)]["value"]
+    if len(base) < settings.min_baseline:
+        return None
+    baseline, observed = float(base.mean()), float(recent.mean())
+    drop = baseline - observed
+    if drop < max(settings.min_drop, settings.min_relative_drop * abs(baseline)):
+        return None
+    # Standard error of the difference of two means; a floor keeps constant scores judgeable.
+    spread = max(float(base.std(ddof=1)), settings.min_drop / 2)
+    z = drop / (spread * math.sqrt(1 / len(recent) + 1 / len(base)))
+    if z < settings.threshold:
+        return None
+    return _Drop(hour, window, observed, baseline, z, len(recent), len(base))
+
+
+def _episodes_of(name: str, drops: list[_Drop]) -> list[AnomalyFlag]:
+    episodes: list[list[_Drop]] = []
+    for drop in drops:
+        if episodes and drop.hour - episodes[-1][-1].hour == timedelta(hours=1):
+            episodes[-1].append(drop)
+        else:
+            episodes.append([drop])
+    return [_flag(name, episode) for episode in episodes]
+
+
+def _flag(name: str, episode: list[_Drop]) -> AnomalyFlag:
+    worst = max(episode, key=lambda d: d.z)
+    window = "1 h" if worst.window_hours == 1 else f"{worst.window_hours} h"
+    explanation = (
+        f"Mean {name} score fell to {worst.observed:.3g} over {window} ({worst.count} scores) "
+        f"against {worst.baseline:.3g} over the 7 days before ({worst.baseline_count} scores)"
+    )
+    return AnomalyFlag(
+        subject_type=SCORE_SUBJECT,
+        subject=name,
+        metric=SCORE_METRIC,
+        window_start=episode[0].hour,
+        window_end=episode[-1].hour + timedelta(hours=1),
+        observed=worst.observed,
+        baseline=worst.baseline,
+        score=round(worst.z, 3),
+        sample_count=sum(d.count for d in episode),
+        is_seasonal=False,
+        top_dimension="",
+        top_share=None,
+        explanation=explanation,
+    )

@@ -9,12 +9,15 @@ import pandas as pd
 import pytest
 
 from analytics.alerting import rule_value
+from analytics.models import Anomaly
+from analytics.refresh import refresh_anomalies
 from analytics.reporting import make_report
 from analytics.scores import (
     ConditionError,
     ScoreCondition,
     parse_score_condition,
     score_digest,
+    score_drops,
     score_lines,
     score_trend,
 )
@@ -160,3 +163,68 @@ def test_score_lines_are_empty_without_scores_and_categories_have_no_mean() -> N
     assert [(line.name, line.count, line.mean, line.change) for line in lines] == [
         ("tone", 1, None, None)
     ]
+
+
+def judged(values_by_hour: dict[int, list[float]], *, name: str = "judge") -> pd.DataFrame:
+    """Scores at hours counted back from NOW (hour -1 is the last whole hour)."""
+    rows = [
+        (name, value, NOW + timedelta(hours=hour, minutes=5 + n))
+        for hour, values in values_by_hour.items()
+        for n, value in enumerate(values)
+    ]
+    return pd.DataFrame(rows, columns=["name", "value", "created_at"])
+
+
+NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
+STEADY = {-h: [0.8, 0.9, 0.7] for h in range(3, 24 * 6, 4)}  # six days of a judge near 0.8
+
+
+def test_a_judge_score_that_drops_for_two_hours_is_one_flag_explained() -> None:
+    scores = judged({**STEADY, -2: [0.2, 0.3, 0.1, 0.3, 0.2], -1: [0.3, 0.2, 0.25, 0.1, 0.2]})
+
+    [flag] = score_drops(scores, since=NOW - timedelta(hours=6), until=NOW)
+
+    assert (flag.subject_type, flag.subject, flag.metric) == ("score", "judge", "score_mean")
+    assert (flag.window_start, flag.window_end) == (NOW - timedelta(hours=2), NOW)
+    assert flag.observed == pytest.approx(0.21, abs=0.02)
+    assert flag.baseline == pytest.approx(0.8, abs=0.01)
+    assert "Mean judge score fell to" in flag.explanation
+    assert "over the 7 days before" in flag.explanation
+
+
+def test_steady_scores_a_small_dip_and_a_rise_are_not_flagged() -> None:
+    assert score_drops(judged(STEADY), since=NOW - timedelta(hours=6), until=NOW) == []
+    dip = judged({**STEADY, -1: [0.75, 0.7, 0.8, 0.72, 0.7]})
+    assert score_drops(dip, since=NOW - timedelta(hours=6), until=NOW) == []
+    rise = judged({**STEADY, -1: [1.0, 1.0, 1.0, 1.0, 1.0]})
+    assert score_drops(rise, since=NOW - timedelta(hours=6), until=NOW) == []
+
+
+def test_too_few_scores_are_not_judged() -> None:
+    sparse = judged({-30: [0.9] * 3, -1: [0.0] * 5})  # a baseline of three scores
+    assert score_drops(sparse, since=NOW - timedelta(hours=6), until=NOW) == []
+
+
+def test_the_refresh_stores_a_score_drop_with_its_lowest_scored_sessions(db: None) -> None:
+    project, _ = make_project(name="Arena")
+    sessions = [make_session(project) for _ in range(3)]
+    rows = judged({**STEADY, -1: [0.1, 0.2, 0.15, 0.2, 0.1]})
+    Score.objects.bulk_create(
+        Score(
+            project=project,
+            session=sessions[n % 3],
+            client_id=f"s{n}",
+            name="judge",
+            data_type="numeric",
+            value=row.value,
+            created_at=row.created_at,
+        )
+        for n, row in enumerate(rows.itertuples())
+    )
+
+    refresh_anomalies(project.pk, since=NOW - timedelta(hours=3), until=NOW)
+
+    flag = Anomaly.objects.get(project=project, metric="score_mean")
+    assert (flag.subject_type, flag.subject) == ("score", "judge")
+    assert 1 <= len(flag.example_session_ids) <= 3
+    assert set(flag.example_session_ids) <= {s.pk for s in sessions}
