@@ -648,6 +648,7 @@ class TestResultSerializer(serializers.ModelSerializer[TestResult]):
             "started_at",
             "error_message",
             "metrics",
+            "scores",
             "session_ids",
             "url",
         ]

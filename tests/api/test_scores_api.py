@@ -202,3 +202,37 @@ def test_the_sessions_csv_carries_each_sessions_scores(project_with_key: tuple[A
         "s2": "judge=0.3; tone=rude",
         "s3": "correct=false",
     }
+
+
+def test_a_test_results_scores_are_in_the_api_and_on_its_page(
+    project_with_key: tuple[Any, str], admin_client: Client
+) -> None:
+    _, key = project_with_key
+    result = {
+        "type": "test_result",
+        "id": "r1",
+        "run_id": "run-1",
+        "test_id": "t::refund",
+        "outcome": "fail",
+        "scores": [{"name": "judge", "value": 0.25, "comment": "<b>too generous</b>"}],
+    }
+    Client().post(
+        "/api/v1/ingest",
+        data=json.dumps({"records": [result]}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    listed = Client().get("/api/v1/test-results/", headers={"Authorization": f"Bearer {key}"})
+    [row] = listed.json()["results"]
+    assert row["scores"] == [
+        {
+            "name": "judge",
+            "data_type": "numeric",
+            "value": 0.25,
+            "label": "",
+            "comment": "<b>too generous</b>",
+        }
+    ]
+    page = admin_client.get(f"/tests/results/{row['id']}/").content.decode()
+    assert "judge" in page and "0.25" in page
+    assert "&lt;b&gt;too generous&lt;/b&gt;" in page
