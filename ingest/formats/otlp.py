@@ -853,20 +853,25 @@ def _evaluation_scores(span: WireSpan) -> list[ScoreRecord]:
     and, for a span that is itself an evaluation (GenAI evaluation attributes, an OpenInference
     EVALUATOR), a score of the span it evaluates, its parent (the session when it has none).
     Keyed by trace, span and evaluation name, so a re-sent span changes its scores in place."""
+    attributes = span.attributes
+    is_evaluation = scores.EVALUATION_NAME in attributes or scores.OPENINFERENCE_KIND in attributes
+    judged = [e for e in span.events if e.name == scores.EVALUATION_EVENT] if span.events else ()
+    if not judged and not is_evaluation:
+        return []  # nearly every span: two lookups, and no records
     found: list[ScoreRecord] = []
     names: dict[str, int] = {}
     author = str(span.resource.get("service.name") or span.scope_name or "")
-    for event in span.events:
-        if event.name != scores.EVALUATION_EVENT:
-            continue
+    for event in judged:
         evaluation = scores.evaluation(event.attributes)
         if evaluation is not None:
             at = _at(event.time_ns or span.end_ns or span.start_ns)
             key = _score_key(span.trace_id, span.span_id, evaluation.name, names)
             found.append(_eval_record(evaluation, key, span, span.span_id, at, author))
-    evaluation = scores.evaluation(span.attributes) or scores.openinference_evaluation(
-        span.attributes, span.name
-    )
+    evaluation = None
+    if is_evaluation:
+        evaluation = scores.evaluation(attributes) or scores.openinference_evaluation(
+            attributes, span.name
+        )
     if evaluation is not None:
         key = _score_key(span.trace_id, span.span_id, evaluation.name, names)
         at = _at(span.end_ns or span.start_ns)
