@@ -6,6 +6,7 @@ name and span of a session, so scoring again changes it. Every save is audited.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.contrib import messages
@@ -17,6 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from analytics import queries
+from analytics.tasks import enqueue_session_summaries
 from ingest import access, audit, store
 from ingest.formats import scores
 from ingest.formats.records import ScoreRecord
@@ -90,6 +92,8 @@ def score_save(request: HttpRequest, pk: int) -> HttpResponse:
             session, span_id=span_id, record=record, author=request.user.get_username()
         )
         _audit(request, session, score, before)
+    # The analytics refresh that follows judges score drops (and it is idempotent).
+    transaction.on_commit(partial(enqueue_session_summaries, [session.pk]))
     messages.success(request, f"Saved your score {score.name} = {score.shown_value}.")
     return _back(session, span_pk)
 

@@ -843,9 +843,19 @@ def map_spans(
     names = tuple(dict.fromkeys((*session_attributes, *DEFAULT_SESSION_ATTRIBUTES)))
     records.extend(_trace_records(spans, meanings, names))
     records.extend(flow_records(spans, meanings, agents, rules=message_rules))
-    for span in spans:
-        records.extend((span.index, score) for score in _evaluation_scores(span))
+    records.extend(_evaluation_records(spans))
     return records
+
+
+def _evaluation_records(spans: list[WireSpan]) -> list[tuple[int, Record]]:
+    """The scores the spans state (_evaluation_scores), by span index."""
+    found: list[tuple[int, Record]] = []
+    name_key, kind_key = scores.EVALUATION_NAME, scores.OPENINFERENCE_KIND
+    for span in spans:
+        # Nearly every span has no evaluation: decide that in the loop, without a call.
+        if span.events or name_key in span.attributes or kind_key in span.attributes:
+            found.extend((span.index, score) for score in _evaluation_scores(span))
+    return found
 
 
 def _evaluation_scores(span: WireSpan) -> list[ScoreRecord]:
