@@ -318,28 +318,39 @@ def _sqlite_json_text(column: str) -> str:
     )
 
 
+# The FTS5 table has a column per field a hit can name (migration 0006), so a snippet can say
+# where the words were; each kind fills its own columns.
+_SQLITE_COLUMNS = (*_SPAN_FIELDS, "text", "content")
+_SQLITE_KIND_COLUMNS = {"span": _SPAN_FIELDS, "line": ("text",), "message": ("content",)}
+
+# Per kind: the id column, the signature, the texts (one per FTS column of the kind) and the
+# rows. Signatures are read first and the texts only of the rows whose signature changed, so a
+# refresh of a session that got no new text reads no text (json_tree is most of the cost).
 _SQLITE_SOURCES = {
     "span": (
-        "SELECT s.id, s.project_id, s.session_id, s.started_at, "
+        "s.id",
+        "s.project_id, s.session_id, s.started_at, "
         "coalesce(length(p.prompt), -1) || '.' || coalesce(length(p.completion), -1) || '.' || "
         "coalesce(length(p.params), -1) || '.' || coalesce(length(p.returns), -1) || '.' || "
-        "coalesce(substr(p.completion, 1, 64), ''), "
-        + " || ' ' || ".join(_sqlite_json_text(f"p.{f}") for f in _SPAN_FIELDS)
-        + " FROM ingest_span s JOIN ingest_spanpayload p ON p.span_id = s.id "
-        "WHERE s.session_id IN ({pks}) AND (p.prompt IS NOT NULL OR p.completion IS NOT NULL "
-        "OR p.params IS NOT NULL OR p.returns IS NOT NULL)"
+        "coalesce(substr(p.completion, 1, 64), '')",
+        ", ".join(_sqlite_json_text(f"p.{f}") for f in _SPAN_FIELDS),
+        "ingest_span s JOIN ingest_spanpayload p ON p.span_id = s.id "
+        "WHERE (p.prompt IS NOT NULL OR p.completion IS NOT NULL "
+        "OR p.params IS NOT NULL OR p.returns IS NOT NULL)",
     ),
     "line": (
-        "SELECT l.id, l.project_id, l.session_id, l.at, "
-        "length(l.text) || '.' || substr(l.text, 1, 64), l.text "
-        "FROM ingest_transcriptline l WHERE l.session_id IN ({pks}) AND l.text <> ''"
+        "l.id",
+        "l.project_id, l.session_id, l.at, length(l.text) || '.' || substr(l.text, 1, 64)",
+        "l.text",
+        "ingest_transcriptline l WHERE l.text <> ''",
     ),
     "message": (
-        "SELECT m.id, m.project_id, m.session_id, m.started_at, "
-        "length(c.content) || '.' || substr(c.content, 1, 64), "
-        + _sqlite_json_text("c.content")
-        + " FROM ingest_message m JOIN ingest_messagecontent c ON c.message_id = m.id "
-        "WHERE m.session_id IN ({pks}) AND c.content IS NOT NULL"
+        "m.id",
+        "m.project_id, m.session_id, m.started_at, "
+        "length(c.content) || '.' || substr(c.content, 1, 64)",
+        _sqlite_json_text("c.content"),
+        "ingest_message m JOIN ingest_messagecontent c ON c.message_id = m.id "
+        "WHERE c.content IS NOT NULL",
     ),
 }
 
@@ -348,7 +359,7 @@ def _index_sqlite(pks: list[int]) -> int:
     written = 0
     placeholders = ", ".join(["%s"] * len(pks))
     with transaction.atomic(), connection.cursor() as cursor:
-        for kind, source in _SQLITE_SOURCES.items():
+        for kind, (id_column, facts, texts, rows) in _SQLITE_SOURCES.items():
             code = _KIND_CODES[kind]
             cursor.execute(
                 "SELECT target_id, id, session_id, signature FROM analytics_searchentry "
@@ -356,31 +367,49 @@ def _index_sqlite(pks: list[int]) -> int:
                 [code, *pks],
             )
             stored = {row[0]: (row[1], (row[2], row[3])) for row in cursor.fetchall()}
-            cursor.execute(source.format(pks=placeholders), pks)
-            for target, project_id, session_id, at, signature, text in cursor.fetchall():
-                entry, old = stored.get(target, (None, None))
-                if old == (session_id, signature):
-                    continue
-                body = text[: MAX_FIELD_BYTES * 4]
-                if entry is not None:
-                    cursor.execute("DELETE FROM analytics_searchfts WHERE rowid = %s", [entry])
-                    cursor.execute(
-                        "UPDATE analytics_searchentry SET session_id = %s, at = %s, "
-                        "signature = %s WHERE id = %s",
-                        [session_id, at, signature, entry],
-                    )
-                else:
-                    cursor.execute(
-                        "INSERT INTO analytics_searchentry "
-                        "(project_id, session_id, kind, target_id, at, signature) "
-                        "VALUES (%s, %s, %s, %s, %s, %s)",
-                        [project_id, session_id, code, target, at, signature],
-                    )
-                    entry = cursor.lastrowid
+            session_column = id_column.split(".")[0] + ".session_id"
+            cursor.execute(
+                f"SELECT {id_column}, {facts} FROM {rows} AND {session_column} IN ({placeholders})",
+                pks,
+            )
+            changed = {
+                row[0]: row[1:]
+                for row in cursor.fetchall()
+                if stored.get(row[0], (None, None))[1] != (row[2], row[4])
+            }
+            columns = _SQLITE_KIND_COLUMNS[kind]
+            insert = (
+                f"INSERT INTO analytics_searchfts (rowid, {', '.join(columns)}) "
+                f"VALUES (%s{', %s' * len(columns)})"
+            )
+            targets = list(changed)
+            for start in range(0, len(targets), 500):
+                some = targets[start : start + 500]
                 cursor.execute(
-                    "INSERT INTO analytics_searchfts (rowid, body) VALUES (%s, %s)", [entry, body]
+                    f"SELECT {id_column}, {texts} FROM {rows} "
+                    f"AND {id_column} IN ({', '.join(['%s'] * len(some))})",
+                    some,
                 )
-                written += 1
+                for target, *bodies in cursor.fetchall():
+                    project_id, session_id, at, signature = changed[target]
+                    entry = stored.get(target, (None, None))[0]
+                    if entry is not None:
+                        cursor.execute("DELETE FROM analytics_searchfts WHERE rowid = %s", [entry])
+                        cursor.execute(
+                            "UPDATE analytics_searchentry SET session_id = %s, at = %s, "
+                            "signature = %s WHERE id = %s",
+                            [session_id, at, signature, entry],
+                        )
+                    else:
+                        cursor.execute(
+                            "INSERT INTO analytics_searchentry "
+                            "(project_id, session_id, kind, target_id, at, signature) "
+                            "VALUES (%s, %s, %s, %s, %s, %s)",
+                            [project_id, session_id, code, target, at, signature],
+                        )
+                        entry = cursor.lastrowid
+                    cursor.execute(insert, [entry, *(body[:MAX_FIELD_BYTES] for body in bodies)])
+                    written += 1
         _drop_orphans(cursor, pks)
     return written
 
@@ -513,29 +542,47 @@ def _search_sqlite(
     projects = ", ".join(["%s"] * len(project_ids))
     kinds = ", ".join(["%s"] * len(codes))
     with connection.cursor() as cursor:
+        # The full-text match runs once, as a set (joined row by row, SQLite ran the match
+        # again for every entry of the projects: seconds for a query that found nothing).
         cursor.execute(
-            f"SELECT {_HIT_SELECT}, snippet(analytics_searchfts, 0, %s, %s, ' … ', 24) "
-            f"FROM {_HIT_TABLES} JOIN analytics_searchfts ON analytics_searchfts.rowid = e.id "
-            f"WHERE analytics_searchfts MATCH %s AND e.project_id IN ({projects}) "
-            f"AND e.kind IN ({kinds}){times} ORDER BY e.at DESC, e.id DESC LIMIT %s OFFSET %s",
-            [MARK_START, MARK_END, query.fts5, *project_ids, *codes, *time_params, limit, offset],
+            f"SELECT e.id, {_HIT_SELECT} FROM {_HIT_TABLES} WHERE e.id IN (SELECT rowid FROM "
+            "analytics_searchfts WHERE analytics_searchfts MATCH %s) "
+            f"AND e.project_id IN ({projects}) AND e.kind IN ({kinds}){times} "
+            "ORDER BY e.at DESC, e.id DESC LIMIT %s OFFSET %s",
+            [query.fts5, *project_ids, *codes, *time_params, limit, offset],
         )
         rows = cursor.fetchall()
-    fields = {1: "text", 2: "text", 3: "content"}
-    return [
-        Hit(
-            _KIND_NAMES[r[0]],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            _aware(r[6]),
-            fields[r[0]],
-            snippet_html(r[7]),
+        snippets = _sqlite_snippets(cursor, query, [row[0] for row in rows])
+    hits = []
+    for entry, *row in rows:
+        kind = _KIND_NAMES[row[0]]
+        by_column = snippets.get(entry, {})
+        # The field that holds the most of the words found, the first of equals.
+        field = max(
+            _SQLITE_KIND_COLUMNS[kind], key=lambda name: _match_count(by_column.get(name) or "")
         )
-        for r in rows
-    ]
+        hits.append(
+            Hit(kind, *row[1:6], _aware(row[6]), field, snippet_html(by_column.get(field) or ""))
+        )
+    return hits
+
+
+def _sqlite_snippets(cursor: Any, query: Query, entries: list[int]) -> dict[int, dict[str, str]]:
+    """Each entry's marked snippet per column, for the page of hits only."""
+    if not entries:
+        return {}
+    snippets = ", ".join(
+        f"snippet(analytics_searchfts, {index}, %s, %s, ' … ', 24)"
+        for index in range(len(_SQLITE_COLUMNS))
+    )
+    cursor.execute(
+        f"SELECT rowid, {snippets} FROM analytics_searchfts WHERE analytics_searchfts MATCH %s "
+        f"AND rowid IN ({', '.join(['%s'] * len(entries))})",
+        [*([MARK_START, MARK_END] * len(_SQLITE_COLUMNS)), query.fts5, *entries],
+    )
+    return {
+        rowid: dict(zip(_SQLITE_COLUMNS, texts, strict=True)) for rowid, *texts in cursor.fetchall()
+    }
 
 
 def _aware(value: Any) -> datetime:

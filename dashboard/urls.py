@@ -9,6 +9,7 @@ from dashboard import (
     views_analytics,
     views_messages,
     views_scores,
+    views_search,
     views_settings,
     views_testruns,
 )
@@ -18,6 +19,7 @@ app_name = "dashboard"
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("sessions/", views.session_list, name="session-list"),
+    path("search/", views_search.search_page, name="search"),
     path("sessions/<int:pk>/", views.session_detail, name="session-detail"),
     path("sessions/<int:pk>/stream/", views.session_stream, name="session-stream"),
     path("sessions/<int:pk>/lines/<int:line_pk>/", views.session_line, name="session-line"),

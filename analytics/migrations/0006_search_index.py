@@ -12,7 +12,9 @@ POSTGRESQL = [
 ]
 POSTGRESQL_BACK = ["ALTER TABLE analytics_searchentry DROP COLUMN document"]
 SQLITE = [
-    "CREATE VIRTUAL TABLE analytics_searchfts USING fts5(body, tokenize = 'porter unicode61')",
+    # One column per field a hit names (analytics/search.py _SQLITE_COLUMNS).
+    "CREATE VIRTUAL TABLE analytics_searchfts USING fts5(prompt, completion, params, returns, "
+    "text, content, tokenize = 'porter unicode61')",
     "CREATE TRIGGER search_entry_gone AFTER DELETE ON analytics_searchentry "
     "BEGIN DELETE FROM analytics_searchfts WHERE rowid = old.id; END",
 ]

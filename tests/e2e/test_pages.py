@@ -285,3 +285,33 @@ def test_span_names_show_as_text_in_chart_labels_and_the_page_has_no_injected_sc
         " && s.type !== 'application/json').length"
     )
     assert injected == 0
+
+
+def test_the_search_box_on_the_sessions_page_finds_what_an_agent_said_and_opens_the_span(
+    watched_page: Page, live_server: Any, project: Any
+) -> None:
+    from analytics.search import index_sessions
+
+    page = watched_page
+    session = debate(project)
+    promised = session.spans.get(span_id="span-2")
+    SpanPayload.objects.filter(span=promised).update(
+        completion=f"{SCRIPT} We promised the customer a full refund by Friday."
+    )
+    index_sessions([session.pk])
+
+    page.goto(f"{live_server.url}/sessions/")
+    box = page.get_by_role("searchbox", name="Search what agents said")
+    box.fill('"full refund" -coupon')
+    box.press("Enter")
+
+    expect(page).to_have_url(re.compile(r"/search/\?q=%22full\+refund%22\+-coupon$"))
+    hit = page.locator(".search-hit")
+    expect(hit).to_have_count(1)
+    expect(hit.locator("mark")).to_have_text(["full", "refund"])
+    expect(hit.locator(".badge")).to_have_text("completion")
+    expect(hit.locator(".snippet")).to_contain_text("promised the customer")
+    hit.locator("a.hit-link").click()
+
+    expect(page).to_have_url(re.compile(rf"/sessions/{session.pk}/spans/{promised.pk}/$"))
+    expect(page.locator(".span-detail")).to_contain_text("full refund by Friday")
