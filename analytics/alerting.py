@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
+import pandas as pd
 import requests
 from django.conf import settings
 from django.core.mail import send_mail
@@ -18,6 +19,7 @@ from analytics import queries, store, webhooks
 from analytics.alerts import (
     ALERT,
     OK,
+    SCORE_METRICS,
     SIGNATURE_HEADER,
     anomaly_message,
     decide,
@@ -46,11 +48,7 @@ def rule_value(rule: AlertRule, *, now: datetime) -> tuple[str, float | None, st
         state = ALERT if explanations else OK
         message = anomaly_message(name=rule.name, state=state, explanations=explanations)
         return state, float(len(explanations)), message
-    spans = queries.alert_span_frame(
-        rule.project_id, since=since, until=now, agent=rule.agent, model=rule.model, tool=rule.tool
-    )
-    sessions = queries.alert_session_frame(rule.project_id, since=since, until=now)
-    value = metric_value(spans, sessions, rule.metric)
+    value = _window_value(rule, since=since, now=now)
     state = metric_state(value, comparator=rule.comparator, threshold=rule.threshold)
     message = metric_message(
         name=rule.name,
@@ -60,9 +58,24 @@ def rule_value(rule: AlertRule, *, now: datetime) -> tuple[str, float | None, st
         comparator=rule.comparator,
         threshold=rule.threshold,
         window_minutes=rule.window_minutes,
-        scope=describe_scope(agent=rule.agent, model=rule.model, tool=rule.tool),
+        scope=describe_scope(
+            agent=rule.agent, model=rule.model, tool=rule.tool, score_name=rule.score_name
+        ),
     )
     return state, value, message
+
+
+def _window_value(rule: AlertRule, *, since: datetime, now: datetime) -> float | None:
+    if rule.metric in SCORE_METRICS:
+        scores = queries.score_frame(
+            rule.project_id, since=since, until=now, names=[rule.score_name]
+        )
+        return metric_value(pd.DataFrame(), pd.DataFrame(), rule.metric, scores)
+    spans = queries.alert_span_frame(
+        rule.project_id, since=since, until=now, agent=rule.agent, model=rule.model, tool=rule.tool
+    )
+    sessions = queries.alert_session_frame(rule.project_id, since=since, until=now)
+    return metric_value(spans, sessions, rule.metric)
 
 
 def evaluate_rule(rule: AlertRule, *, now: datetime) -> AlertEvent | None:

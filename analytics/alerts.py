@@ -29,8 +29,11 @@ ALERT_METRICS = {
     "cost": "cost (USD)",
     "session_count": "sessions started",
     "failed_session_count": "failed sessions",
+    "score_mean": "mean score (booleans: share of yes)",
 }
 SESSION_METRICS = ("session_count", "failed_session_count")
+# Judged on the scores of the rule's score name given in the window, not on spans.
+SCORE_METRICS = ("score_mean",)
 COMPARATORS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     ">=": operator.ge,
@@ -76,11 +79,23 @@ SPAN_METRICS: dict[str, Callable[[pd.DataFrame], float | None]] = {
 }
 
 
-def metric_value(spans: pd.DataFrame, sessions: pd.DataFrame, metric: str) -> float | None:
+def metric_value(
+    spans: pd.DataFrame,
+    sessions: pd.DataFrame,
+    metric: str,
+    scores: pd.DataFrame | None = None,
+) -> float | None:
     """The metric over a rule's window, or None when there is no data to judge (no events for
-    an event metric; a count of sessions is 0, never None).
+    an event metric, no numeric or boolean score for a score metric; a count of sessions is 0,
+    never None).
 
-    spans: analytics.trends.SPAN_COLUMNS of the rule's scope; sessions: end_state."""
+    spans: analytics.trends.SPAN_COLUMNS of the rule's scope; sessions: end_state; scores: the
+    rule's score name's scores (value, None for a categorical one)."""
+    if metric == "score_mean":
+        values = (
+            pd.to_numeric(scores["value"], errors="coerce").dropna() if scores is not None else []
+        )
+        return float(values.mean()) if len(values) else None
     if metric == "session_count":
         return float(len(sessions))
     if metric == "failed_session_count":
@@ -129,7 +144,9 @@ def decide(
     return Decision(state, due, False)
 
 
-def describe_scope(*, agent: str, model: str, tool: str) -> str:
+def describe_scope(*, agent: str, model: str, tool: str, score_name: str = "") -> str:
+    if score_name:
+        return f"score {score_name}"
     parts = [
         f"{name} {value}"
         for name, value in (("agent", agent), ("model", model), ("tool", tool))

@@ -79,6 +79,7 @@ METRICS = {
     "cost_per_session": "cost per session",
     "message_failure_rate": "message failure rate",
     "dead_letter_growth": "dead-letter growth",
+    "score_mean": "mean score",  # a drop, not a rise: analytics/scores.py score_drops()
 }
 # Rates scored by a binomial test of failures among calls (messages), not by a spread.
 RATE_METRICS = ("error_rate", "message_failure_rate")

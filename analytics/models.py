@@ -300,6 +300,9 @@ class AlertRule(models.Model):
     agent = models.CharField(max_length=128, blank=True, help_text="Scope: only this agent.")
     model = models.CharField(max_length=200, blank=True, help_text="Scope: only this model.")
     tool = models.CharField(max_length=300, blank=True, help_text="Scope: only this tool.")
+    score_name = models.CharField(
+        max_length=200, blank=True, help_text="Score metrics: the name of the scores judged."
+    )
     window_minutes = models.IntegerField(default=60)
     comparator = models.CharField(max_length=2, default=">")
     threshold = models.FloatField(default=0)

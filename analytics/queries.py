@@ -89,6 +89,7 @@ from analytics.models import (
     TestTierReliability,
 )
 from analytics.regressions import DURATION_COLUMNS, REGRESSION_COLUMNS
+from analytics.scores import ScoreCondition
 from analytics.session_comparison import (
     MessageItem,
     SessionComparison,
@@ -111,6 +112,7 @@ from ingest.models import (
     MessageEvent,
     MetricSample,
     Project,
+    Score,
     Session,
     Span,
     Step,
@@ -297,6 +299,83 @@ def metrics_for_projects(projects: ProjectScope) -> QuerySet[MetricSample]:
         .annotate(session_external_id=F("session__external_id"))
         .order_by("-at", "-id")
     )
+
+
+def scores_for_projects(projects: ProjectScope) -> QuerySet[Score]:
+    """Scores, newest first, with `session_external_id` (the client's session id)."""
+    return (
+        Score.objects.filter(project__in=projects)
+        .annotate(session_external_id=F("session__external_id"))
+        .order_by("-created_at", "-id")
+    )
+
+
+# For lists that show each session's scores (the sessions API and its CSV): one query a page.
+SESSION_SCORES_PREFETCH = Prefetch("scores", queryset=Score.objects.order_by("created_at", "id"))
+
+
+def scored_sessions_for_projects(projects: ProjectScope) -> QuerySet[Session]:
+    """sessions_for_projects() with each session's scores prefetched."""
+    return sessions_for_projects(projects).prefetch_related(SESSION_SCORES_PREFETCH)
+
+
+def scores_for_session(session: Session) -> list[Score]:
+    """A session's scores, of the session and of its spans, oldest first."""
+    return list(Score.objects.filter(session=session).order_by("created_at", "id"))
+
+
+def scores_for_span(span: Span) -> list[Score]:
+    return list(
+        Score.objects.filter(session_id=span.session_id, span_id=span.span_id).order_by(
+            "created_at", "id"
+        )
+    )
+
+
+def score_names(projects: ProjectScope) -> list[str]:
+    """Every score name in these projects, in alphabetical order."""
+    rows = Score.objects.filter(project__in=projects).values_list("name", flat=True)
+    return sorted(set(rows.distinct()))
+
+
+def score_matches(condition: ScoreCondition) -> Q:
+    """Scores meeting a `?score=` condition (analytics.scores.parse_score_condition)."""
+    match = Q(name=condition.name)
+    if condition.number is not None:
+        lookup = {"eq": "exact", "ne": "exact"}.get(condition.op, condition.op)
+        compared = Q(**{f"value__{lookup}": condition.number})
+        match &= ~compared & Q(value__isnull=False) if condition.op == "ne" else compared
+    elif condition.word:
+        same = Q(label__iexact=condition.word)
+        match &= ~same if condition.op == "ne" else same
+    return match
+
+
+def sessions_with_score(
+    sessions: QuerySet[Session], condition: ScoreCondition
+) -> QuerySet[Session]:
+    """The sessions with at least one score (of the session or a span) meeting the condition."""
+    scored = Score.objects.filter(score_matches(condition), session=OuterRef("pk"))
+    return sessions.filter(Exists(scored))
+
+
+def score_frame(
+    project_id: int, *, since: datetime, until: datetime, names: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Scores given in [since, until) (all names, or these): SCORE_COLUMNS, one row each."""
+    rows = Score.objects.filter(project_id=project_id, created_at__gte=since, created_at__lt=until)
+    if names:
+        rows = rows.filter(name__in=list(names))
+    return _frame(rows.values_list(*SCORE_COLUMNS), SCORE_COLUMNS)
+
+
+SCORE_COLUMNS = ("session_id", "name", "data_type", "value", "label", "created_at")
+
+
+def session_score_frame(session_pks: Sequence[int]) -> pd.DataFrame:
+    """The scores of these sessions: SCORE_COLUMNS (for analytics.scores.session_score_digest)."""
+    rows = Score.objects.filter(session_id__in=list(session_pks)).values_list(*SCORE_COLUMNS)
+    return _frame(rows, SCORE_COLUMNS)
 
 
 def rejections_for_projects(projects: ProjectScope) -> QuerySet[IngestRejection]:
@@ -601,6 +680,17 @@ def example_session_pks(
             until=until,
             limit=limit,
         )
+    if metric == "score_mean":
+        lowest = Score.objects.filter(
+            project_id=project_id,
+            name=subject,
+            created_at__gte=since,
+            created_at__lt=until,
+            value__isnull=False,
+        ).order_by("value", "pk")
+        return list(dict.fromkeys(lowest.values_list("session_id", flat=True)[: limit * 10]))[
+            :limit
+        ]
     if metric == "cost_per_session":
         sessions = Session.objects.filter(
             project_id=project_id, started_at__gte=since, started_at__lt=until

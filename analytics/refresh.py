@@ -22,6 +22,7 @@ from analytics.clusters import cluster_totals, error_cluster_days
 from analytics.detectors import detect_failures
 from analytics.incidents import GROUP_GAP, group_incidents
 from analytics.messaging import edge_rollups
+from analytics.scores import DropSettings, score_drops
 from analytics.testanalysis import RangeUsage, TestAnalysis, project_test_analysis
 from analytics.trends import FREQS, session_rollups, span_rollups
 from analytics.workflows import DurationForecast, expected_duration
@@ -35,6 +36,8 @@ MAX_ANOMALY_LOOKBACK = timedelta(hours=48)
 # at a time per refresh, oldest first, until none are left: bounded work, nothing left unjudged.
 MAX_BACKLOG_CHUNK = timedelta(hours=72)
 DETECTION = DetectionSettings()
+# Score drops are judged against the scores of the days before their window (up to a day wide).
+SCORE_HISTORY = timedelta(days=DropSettings().baseline_days + 1)
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ def refresh_anomalies(project_id: int, *, since: datetime, until: datetime) -> i
     flags += detect_message_anomalies(
         messages, since=floor_hour(since), until=until, settings=DETECTION
     )
+    given = queries.score_frame(project_id, since=floor_hour(since) - SCORE_HISTORY, until=until)
+    flags += score_drops(given, since=floor_hour(since), until=until)
     examples = {
         i: queries.example_session_pks(
             project_id,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from datetime import datetime
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -22,6 +23,7 @@ from analytics.reports import (
     table_csv,
     table_rows,
 )
+from analytics.scores import score_lines
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,10 @@ def make_report(project_id: int, period: str, *, now: datetime) -> Report:
     summary = report_summary(rollups, previous, since=since, until=until)
     table = report_table(rollups, grouping="all", metrics=list(REPORT_METRICS))
     project = queries.project_list([project_id]).get()
+    scores = score_lines(
+        queries.score_frame(project_id, since=since, until=until),
+        queries.score_frame(project_id, since=since - (until - since), until=since),
+    )
     html = render_to_string(
         "analytics/report.html",
         {
@@ -46,6 +52,16 @@ def make_report(project_id: int, period: str, *, now: datetime) -> Report:
             "model_rows": table_rows(summary.by_model, "model"),
             "agent_rows": table_rows(summary.by_agent, "agent"),
             "tool_rows": table_rows(summary.by_tool, "tool"),
+            "score_lines": scores,
+            "scores_csv": "/api/v1/scores/?"
+            + urlencode(
+                {
+                    "project": project.slug,
+                    "after": since.isoformat(),
+                    "before": until.isoformat(),
+                    "format": "csv",
+                }
+            ),
         },
     )
     return store.save_report(

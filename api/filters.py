@@ -10,17 +10,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import django_filters as filters
+from django import forms
 from django.core.exceptions import ValidationError as FieldValidationError
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django_filters.fields import IsoDateTimeField
 from rest_framework.exceptions import ValidationError
 
+from analytics.queries import sessions_with_score
+from analytics.scores import ConditionError, ScoreCondition, parse_score_condition
 from ingest.models import (
     Agent,
     IngestRejection,
     Message,
     MetricSample,
+    Score,
     Session,
     Span,
     Step,
@@ -96,6 +100,23 @@ def json_list_contains(field: str, value: str) -> Q:
     return Q(**{f"{field}__icontains": json.dumps(value)})
 
 
+class ScoreConditionField(forms.CharField):
+    """A `?score=` condition, read by analytics.scores (a bad one is the parameter's error)."""
+
+    def to_python(self, value: Any) -> ScoreCondition | None:  # type: ignore[override]
+        text = super().to_python(value)
+        if not text:
+            return None
+        try:
+            return parse_score_condition(text)
+        except ConditionError as exc:
+            raise FieldValidationError(str(exc), code="invalid") from None
+
+
+class ScoreConditionFilter(filters.CharFilter):
+    field_class = ScoreConditionField
+
+
 class ProjectFilterSet(filters.FilterSet):
     project = filters.CharFilter(field_name="project__slug", label="Only this project (slug).")
 
@@ -111,6 +132,11 @@ class SessionFilter(ProjectFilterSet):
     group_key = filters.CharFilter()
     parent = filters.CharFilter(field_name="parent_external_id", label="Parent session id.")
     q = filters.CharFilter(method="filter_q", label="Text in the name, id or user query.")
+    score = ScoreConditionFilter(
+        method="filter_score",
+        label="Sessions with a score meeting `name[:op:value]`: `judge:lt:0.5`, "
+        "`correct:eq:false`, `tone:ne:rude`, or just `judge` (op: lt, lte, gt, gte, eq, ne).",
+    )
     ordering = ordering_filter(
         "started_at", "duration_ms", "cost", "event_count", "error_count", "prompt_tokens"
     )
@@ -118,6 +144,11 @@ class SessionFilter(ProjectFilterSet):
     class Meta:
         model = Session
         fields: Sequence[str] = []
+
+    def filter_score(
+        self, queryset: QuerySet[Session], name: str, value: ScoreCondition
+    ) -> QuerySet[Session]:
+        return sessions_with_score(queryset, value)
 
     def filter_tag(self, queryset: QuerySet[Session], name: str, value: str) -> QuerySet[Session]:
         return queryset.filter(json_list_contains("tags", value))
@@ -225,6 +256,25 @@ class MetricFilter(ProjectFilterSet):
 
     class Meta:
         model = MetricSample
+        fields: Sequence[str] = []
+
+
+class ScoreFilter(ProjectFilterSet):
+    session = filters.CharFilter(field_name="session__external_id", label="Session id.")
+    span_id = filters.CharFilter(label="The client's span id.")
+    name = filters.CharFilter()
+    source = filters.ChoiceFilter(choices=Score.Source.choices)
+    data_type = filters.ChoiceFilter(choices=Score.DataType.choices)
+    label = filters.CharFilter(label="Category, true/false, or a numeric score's label.")
+    author = filters.CharFilter()
+    value_min = filters.NumberFilter(field_name="value", lookup_expr="gte", label="Value ≥ this.")
+    value_max = filters.NumberFilter(field_name="value", lookup_expr="lte", label="Value ≤ this.")
+    after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    ordering = ordering_filter("created_at", "value")
+
+    class Meta:
+        model = Score
         fields: Sequence[str] = []
 
 

@@ -14,6 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from analytics.queries import DETAILED_KIND_KEY
+from analytics.scores import score_digest
 from ingest.models import (
     Agent,
     IngestRejection,
@@ -21,6 +22,7 @@ from ingest.models import (
     MessageEvent,
     MetricSample,
     Project,
+    Score,
     Session,
     Span,
     Step,
@@ -49,6 +51,10 @@ class SessionSerializer(serializers.ModelSerializer[Session]):
     agent_names = serializers.ListField(child=serializers.CharField())
     models_used = serializers.ListField(child=serializers.CharField())
     url = serializers.SerializerMethodField(help_text="The session's dashboard page.")
+    scores = serializers.SerializerMethodField(
+        help_text="Its scores by name: `correct=true; judge=0.8; tone=polite` (means of numbers, "
+        "share of true, latest category)."
+    )
 
     class Meta:
         model = Session
@@ -78,9 +84,15 @@ class SessionSerializer(serializers.ModelSerializer[Session]):
             "has_errors",
             "agent_names",
             "models_used",
+            "scores",
             "url",
         ]
         read_only_fields = fields
+
+    def get_scores(self, session: Session) -> str:
+        # Read from the list's prefetch (queries.SESSION_SCORES_PREFETCH): no query per row.
+        given = session.scores.all()
+        return score_digest((s.name, s.data_type, s.value, s.label) for s in given)
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, session: Session) -> str:
@@ -255,6 +267,36 @@ class MetricSampleSerializer(serializers.ModelSerializer[MetricSample]):
         model = MetricSample
         fields = ["id", "session_id", "name", "value", "unit", "agent_id", "attributes", "at"]
         read_only_fields = fields
+
+
+class ScoreSerializer(serializers.ModelSerializer[Score]):
+    id = serializers.CharField(source="client_id", help_text="The score's id (its client id).")
+    session_id = serializers.CharField(source="session_external_id")
+    span_id = serializers.CharField(help_text="The client's span id; blank for the session.")
+
+    class Meta:
+        model = Score
+        fields = [
+            "id",
+            "session_id",
+            "span_id",
+            "name",
+            "data_type",
+            "value",
+            "label",
+            "comment",
+            "source",
+            "author",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class ScoreWriteResultSerializer(serializers.Serializer[Any]):
+    accepted = serializers.IntegerField(help_text="New or changed scores.")
+    duplicates = serializers.IntegerField(help_text="Scores re-sent exactly as stored.")
+    scores = ScoreSerializer(many=True)
 
 
 class IngestProblemSerializer(serializers.ModelSerializer[IngestRejection]):
@@ -606,6 +648,7 @@ class TestResultSerializer(serializers.ModelSerializer[TestResult]):
             "started_at",
             "error_message",
             "metrics",
+            "scores",
             "session_ids",
             "url",
         ]

@@ -209,6 +209,7 @@ class AlertRuleSerializer(serializers.ModelSerializer[AlertRule]):
             "agent",
             "model",
             "tool",
+            "score_name",
             "window_minutes",
             "comparator",
             "threshold",

@@ -16,6 +16,7 @@ from api import (
     views_audit,
     views_compare,
     views_messages,
+    views_scores,
     views_search,
     views_testruns,
 )
@@ -47,6 +48,7 @@ urlpatterns = [
     path("agent-instances/", views_agents.AgentInstanceList.as_view(), name="agent-instance-list"),
     path("status-lines/", views.StatusLineList.as_view(), name="status-line-list"),
     path("metrics/", views.MetricList.as_view(), name="metric-list"),
+    path("scores/", views_scores.ScoreList.as_view(), name="score-list"),
     path("ingest-problems/", views.IngestProblemList.as_view(), name="ingest-problem-list"),
     path(
         "ingest-problems/<int:pk>/",

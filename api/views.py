@@ -99,7 +99,7 @@ class SessionList(ListView):
     csv_filename = "sessions.csv"
 
     def get_queryset(self) -> QuerySet[Any]:
-        return queries.sessions_for_projects(visible_projects(self.request))
+        return queries.scored_sessions_for_projects(visible_projects(self.request))
 
 
 @extend_schema(parameters=[SESSION_ID, PROJECT])

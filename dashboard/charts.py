@@ -875,6 +875,14 @@ def resource_chart(samples: pd.DataFrame) -> go.Figure:
     return series_chart(frame, "mean", y_title="mean value", hover="%{y:,.1f}")
 
 
+def score_chart(trend: pd.DataFrame) -> go.Figure:
+    """Mean score of each score name per bucket, one line each (booleans: the share of yes).
+
+    trend: analytics.scores.score_trend rows (name, bucket, mean, count)."""
+    frame = trend.rename(columns={"name": "group"})
+    return series_chart(frame, "mean", y_title="mean score", hover="%{y:,.3g}")
+
+
 STATUS_COLORS = {"open": COLORS["error"], "acknowledged": "#f59e0b", "resolved": COLORS["muted"]}
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from analytics.alerts import ALERT_METRICS, COMPARATORS
+from analytics.alerts import ALERT_METRICS, COMPARATORS, SCORE_METRICS
 from analytics.anomalies import METRICS as ANOMALY_METRICS
 from analytics.models import AlertRule, ReportSchedule
 from analytics.reports import GROUPINGS, REPORT_METRICS
@@ -32,6 +32,7 @@ class AlertRuleForm(forms.ModelForm):  # type: ignore[type-arg]
             "agent",
             "model",
             "tool",
+            "score_name",
             "window_minutes",
             "comparator",
             "threshold",
@@ -57,6 +58,8 @@ class AlertRuleForm(forms.ModelForm):  # type: ignore[type-arg]
         kind, metric = data.get("kind"), data.get("metric", "")
         if kind == AlertRule.Kind.METRIC and metric not in ALERT_METRICS:
             self.add_error("metric", "A metric rule needs one of the metrics.")
+        if metric in SCORE_METRICS and not data.get("score_name"):
+            self.add_error("score_name", "A score metric needs the name of the scores to judge.")
         if kind == AlertRule.Kind.ANOMALY and metric and metric not in ANOMALY_METRICS:
             self.add_error("metric", "An anomaly rule watches one anomaly metric, or any.")
         target = data.get("target", "")

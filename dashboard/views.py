@@ -39,6 +39,7 @@ from analytics.tasks import enqueue_session_summaries
 from api.filters import SessionFilter
 from dashboard import charts
 from dashboard.rounds import Round, rounds_with_messages
+from dashboard.views_scores import score_form_context
 from dashboard.waterfall import waterfall_rows
 from ingest import access, audit, store
 from ingest.models import AuditEntry, IngestRejection, Project, Session, TranscriptLine
@@ -438,6 +439,8 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "children": queries.child_sessions(session, limit=CHILD_LIMIT),
         "flags": queries.flags_by_session([session.pk]).get(session.pk, []),
         "session_anomalies": queries.anomalies_naming_session(session),
+        "scores": queries.scores_for_session(session),
+        "score_form": score_form_context(request.user, session),
         "stream": _stream_context(session, request, lines),
         **_rounds_context(session, trace_id, lines),
         **_waterfall_context(session, trace_id=trace_id),
@@ -527,6 +530,8 @@ def span_detail(request: HttpRequest, pk: int, span_pk: int) -> HttpResponse:
         "span": span,
         "sections": _payload_sections(payload),
         "stack_trace": payload.stack_trace if payload else "",
+        "scores": queries.scores_for_span(span),
+        "score_form": score_form_context(request.user, session),
         **_attribute_context(span, payload),
     }
     if _htmx_partial(request):

@@ -34,6 +34,7 @@ from analytics.cohorts import (
 from analytics.models import AlertRule, Anomaly
 from analytics.overview import RANGES, TimeWindow, time_window
 from analytics.reporting import make_report
+from analytics.scores import score_trend
 from analytics.trends import merge_rollups, resource_trend, trend_series
 from dashboard import charts
 from dashboard.forms_analytics import (
@@ -184,6 +185,8 @@ def trends(request: HttpRequest) -> HttpResponse:
     )
     samples = queries.metric_sample_frame(nav.project.pk, since=window.since, until=window.until)
     resources = resource_trend(samples, freq="1h" if granularity == "hour" else "1D")
+    given = queries.score_frame(nav.project.pk, since=window.since, until=window.until)
+    score_means = score_trend(given, freq="1h" if granularity == "hour" else "1D")
     csv = lambda g, k: _series_url(nav, window, granularity, g, k)  # noqa: E731
     context = {
         "nav": nav,
@@ -194,12 +197,20 @@ def trends(request: HttpRequest) -> HttpResponse:
         "granularity": granularity,
         "charts": _trend_charts(rollups, group),
         "resources": _figure(charts.resource_chart(resources)) if len(resources) else None,
+        "scores": _figure(charts.score_chart(score_means)) if len(score_means) else None,
         "csv": {
             "latency": csv(group, ",".join(TREND_GROUPS[group])),
             "model": csv("model", "llm"),
             "agent": csv("agent", ""),
             "sessions": csv("", "session"),
             "metrics": _api_url("api:metric-list", project=nav.project.slug, format="csv"),
+            "scores": _api_url(
+                "api:score-list",
+                project=nav.project.slug,
+                after=window.since.isoformat(),
+                before=window.until.isoformat(),
+                format="csv",
+            ),
         },
     }
     return render(request, "dashboard/trends.html", context)

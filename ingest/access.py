@@ -24,6 +24,7 @@ class Action(StrEnum):
     """A change a person can make; the value reads well in an error message."""
 
     SET_ANOMALY_STATUS = "change an anomaly's status"
+    SCORE_SESSIONS = "score sessions and spans"
     RESOLVE_DEAD_LETTERS = "resolve dead letters"
     REQUEUE_DEAD_LETTERS = "requeue dead letters"
     REPLAY_PROBLEM = "replay an ingest problem as it was received"
@@ -46,6 +47,7 @@ class Action(StrEnum):
 # for admins; it is the only read that needs more than membership.
 MINIMUM_ROLE: dict[Action, Role] = {
     Action.SET_ANOMALY_STATUS: Role.MEMBER,
+    Action.SCORE_SESSIONS: Role.MEMBER,
     Action.RESOLVE_DEAD_LETTERS: Role.MEMBER,
     Action.REQUEUE_DEAD_LETTERS: Role.MEMBER,
     Action.REPLAY_PROBLEM: Role.MEMBER,

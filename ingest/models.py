@@ -389,6 +389,70 @@ class MetricSample(models.Model):
         return f"{self.name}={self.value}{self.unit}"
 
 
+class Score(models.Model):
+    """A judgement of a session or one of its spans: a number, a category or yes/no, with an
+    optional comment. Sent by programs (the native `score` record, POST /api/v1/scores/, OTLP
+    evaluation events and attributes) or given by people on the session page. A score is keyed
+    by its client id: a re-sent one with the same id replaces the stored one."""
+
+    class DataType(models.TextChoices):
+        NUMERIC = "numeric"
+        CATEGORICAL = "categorical"
+        BOOLEAN = "boolean"
+
+    class Source(models.TextChoices):
+        API = "api"
+        HUMAN = "human"
+        EVAL = "eval"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="scores")
+    span_id = models.CharField(
+        max_length=128, blank=True, help_text="The client's span id; blank: the whole session."
+    )
+    client_id = models.CharField(max_length=128, help_text="The score's id, unique per project.")
+    name = models.CharField(max_length=200)
+    data_type = models.CharField(max_length=12, choices=DataType.choices)
+    value = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The number; 1 or 0 for a boolean (so a mean is the share of yes); "
+        "empty for a categorical score.",
+    )
+    label = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The category (categorical), true/false (boolean), or a numeric score's label.",
+    )
+    comment = models.TextField(blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.API)
+    author = models.CharField(
+        max_length=200, blank=True, help_text="Who scored: a user name, a key label, an evaluator."
+    )
+    created_at = models.DateTimeField(help_text="When the score was given.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "client_id"], name="score_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "name", "created_at"]),
+            models.Index(fields=["session", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.shown_value}"
+
+    @property
+    def shown_value(self) -> str:
+        """The value as people read it: the number, the category, or true/false."""
+        if self.data_type == self.DataType.NUMERIC and self.value is not None:
+            number = f"{self.value:g}"
+            return f"{number} ({self.label})" if self.label else number
+        return self.label
+
+
 class TraceLink(models.Model):
     """An OTLP trace that belongs to a named session (one round of a multi-trace conversation).
 
@@ -558,6 +622,12 @@ class TestResult(models.Model):
     )
     session_ids = models.JSONField(
         default=list, blank=True, help_text="Client ids of the agent sessions the test produced."
+    )
+    scores = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The test's judgements of the answer: [{name, data_type, value, label, "
+        "comment}], also stored as scores of the sessions it produced.",
     )
 
     class Meta:
@@ -839,6 +909,7 @@ class AuditEntry(models.Model):
         DEAD_LETTER_RESOLVE = "dead_letter.resolve", "resolved dead letters"
         ANOMALY_STATUS = "anomaly.status", "changed an anomaly's status"
         PROBLEM_REPLAY = "ingest_problem.replay", "replayed an ingest problem"
+        SCORE_SAVE = "score.save", "scored a session or span"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="audit_entries")
     at = models.DateTimeField(default=timezone.now)

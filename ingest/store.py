@@ -6,6 +6,7 @@ set-based: a batch costs a fixed number of queries whatever its size.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import OrderedDict
@@ -39,6 +40,7 @@ from ingest.formats.records import (
     MetricRecord,
     Record,
     RecordError,
+    ScoreRecord,
     SessionRecord,
     SpanRecord,
     StepRecord,
@@ -59,6 +61,7 @@ from ingest.models import (
     ModelPrice,
     Project,
     ReceivedRecord,
+    Score,
     Session,
     Span,
     SpanPayload,
@@ -455,6 +458,9 @@ def _save_batch(
     by_type = _group_by_type(fresh)
     test_records = by_type.pop(TestRunRecord, []) + by_type.pop(TestResultRecord, [])
     result.test_run_pks = _save_test_records(project, test_records)
+    test_scores = _test_result_scores(test_records)
+    if test_scores:
+        by_type.setdefault(ScoreRecord, []).extend(test_scores)
     links = _batch_links(project, by_type.pop(TraceLinkRecord, []), by_type.get(AgentRecord, []))
     by_type = _follow_trace_links(project, by_type, links)
     session_records = [r for g in by_type.values() for r in g]
@@ -468,6 +474,8 @@ def _save_batch(
     walk = _relink_span_agents(sessions, by_type.get(SpanRecord, []), by_type.get(AgentRecord, []))
     _insert_transcript(project, sessions, by_type.get(TranscriptRecord, []))
     _insert_metrics(project, sessions, by_type.get(MetricRecord, []))
+    unchanged = _upsert_scores(project, sessions, by_type.get(ScoreRecord, []))
+    _mark_unchanged_scores(records, unchanged, result)
     _upsert_messages(project, sessions, by_type.get(AgentMessageRecord, []) + walk.messages)
     flows = by_type.get(WorkflowRecord, []) + by_type.get(StepRecord, [])
     # Workflows are claimed outside the transaction by whichever batch came first, so even in
@@ -521,10 +529,19 @@ def _claim_request(
 def _claim_record_ids(
     project: Project, records: list[tuple[int, Record]], result: SaveResult
 ) -> list[Record]:
-    """Enter new ids in the ledger; records whose id was already there are duplicates."""
-    claimed = _insert_ledger_ids(project, [record.record_id for _, record in records])
+    """Enter new ids in the ledger; records whose id was already there are duplicates.
+
+    Scores stay out of it: a score's id is its key, and a re-sent score with a changed value
+    must update it, not be dropped as a duplicate (_upsert_scores tells the two apart)."""
+    claimed = _insert_ledger_ids(
+        project, [r.record_id for _, r in records if not isinstance(r, ScoreRecord)]
+    )
     fresh: list[Record] = []
     for index, record in records:
+        if isinstance(record, ScoreRecord):
+            result.statuses[index] = "accepted"
+            fresh.append(record)
+            continue
         if record.record_id not in claimed:
             result.statuses[index] = "duplicate"
             continue
@@ -1641,6 +1658,121 @@ def _insert_metrics(
     )
 
 
+# --- Scores -------------------------------------------------------------------------------
+
+SCORE_FIELDS = (
+    "session_id",
+    "span_id",
+    "name",
+    "data_type",
+    "value",
+    "label",
+    "comment",
+    "source",
+    "author",
+    "created_at",
+)
+
+
+def _upsert_scores(
+    project: Project, sessions: dict[str, Session], records: list[ScoreRecord]
+) -> set[str]:
+    """Create or replace scores by (project, client id), the last record of an id in the batch
+    winning; a record without a time keeps the stored one (else: now). Returns the ids whose
+    stored score the batch left as it was (a plain re-send). Two queries and the writes."""
+    if not records:
+        return set()
+    latest = {record.record_id: record for record in records}
+    stored = {
+        score.client_id: score
+        for score in Score.objects.filter(project=project, client_id__in=list(latest))
+    }
+    now = timezone.now()
+    new, changed, unchanged = [], [], set()
+    for client_id, record in latest.items():
+        score = stored.get(client_id) or Score(project=project, client_id=client_id)
+        before = _score_snapshot(score)
+        _apply_score(score, record, sessions[record.session_id].pk, now)
+        if score.pk is None:
+            new.append(score)
+        elif _score_snapshot(score) != before:
+            changed.append(score)
+        else:
+            unchanged.add(client_id)
+    Score.objects.bulk_create(new, batch_size=2000)
+    if changed:
+        Score.objects.bulk_update(changed, [*SCORE_FIELDS, "updated_at"], batch_size=2000)
+    return unchanged
+
+
+def _score_snapshot(score: Score) -> tuple[Any, ...]:
+    return tuple(getattr(score, name) for name in SCORE_FIELDS)
+
+
+def _apply_score(score: Score, record: ScoreRecord, session_pk: int, now: datetime) -> None:
+    score.session_id = session_pk
+    score.span_id = record.span_id
+    score.name = record.name
+    score.data_type = record.data_type
+    score.value = record.value
+    score.label = record.label
+    score.comment = record.comment
+    score.source = record.source
+    score.author = record.author
+    score.created_at = record.at or score.created_at or now
+    score.updated_at = now
+
+
+def _mark_unchanged_scores(
+    records: list[tuple[int, Record]], unchanged: set[str], result: SaveResult
+) -> None:
+    """A score re-sent as it is stored is reported as a duplicate, like a repeated record."""
+    if not unchanged:
+        return
+    for index, record in records:
+        if isinstance(record, ScoreRecord) and record.record_id in unchanged:
+            result.statuses[index] = "duplicate"
+
+
+def _test_result_scores(records: list[TestRecord]) -> list[ScoreRecord]:
+    """A test result's scores, one copy for each session it links, keyed by run, test, name and
+    session: a re-run test that scores again replaces its scores."""
+    found = []
+    for record in records:
+        if not isinstance(record, TestResultRecord) or not record.scores:
+            continue
+        for session_id in record.session_ids:
+            for score in record.scores:
+                key = f"test:{record.run_id}:{record.test_id}:{score.name}:{session_id}"
+                if len(key) > 128:
+                    key = "test:" + hashlib.sha256(key.encode()).hexdigest()
+                found.append(
+                    replace(score, record_id=key, session_id=session_id, author=record.test_id)
+                )
+    return found
+
+
+def save_human_score(
+    session: Session, *, span_id: str, record: ScoreRecord, author: str
+) -> tuple[Score, Score | None]:
+    """Store a person's score from the page: one per person, name and span of a session, so
+    scoring again changes their score. Returns the score and a copy of what it was before
+    (None: new), for the audit entry. Call inside the request's transaction."""
+    key = f"human:{session.pk}:{span_id}:{record.name}:{author}"
+    if len(key) > 128:
+        key = "human:" + hashlib.sha256(key.encode()).hexdigest()
+    stored = Score.objects.filter(project_id=session.project_id, client_id=key).first()
+    before = None
+    if stored is not None:
+        before = Score(**{name: getattr(stored, name) for name in SCORE_FIELDS})
+    human = replace(
+        record, record_id=key, session_id=session.external_id, span_id=span_id, source="human"
+    )
+    human = replace(human, author=author)
+    _upsert_scores(session.project, {session.external_id: session}, [human])
+    return Score.objects.get(project_id=session.project_id, client_id=key), before
+
+
 # --- Test runs and results (records test_run.start / test_run.end / test_result, JUnit XML) ----
 
 TestRecord = TestRunRecord | TestResultRecord
@@ -1666,6 +1798,7 @@ TEST_RESULT_FIELDS = (
     "error_trace",
     "metrics",
     "session_ids",
+    "scores",
 )
 
 
@@ -1704,7 +1837,18 @@ def _result_row(project: Project, run: TestRun, record: TestResultRecord) -> Tes
         error_trace=record.error_trace,
         metrics=record.metrics,
         session_ids=list(record.session_ids),
+        scores=[_score_json(score) for score in record.scores],
     )
+
+
+def _score_json(score: ScoreRecord) -> dict[str, Any]:
+    return {
+        "name": score.name,
+        "data_type": score.data_type,
+        "value": score.value,
+        "label": score.label,
+        "comment": score.comment,
+    }
 
 
 def _upsert_test_runs(project: Project, records: list[TestRecord]) -> dict[str, TestRun]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from ingest.formats import scores
 from ingest.formats.records import (
     AgentMessageRecord,
     AgentRecord,
@@ -23,6 +24,7 @@ from ingest.formats.records import (
     ParseResult,
     Record,
     RecordError,
+    ScoreRecord,
     SessionRecord,
     SpanRecord,
     StepRecord,
@@ -499,7 +501,41 @@ def _test_result(reader: _Reader) -> TestResultRecord:
         error_trace=reader.text("error_trace") or "",
         metrics=_test_metrics(reader),
         session_ids=_session_ids(reader),
+        scores=_test_scores(reader),
     )
+
+
+MAX_TEST_SCORES = 50
+
+
+def _test_scores(reader: _Reader) -> tuple[ScoreRecord, ...]:
+    """`scores`: {name: value} or a list of {name, value, data_type, label, comment}."""
+    raw = reader.raw.get("scores")
+    if raw is None:
+        return ()
+    if isinstance(raw, dict):
+        raw = [{"name": name, "value": value} for name, value in raw.items()]
+    if not isinstance(raw, list):
+        raise reader.fail("scores", "must be an object of name: value or a list of scores")
+    if len(raw) > MAX_TEST_SCORES:
+        raise reader.fail("scores", f"holds {len(raw)} scores; the limit is {MAX_TEST_SCORES}")
+    found = []
+    for n, item in enumerate(raw):
+        sub = _Reader(item, f"{reader.path}.scores[{n}]", reader.max_chars)
+        value = _score_value(sub)
+        found.append(
+            ScoreRecord(
+                record_id="",
+                session_id="",
+                name=sub.text("name", required=True, limit=scores.MAX_SCORE_NAME_CHARS) or "",
+                data_type=value.data_type,
+                value=value.value,
+                label=value.label,
+                comment=sub.text("comment", limit=scores.MAX_COMMENT_CHARS) or "",
+                source="eval",
+            )
+        )
+    return tuple(found)
 
 
 def _test_metrics(reader: _Reader) -> dict[str, float]:
@@ -528,6 +564,41 @@ def _session_ids(reader: _Reader) -> tuple[str, ...]:
     if any(len(v) > MAX_ID_CHARS for v in value):
         raise reader.fail("session_ids", f"each id is limited to {MAX_ID_CHARS} characters")
     return tuple(dict.fromkeys(value))
+
+
+def _score(reader: _Reader) -> ScoreRecord:
+    record_id, session_id = _common(reader)
+    value = _score_value(reader)
+    return ScoreRecord(
+        record_id=record_id,
+        session_id=session_id,
+        span_id=reader.ident("span_id", required=False) or "",
+        name=reader.text("name", required=True, limit=scores.MAX_SCORE_NAME_CHARS) or "",
+        data_type=value.data_type,
+        value=value.value,
+        label=value.label,
+        comment=reader.text("comment", limit=scores.MAX_COMMENT_CHARS) or "",
+        source=reader.choice("source", scores.SOURCES, default="api"),
+        author=reader.text("author", limit=scores.MAX_AUTHOR_CHARS) or "",
+        at=reader.when("at"),
+    )
+
+
+def _score_value(reader: _Reader) -> scores.ScoreValue:
+    data_type = reader.text("data_type", limit=20)
+    if data_type is not None and data_type.lower() not in scores.DATA_TYPES:
+        raise reader.fail(
+            "data_type", f"must be one of {', '.join(scores.DATA_TYPES)}, got {data_type!r}"
+        )
+    label = reader.text("label", limit=scores.MAX_LABEL_CHARS)
+    try:
+        return scores.score_value(
+            reader.raw.get("value"),
+            data_type=data_type.lower() if data_type else None,
+            label=label,
+        )
+    except scores.ScoreValueError as exc:
+        raise reader.fail("value", str(exc).removeprefix("value ")) from None
 
 
 # --- Multi-agent: messages between agents, workflows and steps ------------------------------
@@ -659,4 +730,5 @@ _PARSERS: dict[str, Callable[[_Reader], Record]] = {
     "test_run.start": lambda reader: _test_run(reader, "start"),
     "test_run.end": lambda reader: _test_run(reader, "end"),
     "test_result": _test_result,
+    "score": _score,
 }

@@ -28,6 +28,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from ingest.formats import scores
 from ingest.formats.otlp_flows import flow_records
 from ingest.formats.records import (
     AgentRecord,
@@ -36,6 +37,7 @@ from ingest.formats.records import (
     ParseResult,
     Record,
     RecordError,
+    ScoreRecord,
     SessionRecord,
     SpanRecord,
     TraceLinkRecord,
@@ -841,7 +843,74 @@ def map_spans(
     names = tuple(dict.fromkeys((*session_attributes, *DEFAULT_SESSION_ATTRIBUTES)))
     records.extend(_trace_records(spans, meanings, names))
     records.extend(flow_records(spans, meanings, agents, rules=message_rules))
+    records.extend(_evaluation_records(spans))
     return records
+
+
+def _evaluation_records(spans: list[WireSpan]) -> list[tuple[int, Record]]:
+    """The scores the spans state (_evaluation_scores), by span index."""
+    found: list[tuple[int, Record]] = []
+    name_key, kind_key = scores.EVALUATION_NAME, scores.OPENINFERENCE_KIND
+    for span in spans:
+        # Nearly every span has no evaluation: decide that in the loop, without a call.
+        if span.events or name_key in span.attributes or kind_key in span.attributes:
+            found.extend((span.index, score) for score in _evaluation_scores(span))
+    return found
+
+
+def _evaluation_scores(span: WireSpan) -> list[ScoreRecord]:
+    """The scores a span states: its `gen_ai.evaluation.result` events (of the span itself),
+    and, for a span that is itself an evaluation (GenAI evaluation attributes, an OpenInference
+    EVALUATOR), a score of the span it evaluates, its parent (the session when it has none).
+    Keyed by trace, span and evaluation name, so a re-sent span changes its scores in place."""
+    attributes = span.attributes
+    is_evaluation = scores.EVALUATION_NAME in attributes or scores.OPENINFERENCE_KIND in attributes
+    judged = [e for e in span.events if e.name == scores.EVALUATION_EVENT] if span.events else ()
+    if not judged and not is_evaluation:
+        return []  # nearly every span: two lookups, and no records
+    found: list[ScoreRecord] = []
+    names: dict[str, int] = {}
+    author = str(span.resource.get("service.name") or span.scope_name or "")
+    for event in judged:
+        evaluation = scores.evaluation(event.attributes)
+        if evaluation is not None:
+            at = _at(event.time_ns or span.end_ns or span.start_ns)
+            key = _score_key(span.trace_id, span.span_id, evaluation.name, names)
+            found.append(_eval_record(evaluation, key, span, span.span_id, at, author))
+    evaluation = None
+    if is_evaluation:
+        evaluation = scores.evaluation(attributes) or scores.openinference_evaluation(
+            attributes, span.name
+        )
+    if evaluation is not None:
+        key = _score_key(span.trace_id, span.span_id, evaluation.name, names)
+        at = _at(span.end_ns or span.start_ns)
+        found.append(_eval_record(evaluation, key, span, span.parent_span_id, at, author))
+    return found
+
+
+def _score_key(trace_id: str, span_id: str, name: str, seen: dict[str, int]) -> str:
+    seen[name] = seen.get(name, 0) + 1
+    key = f"otlp-eval:{trace_id}:{span_id}:{name}" + (f"#{seen[name]}" if seen[name] > 1 else "")
+    return key if len(key) <= 128 else f"otlp-eval:{_digest(key)}"
+
+
+def _eval_record(
+    evaluation: scores.Evaluation,
+    key: str,
+    span: WireSpan,
+    judged_span_id: str,
+    at: datetime,
+    author: str,
+) -> ScoreRecord:
+    return scores.evaluation_record(
+        evaluation,
+        record_id=key,
+        session_id=span.trace_id,
+        span_id=judged_span_id,
+        at=at,
+        author=author,
+    )
 
 
 def _tool_calls_by_parent(
@@ -1452,7 +1521,9 @@ def map_logs(
     return ParseResult(records=records, errors=errors)
 
 
-def _log_record(log: WireLog, names: tuple[str, ...]) -> TranscriptRecord | RecordError:
+def _log_record(
+    log: WireLog, names: tuple[str, ...]
+) -> TranscriptRecord | ScoreRecord | RecordError:
     session_id = session_value((log.attributes, log.resource), names) or log.trace_id
     raw = _wire_log_raw(log)
     if not session_id:
@@ -1464,6 +1535,18 @@ def _log_record(log: WireLog, names: tuple[str, ...]) -> TranscriptRecord | Reco
         return _log_error(
             log.index, f"{log.path}.timeUnixNano", "log record has no usable time", raw
         )
+    if scores.EVALUATION_EVENT in (log.event_name, log.attributes.get("event.name")):
+        evaluation = scores.evaluation(log.attributes)
+        if evaluation is not None:
+            # The event, sent as a log record: it judges the span of its span context.
+            return scores.evaluation_record(
+                evaluation,
+                record_id=_score_key(session_id, log.span_id, evaluation.name, {}),
+                session_id=session_id,
+                span_id=log.span_id,
+                at=_at(nanos),
+                author=str(log.resource.get("service.name") or ""),
+            )
     return TranscriptRecord(
         record_id=f"otlp-log:{log.digest}",
         session_id=session_id,

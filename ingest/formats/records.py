@@ -144,6 +144,25 @@ class MetricRecord:
 
 
 @dataclass(slots=True)
+class ScoreRecord:
+    """score: a judgement of a session or a span. Keyed by record_id (the score's client id):
+    a later record with the same id replaces the stored score, an identical one changes nothing.
+    None for `at`: when it was stored."""
+
+    record_id: str
+    session_id: str
+    name: str
+    data_type: str  # numeric | categorical | boolean
+    value: float | None = None  # the number; 1.0 / 0.0 for a boolean
+    label: str = ""  # the category, "true"/"false", or a numeric score's label
+    span_id: str = ""
+    comment: str = ""
+    source: str = "api"  # api | human | eval
+    author: str = ""
+    at: datetime | None = None
+
+
+@dataclass(slots=True)
 class TestRunRecord:
     """test_run.start / test_run.end. None means "not said by this record"."""
 
@@ -181,6 +200,9 @@ class TestResultRecord:
     error_trace: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     session_ids: tuple[str, ...] = ()
+    # Judgements of the agent's answer (source eval, author the test id). Their record and
+    # session ids are blank: the store gives each linked session its copy.
+    scores: tuple[ScoreRecord, ...] = ()
 
 
 @dataclass(slots=True)
@@ -255,6 +277,7 @@ Record = (
     | StepRecord
     | TestRunRecord
     | TestResultRecord
+    | ScoreRecord
 )
 
 

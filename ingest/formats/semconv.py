@@ -197,6 +197,15 @@ KNOWN_KEYS = frozenset(
         "gen_ai.conversation.id",
         # Messaging conventions: they become messages between agents (otlp_flows.py).
         *MESSAGING_KEYS,
+        # Evaluation results: they become scores (formats/scores.py).
+        "gen_ai.evaluation.name",
+        "gen_ai.evaluation.score.value",
+        "gen_ai.evaluation.score.label",
+        "gen_ai.evaluation.explanation",
+        "eval.name",
+        "eval.score",
+        "eval.label",
+        "eval.explanation",
     )
 )
 

@@ -408,6 +408,40 @@ class Client:
         )
         self._enqueue(encode_record(record))
 
+    def score(
+        self,
+        session_id: str,
+        name: str,
+        value: records.ScoreValue,
+        *,
+        span_id: str = "",
+        comment: str = "",
+        source: str = "api",
+        author: str = "",
+        data_type: str = "",
+        label: str = "",
+        at: Timestamp = None,
+        score_id: str | None = None,
+    ) -> str:
+        """Score a session, or one of its spans with `span_id`: a number, a category (a string)
+        or yes/no (a bool), with an optional comment. Returns the score's id; scoring again with
+        `score_id=` that id changes the score instead of adding one."""
+        record = records.score_record(
+            session_id,
+            name,
+            value,
+            span_id=span_id,
+            comment=comment,
+            source=source,
+            author=author,
+            data_type=data_type,
+            label=label,
+            at=at,
+            score_id=score_id,
+        )
+        self._enqueue(encode_record(record))
+        return str(record["id"])
+
     # Messages between agents, workflows, requeued dead letters
 
     def track_message(

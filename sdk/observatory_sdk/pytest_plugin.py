@@ -8,7 +8,8 @@ A test's tier comes from its marker, else from the first matching `observatory_t
 (`path/prefix/ = tier`, relative to the rootdir), else from `--observatory-tier`. Sessions the
 test starts with Client.start_session(), ids given to `observatory_sdk.testing.link_session()` and
 `record_property("session_id", ...)` are linked to its result; other numeric properties
-(`record_property("tokens", 812)`) become its metrics.
+(`record_property("tokens", 812)`) become its metrics. Scores of the agent's answer come from
+`observatory_sdk.testing.score("judge", 0.8)` and `record_property("score.judge", 0.8)`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from observatory_sdk.client import DEFAULT_BASE_URL, Client
 TIERS = ("unit", "integration", "scenario", "chaos")
 ENABLE_ENV = "OBSERVATORY_TEST_REPORT"
 SESSION_PROPERTIES = ("session_id", "observatory.session_id")
+SCORE_PROPERTY_PREFIX = "score."
 COMMIT_ENVS = ("OBSERVATORY_COMMIT", "GITHUB_SHA", "CI_COMMIT_SHA", "GIT_COMMIT")
 BRANCH_ENVS = (
     "OBSERVATORY_BRANCH",
@@ -167,6 +169,7 @@ class Reporter:
 
     def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
         linked = testing.end_test()
+        scores = testing.take_scores()
         test = self.tests.pop(nodeid, None)
         if test is None:
             return
@@ -184,6 +187,7 @@ class Reporter:
                 error_trace=test.trace,
                 metrics=dict(_numeric(test.properties)),
                 session_ids=list(dict.fromkeys([*linked, *sessions])),
+                scores=[*scores, *_property_scores(test.properties)],
             )
         )
         self.result_count += 1
@@ -235,9 +239,19 @@ def _message(report: pytest.TestReport) -> str:
     return lines[-1] if lines else ""
 
 
+def _property_scores(properties: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"name": name.removeprefix(SCORE_PROPERTY_PREFIX), "value": value}
+        for name, value in properties
+        if name.startswith(SCORE_PROPERTY_PREFIX) and isinstance(value, int | float | str)
+    ]
+
+
 def _numeric(properties: list[tuple[str, Any]]) -> Iterator[tuple[str, float]]:
     for name, value in properties:
         if name in SESSION_PROPERTIES or name == "tier" or isinstance(value, bool):
+            continue
+        if name.startswith(SCORE_PROPERTY_PREFIX):
             continue
         if isinstance(value, int | float):
             yield str(name), float(value)

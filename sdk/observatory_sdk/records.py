@@ -295,6 +295,52 @@ def metric_record(
     )
 
 
+SCORE_SOURCES = ("api", "human", "eval")
+SCORE_DATA_TYPES = ("numeric", "categorical", "boolean")
+ScoreValue = float | int | bool | str
+
+
+def score_record(
+    session_id: str,
+    name: str,
+    value: ScoreValue,
+    *,
+    span_id: str = "",
+    comment: str = "",
+    source: str = "api",
+    author: str = "",
+    data_type: str = "",
+    label: str = "",
+    at: Timestamp = None,
+    score_id: str | None = None,
+) -> Record:
+    """A score of a session (or of one of its spans): a number, a category (a string) or a
+    yes/no (a bool). Its id is the score's: send the same `score_id` again to change it."""
+    if not name:
+        raise ValueError("a score needs a name")
+    return _record(
+        "score",
+        score_id,
+        session_id,
+        name=name,
+        value=value,
+        span_id=span_id,
+        comment=comment,
+        source=_checked(source, SCORE_SOURCES, "source"),
+        author=author,
+        data_type=_checked(data_type, SCORE_DATA_TYPES, "data_type") if data_type else "",
+        label=label,
+        at=wire_timestamp(at),
+    )
+
+
+def result_scores(scores: Mapping[str, ScoreValue] | Sequence[Mapping[str, Any]]) -> list[Any]:
+    """A test result's `scores`: {name: value}, or a list of {name, value, comment, ...}."""
+    if isinstance(scores, Mapping):
+        return [{"name": str(name), "value": value} for name, value in scores.items()]
+    return [dict(score) for score in scores]
+
+
 TEST_OUTCOMES = ("pass", "fail", "error", "skip", "xfail")
 
 
@@ -360,10 +406,11 @@ def test_result_record(
     error_trace: str = "",
     metrics: Mapping[str, float] | None = None,
     session_ids: Sequence[str] = (),
+    scores: Mapping[str, ScoreValue] | Sequence[Mapping[str, Any]] = (),
     record_id: str | None = None,
 ) -> Record:
     """A test_result record. Raises ValueError for an outcome other than pass, fail, error, skip
-    or xfail."""
+    or xfail. `scores` judge the agent's answer; they also become scores of `session_ids`."""
     return _record(
         "test_result",
         record_id,
@@ -379,6 +426,7 @@ def test_result_record(
         error_trace=error_trace,
         metrics=_copied(metrics) or None,
         session_ids=list(session_ids) or None,
+        scores=result_scores(scores) or None,
     )
 
 

@@ -81,6 +81,7 @@ def test_it_lists_sessions_newest_first_with_their_summary(client: APIClient) ->
         "has_errors": True,
         "agent_names": ["critic", "planner"],
         "models_used": ["gpt-4o"],
+        "scores": "",
         "url": f"http://testserver/sessions/{session.pk}/",
     }
 
@@ -135,8 +136,8 @@ def test_detail_costs_the_same_queries_for_two_rounds_or_ten(
         traces = [f"{count:02d}{i:030x}" for i in range(count)]
         make_session(project, external_id=f"rounds-{count}", spans=count, trace_ids=traces)
         url = reverse("api:session-detail", args=[f"rounds-{count}"])
-        # The key lookup, the session, its trace links, the rounds' span counts.
-        with django_assert_num_queries(4):
+        # The key lookup, the session, its trace links, the rounds' span counts, its scores.
+        with django_assert_num_queries(5):
             assert len(client.get(url).json()["rounds"]) == count
 
 
@@ -265,8 +266,8 @@ def test_the_list_costs_the_same_queries_for_three_rows_or_thirty(
     for count in (3, 30):
         for _ in range(count - Session.objects.count()):
             make_session(project, tags=["demo"], agents=("planner", "critic"))
-        # The key lookup, then the page.
-        with django_assert_num_queries(2):
+        # The key lookup, the page, the page's scores.
+        with django_assert_num_queries(3):
             assert len(ids(client.get(SESSIONS, params))) == count
 
 

@@ -26,6 +26,7 @@ from ingest.models import (
     MessageMappingRule,
     ModelPrice,
     Project,
+    Score,
 )
 from tests.builders import (
     make_alert_rule,
@@ -285,6 +286,28 @@ WRITE_PATHS: dict[str, WritePath] = {
         lambda c, t: c.post("/settings/channels/?project=roles", {"form": "rotate-secret"}),
         lambda t: _project(t).requeue_webhook_secret != t["webhook_secret"],
     ),
+    "page: thumbs a session down": WritePath(
+        Action.SCORE_SESSIONS,
+        lambda c, t: c.post(f"/sessions/{t['session'].pk}/scores/", {"thumb": "down"}),
+        lambda t: Score.objects.filter(session=t["session"], label="false").exists(),
+    ),
+    "page: score a span": WritePath(
+        Action.SCORE_SESSIONS,
+        lambda c, t: c.post(
+            f"/sessions/{t['session'].pk}/scores/",
+            {"span": t["session"].spans.first().pk, "name": "rating", "value": "4"},
+        ),
+        lambda t: Score.objects.filter(session=t["session"], value=4).exclude(span_id="").exists(),
+    ),
+    "api: post a score": WritePath(
+        Action.SCORE_SESSIONS,
+        lambda c, t: _api(
+            c,
+            "/api/v1/scores/?project=roles",
+            {"session_id": t["session"].external_id, "name": "judge", "value": 0.5},
+        ),
+        lambda t: Score.objects.filter(session=t["session"], name="judge").exists(),
+    ),
 }
 
 
@@ -296,6 +319,7 @@ def things(db: None) -> dict[str, Any]:
     bystander, other_admin = _person("bystander"), _person("other-admin")
     return {
         "project": project,
+        "session": session,
         "anomaly": make_anomaly(project),
         "dead": make_message(session, status="dead_lettered"),
         "rejection": rejection,

@@ -478,3 +478,38 @@ def test_a_gzip_body_from_a_plain_client_is_accepted(server: Server) -> None:
         ExportTraceServiceResponse.FromString(response.content).partial_success.rejected_spans == 0
     )
     assert SpanRow.objects.filter(trace_id=trace_id).count() == 4
+
+
+def test_an_evaluation_event_from_the_sdk_reads_back_as_a_score_of_the_llm_call(
+    server: Server, providers: list[Any]
+) -> None:
+    """The GenAI `gen_ai.evaluation.result` event, added to the judged span as the conventions
+    ask, becomes an `eval` score of that span in the span's session."""
+    provider = server.tracer_provider("support-bot")
+    providers.append(provider)
+    tracer = provider.get_tracer("support-bot", "1.0.0")
+    with (
+        tracer.start_as_current_span("support-chat"),
+        tracer.start_as_current_span(
+            "chat gpt-4o-mini", attributes=llm_attributes("Refund?", "Sure, full refund.")
+        ) as llm,
+    ):
+        llm.add_event(
+            "gen_ai.evaluation.result",
+            {
+                "gen_ai.evaluation.name": "policy_compliance",
+                "gen_ai.evaluation.score.value": 0.0,
+                "gen_ai.evaluation.score.label": "violates",
+                "gen_ai.evaluation.explanation": "promised a refund outside the policy",
+            },
+        )
+    flush(provider)
+
+    trace_id = format(llm.get_span_context().trace_id, "032x")
+    (score,) = server.rows(f"scores/?session={trace_id}")
+    assert score["span_id"] == format(llm.get_span_context().span_id, "016x")
+    assert (score["name"], score["value"], score["label"]) == ("policy_compliance", 0.0, "violates")
+    assert (score["source"], score["author"]) == ("eval", "support-bot")
+    assert score["comment"] == "promised a refund outside the policy"
+    low = server.rows("sessions/?score=policy_compliance:lt:0.5")
+    assert [s["id"] for s in low] == [trace_id]

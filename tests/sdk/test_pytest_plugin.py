@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ingest.models import Session, TestResult, TestRun
+from ingest.models import Score, Session, TestResult, TestRun
 from tests.sample_suite import SAMPLE_OUTCOMES, SAMPLE_TEST_COUNT, run_sample_suite
 
 
@@ -84,6 +84,16 @@ def test_a_run_of_the_sample_suite_is_reported_with_tiers_outcomes_and_sessions(
     scenario = results["test_red_team_round_ends_with_a_verdict"]
     assert scenario.session_ids == ["sample-scenario-session"]
     assert Session.objects.filter(project=project, external_id="sample-scenario-session").exists()
+    assert [(s["name"], s["value"]) for s in scenario.scores] == [
+        ("verdict_correct", 1.0),
+        ("judge", 0.75),
+    ]
+    assert scenario.metrics == {}  # a score.* property is a score, not a metric
+    on_session = Score.objects.filter(session__external_id="sample-scenario-session")
+    assert sorted((s.name, s.shown_value, s.source) for s in on_session) == [
+        ("judge", "0.75", "eval"),
+        ("verdict_correct", "true", "eval"),
+    ]
 
 
 @pytest.mark.parametrize("value", ["1", "true"])

@@ -42,7 +42,7 @@ def test_it_sends_every_session_through_the_ingest_api(fake_ingest: FakeIngest) 
     types = Counter(record["type"] for record in records)
     assert types["session.start"] == 20
     assert 0 < types["session.end"] < 20  # A few are left running.
-    assert {"agent.created", "event", "status", "message", "metric"} <= set(types)
+    assert {"agent.created", "event", "status", "message", "metric", "score"} <= set(types)
     assert f"Seeded 20 sessions: {len(records)} records sent" in output
     assert "0 rejected, 0 failed batches" in output
 

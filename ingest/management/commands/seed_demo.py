@@ -25,6 +25,7 @@ from observatory_sdk.records import (
     message_record,
     metric_record,
     new_id,
+    score_record,
     session_end_record,
     session_start_record,
     status_record,
@@ -406,6 +407,20 @@ class ArenaSession:
             agent_id="judge",
             status="ok",
             returns={"score": round(score, 2)},
+        )
+        # The judge's verdict as a score of its action: the arena's "judge" trend and filter.
+        self.records.append(
+            score_record(
+                self.plan.session_id,
+                "judge",
+                round(score, 2),
+                span_id=action_id,
+                source="eval",
+                author=f"judge ({self.models['judge']})",
+                comment=verdict,
+                at=self.clock,
+                score_id=f"{self.plan.session_id}-judge-{number}",
+            )
         )
         if breaches and not self.failure:
             self.failure = f"Target breached by {breaches[0]} in round {number}"
