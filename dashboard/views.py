@@ -40,7 +40,7 @@ from api.filters import SessionFilter
 from dashboard import charts
 from dashboard.rounds import Round, rounds_with_messages
 from dashboard.waterfall import waterfall_rows
-from ingest import access, audit, store
+from ingest import access, audit, deletion, store
 from ingest.models import AuditEntry, IngestRejection, Project, Session, TranscriptLine
 
 PROJECT_SESSION_KEY = "dashboard_project"
@@ -441,8 +441,32 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "stream": _stream_context(session, request, lines),
         **_rounds_context(session, trace_id, lines),
         **_waterfall_context(session, trace_id=trace_id),
+        **_lifecycle_context(request, session),
     }
     return render(request, "dashboard/session_detail.html", context)
+
+
+def _lifecycle_context(request: HttpRequest, session: Session) -> dict[str, Any]:
+    """Whether the user may delete the session, and whether retention removed its raw data."""
+    role = access.roles_of(request.user, [session.project_id]).get(session.project_id)
+    removed_before = session.project.raw_removed_before
+    started = session.started_at
+    return {
+        "may_delete": access.may(role, access.Action.DELETE_SESSION),
+        "raw_retention_days": deletion.retention_of(session.project).raw_days,
+        "is_raw_removed": bool(removed_before and started and started < removed_before),
+    }
+
+
+@login_required
+@require_POST
+def session_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete the session and everything under it (admins; audited)."""
+    session = _session_or_404(request, pk)
+    access.require(request.user, session.project_id, access.Action.DELETE_SESSION)
+    deletion.delete_session(request, session)
+    messages.success(request, f"Session “{session}” and everything under it were deleted.")
+    return redirect(f"{reverse('dashboard:session-list')}?project={session.project.slug}")
 
 
 @login_required

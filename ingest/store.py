@@ -70,6 +70,7 @@ from ingest.models import (
     Workflow,
 )
 from ingest.pricing import Price, default_prices, llm_cost, price_for
+from ingest.redaction import CustomPattern, Redactor, redact_records, redactor_for
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=Model)
@@ -171,6 +172,12 @@ def save_records(
     transaction fail on a unique constraint; it is then retried once it can see that row.
     """
     errors = list(errors)
+    redactor = project_redactor(project)
+    if redactor is not None:
+        # The one point every wire format passes: nothing agent-written is stored unredacted,
+        # not even a refused record's raw text.
+        records = redact_records(records, redactor)
+        errors = [replace(e, raw=redactor.value(e.raw)[0]) for e in errors]
     claimed = _claim_shared_rows(project, records)
     for attempt in range(3):
         try:
@@ -182,6 +189,14 @@ def save_records(
                 raise
             logger.info("ingest: concurrent write on the same rows, retrying batch")
     raise AssertionError("unreachable")
+
+
+def project_redactor(project: Project) -> Redactor | None:
+    """The project's PII redactor (ingest/redaction.py), or None when redaction is off."""
+    if not project.is_redaction_enabled:
+        return None
+    custom = tuple(CustomPattern(p["name"], p["pattern"]) for p in project.redaction_patterns)
+    return redactor_for(tuple(project.redaction_detectors), custom)
 
 
 # Errors that say the database cannot be used right now (the caller answers 503), as opposed to
