@@ -140,11 +140,12 @@ def request_erasure(project: Project, kind: str, value: str, *, actor: str) -> E
     )
 
 
-def run_erasure(request_pk: int, *, request: Any = None) -> ErasureRequest | None:
-    """Delete every session the erasure request names, then mark it done, clear its value (only
-    the digest stays) and write the audit entry (by `request`'s user when run inline, else as
-    the requester in the background). Idempotent: only the run that marks it done writes the
-    entry; a done request is left as it is. None if it does not exist."""
+def run_erasure(request_pk: int, *, is_audited: bool = True) -> ErasureRequest | None:
+    """Delete every session the erasure request names, then mark it done and clear its value
+    (only the digest stays). Written to the audit log as done in the background, unless the
+    caller writes its own entry (`is_audited=False`, the inline run of start_erasure). Idempotent:
+    only the run that marks it done writes; a done request is left as it is. None if it does
+    not exist."""
     erasure = ErasureRequest.objects.filter(pk=request_pk).first()
     if erasure is None or erasure.status == ErasureRequest.Status.DONE:
         return erasure
@@ -159,24 +160,15 @@ def run_erasure(request_pk: int, *, request: Any = None) -> ErasureRequest | Non
             value="",
             finished_at=timezone.now(),
         )
-        if marked:
+        if marked and is_audited:
             target, changes = _erasure_entry(erasure, deleted)
-            if request is None:
-                audit.record_background(
-                    erasure.requested_by,
-                    A.ERASURE_DONE,
-                    project_id=erasure.project_id,
-                    target=target,
-                    changes=changes,
-                )
-            else:
-                audit.record(
-                    request,
-                    A.ERASURE_DONE,
-                    project_id=erasure.project_id,
-                    target=target,
-                    changes=changes,
-                )
+            audit.record_background(
+                erasure.requested_by,
+                A.ERASURE_DONE,
+                project_id=erasure.project_id,
+                target=target,
+                changes=changes,
+            )
     erasure.refresh_from_db()
     return erasure
 
@@ -191,16 +183,23 @@ def _erasure_entry(erasure: ErasureRequest, sessions: int) -> tuple[str, audit.C
 
 
 def start_erasure(request: Any, project: Project, kind: str, value: str) -> ErasureRequest:
-    """Record and audit an erasure request; run it now when it is small, else on the worker
-    (a lost task is picked up by the retention beat, run_pending_erasures)."""
-    with transaction.atomic():
-        erasure = request_erasure(project, kind, value, actor=audit.actor_of(request))
+    """Record an erasure request and write its audit entry. A small one runs now (its entry
+    counts the sessions deleted); a big one runs on the worker, which writes a second entry
+    when done (a task lost with the broker is picked up by the retention beat)."""
+    erasure = request_erasure(project, kind, value, actor=audit.actor_of(request))
+    if erasure.session_count <= settings.OBSERVATORY_ERASE_INLINE_SESSIONS:
+        erasure = run_erasure(erasure.pk, is_audited=False) or erasure
         target, changes = _erasure_entry(erasure, erasure.session_count)
+        with transaction.atomic():
+            audit.record(
+                request, A.ERASURE_REQUEST, project_id=project.pk, target=target, changes=changes
+            )
+        return erasure
+    target, changes = _erasure_entry(erasure, erasure.session_count)
+    with transaction.atomic():
         audit.record(
             request, A.ERASURE_REQUEST, project_id=project.pk, target=target, changes=changes
         )
-    if erasure.session_count <= settings.OBSERVATORY_ERASE_INLINE_SESSIONS:
-        return run_erasure(erasure.pk, request=request) or erasure
     from ingest.tasks import run_erasure_task
 
     try:
