@@ -104,7 +104,7 @@ def test_with_redaction_on_nothing_personal_is_stored() -> None:
 
 
 def test_with_redaction_off_the_text_is_stored_as_sent() -> None:
-    project, key = make_project()
+    _, key = make_project()
     assert _post(key, BATCH[:2]).status_code == 200
     assert Session.objects.get().user_query == BATCH[0]["user_query"]
     assert "observatory.redacted" not in SpanPayload.objects.get().attributes
