@@ -91,10 +91,25 @@ def delete_sessions(project_id: int, session_pks: Iterable[int]) -> int:
         for model in RAW_BY_SESSION:
             delete_in_batches(model._default_manager.filter(session_id__in=chunk))
         delete_in_batches(Session.objects.filter(pk__in=chunk))
+    _forget_examples(project_id, set(pks))
     if first is not None:
         for scheduled in mark_refresh_pending({project_id: first}):
             _queue_refresh(scheduled)
     return len(pks)
+
+
+def _forget_examples(project_id: int, gone: set[int]) -> None:
+    """Drop deleted sessions from the example lists of anomaly flags and incidents (plain pk
+    lists, no foreign key): a flag of a day before the raw cutoff is never re-judged, and must
+    not link to a session that is gone."""
+    for model in (Anomaly, Incident):
+        rows = model.objects.filter(project_id=project_id).exclude(example_session_ids=[])
+        changed = []
+        for row in rows.only("pk", "example_session_ids"):
+            if gone.intersection(row.example_session_ids):
+                row.example_session_ids = [pk for pk in row.example_session_ids if pk not in gone]
+                changed.append(row)
+        model.objects.bulk_update(changed, ["example_session_ids"], batch_size=500)
 
 
 def _queue_refresh(project_id: int) -> None:

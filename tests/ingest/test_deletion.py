@@ -36,6 +36,7 @@ from ingest.models import (
     Workflow,
 )
 from tests.builders import (
+    make_anomaly,
     make_message,
     make_metric,
     make_project,
@@ -97,7 +98,14 @@ def test_deleting_a_session_removes_it_from_every_table_and_leaves_others() -> N
     before = counts()
     assert all(before.values()), before  # each table holds rows of both sessions
 
+    flag = make_anomaly(project)
+    flag.example_session_ids = [doomed.pk, kept.pk]
+    flag.save()
+
     assert deletion.delete_sessions(project.pk, [doomed.pk]) == 1
+
+    flag.refresh_from_db()
+    assert flag.example_session_ids == [kept.pk]
 
     after = counts()
     assert not Session.objects.filter(pk=doomed.pk).exists()
