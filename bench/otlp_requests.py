@@ -65,7 +65,7 @@ STAGES = (
     ("ingest.views_otlp", "project_for_otlp_request"),
     ("ingest.views_otlp", "message_rules"),
     ("ingest.views_otlp", "parse_otlp_traces"),
-    ("ingest.views_otlp", "save_records"),
+    ("ingest.views_otlp", "save_records_or_reject"),
     ("ingest.store", "redact_records"),
     ("ingest.views_otlp", "enqueue_session_summaries_soon"),
     ("ingest.views_otlp", "export_response"),
