@@ -325,8 +325,11 @@ def enforce_retention(project: Project, *, now: datetime) -> RetentionResult:
     raw_cutoff, derived_cutoff = retention_cutoffs(retention_of(project), now=now)
     result = RetentionResult()
     if raw_cutoff is not None:
-        Project.objects.filter(pk=project.pk).update(raw_removed_before=raw_cutoff)
-        project.raw_removed_before = raw_cutoff
+        # Only ever later: data removed under a shorter retention stays removed when the
+        # retention grows, and the refresh must keep skipping those days.
+        if project.raw_removed_before is None or project.raw_removed_before < raw_cutoff:
+            Project.objects.filter(pk=project.pk).update(raw_removed_before=raw_cutoff)
+            project.raw_removed_before = raw_cutoff
         for name, queryset in _raw_older_than(project.pk, raw_cutoff).items():
             result.deleted[name] = delete_in_batches(queryset)
     if derived_cutoff is not None:

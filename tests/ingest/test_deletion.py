@@ -251,6 +251,10 @@ def test_retention_removes_old_raw_data_keeps_summaries_and_rollups() -> None:
         assert model.objects.filter(session_id=new.pk).exists(), model.__name__
     project.refresh_from_db()
     assert project.raw_removed_before == NOW - timedelta(days=30)
+    project.raw_retention_days = 60  # a longer retention later does not bring the days back
+    deletion.enforce_retention(project, now=NOW)
+    project.refresh_from_db()
+    assert project.raw_removed_before == NOW - timedelta(days=30)
 
     # A later refresh that reaches back (a late batch) keeps the old days' rollups.
     refresh_project(project.pk, since=NOW - timedelta(days=41), now=NOW)
