@@ -190,8 +190,16 @@ def overview(request: HttpRequest) -> HttpResponse:
         "kpis": overview_kpis(sessions, events),
         "charts": _overview_charts(window, sessions, events),
         "open_anomalies": queries.open_anomalies(nav.project.pk, limit=OVERVIEW_ANOMALIES),
+        **_retention_notice(nav.project, since),
     }
     return render(request, "dashboard/overview.html", context)
+
+
+def _retention_notice(project: Project, since: datetime) -> dict[str, Any]:
+    """When the range reaches before the raw data retention removed: its days for the notice."""
+    removed = project.raw_removed_before
+    days = deletion.retention_of(project).raw_days
+    return {"raw_retention_days": days if removed and since < removed else None}
 
 
 # --- Sessions list -----------------------------------------------------------------------------

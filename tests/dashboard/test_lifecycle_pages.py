@@ -168,6 +168,8 @@ def test_the_session_page_says_when_retention_removed_its_raw_data(
     old_page = client.get(f"/sessions/{old.pk}/").content.decode()
     assert "Raw data older than 7 days was removed" in old_page
     assert "Raw data older than" not in client.get(f"/sessions/{new.pk}/").content.decode()
+    assert "Raw data older than 7 days" in client.get("/?range=30d").content.decode()
+    assert "Raw data older than" not in client.get("/?range=24h").content.decode()
 
 
 def test_the_api_deletes_a_session_and_requests_an_erasure(
