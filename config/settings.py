@@ -227,6 +227,7 @@ SPECTACULAR_SETTINGS = {
         "StepStatusEnum": "ingest.models.Step.Status",
         "AnomalyStatusEnum": "analytics.models.Anomaly.Status",
         "AlertRuleKindEnum": "analytics.models.AlertRule.Kind",
+        "ErasureKindEnum": "ingest.models.ErasureRequest.Kind",
     },
 }
 
