@@ -174,10 +174,9 @@ def save_records(
     errors = list(errors)
     redactor = project_redactor(project)
     if redactor is not None:
-        # The one point every wire format passes: nothing agent-written is stored unredacted,
-        # not even a refused record's raw text.
+        # The one point every wire format passes: nothing agent-written is stored unredacted
+        # (refused records are redacted by save_rejections, which other callers use too).
         records = redact_records(records, redactor)
-        errors = [replace(e, raw=redactor.value(e.raw)[0]) for e in errors]
     claimed = _claim_shared_rows(project, records)
     for attempt in range(3):
         try:
@@ -189,6 +188,12 @@ def save_records(
                 raise
             logger.info("ingest: concurrent write on the same rows, retrying batch")
     raise AssertionError("unreachable")
+
+
+def redacted_text(project: Project, text: str) -> str:
+    """A text the project's redaction has passed over (unchanged when redaction is off)."""
+    redactor = project_redactor(project)
+    return text if redactor is None else redactor.text(text)[0]
 
 
 def project_redactor(project: Project) -> Redactor | None:
@@ -2221,10 +2226,15 @@ def claim_requeued_messages(project: Project, *, poll_id: str, limit: int) -> li
 
 
 def save_rejections(project: Project, errors: Iterable[RecordError], *, source: str) -> int:
-    """Keep refused records with their reason so nothing sent is lost; returns how many."""
+    """Keep refused records with their reason so nothing sent is lost; returns how many. With
+    the project's redaction on, the raw text and the reason (which may quote a value) are
+    redacted first."""
+    redactor = project_redactor(project)
     rows = []
     for error in errors:
-        raw = _raw_text(error.raw)
+        raw, message = _raw_text(error.raw), error.message
+        if redactor is not None:
+            raw, message = redactor.text(raw)[0], redactor.text(message)[0]
         rows.append(
             IngestRejection(
                 project=project,
@@ -2232,9 +2242,9 @@ def save_rejections(project: Project, errors: Iterable[RecordError], *, source: 
                 record_index=error.index,
                 record_type=error.record_type,
                 field=error.field[:300],
-                message=error.message,
+                message=message,
                 raw=raw,
-                fingerprint=IngestRejection.fingerprint_of(error.message, raw),
+                fingerprint=IngestRejection.fingerprint_of(message, raw),
             )
         )
     IngestRejection.objects.bulk_create(rows, ignore_conflicts=True)

@@ -13,7 +13,15 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 
-from ingest.models import IngestRejection, Message, Project, Session, SpanPayload, TranscriptLine
+from ingest.models import (
+    IngestRejection,
+    Message,
+    Project,
+    Session,
+    SpanPayload,
+    TranscriptLine,
+    UploadedObject,
+)
 from ingest.redaction import BUILTIN_NAMES
 from tests.builders import make_project
 
@@ -149,3 +157,25 @@ def test_otlp_attribute_values_are_redacted_before_they_are_stored() -> None:
     stored = json.dumps(list(SpanPayload.objects.values_list("prompt", "attributes")))
     assert "a@b.io" not in stored and "192.168.7.1" not in stored
     assert "[REDACTED:email]" in stored and "[REDACTED:ipv4]" in stored
+
+
+def test_a_refused_body_and_an_uploaded_object_are_redacted_too() -> None:
+    project, key = make_project()
+    _enable(project)
+    refused = Client().post(
+        "/api/v1/ingest",
+        b'{"records": [ "call +1 415 555 0100" ',
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert refused.status_code == 400
+    assert "+1 415 555 0100" not in IngestRejection.objects.get().raw
+
+    uploaded = Client().post(
+        "/v4/objects/upload/",
+        json.dumps({"body": "log: user eve@example.com signed in"}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert uploaded.status_code == 200, uploaded.content
+    assert UploadedObject.objects.get().body == "log: user [REDACTED:email] signed in"
