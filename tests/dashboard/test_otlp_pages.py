@@ -287,8 +287,9 @@ def test_the_rounds_panel_runs_the_same_queries_for_few_and_many_rounds(
     logged_in.get(detail_url(session))
 
     # auth session, user, session, projects, stream, agents, children, detector flags,
-    # anomalies naming the session, trace links, round span counts, spans (no parent to look up)
-    with django_assert_num_queries(12):
+    # anomalies naming the session, trace links, round span counts, spans (no parent to look up),
+    # the user's role (delete button)
+    with django_assert_num_queries(13):
         response = logged_in.get(detail_url(session), {"trace": traces[-1]})
 
     assert [r.reply_text for r in response.context["rounds"]] == [f"assistant {t}" for t in traces]

@@ -551,8 +551,8 @@ def test_the_session_detail_runs_the_same_queries_for_few_and_many_spans(
     logged_in.get(detail_url(session))
 
     # auth session, user, session, projects, stream, agents, parent, children, detector flags,
-    # anomalies naming the session, trace links, spans
-    with django_assert_num_queries(12):
+    # anomalies naming the session, trace links, spans, the user's role (delete button)
+    with django_assert_num_queries(13):
         response = logged_in.get(detail_url(session))
 
     assert len(response.context["rows"]) == spans
