@@ -2171,3 +2171,10 @@ def agent_name_ids(project_id: int, name: str, *, since: datetime, until: dateti
     """Every id and name messages may use for one agent name in the range."""
     instances = agent_instance_frame(project_id, since=since, until=until, name=name)
     return sorted({name, *name_of_id(instances)})
+
+
+def raw_removed_before(project_id: int) -> datetime | None:
+    """The time before which retention removed the project's raw telemetry (None: never)."""
+    return (
+        Project.objects.filter(pk=project_id).values_list("raw_removed_before", flat=True).first()
+    )

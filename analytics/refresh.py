@@ -155,6 +155,11 @@ def refresh_project(
     the hours since `since` (at most `lookback` back; None: all of them). `progress` is called
     after each day."""
     days = list(days_between(since, floor_day(now) + DAY))
+    # Days whose raw telemetry retention removed (in part) keep the rollups and clusters made
+    # while it was there: rebuilt from what is left, they would lose it.
+    removed_before = queries.raw_removed_before(project_id)
+    if removed_before is not None:
+        days = [day for day in days if day >= removed_before]
     rows = 0
     for day in days:
         rows += refresh_rollups_of_day(project_id, day)

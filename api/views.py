@@ -1,4 +1,5 @@
-"""Read-only REST endpoints: scope (api.scope), query (analytics.queries), filter, page or CSV."""
+"""REST endpoints: scope (api.scope), query (analytics.queries), filter, page or CSV. All read,
+but for DELETE of a session (ingest/deletion.py)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from api import filters, serializers
 from api.csv import csv_rows
 from api.pagination import KeysetCursorPagination, keyset_order, sort_key
 from api.renderers import CSVRenderer
-from api.scope import session_for_request, visible_projects
-from ingest.models import IngestRejection, Session, Span, TranscriptLine
+from api.scope import require_person, session_for_request, visible_projects
+from api.serializers_lifecycle import DeletedSerializer
+from ingest import access, deletion
+from ingest.models import ApiKey, IngestRejection, Session, Span, TranscriptLine
 
 CSV_CHUNK_ROWS = 2000
 
@@ -109,10 +112,22 @@ class SessionDetail(generics.RetrieveAPIView):  # type: ignore[type-arg]
     serializer_class = serializers.SessionDetailSerializer
     queryset = Session.objects.none()  # for the schema; get_object() does the real lookup
 
+    @property
+    def key_scope(self) -> str:
+        """Reading needs `read`; deleting, `erase` (api.authentication.KeyScopes)."""
+        return ApiKey.Scope.ERASE if self.request.method == "DELETE" else ApiKey.Scope.READ
+
     def get_object(self) -> Session:
         session = session_for_request(self.request, self.kwargs["session_id"])
         session.rounds = queries.session_rounds(session)  # type: ignore[attr-defined]
         return session
+
+    @extend_schema(parameters=[SESSION_ID, PROJECT], responses=DeletedSerializer)
+    def delete(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Delete the session and everything under it (admins, or a key with `erase`)."""
+        session = session_for_request(request, self.kwargs["session_id"])
+        require_person(request, session.project_id, access.Action.DELETE_SESSION)
+        return Response({"deleted_sessions": deletion.delete_session(request, session)})
 
 
 @extend_schema(parameters=[SESSION_ID, PROJECT])

@@ -65,7 +65,8 @@ STAGES = (
     ("ingest.views_otlp", "project_for_otlp_request"),
     ("ingest.views_otlp", "message_rules"),
     ("ingest.views_otlp", "parse_otlp_traces"),
-    ("ingest.views_otlp", "save_records"),
+    ("ingest.views_otlp", "save_records_or_reject"),
+    ("ingest.store", "redact_records"),
     ("ingest.views_otlp", "enqueue_session_summaries_soon"),
     ("ingest.views_otlp", "export_response"),
     *(
@@ -176,6 +177,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sort", default="tottime", help="cProfile sort key (tottime, cumtime)")
     parser.add_argument("--only", default="", help="Print only profile lines matching this regex")
     parser.add_argument("--stages", action="store_true", help="CPU per request of each stage")
+    parser.add_argument(
+        "--redaction",
+        action="store_true",
+        help="Turn the project's PII redaction on (every built-in detector) before sending",
+    )
     parser.add_argument("--seed", type=int, default=3)
     return parser.parse_args(argv)
 
@@ -211,6 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.time_ns()
     project = Project.objects.create(name=f"requests {stamp}", slug=f"requests-{stamp}")
     _, api_key = ApiKey.generate(project, name="bench", scopes=["ingest"], created_by="bench")
+    if args.redaction:
+        from ingest.redaction import BUILTIN_NAMES
+
+        project.is_redaction_enabled = True
+        project.redaction_detectors = list(BUILTIN_NAMES)
+        project.save()
+    print(f"PII redaction: {'on, every built-in detector' if args.redaction else 'off'}")
     for body in bodies[: args.warm]:
         call(application, body, api_key)
     clock: dict[str, float] = {}

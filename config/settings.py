@@ -227,6 +227,7 @@ SPECTACULAR_SETTINGS = {
         "StepStatusEnum": "ingest.models.Step.Status",
         "AnomalyStatusEnum": "analytics.models.Anomaly.Status",
         "AlertRuleKindEnum": "analytics.models.AlertRule.Kind",
+        "ErasureKindEnum": "ingest.models.ErasureRequest.Kind",
     },
 }
 
@@ -270,6 +271,16 @@ OBSERVATORY_TEST_ANALYSIS_DEBOUNCE_SECONDS = env_int(
 OBSERVATORY_TEST_ANALYSIS_SWEEP_SECONDS = env_int("OBSERVATORY_TEST_ANALYSIS_SWEEP_SECONDS", 300)
 OBSERVATORY_REPORT_SECONDS = env_int("OBSERVATORY_REPORT_SECONDS", 3600)
 OBSERVATORY_WEBHOOK_TIMEOUT_SECONDS = env_int("OBSERVATORY_WEBHOOK_TIMEOUT_SECONDS", 5)
+# Data lifecycle (docs/lifecycle.md): days raw telemetry and derived data (sessions with their
+# summaries, rollups, anomalies, incidents) are kept when a project sets none; 0 keeps forever.
+# Beat enforces them every OBSERVATORY_RETENTION_SECONDS, deleting in batches of this many rows.
+OBSERVATORY_RAW_RETENTION_DAYS = env_int("OBSERVATORY_RAW_RETENTION_DAYS", 90)
+OBSERVATORY_DERIVED_RETENTION_DAYS = env_int("OBSERVATORY_DERIVED_RETENTION_DAYS", 400)
+OBSERVATORY_RETENTION_SECONDS = env_int("OBSERVATORY_RETENTION_SECONDS", 3600)
+OBSERVATORY_DELETE_BATCH_ROWS = env_int("OBSERVATORY_DELETE_BATCH_ROWS", 5000)
+# An erasure or session deletion of at most this many sessions runs in the request; more go to
+# the worker.
+OBSERVATORY_ERASE_INLINE_SESSIONS = env_int("OBSERVATORY_ERASE_INLINE_SESSIONS", 20)
 # Webhooks to loopback, private, link-local (metadata) and shared addresses are refused unless
 # this is true: a member-typed URL must not make the server probe its own network.
 OBSERVATORY_WEBHOOK_ALLOW_PRIVATE = env_bool("OBSERVATORY_WEBHOOK_ALLOW_PRIVATE", False)
@@ -316,5 +327,9 @@ CELERY_BEAT_SCHEDULE = {
     "make-reports": {
         "task": "analytics.tasks.make_reports_task",
         "schedule": float(OBSERVATORY_REPORT_SECONDS),
+    },
+    "enforce-retention": {
+        "task": "ingest.tasks.enforce_retention_task",
+        "schedule": float(OBSERVATORY_RETENTION_SECONDS),
     },
 }

@@ -13,7 +13,16 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from analytics.webhooks import is_blocked_address
-from ingest.models import ApiKey, Membership, MessageMappingRule, ModelPrice, Project
+from ingest.deletion import retention_error
+from ingest.models import (
+    ApiKey,
+    ErasureRequest,
+    Membership,
+    MessageMappingRule,
+    ModelPrice,
+    Project,
+)
+from ingest.redaction import BUILTIN_NAMES, PatternError, parse_custom_patterns
 
 ROLE_CHOICES = Membership.Role.choices
 
@@ -145,3 +154,94 @@ class RequeueWebhookForm(forms.ModelForm):  # type: ignore[type-arg]
         if blocked and not settings.OBSERVATORY_WEBHOOK_ALLOW_PRIVATE:
             raise forms.ValidationError("Webhooks may not reach local or private addresses.")
         return url
+
+
+class RetentionForm(forms.Form):
+    raw_retention_days = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=36_500,
+        label="Raw telemetry, days",
+        help_text="Spans, prompts and completions, transcript lines, messages, metric samples, "
+        "the ingest ledger and problems. Blank: the server's default; 0: forever.",
+    )
+    derived_retention_days = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=36_500,
+        label="Sessions, rollups and incidents, days",
+        help_text="Session summaries, hourly and daily rollups, anomalies, incidents; at least "
+        "the raw days. Blank: the server's default; 0: forever.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        raw, derived = data.get("raw_retention_days"), data.get("derived_retention_days")
+        error = retention_error(
+            settings.OBSERVATORY_RAW_RETENTION_DAYS if raw is None else raw,
+            settings.OBSERVATORY_DERIVED_RETENTION_DAYS if derived is None else derived,
+        )
+        if error:
+            field = error.split(" ", 1)[0].rstrip(":")  # the message starts with the field
+            self.add_error(field if field in self.fields else None, error)
+        return data
+
+
+DETECTOR_LABELS = {
+    "jwt": "JSON web tokens",
+    "bearer": "Bearer tokens",
+    "anthropic_key": "Anthropic keys (sk-ant-)",
+    "openai_key": "OpenAI keys (sk-)",
+    "aws_key": "AWS access keys (AKIA, ASIA)",
+    "github_token": "GitHub tokens (ghp_, github_pat_)",
+    "slack_token": "Slack tokens (xox…)",
+    "google_key": "Google API keys (AIza)",
+    "email": "E-mail addresses",
+    "iban": "IBANs (checksum checked)",
+    "card": "Card numbers (Luhn checked)",
+    "ipv6": "IPv6 addresses",
+    "ipv4": "IPv4 addresses",
+    "phone": "Phone numbers",
+}
+
+
+class RedactionForm(forms.Form):
+    is_redaction_enabled = forms.BooleanField(
+        required=False,
+        label="Redact personal data and secrets before they are stored",
+        help_text="Applies to what arrives from now on; stored data is not rewritten.",
+    )
+    redaction_detectors = forms.MultipleChoiceField(
+        required=False,
+        choices=[(name, DETECTOR_LABELS.get(name, name)) for name in BUILTIN_NAMES],
+        widget=forms.CheckboxSelectMultiple,
+        label="Built-in detectors",
+    )
+    redaction_patterns = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        label="Custom patterns",
+        help_text="One `name: pattern` per line, in RE2 syntax (no backreferences or "
+        "lookarounds); a match becomes [REDACTED:name].",
+    )
+
+    def clean_redaction_patterns(self) -> list[dict[str, str]]:
+        try:
+            patterns = parse_custom_patterns(self.cleaned_data.get("redaction_patterns") or "")
+        except PatternError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return [{"name": p.name, "pattern": p.pattern} for p in patterns]
+
+
+class ErasureForm(forms.Form):
+    kind = forms.ChoiceField(choices=ErasureRequest.Kind.choices, label="Erase every session of")
+    value = forms.CharField(
+        max_length=300,
+        strip=True,
+        label="User id or tag",
+        help_text="A user id is looked up in session metadata (user_id, user.id, enduser.id, "
+        "userId); a tag must match exactly.",
+    )
+    confirm = forms.BooleanField(
+        label="I understand the sessions and everything under them are deleted for good."
+    )

@@ -24,6 +24,7 @@ urlpatterns = [
     path("sessions/compare/", views_compare.session_compare, name="session-compare"),
     path("sessions/<int:pk>/", views.session_detail, name="session-detail"),
     path("sessions/<int:pk>/stream/", views.session_stream, name="session-stream"),
+    path("sessions/<int:pk>/delete/", views.session_delete, name="session-delete"),
     path("sessions/<int:pk>/lines/<int:line_pk>/", views.session_line, name="session-line"),
     path("sessions/<int:pk>/spans/<int:span_pk>/", views.span_detail, name="span-detail"),
     path("sessions/<int:pk>/scores/", views_scores.score_save, name="score-save"),
@@ -78,5 +79,6 @@ urlpatterns = [
         name="message-rule-delete",
     ),
     path("settings/channels/", views_settings.channels, name="settings-channels"),
+    path("settings/lifecycle/", views_settings.lifecycle, name="settings-lifecycle"),
     path("audit/", views_settings.audit_log, name="audit"),
 ]

@@ -41,7 +41,7 @@ from dashboard import charts
 from dashboard.rounds import Round, rounds_with_messages
 from dashboard.views_scores import score_form_context
 from dashboard.waterfall import waterfall_rows
-from ingest import access, audit, store
+from ingest import access, audit, deletion, store
 from ingest.models import AuditEntry, IngestRejection, Project, Session, TranscriptLine
 
 PROJECT_SESSION_KEY = "dashboard_project"
@@ -191,8 +191,16 @@ def overview(request: HttpRequest) -> HttpResponse:
         "kpis": overview_kpis(sessions, events),
         "charts": _overview_charts(window, sessions, events),
         "open_anomalies": queries.open_anomalies(nav.project.pk, limit=OVERVIEW_ANOMALIES),
+        **_retention_notice(nav.project, since),
     }
     return render(request, "dashboard/overview.html", context)
+
+
+def _retention_notice(project: Project, since: datetime) -> dict[str, Any]:
+    """When the range reaches before the raw data retention removed: its days for the notice."""
+    removed = project.raw_removed_before
+    days = deletion.retention_of(project).raw_days
+    return {"raw_retention_days": days if removed and since < removed else None}
 
 
 # --- Sessions list -----------------------------------------------------------------------------
@@ -431,6 +439,8 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
         before=_int_param(request, "before"),
     )
     trace_id = _trace_param(request)
+    # Read once: the score form and the delete button both depend on it.
+    role = access.roles_of(request.user, [session.project_id]).get(session.project_id)
     context = {
         "nav": _object_nav(request, session.project),
         "session": session,
@@ -440,12 +450,35 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "flags": queries.flags_by_session([session.pk]).get(session.pk, []),
         "session_anomalies": queries.anomalies_naming_session(session),
         "scores": queries.scores_for_session(session),
-        "score_form": score_form_context(request.user, session),
+        "score_form": score_form_context(role),
         "stream": _stream_context(session, request, lines),
         **_rounds_context(session, trace_id, lines),
         **_waterfall_context(session, trace_id=trace_id),
+        **_lifecycle_context(session, role),
     }
     return render(request, "dashboard/session_detail.html", context)
+
+
+def _lifecycle_context(session: Session, role: str | None) -> dict[str, Any]:
+    """Whether the user may delete the session, and whether retention removed its raw data."""
+    removed_before = session.project.raw_removed_before
+    started = session.started_at
+    return {
+        "may_delete": access.may(role, access.Action.DELETE_SESSION),
+        "raw_retention_days": deletion.retention_of(session.project).raw_days,
+        "is_raw_removed": bool(removed_before and started and started < removed_before),
+    }
+
+
+@login_required
+@require_POST
+def session_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete the session and everything under it (admins; audited)."""
+    session = _session_or_404(request, pk)
+    access.require(request.user, session.project_id, access.Action.DELETE_SESSION)
+    deletion.delete_session(request, session)
+    messages.success(request, f"Session “{session}” and everything under it were deleted.")
+    return redirect(f"{reverse('dashboard:session-list')}?project={session.project.slug}")
 
 
 @login_required
@@ -531,7 +564,9 @@ def span_detail(request: HttpRequest, pk: int, span_pk: int) -> HttpResponse:
         "sections": _payload_sections(payload),
         "stack_trace": payload.stack_trace if payload else "",
         "scores": queries.scores_for_span(span),
-        "score_form": score_form_context(request.user, session),
+        "score_form": score_form_context(
+            access.roles_of(request.user, [session.project_id]).get(session.project_id)
+        ),
         **_attribute_context(span, payload),
     }
     if _htmx_partial(request):

@@ -29,13 +29,11 @@ DEFAULT_NUMBER_NAME = "rating"
 THUMBS = {"up": True, "down": False}
 
 
-def score_form_context(user: Any, session: Session) -> dict[str, Any]:
-    """What the score form needs: whether this person may score here, and default names."""
+def score_form_context(role: str | None) -> dict[str, Any]:
+    """What the score form needs: whether this person's role in the project may score, and
+    default names."""
     return {
-        "may_score": access.may(
-            access.roles_of(user, [session.project_id]).get(session.project_id),
-            access.Action.SCORE_SESSIONS,
-        ),
+        "may_score": access.may(role, access.Action.SCORE_SESSIONS),
         "thumbs_name": DEFAULT_THUMBS_NAME,
         "number_name": DEFAULT_NUMBER_NAME,
     }

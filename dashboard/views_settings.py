@@ -19,17 +19,20 @@ from django.views.decorators.http import require_POST
 from analytics import queries
 from api.filters_audit import AuditFilter
 from dashboard.forms_settings import (
+    ErasureForm,
     KeyForm,
     MemberAddForm,
     MessageRuleForm,
     PriceForm,
     ProjectNameForm,
+    RedactionForm,
     RequeueWebhookForm,
+    RetentionForm,
     RoleForm,
     SessionAttributesForm,
 )
 from dashboard.views import PAGE_SIZE, Nav, _current_nav, _no_project
-from ingest import access, audit, projects
+from ingest import access, audit, deletion, projects
 from ingest.models import (
     ApiKey,
     AuditEntry,
@@ -420,6 +423,77 @@ def channels(request: HttpRequest) -> HttpResponse:
     return _page(
         request, "dashboard/settings_channels.html", nav, "channels", form=form, rules=rules
     )
+
+
+# --- Data lifecycle ------------------------------------------------------------------------------
+
+
+@login_required
+def lifecycle(request: HttpRequest) -> HttpResponse:
+    """Retention and PII redaction (admins), and erasure requests; docs/lifecycle.md."""
+    nav = _nav_for(request, access.Action.EDIT_DATA_LIFECYCLE)
+    if nav is None:
+        return _no_project(request)
+    project, posted = nav.project, request.POST.get("form")
+    retention = RetentionForm(
+        request.POST if posted == "retention" else None,
+        initial=_fields(project, "raw_retention_days", "derived_retention_days"),
+    )
+    redaction = RedactionForm(
+        request.POST if posted == "redaction" else None, initial=_redaction_initial(project)
+    )
+    erasure = ErasureForm(request.POST if posted == "erasure" else None)
+    if posted == "erasure" and erasure.is_valid():
+        access.require(request.user, project.pk, access.Action.REQUEST_ERASURE)
+        done = deletion.start_erasure(
+            request, project, erasure.cleaned_data["kind"], erasure.cleaned_data["value"]
+        )
+        messages.success(request, _erasure_message(done))
+        return redirect(f"{reverse('dashboard:settings-lifecycle')}?project={project.slug}")
+    for form in (retention, redaction):
+        if form.is_bound and form.is_valid():
+            with transaction.atomic():
+                changes = projects.update_lifecycle(project, **form.cleaned_data)
+                if changes:
+                    audit.record(
+                        request,
+                        A.LIFECYCLE_UPDATE,
+                        project_id=project.pk,
+                        target="data lifecycle",
+                        changes=changes,
+                    )
+            messages.success(request, "Saved.")
+            return redirect(f"{reverse('dashboard:settings-lifecycle')}?project={project.slug}")
+    return _page(
+        request,
+        "dashboard/settings_lifecycle.html",
+        nav,
+        "lifecycle",
+        retention_form=retention,
+        redaction_form=redaction,
+        erasure_form=erasure,
+        retention=deletion.retention_of(project),
+        erasures=list(deletion.erasures_for_project(project.pk)),
+    )
+
+
+def _fields(project: Project, *names: str) -> dict[str, Any]:
+    return {name: getattr(project, name) for name in names}
+
+
+def _redaction_initial(project: Project) -> dict[str, Any]:
+    patterns = "\n".join(f"{p['name']}: {p['pattern']}" for p in project.redaction_patterns)
+    return {
+        "is_redaction_enabled": project.is_redaction_enabled,
+        "redaction_detectors": project.redaction_detectors,
+        "redaction_patterns": patterns,
+    }
+
+
+def _erasure_message(erasure: Any) -> str:
+    if erasure.status == erasure.Status.DONE:
+        return f"Erased: {erasure.session_count} session(s) deleted."
+    return f"Erasure #{erasure.pk} of {erasure.session_count} sessions runs in the background."
 
 
 # --- Audit log ---------------------------------------------------------------------------------

@@ -39,11 +39,15 @@ class Action(StrEnum):
     MANAGE_MEMBERS = "add or remove viewers and members, or change their roles"
     MANAGE_ADMINS = "make, change or remove admins and owners"
     READ_AUDIT_LOG = "read the audit log"
+    EDIT_DATA_LIFECYCLE = "change the project's retention or PII redaction"
+    DELETE_SESSION = "delete a session"
+    REQUEST_ERASURE = "erase every session of a user id or tag"
 
 
 # Members handle what happens (triage, requeue, replay what was sent); admins change what the
 # project does and can write telemetry by hand (an edited replay stores whatever they typed);
-# owners, in addition, manage admins and other owners. The audit log (addresses, who did what) is
+# owners, in addition, manage admins and other owners. Deleting data cannot be undone, so it is
+# the admins' too. The audit log (addresses, who did what) is
 # for admins; it is the only read that needs more than membership.
 MINIMUM_ROLE: dict[Action, Role] = {
     Action.SET_ANOMALY_STATUS: Role.MEMBER,
@@ -59,6 +63,9 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.MANAGE_KEYS: Role.ADMIN,
     Action.MANAGE_MEMBERS: Role.ADMIN,
     Action.READ_AUDIT_LOG: Role.ADMIN,
+    Action.EDIT_DATA_LIFECYCLE: Role.ADMIN,
+    Action.DELETE_SESSION: Role.ADMIN,
+    Action.REQUEST_ERASURE: Role.ADMIN,
     Action.MANAGE_ADMINS: Role.OWNER,
 }
 

@@ -62,6 +62,17 @@ def key_label(key: ApiKey) -> str:
     return f"key {key.prefix}… ({key.name})"
 
 
+def actor_of(request: Any) -> str:
+    """Who made the request, as an entry names them: a key's label or the user name."""
+    user = getattr(request, "user", None)
+    key = getattr(user, "key", None)
+    if isinstance(key, ApiKey):
+        return key_label(key)[:200]
+    if isinstance(user, get_user_model()):
+        return user.get_username()[:200]
+    return "(anonymous)"
+
+
 def record(
     request: Any,
     action: AuditEntry.Action,
@@ -75,21 +86,34 @@ def record(
     user = getattr(request, "user", None)
     key = getattr(user, "key", None)
     person = user if isinstance(user, get_user_model()) else None
-    if isinstance(key, ApiKey):
-        actor = key_label(key)
-    elif person is not None:
-        actor = person.get_username()
-    else:
-        actor = "(anonymous)"
     return AuditEntry.objects.create(
         project_id=project_id,
         user=person,
         api_key=key if isinstance(key, ApiKey) else None,
-        actor=actor[:200],
+        actor=actor_of(request),
         action=action,
         target=target[:TARGET_CHARS],
         changes=changes or {},
         address=request.META.get("REMOTE_ADDR") or None,
+    )
+
+
+def record_background(
+    actor: str,
+    action: AuditEntry.Action,
+    *,
+    project_id: int,
+    target: str,
+    changes: Changes | None = None,
+) -> AuditEntry:
+    """Write one entry for work the worker finished on someone's behalf (an erasure): `actor`
+    is the requester as record() named them, marked as done in the background."""
+    return AuditEntry.objects.create(
+        project_id=project_id,
+        actor=f"{actor} (background)"[:200],
+        action=action,
+        target=target[:TARGET_CHARS],
+        changes=changes or {},
     )
 
 

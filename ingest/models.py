@@ -45,6 +45,34 @@ class Project(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
     )
+    # Data lifecycle (docs/lifecycle.md): blank retention falls back to the server's defaults.
+    raw_retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Days raw telemetry (spans, payloads, transcript, messages, metric samples, "
+        "ledger, ingest problems) is kept; blank: OBSERVATORY_RAW_RETENTION_DAYS; 0: forever.",
+    )
+    derived_retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Days sessions with their summaries, rollups, anomalies and incidents are "
+        "kept; blank: OBSERVATORY_DERIVED_RETENTION_DAYS; 0: forever.",
+    )
+    raw_removed_before = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Raw telemetry before this time was removed by retention: pages say so, and "
+        "the analytics refresh does not rebuild rollups of those days from what is left.",
+    )
+    is_redaction_enabled = models.BooleanField(
+        default=False, help_text="Redact personal data and secrets at ingest, before storing."
+    )
+    redaction_detectors = models.JSONField(
+        default=list, blank=True, help_text="Built-in detectors in use (ingest/redaction.py)."
+    )
+    redaction_patterns = models.JSONField(
+        default=list, blank=True, help_text='Custom patterns: [{"name": …, "pattern": …}] (RE2).'
+    )
 
     def __str__(self) -> str:
         return self.name
@@ -102,7 +130,10 @@ class ApiKey(models.Model):
         READ = "read", "read the API, prompts and contents included"
         ACTIONS = "actions", "requeue and resolve dead letters, change anomaly status"
         POLL = "poll", "take requeued messages from the poll"
+        ERASE = "erase", "delete sessions and request erasures"
 
+    # What a key gets unless scopes are named: every scope but `erase`, which deletes data and
+    # is only given when asked for.
     ALL_SCOPES = "ingest read actions poll"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
@@ -910,6 +941,10 @@ class AuditEntry(models.Model):
         ANOMALY_STATUS = "anomaly.status", "changed an anomaly's status"
         PROBLEM_REPLAY = "ingest_problem.replay", "replayed an ingest problem"
         SCORE_SAVE = "score.save", "scored a session or span"
+        SESSION_DELETE = "session.delete", "deleted a session"
+        ERASURE_REQUEST = "erasure.request", "requested an erasure"
+        ERASURE_DONE = "erasure.done", "finished an erasure"
+        LIFECYCLE_UPDATE = "lifecycle.update", "changed retention or redaction"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="audit_entries")
     at = models.DateTimeField(default=timezone.now)
@@ -933,3 +968,37 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"
+
+
+class ErasureRequest(models.Model):
+    """A request to delete every session of an end user id or of a tag, run in the background
+    (ingest/deletion.py). The value itself is cleared once the sessions are gone, and only its
+    SHA-256 kept: the log of an erasure must not keep what it erased."""
+
+    class Kind(models.TextChoices):
+        USER_ID = "user_id", "user id"
+        TAG = "tag"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    value = models.CharField(max_length=300, blank=True, help_text="Cleared once done.")
+    value_digest = models.CharField(max_length=64, help_text="SHA-256 of the value.")
+    requested_by = models.CharField(max_length=200, help_text="As in the audit log's actor.")
+    requested_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    session_count = models.IntegerField(default=0, help_text="Sessions deleted.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-requested_at"])]
+
+    def __str__(self) -> str:
+        return f"erase {self.kind} {self.value_digest[:8]}… ({self.status})"
+
+    @staticmethod
+    def digest_of(value: str) -> str:
+        return hashlib.sha256(value.encode()).hexdigest()

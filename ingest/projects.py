@@ -89,6 +89,30 @@ def update_project(project: Project, **values: str) -> Changes:
     return changes
 
 
+LIFECYCLE_FIELDS = (
+    "raw_retention_days",
+    "derived_retention_days",
+    "is_redaction_enabled",
+    "redaction_detectors",
+    "redaction_patterns",
+)
+
+
+def update_lifecycle(project: Project, **values: Any) -> Changes:
+    """Set some of LIFECYCLE_FIELDS (retention and PII redaction; docs/lifecycle.md). The
+    caller has validated them (dashboard/forms_settings.py, api/serializers)."""
+    unknown = set(values) - set(LIFECYCLE_FIELDS)
+    if unknown:
+        raise TypeError(f"not lifecycle settings: {sorted(unknown)}")
+    before = fields_of(project, values)
+    for name, value in values.items():
+        setattr(project, name, value)
+    changes = diff(before, fields_of(project, values))
+    if changes:
+        project.save(update_fields=list(changes))
+    return changes
+
+
 def rotate_requeue_webhook_secret(project: Project) -> Changes:
     """A new signing secret for the requeue webhook; the old one stops verifying at once (the
     receiver must be given the new one). The change is logged without either value."""

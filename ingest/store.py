@@ -73,6 +73,7 @@ from ingest.models import (
     Workflow,
 )
 from ingest.pricing import Price, default_prices, llm_cost, price_for
+from ingest.redaction import CustomPattern, Redactor, redact_records, redactor_for
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=Model)
@@ -174,6 +175,11 @@ def save_records(
     transaction fail on a unique constraint; it is then retried once it can see that row.
     """
     errors = list(errors)
+    redactor = project_redactor(project)
+    if redactor is not None:
+        # The one point every wire format passes: nothing agent-written is stored unredacted
+        # (refused records are redacted by save_rejections, which other callers use too).
+        records = redact_records(records, redactor)
     claimed = _claim_shared_rows(project, records)
     for attempt in range(3):
         try:
@@ -185,6 +191,20 @@ def save_records(
                 raise
             logger.info("ingest: concurrent write on the same rows, retrying batch")
     raise AssertionError("unreachable")
+
+
+def redacted_text(project: Project, text: str) -> str:
+    """A text the project's redaction has passed over (unchanged when redaction is off)."""
+    redactor = project_redactor(project)
+    return text if redactor is None else redactor.text(text)[0]
+
+
+def project_redactor(project: Project) -> Redactor | None:
+    """The project's PII redactor (ingest/redaction.py), or None when redaction is off."""
+    if not project.is_redaction_enabled:
+        return None
+    custom = tuple(CustomPattern(p["name"], p["pattern"]) for p in project.redaction_patterns)
+    return redactor_for(tuple(project.redaction_detectors), custom)
 
 
 # Errors that say the database cannot be used right now (the caller answers 503), as opposed to
@@ -2350,10 +2370,15 @@ def claim_requeued_messages(project: Project, *, poll_id: str, limit: int) -> li
 
 
 def save_rejections(project: Project, errors: Iterable[RecordError], *, source: str) -> int:
-    """Keep refused records with their reason so nothing sent is lost; returns how many."""
+    """Keep refused records with their reason so nothing sent is lost; returns how many. With
+    the project's redaction on, the raw text and the reason (which may quote a value) are
+    redacted first."""
+    redactor = project_redactor(project)
     rows = []
     for error in errors:
-        raw = _raw_text(error.raw)
+        raw, message = _raw_text(error.raw), error.message
+        if redactor is not None:
+            raw, message = redactor.text(raw)[0], redactor.text(message)[0]
         rows.append(
             IngestRejection(
                 project=project,
@@ -2361,9 +2386,9 @@ def save_rejections(project: Project, errors: Iterable[RecordError], *, source: 
                 record_index=error.index,
                 record_type=error.record_type,
                 field=error.field[:300],
-                message=error.message,
+                message=message,
                 raw=raw,
-                fingerprint=IngestRejection.fingerprint_of(error.message, raw),
+                fingerprint=IngestRejection.fingerprint_of(message, raw),
             )
         )
     IngestRejection.objects.bulk_create(rows, ignore_conflicts=True)

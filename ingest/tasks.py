@@ -13,6 +13,7 @@ from typing import Any
 import requests
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from analytics import webhooks
 from analytics.queries import requeue_webhook_rows
@@ -108,3 +109,29 @@ def enqueue_requeue_webhook(message_pks: Iterable[int]) -> None:
     except Exception:
         _broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
         logger.warning("broker unavailable: requeue webhook for %d messages not sent", len(pks))
+
+
+@shared_task
+def enforce_retention_task() -> int:
+    """Beat: run erasures whose task was lost, then apply every project's retention
+    (ingest/deletion.py); returns the rows retention deleted."""
+    from ingest.deletion import enforce_retention, run_pending_erasures
+    from ingest.models import Project
+
+    run_pending_erasures()
+    total = 0
+    for project in Project.objects.order_by("pk"):
+        result = enforce_retention(project, now=timezone.now())
+        if result.total:
+            logger.info("retention: project %s lost %s", project.slug, result.deleted)
+        total += result.total
+    return total
+
+
+@shared_task
+def run_erasure_task(request_pk: int) -> int:
+    """An erasure request too big for its web request; returns the sessions deleted."""
+    from ingest.deletion import run_erasure
+
+    erasure = run_erasure(request_pk)
+    return 0 if erasure is None else erasure.session_count

@@ -29,7 +29,7 @@ from ingest.auth import (
 from ingest.formats import agentops
 from ingest.formats.records import BodyError, ParseResult
 from ingest.models import Project, Session, UploadedObject
-from ingest.store import SaveResult, save_records_or_reject
+from ingest.store import SaveResult, redacted_text, save_records_or_reject
 from ingest.views import error, keep_refused_body, read_body
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def objects_upload(request: HttpRequest) -> JsonResponse:
         return error(exc.message, exc.status)
     if not isinstance(text, str):
         return error("body must be a string", 400, field="body")
-    stored = UploadedObject.objects.create(project=project, body=text)
+    stored = UploadedObject.objects.create(project=project, body=redacted_text(project, text))
     url = f"{settings.SITE_URL.rstrip('/')}/objects/{stored.pk}/"
     return JsonResponse({"url": url, "size": len(text.encode())})
 

@@ -20,7 +20,7 @@ from tests.builders import make_message, make_project, make_session
 
 pytestmark = pytest.mark.django_db
 
-SCOPES = ["ingest", "read", "actions", "poll"]
+SCOPES = ["ingest", "read", "actions", "poll", "erase"]
 BATCH = {
     "records": [
         {
@@ -63,6 +63,20 @@ REQUESTS: dict[str, tuple[str, Callable[[Client, str, dict[str, Any]], Any]]] = 
         "actions",
         lambda c, k, t: _json(c, f"/api/v1/dead-letters/{t['dead'].pk}/requeue/", k, {}),
     ),
+    "delete a session": (
+        "erase",
+        lambda c, k, t: c.delete(
+            f"/api/v1/sessions/{t['doomed'].external_id}/", headers={"X-API-Key": k}
+        ),
+    ),
+    "request an erasure": (
+        "erase",
+        lambda c, k, t: _json(c, "/api/v1/erasures/", k, {"kind": "tag", "value": "erase-me"}),
+    ),
+    "list erasures": (
+        "erase",
+        lambda c, k, t: c.get("/api/v1/erasures/", headers={"X-API-Key": k}),
+    ),
     "poll": (
         "poll",
         lambda c, k, t: _json(c, "/api/v1/requeued-messages/poll/", k, {"poll_id": "p1"}),
@@ -73,7 +87,11 @@ REQUESTS: dict[str, tuple[str, Callable[[Client, str, dict[str, Any]], Any]]] = 
 @pytest.fixture
 def things() -> dict[str, Any]:
     project, _ = make_project(name="Scoped")
-    return {"project": project, "dead": make_message(make_session(project), status="dead_lettered")}
+    return {
+        "project": project,
+        "dead": make_message(make_session(project), status="dead_lettered"),
+        "doomed": make_session(project, tags=["erase-me"]),
+    }
 
 
 @pytest.mark.parametrize("scope", SCOPES)

@@ -54,7 +54,10 @@ def test_the_schema_is_openapi_3_and_lists_every_endpoint(client: Client) -> Non
         "/api/v1/ingest-problems/",
         "/api/v1/ingest-problems/{id}/",
         "/api/v1/audit/",
+        "/api/v1/erasures/",
+        "/api/v1/erasures/{id}/",
     }
+    assert "delete" in schema["paths"]["/api/v1/sessions/{session_id}/"]
     assert "projectApiKey" in schema["components"]["securitySchemes"]
 
 

@@ -287,8 +287,8 @@ def test_the_rounds_panel_runs_the_same_queries_for_few_and_many_rounds(
     logged_in.get(detail_url(session))
 
     # auth session, user, session, projects, stream, agents, children, detector flags,
-    # anomalies naming the session, scores, the user's role (may they score), trace links,
-    # round span counts, spans (no parent to look up)
+    # anomalies naming the session, scores, the user's role (may they score or delete), trace
+    # links, round span counts, spans (no parent to look up)
     with django_assert_num_queries(14):
         response = logged_in.get(detail_url(session), {"trace": traces[-1]})
 

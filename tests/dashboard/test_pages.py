@@ -553,7 +553,8 @@ def test_the_session_detail_runs_the_same_queries_for_few_and_many_spans(
     logged_in.get(detail_url(session))
 
     # auth session, user, session, projects, stream, agents, parent, children, detector flags,
-    # anomalies naming the session, scores, the user's role (may they score), trace links, spans
+    # anomalies naming the session, scores, the user's role (may they score or delete), trace
+    # links, spans
     with django_assert_num_queries(14):
         response = logged_in.get(detail_url(session))
 

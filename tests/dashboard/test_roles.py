@@ -27,6 +27,7 @@ from ingest.models import (
     ModelPrice,
     Project,
     Score,
+    Session,
 )
 from tests.builders import (
     make_alert_rule,
@@ -308,6 +309,45 @@ WRITE_PATHS: dict[str, WritePath] = {
         ),
         lambda t: Score.objects.filter(session=t["session"], name="judge").exists(),
     ),
+    "page: delete a session": WritePath(
+        Action.DELETE_SESSION,
+        lambda c, t: c.post(f"/sessions/{t['doomed'].pk}/delete/"),
+        lambda t: not Session.objects.filter(pk=t["doomed"].pk).exists(),
+    ),
+    "api: delete a session": WritePath(
+        Action.DELETE_SESSION,
+        lambda c, t: c.delete(f"/api/v1/sessions/{t['doomed'].external_id}/"),
+        lambda t: not Session.objects.filter(pk=t["doomed"].pk).exists(),
+    ),
+    "page: set the retention": WritePath(
+        Action.EDIT_DATA_LIFECYCLE,
+        lambda c, t: c.post(
+            "/settings/lifecycle/?project=roles",
+            {"form": "retention", "raw_retention_days": 30, "derived_retention_days": 400},
+        ),
+        lambda t: _project(t).raw_retention_days == 30,
+    ),
+    "page: turn redaction on": WritePath(
+        Action.EDIT_DATA_LIFECYCLE,
+        lambda c, t: c.post(
+            "/settings/lifecycle/?project=roles",
+            {"form": "redaction", "is_redaction_enabled": "on", "redaction_detectors": ["email"]},
+        ),
+        lambda t: _project(t).is_redaction_enabled,
+    ),
+    "page: erase a user's sessions": WritePath(
+        Action.REQUEST_ERASURE,
+        lambda c, t: c.post(
+            "/settings/lifecycle/?project=roles",
+            {"form": "erasure", "kind": "user_id", "value": "u-1", "confirm": "on"},
+        ),
+        lambda t: not Session.objects.filter(pk=t["doomed"].pk).exists(),
+    ),
+    "api: erase a tag's sessions": WritePath(
+        Action.REQUEST_ERASURE,
+        lambda c, t: _api(c, "/api/v1/erasures/", {"kind": "tag", "value": "erase-me"}),
+        lambda t: not Session.objects.filter(pk=t["doomed"].pk).exists(),
+    ),
 }
 
 
@@ -341,6 +381,7 @@ def things(db: None) -> dict[str, Any]:
             project=project, name="old rule", sender_attribute="a", receiver_attribute="b"
         ),
         "webhook_secret": project.requeue_webhook_secret,
+        "doomed": make_session(project, metadata={"user_id": "u-1"}, tags=["erase-me"]),
     }
 
 

@@ -22,7 +22,8 @@ class Command(BaseCommand):
             choices=ApiKey.Scope.values,
             help="What the key may do (repeat for several); default: ingest, an agent's key that "
             "can only send. read: the API with prompts and contents; actions: requeue, resolve, "
-            "anomaly status; poll: take requeued messages.",
+            "anomaly status; poll: take requeued messages; erase: delete sessions and request "
+            "erasures.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
