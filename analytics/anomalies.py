@@ -192,39 +192,39 @@ def _detect_series(
     rows = rows.assign(subject=rows[column] if column else "")
     rows = rows[(rows["subject"] != "") | (column is None)]
     hourly = _hourly_values(rows, series.metric)
+    mix = MIX_COLUMNS.get(series.subject_type)
     flags = []
     for subject, values in hourly.groupby("subject", sort=True):
         indexed = values.set_index("bucket").sort_index()
-        hours = _flagged_hours(indexed, series.metric, since, until, settings)
         subject_rows = rows[rows["subject"] == subject].sort_values("bucket", kind="stable")
+        hours = [
+            hour
+            for hour in _flagged_hours(indexed, series.metric, since, until, settings)
+            if not _explained_by_mix(
+                subject_rows, hour.bucket, hour.bucket + HOUR, series.metric, mix, settings
+            )
+        ]
         episodes = _episodes(hours)
-        windows = _sparse_windows(indexed, subject_rows, series.metric, since, until, settings)
-        found: list[list[_Hour]] | list[_Window] = episodes
-        if windows:
-            # One incident, one flag: hourly episodes and sparse windows that overlap merge.
-            hourly = [
-                _Window(
-                    e[0].bucket,
-                    e[-1].bucket + HOUR,
-                    e[0].baseline,
-                    max(h.score for h in e),
-                    e[0].is_seasonal,
-                    windowed=False,
-                )
-                for e in episodes
-            ]
-            found = _merge_windows(hourly + windows)
-        for item in found:
-            start, end = _span_of(item)
-            if not _explained_by_mix(series, subject_rows, start, end, settings):
-                flags.append(_flag(series, str(subject), item, subject_rows, all_rows, settings))
+        windows = _sparse_windows(indexed, subject_rows, series.metric, mix, since, until, settings)
+        if not windows:
+            for episode in episodes:
+                flags.append(_flag(series, str(subject), episode, subject_rows, all_rows, settings))
+            continue
+        # One incident, one flag: hourly episodes and sparse windows that overlap merge.
+        hourly = [
+            _Window(
+                e[0].bucket,
+                e[-1].bucket + HOUR,
+                e[0].baseline,
+                max(h.score for h in e),
+                e[0].is_seasonal,
+                windowed=False,
+            )
+            for e in episodes
+        ]
+        for window in _merge_windows(hourly + windows):
+            flags.append(_flag(series, str(subject), window, subject_rows, all_rows, settings))
     return flags
-
-
-def _span_of(item: list[_Hour] | _Window) -> tuple[pd.Timestamp, pd.Timestamp]:
-    if isinstance(item, _Window):
-        return item.start, item.end
-    return item[0].bucket, item[-1].bucket + HOUR
 
 
 # A model's or tool's calls come from several agents: its pooled level moves when their mix
@@ -235,31 +235,32 @@ MIX_QUANTILE = 0.95
 
 
 def _explained_by_mix(
-    series: Series,
     rows: pd.DataFrame,
     start: pd.Timestamp,
     end: pd.Timestamp,
+    metric: str,
+    column: str | None,
     settings: DetectionSettings,
 ) -> bool:
-    """Whether the window's value is below min_ratio times what its agents' own calls of the
-    previous baseline_days give in the window's mix: each agent's baseline (its p95 histogram,
-    tokens per call or error rate) weighted by its calls in the window. An agent with fewer
-    baseline calls than a judged window needs takes the subject's baseline of all agents. A
-    slowdown of the model (or of one agent's calls of it) stays far above that; an agent as slow
-    as it always is, now a larger share of the calls, does not."""
-    column = MIX_COLUMNS.get(series.subject_type)
-    if column is None or series.metric not in ("latency_p95", "tokens_per_call", "error_rate"):
+    """Whether the hours [start, end) of a subject pooled over `column` (MIX_COLUMNS) stay below
+    min_ratio times what each agent's own calls of the previous baseline_days give in the
+    window's mix: each agent's baseline (its latency histogram, tokens per call or error rate)
+    weighted by its calls in the window. An agent with fewer baseline calls than a judged window
+    needs takes the subject's baseline of all agents. A slowdown of the model (or of one agent's
+    calls of it) stays far above that; an agent as slow as it always is, now a larger share of
+    the calls, does not. Judged per hour and per sparse window, before they merge."""
+    if column is None or metric not in ("latency_p95", "tokens_per_call", "error_rate"):
         return False
     window = rows[(rows["bucket"] >= start) & (rows["bucket"] < end)]
     before = rows[(rows["bucket"] >= start - pd.Timedelta(days=settings.baseline_days))]
     before = before[before["bucket"] < start]
     if len(window) == 0 or len(before) == 0:
         return False
-    value, _ = _episode_value(window, series.metric)
-    expected = _mix_expectation(window, before, series.metric, column)
+    value, _ = _episode_value(window, metric)
+    expected = _mix_expectation(window, before, metric, column)
     if expected is None:
         return False
-    if series.metric in RATE_METRICS:
+    if metric in RATE_METRICS:
         return value < 2 * expected or value - expected < settings.min_rate_increase
     return value < settings.min_ratio * expected
 
@@ -549,6 +550,7 @@ def _sparse_windows(
     values: pd.DataFrame,
     rows: pd.DataFrame,
     metric: str,
+    mix: str | None,
     since: datetime,
     until: datetime,
     settings: DetectionSettings,
@@ -585,6 +587,8 @@ def _sparse_windows(
         hit = _judge_window(
             history, values.iloc[first : i + 1], rows, row_times, start, end, metric, settings
         )
+        if hit is not None and _explained_by_mix(rows, hit.start, hit.end, metric, mix, settings):
+            hit = None
         if hit is not None:
             hits.append(hit)
     windows = []
