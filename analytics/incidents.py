@@ -175,35 +175,45 @@ def _group(flags: list[FlagFacts]) -> IncidentGroup:
         score=max(f.score for f in flags),
         top_dimension="" if top == "project=" else top,
         example_session_ids=tuple(examples[:MAX_EXAMPLES]),
-        explanation=incident_explanation(lead, [f for f in flags if f is not lead], start, end),
+        explanation=incident_explanation(
+            lead, [f for f in flags if f is not lead], start, end, top=top
+        ),
         incident_key=key,
     )
 
 
 def incident_explanation(
-    lead: FlagFacts, others: Sequence[FlagFacts], start: datetime, end: datetime
+    lead: FlagFacts, others: Sequence[FlagFacts], start: datetime, end: datetime, *, top: str = ""
 ) -> str:
-    """The lead flag's sentence, the window, and what moved with it: "...; from Tue 17 Nov
-    09:00 to 17:00 UTC (8 h); with it: error rate of agent billing"."""
+    """The lead flag's sentence, the window, the top dimension when the lead's sentence does not
+    name it, and what else moved with it: "...; from Tue 17 Nov 09:00 to 17:00 UTC (8 h); with
+    it: error rate of agent billing". top: the incident's top entity ("model=gpt-4o")."""
     hours = round((end - start) / timedelta(hours=1))
-    same_day = start.date() == (end - timedelta(microseconds=1)).date()
-    until = f"{end:%H:%M}" if same_day else f"{end:%a %d %b %H:%M}"
+    until = f"{end:%H:%M}" if start.date() == end.date() else f"{end:%a %d %b %H:%M}"
     sentence = f"{lead.explanation}; from {start:%a %d %b %H:%M} to {until} UTC ({hours} h)"
-    moved = []
+    named = {f"{lead.subject_type}={lead.subject}", lead.top_dimension, "project="}
+    if top and top not in named:
+        column, _, value = top.partition("=")
+        sentence += f"; most of its flags name {column} {value}"
+    # Another stretch of the lead's own series is not news.
+    moved = [_series_name(lead)]
     for flag in sorted(others, key=lambda f: -f.score):
-        what = METRICS.get(flag.metric, flag.metric)
-        name = (
-            "the project"
-            if flag.subject_type == "project"
-            else (f"{flag.subject_type} {flag.subject}")
-        )
-        if f"{what} of {name}" not in moved:
-            moved.append(f"{what} of {name}")
+        if _series_name(flag) not in moved:
+            moved.append(_series_name(flag))
+    moved = moved[1:]
     if moved:
         sentence += "; with it: " + ", ".join(moved[:6])
         if len(moved) > 6:
             sentence += f" and {len(moved) - 6} more"
     return sentence
+
+
+def _series_name(flag: FlagFacts) -> str:
+    """ "error rate of agent billing", "cost per session of the project"."""
+    name = (
+        "the project" if flag.subject_type == "project" else f"{flag.subject_type} {flag.subject}"
+    )
+    return f"{METRICS.get(flag.metric, flag.metric)} of {name}"
 
 
 def is_closed(window_end: datetime, *, now: datetime, quiet: timedelta = QUIET_TO_CLOSE) -> bool:

@@ -694,11 +694,22 @@ def _anomaly_reported(anomaly: Any) -> Reported:
 
 
 def _is_explained(item: Any) -> bool:
-    """A window, a baseline, an observed value and a sentence (the top dimension may be the
-    subject itself, when no other dimension stands out)."""
+    """The stored sentence states the observed value and the baseline and names the top
+    dimension (or, when none stands out, the subject); an incident's also states its window
+    ("from Thu 12 Nov 13:00 to 19:00 UTC (6 h)"), a flag's window is its own fields."""
+    from analytics.anomalies import format_value
+    from analytics.models import Incident as StoredIncident
+
+    text = item.explanation or ""
+    dimension = item.top_dimension.partition("=")[2] or item.subject
+    has_window = item.window_end > item.window_start
+    if isinstance(item, StoredIncident):
+        has_window = has_window and f"from {item.window_start:%a %d %b %H:%M} to " in text
     return (
-        bool(item.explanation and item.window_end > item.window_start and item.baseline is not None)
-        and item.observed is not None
+        has_window
+        and format_value(item.metric, item.observed) in text
+        and format_value(item.metric, item.baseline) in text
+        and dimension in text
     )
 
 

@@ -68,6 +68,28 @@ def test_hours_below_the_threshold_in_the_middle_do_not_split_an_incident() -> N
 
     assert incident.flag_keys == (1, 2, 3)
     assert incident.top_dimension == "model=gpt-4o"
+    # The lead's own later stretch is part of the window, not something that moved with it.
+    assert incident.explanation.endswith("; with it: cost per session of the project")
+
+
+def test_an_incident_sentence_names_its_top_dimension_when_the_lead_flag_does_not() -> None:
+    flags = [
+        flag(1, "agent=billing", top="model=claude", score=5),
+        flag(2, "agent=shipping", top="model=claude", score=5),
+        flag(3, "agent=billing", score=9),
+    ]
+
+    [incident] = group_incidents(flags)
+
+    assert incident.top_dimension == "model=claude"
+    assert incident.subject == "billing"
+    assert "(2 h); most of its flags name model claude; with it: " in incident.explanation
+
+
+def test_an_incident_ending_at_midnight_says_the_next_day() -> None:
+    [incident] = group_incidents([flag(1, "tool=kb_search", "latency_p95", start=9, hours=6)])
+
+    assert "from Tue 17 Nov 18:00 to Wed 18 Nov 00:00 UTC (6 h)" in incident.explanation
 
 
 def test_a_project_cost_flag_naming_no_model_joins_the_token_flags_beside_it() -> None:

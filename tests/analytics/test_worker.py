@@ -105,6 +105,37 @@ def test_a_refresh_in_the_worker_flags_an_injected_slowdown(celery_worker: Any) 
     assert anomaly.example_session_ids
 
 
+def test_an_import_of_older_hours_is_judged_by_the_worker_without_a_command(
+    celery_worker: Any,
+) -> None:
+    """Nine days arrive at once with a slowdown five days back, beyond the live refresh's 48
+    hours: the task judges those, remembers the rest and queues itself again until none is
+    left, so the slowdown is flagged without recompute_analytics."""
+    from analytics.refresh import MAX_ANOMALY_LOOKBACK
+    from analytics.store import has_unjudged
+    from analytics.synthetic import Injection
+
+    project = Project.objects.create(name="Import", slug="import")
+    now = timezone.now().replace(hour=NOW.hour, minute=NOW.minute, second=0, microsecond=0)
+    if now > timezone.now():
+        now -= timedelta(days=1)
+    start = now - timedelta(days=5, hours=-2, minutes=30)  # 15:00 UTC, as in test_incidents_db
+    assert start < timezone.now() - MAX_ANOMALY_LOOKBACK
+    _store_synthetic(project, Injection("tool", "search", "latency_p95", start, 3, 4.0), now=now)
+    first = Span.objects.filter(project=project).order_by("started_at").first()
+    assert first is not None
+    mark_refresh_pending({project.pk: first.started_at})
+
+    refresh_project_analytics_task.delay(project.pk)
+
+    anomaly = wait_until(
+        lambda: Anomaly.objects.filter(project=project, subject="search").first(),
+        what="the flag of the slowdown five days back",
+    )
+    assert start <= anomaly.window_start < start + timedelta(hours=3)
+    wait_until(lambda: not has_unjudged(project.pk), what="the backlog to be judged")
+
+
 class Receiver(BaseHTTPRequestHandler):
     received: list[tuple[bytes, dict[str, str]]] = []
 
