@@ -65,7 +65,7 @@ STAGES = (
     ("ingest.views_otlp", "project_for_otlp_request"),
     ("ingest.views_otlp", "message_rules"),
     ("ingest.views_otlp", "parse_otlp_traces"),
-    ("ingest.views_otlp", "save_records"),
+    ("ingest.views_otlp", "save_records_or_reject"),
     ("ingest.views_otlp", "enqueue_session_summaries_soon"),
     ("ingest.views_otlp", "export_response"),
     *(
@@ -79,8 +79,13 @@ STAGES = (
             "_upsert_agents",
             "_upsert_spans",
             "_relink_span_agents",
+            "_upsert_messages",
             "_upsert_workflows",
+            "_adopt_implicit_steps",
+            "_fill_pending_ends",
+            "_adopt_definitions",
             "_merge_stored_sessions",
+            "save_rejections",
         )
     ),
 )
