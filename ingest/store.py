@@ -166,10 +166,11 @@ def save_records(
     which are idempotent on their own natural keys (see _needs_ledger_row).
 
     Rows that concurrent requests share (sessions, trace links, workflows) are created first,
-    outside the transaction (_claim_shared_rows), and stored sessions are changed last, locked
-    in id order (_merge_stored_sessions), so concurrent requests of one session do not wait on
-    each other's commit. A concurrent writer racing on the same span still makes the
-    transaction fail on a unique constraint; it is then retried once it can see that row.
+    outside the transaction (_claim_shared_rows), and stored sessions are changed last, by one
+    commutative UPDATE (_merge_stored_sessions), so concurrent requests of one session wait on
+    each other at most for that UPDATE's commit. A concurrent writer racing on the same span
+    still makes the transaction fail on a unique constraint; it is then retried once it can see
+    that row.
     """
     errors = list(errors)
     claimed = _claim_shared_rows(project, records)

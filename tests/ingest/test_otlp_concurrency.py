@@ -1,5 +1,5 @@
 """Concurrent OTLP requests of one session on real PostgreSQL: the session rows they share are
-claimed outside the request's transaction and merged last under a row lock, so a request never
+claimed outside the request's transaction and merged last by one UPDATE, so a request never
 overwrites another's change, and a request that fails leaves at most an empty inferred session
 that its retry fills."""
 
