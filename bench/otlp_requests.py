@@ -80,8 +80,13 @@ STAGES = (
             "_upsert_agents",
             "_upsert_spans",
             "_relink_span_agents",
+            "_upsert_messages",
             "_upsert_workflows",
+            "_adopt_implicit_steps",
+            "_fill_pending_ends",
+            "_adopt_definitions",
             "_merge_stored_sessions",
+            "save_rejections",
         )
     ),
 )

@@ -74,6 +74,7 @@ from ingest.models import (
 )
 from ingest.pricing import Price, default_prices, llm_cost, price_for
 from ingest.redaction import CustomPattern, Redactor, redact_records, redactor_for
+from ingest.session_merge import SessionChange, merge_change, session_changes
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=Model)
@@ -169,10 +170,11 @@ def save_records(
     which are idempotent on their own natural keys (see _needs_ledger_row).
 
     Rows that concurrent requests share (sessions, trace links, workflows) are created first,
-    outside the transaction (_claim_shared_rows), and stored sessions are changed last, locked
-    in id order (_merge_stored_sessions), so concurrent requests of one session do not wait on
-    each other's commit. A concurrent writer racing on the same span still makes the
-    transaction fail on a unique constraint; it is then retried once it can see that row.
+    outside the transaction (_claim_shared_rows), and stored sessions are changed last, by one
+    commutative UPDATE (_merge_stored_sessions), so concurrent requests of one session wait on
+    each other at most for that UPDATE's commit. A concurrent writer racing on the same span
+    still makes the transaction fail on a unique constraint; it is then retried once it can see
+    that row.
     """
     errors = list(errors)
     redactor = project_redactor(project)
@@ -296,6 +298,10 @@ class Claimed:
 
     sessions: dict[str, int] = field(default_factory=dict)
     workflows: set[int] = field(default_factory=set)
+    # The batch's links and its records by type, followed to their sessions (_linked), and
+    # how many records that was: the transaction reuses them when it stores every record.
+    linked: tuple[dict[str, TraceLinkRecord], dict[type, list[Any]]] | None = None
+    record_count: int = 0
 
 
 def _claim_shared_rows(project: Project, records: list[tuple[int, Record]]) -> Claimed:
@@ -320,25 +326,24 @@ def _claim_shared_rows(project: Project, records: list[tuple[int, Record]]) -> C
     if connection.vendor != "postgresql" or connection.in_atomic_block or not records:
         return Claimed()
     # Test runs and results name no session of their own (a result's session_ids only link).
-    by_type = {
-        kind: group
-        for kind, group in _group_by_type([r for _, r in records]).items()
-        if "session_id" in getattr(kind, "__dataclass_fields__", {})
-    }
-    links = _batch_links(project, by_type.get(TraceLinkRecord, []), by_type.get(AgentRecord, []))
-    by_type = _follow_trace_links(project, by_type, links)
+    by_type = _group_by_type([r for _, r in records])
+    tests = bool(by_type.pop(TestRunRecord, None)) | bool(by_type.pop(TestResultRecord, None))
+    links, by_type = _linked(project, by_type)
     wanted = {r.session_id for g in by_type.values() for r in g if r.session_id}
     wanted |= {link.session_id for link in links.values()}
     if not wanted:
         return Claimed()
     flows = by_type.get(WorkflowRecord, []) + by_type.get(StepRecord, [])
     try:
-        return _claim(project, wanted, links, flows)
+        claimed = _claim(project, wanted, links, flows)
     except IntegrityError:
         # A session pk this process remembered is gone (pruned, or a stray trace session that
         # was moved): forget them all and claim from what is stored.
         CLAIMED_KEYS.clear()
-        return _claim(project, wanted, links, flows)
+        claimed = _claim(project, wanted, links, flows)
+    if not tests:
+        claimed.linked, claimed.record_count = (links, by_type), len(records)
+    return claimed
 
 
 def _claim(
@@ -479,10 +484,14 @@ def _save_batch(
     test_records = by_type.pop(TestRunRecord, []) + by_type.pop(TestResultRecord, [])
     result.test_run_pks = _save_test_records(project, test_records)
     test_scores = _test_result_scores(test_records)
-    if test_scores:
-        by_type.setdefault(ScoreRecord, []).extend(test_scores)
-    links = _batch_links(project, by_type.pop(TraceLinkRecord, []), by_type.get(AgentRecord, []))
-    by_type = _follow_trace_links(project, by_type, links)
+    if claimed.linked is not None and len(fresh) == claimed.record_count and not test_scores:
+        # The claim followed these same records' links a moment ago (a fifth of the parse's
+        # cost again for 512 small-trace spans, all rewritten to their sessions).
+        links, by_type = claimed.linked
+    else:
+        if test_scores:
+            by_type.setdefault(ScoreRecord, []).extend(test_scores)
+        links, by_type = _linked(project, by_type)
     session_records = [r for g in by_type.values() for r in g]
     sessions, created = _upsert_sessions(project, session_records)
     # Sessions with nothing under them yet: those created here and those claimed for this batch.
@@ -502,7 +511,7 @@ def _save_batch(
     # a session this batch claimed they are stored rows to look up.
     _upsert_workflows(project, sessions, created, flows, claimed.workflows)
     if flows:
-        _adopt_implicit_steps(sessions, by_type.get(SpanRecord, []))
+        _adopt_implicit_steps(sessions, by_type.get(SpanRecord, []), walk.parent_of)
     _fill_pending_ends(walk)
     result.rejection_count = save_rejections(project, errors, source=source)
     _merge_stored_sessions(sessions, created, session_records)
@@ -756,6 +765,15 @@ def _adopt_definitions(
         _move_trace(definition.session, team)
 
 
+def _linked(
+    project: Project, by_type: dict[type, list[Any]]
+) -> tuple[dict[str, TraceLinkRecord], dict[type, list[Any]]]:
+    """The batch's trace links by trace id (taken out of `by_type`) and the other records by
+    type, pointed at the sessions the links name."""
+    links = _batch_links(project, by_type.pop(TraceLinkRecord, []), by_type.get(AgentRecord, []))
+    return links, _follow_trace_links(project, by_type, links)
+
+
 def _follow_trace_links(
     project: Project, by_type: dict[type, list[Any]], links: dict[str, TraceLinkRecord]
 ) -> dict[type, list[Any]]:
@@ -800,12 +818,20 @@ def _save_trace_links(
     """Store the batch's links, and move rows already stored under a trace's own session."""
     if not links:
         return
-    stored = {
-        (trace, session_pk, round_index, reason)
-        for trace, session_pk, round_index, reason in TraceLink.objects.filter(
-            project=project, trace_id__in=links.keys()
-        ).values_list("trace_id", "session_id", "round_index", "reason")
-    }
+    traces = sorted(links)
+    # Written out (ingest/sql.py), the stored links and the stray sessions in one statement:
+    # every request of a session brings its traces' links.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1, trace_id, session_id, round_index, reason FROM ingest_tracelink "
+            f"WHERE project_id = %s AND trace_id IN {sql.placeholders(traces)} "
+            "UNION ALL SELECT 0, external_id, id, NULL, NULL FROM ingest_session "
+            f"WHERE project_id = %s AND external_id IN {sql.placeholders(traces)}",
+            [project.pk, *traces, project.pk, *traces],
+        )
+        rows = cursor.fetchall()
+    stored = {tuple(row[1:]) for row in rows if row[0]}
+    stray_pks = [row[2] for row in rows if not row[0]]
     # Rewriting an unchanged link would lock it until commit, and every request carrying a
     # span of that trace would queue behind it; links in sorted order against deadlocks.
     changed = [
@@ -819,15 +845,16 @@ def _save_trace_links(
         for trace, link in sorted(links.items())
         if (trace, sessions[link.session_id].pk, link.round_index, link.reason[:300]) not in stored
     ]
-    TraceLink.objects.bulk_create(
-        changed,
-        update_conflicts=True,
-        unique_fields=["project", "trace_id"],
-        update_fields=["session", "round_index", "reason"],
-    )
-    strays = Session.objects.filter(project=project, external_id__in=links.keys())
-    for stray in strays.only("pk", "external_id"):
-        _move_trace(stray, sessions[links[stray.external_id].session_id])
+    if changed:
+        TraceLink.objects.bulk_create(
+            changed,
+            update_conflicts=True,
+            unique_fields=["project", "trace_id"],
+            update_fields=["session", "round_index", "reason"],
+        )
+    if stray_pks:
+        for stray in Session.objects.filter(pk__in=stray_pks).only("pk", "external_id"):
+            _move_trace(stray, sessions[links[stray.external_id].session_id])
 
 
 def _move_trace(stray: Session, target: Session) -> None:
@@ -940,7 +967,8 @@ def _upsert_sessions(
         for sid in sorted(wanted - existing.keys())
     ]
     news = {session.external_id: session for session in created}
-    _merge_into_sessions(news, [r for r in records if r.session_id in news])
+    for session_id, change in session_changes([r for r in records if r.session_id in news]).items():
+        merge_change(news[session_id], change)
     existing.update(news)
     _create(created)
     if created and created[0].pk is None:
@@ -959,129 +987,121 @@ def _merge_stored_sessions(
     sessions: dict[str, Session], created: set[int], records: list[Record]
 ) -> None:
     """Merge the batch into the sessions it did not create in its transaction (`created`), as
-    its last write: the rows to change are locked (SELECT ... FOR UPDATE, in id order, so two
-    batches never deadlock), read again and merged, so a concurrent batch's change to the same
-    session is kept, not overwritten, and the lock is held only until the commit that follows.
-    A session the batch changes nothing in (its start already early enough, its summary
-    already marked stale) is not locked at all."""
+    its last write. On PostgreSQL one UPDATE merges each change into the row as it is when the
+    UPDATE runs (_update_stored_sessions), so a concurrent batch's change to the same session
+    is kept, not overwritten, without reading the rows again under a lock. A session the batch
+    changes nothing in (by the row read at the start of the batch) is not written at all."""
     stored = {sid: s for sid, s in sessions.items() if s.pk not in created}
     if not stored:
         return
-    mine = [r for r in records if r.session_id in stored]
-    before = {s.pk: (*_merge_snapshot(s), s.is_summary_stale) for s in stored.values()}
-    _merge_into_sessions(stored, mine)
-    touched = sorted(s.pk for s in stored.values() if (*_merge_snapshot(s), True) != before[s.pk])
+    changes = session_changes([r for r in records if r.session_id in stored])
+    touched: dict[int, SessionChange] = {}
+    for session_id, change in changes.items():
+        session = stored[session_id]
+        before = (*_merge_snapshot(session), session.is_summary_stale)
+        merge_change(session, change)
+        if (*_merge_snapshot(session), True) != before:
+            touched[session.pk] = change
     if not touched:
         return
-    locked = {
-        s.external_id: s
-        # NO KEY UPDATE, as an UPDATE of these columns takes: a plain FOR UPDATE would also
-        # block every insert referencing the session (foreign-key checks take KEY SHARE) and
-        # deadlock with batches holding those.
-        for s in sql.select_rows(
-            Session,
-            f"t.id IN {sql.placeholders(touched)} ORDER BY t.id"
-            + (" FOR NO KEY UPDATE" if connection.vendor == "postgresql" else ""),
-            touched,
-        )
-    }
-    before = {s.pk: (*_merge_snapshot(s), s.is_summary_stale) for s in locked.values()}
-    _merge_into_sessions(locked, [r for r in mine if r.session_id in locked])
-    changed = [s for s in locked.values() if (*_merge_snapshot(s), True) != before[s.pk]]
-    _update_rows(sorted(changed, key=lambda s: s.pk), SESSION_MERGE_FIELDS)
-    for session in locked.values():
-        sessions[session.external_id] = session
+    if connection.vendor == "postgresql":
+        _update_stored_sessions(touched)
+        return
+    # Elsewhere (SQLite: one writer at a time) the rows are read again and merged in Python.
+    fresh = sql.select_rows(
+        Session, f"t.id IN {sql.placeholders(list(touched))} ORDER BY t.id", list(touched)
+    )
+    for session in fresh:
+        merge_change(session, touched[session.pk])
+    _update_rows(fresh, SESSION_MERGE_FIELDS)
 
 
-def _merge_into_sessions(sessions: dict[str, Session], records: list[Record]) -> None:
-    """Session records in order, then each session starts no later than the earliest thing
-    seen in it while it is inferred (one comparison per session, not per record)."""
-    earliest: dict[str, datetime] = {}
-    for record in records:
-        session_id = record.session_id
-        if not session_id:
-            continue
-        if isinstance(record, SessionRecord):
-            _merge_session(sessions[session_id], record)
-            continue
-        at = _record_time(record)
-        if at is not None and (session_id not in earliest or at < earliest[session_id]):
-            earliest[session_id] = at
-    for session_id, at in earliest.items():
-        _widen_inferred_start(sessions[session_id], at)
-    for session in sessions.values():
-        session.is_summary_stale = True
+# session_merge.merge_change() in one statement. `s` is the row as it is when the UPDATE runs:
+# after waiting for a concurrent writer's commit, PostgreSQL evaluates SET on the row that
+# writer left (so every comparison with the stored row is here, not in a subquery, which would
+# see the row as it was when the statement began). `v` is the batch's change. The rows are
+# locked in id order first (the CTE), so two batches never deadlock; NO KEY UPDATE, as an
+# UPDATE of these columns takes, since a plain FOR UPDATE also blocks the foreign-key checks of
+# concurrent inserts. Names compare in code-point order (COLLATE "C"), as Python compares them.
+TAKE_END = "v.has_end AND (s.ended_at IS NULL OR v.ended_at IS NULL OR v.ended_at >= s.ended_at)"
+TAKE_NAME = (
+    "v.name IS NOT NULL AND (v.name_at IS NULL OR s.name = '' OR (s.name_at IS NOT NULL AND "
+    '(v.name_at, v.name COLLATE "C") < (s.name_at, s.name COLLATE "C")))'
+)
+UPDATE_STORED_SESSIONS = f"""
+WITH v AS (
+    SELECT * FROM unnest(
+        %s::bigint[], %s::boolean[], %s::timestamptz[], %s::timestamptz[], %s::boolean[],
+        %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[],
+        %s::jsonb[], %s::jsonb[], %s::text[], %s::text[], %s::text[]
+    ) AS v(id, is_started, started_at, earliest, has_end, ended_at, end_state,
+           end_state_reason, name, name_at, tags, metadata, config, user_query,
+           parent_external_id, group_key)
+), locked AS (
+    SELECT id FROM ingest_session WHERE id IN (SELECT id FROM v) ORDER BY id FOR NO KEY UPDATE
+)
+UPDATE ingest_session s SET
+    started_at = CASE
+        WHEN v.started_at IS NULL THEN CASE
+            WHEN (s.is_inferred AND NOT v.is_started) OR s.started_at IS NULL
+            THEN LEAST(s.started_at, v.earliest) ELSE s.started_at END
+        WHEN s.is_inferred AND NOT v.is_started THEN LEAST(v.started_at, v.earliest)
+        WHEN s.is_inferred OR s.started_at IS NULL THEN v.started_at
+        ELSE LEAST(s.started_at, v.started_at) END,
+    is_inferred = s.is_inferred AND NOT v.is_started,
+    ended_at = CASE WHEN {TAKE_END} THEN v.ended_at ELSE s.ended_at END,
+    end_state = CASE WHEN {TAKE_END} THEN v.end_state ELSE s.end_state END,
+    end_state_reason = CASE WHEN {TAKE_END} THEN v.end_state_reason ELSE s.end_state_reason END,
+    name = CASE WHEN {TAKE_NAME} THEN v.name ELSE s.name END,
+    name_at = CASE WHEN {TAKE_NAME} THEN v.name_at ELSE s.name_at END,
+    tags = COALESCE(v.tags, s.tags),
+    metadata = CASE WHEN v.metadata IS NULL THEN s.metadata
+        ELSE COALESCE(s.metadata, '{{}}'::jsonb) || v.metadata END,
+    config = COALESCE(v.config, s.config),
+    user_query = COALESCE(v.user_query, s.user_query),
+    parent_external_id = COALESCE(v.parent_external_id, s.parent_external_id),
+    group_key = COALESCE(v.group_key, s.group_key),
+    is_summary_stale = true
+FROM v JOIN locked USING (id)
+WHERE s.id = v.id
+"""
+
+
+def _update_stored_sessions(changes: dict[int, SessionChange]) -> None:
+    """PostgreSQL: merge each change into its stored session (by pk) in one statement."""
+    ids = sorted(changes)
+    ordered = [changes[pk] for pk in ids]
+
+    def column(name: str) -> list[Any]:
+        return [getattr(change, name) for change in ordered]
+
+    def json_column(name: str) -> list[str | None]:
+        return [None if value is None else _json_bytes(value).decode() for value in column(name)]
+
+    params = [
+        ids,
+        column("is_started"),
+        column("started_at"),
+        column("earliest"),
+        column("has_end"),
+        column("ended_at"),
+        column("end_state"),
+        column("end_state_reason"),
+        column("name"),
+        column("name_at"),
+        json_column("tags"),
+        json_column("metadata"),
+        json_column("config"),
+        column("user_query"),
+        column("parent_external_id"),
+        column("group_key"),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(UPDATE_STORED_SESSIONS, params)
 
 
 def _merge_snapshot(session: Session) -> tuple[Any, ...]:
     return tuple(getattr(session, name) for name in SESSION_MERGE_FIELDS[:-1])
-
-
-def _record_time(record: Record) -> datetime | None:
-    if isinstance(record, SpanRecord):
-        return record.started_at
-    if isinstance(record, AgentRecord):
-        return record.at
-    if isinstance(record, TranscriptRecord | MetricRecord | AgentMessageRecord):
-        return record.at
-    if isinstance(record, WorkflowRecord | StepRecord):
-        return record.at
-    return None
-
-
-def _widen_inferred_start(session: Session, at: datetime | None) -> None:
-    """Until its start arrives, a session starts at the earliest thing seen in it."""
-    if at is None:
-        return
-    if session.started_at is None or (session.is_inferred and at < session.started_at):
-        session.started_at = at
-
-
-def _is_latest_end(session: Session, record: SessionRecord) -> bool:
-    """An end older than the one stored (an earlier round of a multi-trace session arriving
-    late) does not reopen or rewrite the session's end."""
-    if session.ended_at is None or record.ended_at is None:
-        return True
-    return record.ended_at >= session.ended_at
-
-
-def _merge_session(session: Session, record: SessionRecord) -> None:
-    if record.action == "start":
-        session.is_inferred = False
-        session.started_at = record.started_at
-    elif record.started_at is not None:
-        session.started_at = record.started_at
-    if record.action == "end" and _is_latest_end(session, record):
-        session.ended_at = record.ended_at
-        session.end_state = record.end_state or Session.EndState.INDETERMINATE
-        session.end_state_reason = record.end_state_reason or ""
-        _widen_inferred_start(session, record.ended_at)
-    if record.name is not None and _takes_name(session, record):
-        session.name, session.name_at = record.name, record.name_at
-    for attr, value in (
-        ("config", record.config),
-        ("user_query", record.user_query),
-        ("parent_external_id", record.parent_session_id),
-        ("group_key", record.group_key),
-    ):
-        if value is not None:
-            setattr(session, attr, value)
-    if record.tags is not None:
-        session.tags = list(record.tags)
-    if record.metadata is not None:
-        session.metadata = {**(session.metadata or {}), **record.metadata}
-
-
-def _takes_name(session: Session, record: SessionRecord) -> bool:
-    """A client's name always; a root span's name unless the session has a client's name or
-    one from an earlier root (equal times: the smaller name, so any order agrees)."""
-    if record.name_at is None:
-        return True
-    if not session.name:
-        return True
-    if session.name_at is None:
-        return False
-    return (record.name_at, record.name or "") < (session.name_at, session.name)
 
 
 def _upsert_agents(
@@ -1168,13 +1188,13 @@ def _relink_span_agents(
     if not newly:
         # Nothing learnt: every delegation and pending end was settled when its span's agent
         # was (that is when the span's agent changes) or its agent span came.
-        return TraceWalk()
+        return TraceWalk(parent_of=parent_of)
     _update_rows(changed, ["agent_external_id"])
     external = {s.pk: s.external_id for s in sessions.values()}
     messages = _trace_messages(
         external, [r for r in rows if (r[1], r[2]) in newly], agent_of, agent_names
     )
-    return TraceWalk(external, agent_of, agent_names, messages, newly)
+    return TraceWalk(external, agent_of, agent_names, messages, newly, parent_of)
 
 
 DELEGATION_PREFIX = "delegation:"
@@ -1264,6 +1284,8 @@ class TraceWalk:
     messages: list[AgentMessageRecord] = field(default_factory=list)
     # (session pk, span id) of the spans whose agent this batch learnt.
     newly: set[tuple[int, str]] = field(default_factory=set)
+    # Each stored span's parent in the batch's traces, when the walk read them (else None).
+    parent_of: dict[tuple[int, str], str] | None = None
 
     def name_of(self, session: int, span_id: str) -> str:
         """The name of the agent span `span_id` ran under, or ""."""
@@ -1280,18 +1302,23 @@ def _fill_pending_ends(walk: TraceWalk) -> None:
     filled = _fill_message_ends(walk)
     if filled:
         Message.objects.bulk_update(filled, ["sender", "receivers"])
-    steps = []
-    for step in Step.objects.filter(
-        workflow__session_id__in=walk.external.keys(),
-        agent_external_id="",
-        step_id__in={span for _, span in walk.newly},
-    ).only("pk", "step_id", "workflow__session_id"):
-        name = walk.name_of(step.workflow.session_id, step.step_id)
-        if name:
-            step.agent_external_id = name
-            steps.append(step)
-    if steps:
-        Step.objects.bulk_update(steps, ["agent_external_id"])
+    session_pks = sorted(walk.external)
+    span_ids = sorted({span for _, span in walk.newly})
+    # Written out (ingest/sql.py): every request that brings an agent span runs it.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT st.id, st.step_id, w.session_id FROM ingest_step st JOIN ingest_workflow w "
+            f"ON w.id = st.workflow_id WHERE w.session_id IN {sql.placeholders(session_pks)} "
+            f"AND st.agent_external_id = '' AND st.step_id IN {sql.placeholders(span_ids)}",
+            [*session_pks, *span_ids],
+        )
+        rows = cursor.fetchall()
+    steps = [
+        Step(pk=pk, agent_external_id=name)
+        for pk, step_id, session in rows
+        if (name := walk.name_of(session, step_id))
+    ]
+    _update_rows(steps, ["agent_external_id"])
 
 
 def _fill_message_ends(walk: TraceWalk) -> list[Message]:
@@ -2111,37 +2138,51 @@ def _upsert_workflows(
     )
 
 
-def _adopt_implicit_steps(sessions: dict[str, Session], spans: list[SpanRecord]) -> None:
+def _adopt_implicit_steps(
+    sessions: dict[str, Session],
+    spans: list[SpanRecord],
+    parent_of: dict[tuple[int, str], str] | None = None,
+) -> None:
     """OTLP: a task span that came before the spans leading up to its workflow span was put
     in its trace's implicit run (keyed by the trace id: otlp_flows._step_records). Once the
     stored trace leads from the task to a workflow span, the step moves to that workflow's run,
     and the implicit run goes when nothing is left in it; so traceloop's `disable_batch=True`
-    (one span per request, children first) stores the run its batches would."""
+    (one span per request, children first) stores the run its batches would. `parent_of`: the
+    stored spans' parents of these traces, when the batch read them already (TraceWalk)."""
     traces = {(sessions[r.session_id].pk, r.trace_id) for r in spans if r.trace_id}
     if not traces:
         return
-    session_pks = {pk for pk, _ in traces}
-    trace_ids = {t for _, t in traces}
-    implicit = list(
-        Step.objects.filter(
-            workflow__session_id__in=session_pks, workflow__workflow_id__in=trace_ids
-        ).values_list("pk", "workflow_id", "workflow__session_id", "step_id")
-    )
+    session_pks = sorted({pk for pk, _ in traces})
+    trace_ids = sorted({t for _, t in traces})
+    # Written out (ingest/sql.py), the sessions' runs and the steps of their implicit ones in
+    # one statement: nearly every request with a task span runs it.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT w.id, w.session_id, w.workflow_id, st.id, st.step_id FROM ingest_workflow w "
+            "LEFT JOIN ingest_step st ON st.workflow_id = w.id AND w.workflow_id IN "
+            f"{sql.placeholders(trace_ids)} WHERE w.session_id IN {sql.placeholders(session_pks)}",
+            [*trace_ids, *session_pks],
+        )
+        rows = cursor.fetchall()
+    implicit = [
+        (step, run, session, step_id)
+        for run, session, workflow_id, step, step_id in rows
+        if step is not None and workflow_id in trace_ids
+    ]
     if not implicit:
         return
     runs = {
-        (session, workflow_id): pk
-        for pk, session, workflow_id in Workflow.objects.filter(
-            session_id__in=session_pks
-        ).values_list("pk", "session_id", "workflow_id")
+        (session, workflow_id): run
+        for run, session, workflow_id, _, _ in rows
         if workflow_id not in trace_ids
     }
-    parent_of = {
-        (session, span): parent
-        for session, span, parent in Span.objects.filter(
-            session_id__in=session_pks, trace_id__in=trace_ids
-        ).values_list("session_id", "span_id", "parent_span_id")
-    }
+    if parent_of is None:
+        parent_of = {
+            (session, span): parent
+            for session, span, parent in Span.objects.filter(
+                session_id__in=session_pks, trace_id__in=trace_ids
+            ).values_list("session_id", "span_id", "parent_span_id")
+        }
     taken = set(
         Step.objects.filter(workflow_id__in=runs.values()).values_list("workflow_id", "step_id")
     )

@@ -1,5 +1,5 @@
 """Concurrent OTLP requests of one session on real PostgreSQL: the session rows they share are
-claimed outside the request's transaction and merged last under a row lock, so a request never
+claimed outside the request's transaction and merged last by one UPDATE, so a request never
 overwrites another's change, and a request that fails leaves at most an empty inferred session
 that its retry fills."""
 
@@ -181,3 +181,45 @@ def test_a_session_deleted_after_this_process_claimed_it_is_stored_again(
     assert session.tags == ["round-2"]
     assert SpanRow.objects.filter(session=session).count() == 3
     assert set(TraceLink.objects.values_list("session", flat=True)) == {session.pk}
+
+
+def session_row(project: Project) -> tuple[object, ...]:
+    session = Session.objects.get(project=project, external_id=SESSION)
+    spans = SpanRow.objects.filter(session=session).count()
+    return (
+        session.started_at,
+        session.ended_at,
+        session.end_state,
+        session.name,
+        session.is_inferred,
+        spans,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sessions_start_and_end_do_not_depend_on_the_order_its_traces_arrive_in() -> None:
+    """Three traces of one session (each an agentops session root that starts and ends it),
+    sent one request each in two orders, and all in one request: the session starts at the
+    earliest root and ends at the latest whatever came first. Stored sessions are merged by the
+    database's UPDATE and a new one in Python; both give the same row."""
+    from ingest.models import ApiKey
+
+    traces = {n: trace(n, [f"round-{n}"]) for n in (1, 2, 3)}
+    rows = []
+    for name, requests in (
+        ("late first", [traces[3], traces[1], traces[2]]),
+        ("in order", [traces[1], traces[2], traces[3]]),
+        ("one request", [traces[1] + traces[2] + traces[3]]),
+    ):
+        project = Project.objects.create(name=name, slug=name.replace(" ", "-"))
+        _, key = ApiKey.generate(project)
+        for spans in requests:
+            assert post(key, body(spans)) == 200
+        rows.append(session_row(project))
+    first_root, last_root = traces[1][-1], traces[3][-1]
+    started, ended = rows[0][0], rows[0][1]
+    assert started is not None and ended is not None
+    assert int(started.timestamp()) == first_root.start_time_unix_nano // SECOND
+    assert int(ended.timestamp()) == last_root.end_time_unix_nano // SECOND
+    assert rows[0] == rows[1] == rows[2]
+    assert rows[0][2:] == ("indeterminate", "step0", False, 9)
