@@ -13,6 +13,7 @@ RANGES: dict[str, tuple[timedelta, str]] = {
     "7d": (timedelta(days=7), "6h"),
     "14d": (timedelta(days=14), "12h"),
     "30d": (timedelta(days=30), "1D"),
+    "90d": (timedelta(days=90), "1D"),
 }
 DEFAULT_RANGE = "24h"
 UNKNOWN_MODEL = "(no model)"
