@@ -33,6 +33,7 @@ from analytics.overview import (
     cost_by_model,
     llm_latency_over_time,
     overview_kpis,
+    overview_rollups,
     time_window,
 )
 from analytics.tasks import enqueue_session_summaries
@@ -154,11 +155,11 @@ def _parse_time(value: str | None) -> datetime | None:
     return parsed
 
 
-def _overview_charts(window: TimeWindow, sessions: Any, events: Any) -> dict[str, Any]:
-    activity = activity_over_time(sessions, events, window=window)
-    latency = llm_latency_over_time(events, window=window)
-    costs = cost_by_model(events)
-    has_activity = bool(len(sessions) or len(events))
+def _overview_charts(window: TimeWindow, rollups: Any) -> dict[str, Any]:
+    activity = activity_over_time(rollups, window=window)
+    latency = llm_latency_over_time(rollups, window=window)
+    costs = cost_by_model(rollups)
+    has_activity = bool(len(rollups))
     return {
         "activity": charts.figure_data(charts.activity_chart(activity)) if has_activity else None,
         "latency": (
@@ -181,14 +182,15 @@ def overview(request: HttpRequest) -> HttpResponse:
         end=_parse_time(request.GET.get("to")),
     )
     since, until = window.since, window.until
-    sessions = queries.overview_session_frame(nav.project.pk, since=since, until=until)
-    events = queries.overview_event_frame(nav.project.pk, since=since, until=until)
+    rollups = overview_rollups(
+        *queries.window_rollup_frames(nav.project.pk, since=since, until=until)
+    )
     context = {
         "nav": nav,
         "window": window,
         "ranges": list(RANGES),
-        "kpis": overview_kpis(sessions, events),
-        "charts": _overview_charts(window, sessions, events),
+        "kpis": overview_kpis(rollups),
+        "charts": _overview_charts(window, rollups),
         "open_anomalies": queries.open_anomalies(nav.project.pk, limit=OVERVIEW_ANOMALIES),
     }
     return render(request, "dashboard/overview.html", context)
