@@ -329,18 +329,24 @@ WATERFALL_COLUMNS = [
 ]
 
 
-def waterfall_spans(session: Session, *, limit: int, trace_id: str = "") -> list[dict[str, Any]]:
-    """The session's first `limit` spans by start time (only trace `trace_id`'s when given), as
-    WATERFALL_COLUMNS dicts plus `detailed_kind` (the DETAILED_KIND_KEY attribute, or None).
+def waterfall_spans(
+    session: Session, *, limit: int, offset: int = 0, trace_id: str = ""
+) -> list[dict[str, Any]]:
+    """The session's spans by start time from the `offset`-th, at most `limit` (only trace
+    `trace_id`'s when given), as WATERFALL_COLUMNS dicts plus `detailed_kind` (the
+    DETAILED_KIND_KEY attribute, or None).
 
     The payload join reads that one attribute; prompts, completions and params stay unread."""
-    spans = Span.objects.filter(session=session)
-    if trace_id:
-        spans = spans.filter(trace_id=trace_id)
-    spans = spans.annotate(
+    spans = _waterfall_scope(session, trace_id).annotate(
         detailed_kind=KeyTextTransform(DETAILED_KIND_KEY, "payload__attributes")
-    ).order_by("started_at", "id")
-    return list(spans.values(*WATERFALL_COLUMNS, "detailed_kind")[:limit])
+    )
+    spans = spans.order_by("started_at", "id")
+    return list(spans.values(*WATERFALL_COLUMNS, "detailed_kind")[offset : offset + limit])
+
+
+def _waterfall_scope(session: Session, trace_id: str) -> QuerySet[Span]:
+    spans = Span.objects.filter(session=session)
+    return spans.filter(trace_id=trace_id) if trace_id else spans
 
 
 def stream_lines(
