@@ -84,6 +84,19 @@ def cpu_s() -> float:
     return times.user + times.system
 
 
+def database_cpu_s() -> float:
+    """CPU seconds of this connection's PostgreSQL backend so far (the server runs on this
+    machine: /proc), or 0 on SQLite."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return 0.0
+    connection.ensure_connection()
+    with open(f"/proc/{connection.connection.info.backend_pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def shifted(trace: Any, offset_ns: int) -> Any:
     """The trace moved by offset_ns (its spans, and their exception events)."""
     for _, span in trace.spans:
@@ -183,16 +196,17 @@ def upgrade(project: Any) -> None:
         print(f"recompute_analytics --named-only: {time.perf_counter() - started:.0f} s")
 
 
-def time_page(client: Any, url: str, requests: int) -> tuple[float, float, int, int]:
+def time_page(client: Any, url: str, requests: int) -> tuple[float, float, float, int, int]:
     """Median server time (ms) of `requests` GETs after one warm-up, the median CPU time (ms) of
-    this process (the web side, PostgreSQL's not counted: a figure the shared host's load does
-    not inflate as much), the body's bytes and the number of queries of the last request."""
+    this process (the web side) and of its PostgreSQL backend (figures the shared host's load
+    does not inflate as the wall time), the body's bytes and the number of queries of the last
+    request."""
     from django.db import connection, reset_queries
 
-    timings, cpu, size, queries = [], [], 0, 0
+    timings, cpu, db_cpu, size, queries = [], [], [], 0, 0
     for n in range(requests + 1):
         reset_queries()
-        started, cpu_started = time.perf_counter(), cpu_s()
+        started, cpu_started, db_started = time.perf_counter(), cpu_s(), database_cpu_s()
         response = client.get(url)
         body = b"".join(response.streaming_content) if response.streaming else response.content
         elapsed = (time.perf_counter() - started) * 1000
@@ -201,8 +215,10 @@ def time_page(client: Any, url: str, requests: int) -> tuple[float, float, int, 
         if n:
             timings.append(elapsed)
             cpu.append((cpu_s() - cpu_started) * 1000)
+            db_cpu.append((database_cpu_s() - db_started) * 1000)
         size, queries = len(body), len(connection.queries)
-    return statistics.median(timings), statistics.median(cpu), size, queries
+    medians = (statistics.median(values) for values in (timings, cpu, db_cpu))
+    return (*medians, size, queries)
 
 
 def time_csv(client: Any) -> tuple[int, float, float]:
@@ -238,26 +254,31 @@ def span_bytes() -> list[tuple[str, int]]:
 
 def page_rows(
     client: Any, session_pk: int, requests: int, only: str
-) -> list[tuple[str, float, float, int, int]]:
+) -> list[tuple[str, float, float, float, int, int]]:
     urls = [f"{page}?range={key}" for page in RANGED_PAGES for key in RANGES]
     urls += [*PLAIN_PAGES, f"/sessions/{session_pk}/"]
     rows = []
     for url in urls:
-        if only and only not in url:
+        if only and not any(part in url for part in only.split(",")):
             continue
         rows.append((url, *time_page(client, url, requests)))
-        print(f"  {url:<28} {rows[-1][1]:8.1f} ms  (CPU {rows[-1][2]:6.1f} ms)", flush=True)
+        print(
+            f"  {url:<28} {rows[-1][1]:8.1f} ms  (CPU: web {rows[-1][2]:6.1f} ms,"
+            f" database {rows[-1][3]:6.1f} ms)",
+            flush=True,
+        )
     return rows
 
 
-def print_table(rows: list[tuple[str, float, float, int, int]], extra: list[str]) -> None:
+def print_table(rows: list[tuple[str, float, float, float, int, int]], extra: list[str]) -> None:
     print()
-    print("| page | median ms | web CPU ms | KB | queries | < 300 ms |")
+    print("| page | median ms | CPU ms: web + database | KB | queries | < 300 ms |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
-    for url, median, cpu, size, queries in rows:
+    for url, median, cpu, db_cpu, size, queries in rows:
         verdict = "yes" if median < TARGET_MS else "**no**"
         print(
-            f"| `{url}` | {median:,.0f} | {cpu:,.0f} | {size / 1024:,.0f} | {queries} | {verdict} |"
+            f"| `{url}` | {median:,.0f} | {cpu:,.0f} + {db_cpu:,.0f} | {size / 1024:,.0f} "
+            f"| {queries} | {verdict} |"
         )
     print()
     for line in extra:
@@ -276,7 +297,11 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=3, help="Timed requests per page")
     parser.add_argument("--skip-csv", action="store_true")
-    parser.add_argument("--only", default="", help="Time only the pages whose URL holds this")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="Time only the pages whose URL holds one of these (comma-separated)",
+    )
     parser.add_argument("--seed", type=int, default=15)
     args = parser.parse_args()
     configure()
