@@ -182,9 +182,18 @@ def derive(project: Any) -> None:
 
 
 def upgrade(project: Any) -> None:
-    """A database loaded by an older commit: build what this one reads and that one did not
-    store (the rollups by agent name, from the stored rollups), as an upgraded install would."""
+    """A database loaded before: finish what its run did not (summaries, analytics), or build
+    what this commit reads and an older one did not store (the rollups by agent name, from the
+    stored rollups), as an upgraded install would."""
     from django.core.management import call_command
+
+    from analytics.models import Rollup
+    from ingest.models import Session
+
+    stale = Session.objects.filter(project=project, is_summary_stale=True).exists()
+    if stale or not Rollup.objects.filter(project=project).exists():
+        derive(project)
+        return
 
     try:
         from analytics.models import NamedRollup
