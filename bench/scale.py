@@ -312,6 +312,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3, help="Timed requests per page")
     parser.add_argument("--skip-csv", action="store_true")
     parser.add_argument(
+        "--as-is", action="store_true", help="Time a loaded database as it is (no derive step)"
+    )
+    parser.add_argument(
         "--only",
         default="",
         help="Time only the pages whose URL holds one of these (comma-separated)",
@@ -333,7 +336,7 @@ def main() -> None:
     if created or not Span.objects.filter(project=project).exists():
         load(project, spans=args.spans, days=args.days, big=args.big_session, seed=args.seed)
         derive(project)
-    else:
+    elif not args.as_is:
         upgrade(project)
     spans = Span.objects.filter(project=project).count()
     sessions = Session.objects.filter(project=project).count()
