@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 import ingest.store
+from analytics.refresh import refresh_project
 from ingest.models import IngestRejection, Session, Span, TranscriptLine
 from tests.builders import T0, make_project, make_session, make_user
 
@@ -187,6 +189,23 @@ def test_the_overview_shows_kpis_and_charts_for_an_explicit_window(
     for chart in ("chart-activity", "chart-latency", "chart-cost"):
         assert f'id="{chart}"'.encode() in response.content
     assert b"plotly/plotly.min.js" in response.content
+
+
+def test_the_overview_sums_rolled_up_hours_from_rollups_and_later_ones_from_spans(
+    logged_in: Client, project: Any
+) -> None:
+    """A session three hours ago, rolled up; then its spans vanish from the span table (the
+    page must not read them) and a session arrives after the refresh (the page reads that one's
+    spans): both count."""
+    now = timezone.now()
+    early = make_session(project, started_at=now - timedelta(hours=3), spans=4, llm_spans=2)
+    refresh_project(project.pk, since=now - timedelta(days=1), now=now)
+    Span.objects.filter(session=early).delete()
+    make_session(project, started_at=now - timedelta(minutes=10), spans=3, llm_spans=1)
+
+    kpis = logged_in.get("/", {"range": "24h"}).context["kpis"]
+
+    assert (kpis.session_count, kpis.event_count, kpis.llm_call_count) == (2, 7, 3)
 
 
 def test_the_overview_of_an_empty_range_shows_empty_states(logged_in: Client) -> None:
