@@ -13,10 +13,8 @@ from django.db import models
 from ingest.models import Project, Session
 
 
-class Rollup(models.Model):
-    """Spans (or sessions, kind "session") of one hour or day for one agent, model, tool and kind.
-
-    Replaced bucket by bucket by the refresh task, so a recompute is idempotent."""
+class RollupFields(models.Model):
+    """What a rollup row holds, for Rollup (by agent id) and NamedRollup (by agent name)."""
 
     class Granularity(models.TextChoices):
         HOUR = "hour"
@@ -50,6 +48,18 @@ class Rollup(models.Model):
     message_count = models.IntegerField(default=0, help_text="Session rows: chat messages.")
 
     class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.granularity} {self.bucket_start:%Y-%m-%d %H:%M} {self.kind} x{self.count}"
+
+
+class Rollup(RollupFields):
+    """Spans (or sessions, kind "session") of one hour or day for one agent, model, tool and kind.
+
+    Replaced bucket by bucket by the refresh task, so a recompute is idempotent."""
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["project", "granularity", "bucket_start", "agent", "model", "tool", "kind"],
@@ -58,8 +68,26 @@ class Rollup(models.Model):
         ]
         indexes = [models.Index(fields=["project", "granularity", "bucket_start"])]
 
-    def __str__(self) -> str:
-        return f"{self.granularity} {self.bucket_start:%Y-%m-%d %H:%M} {self.kind} x{self.count}"
+
+class NamedRollup(RollupFields):
+    """Rollup rows with agents folded by name (`agent` is the agent's name, or its id when it
+    has none): what the overview, trends and forecasts read. Rollup rows grow with sessions
+    (OTLP and agentops give each session's agent its own id); these grow with names.
+
+    Replaced with the Rollup rows of the same day by the refresh task."""
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "granularity", "bucket_start", "agent", "model", "tool", "kind"],
+                name="named_rollup_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["project", "granularity", "bucket_start"], name="named_rollup_bucket"
+            )
+        ]
 
 
 class AgentEdgeRollup(models.Model):

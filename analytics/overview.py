@@ -1,4 +1,5 @@
-"""The overview page's numbers: time windows, KPI totals and per-bucket series. Pure."""
+"""The overview page's numbers: time windows, KPI totals and per-bucket series, all summed from
+rollup rows (stored ones and those of the spans not rolled up yet), never from every span. Pure."""
 
 from __future__ import annotations
 
@@ -7,12 +8,22 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from analytics.trends import (
+    ROLLUP_COLUMNS,
+    SESSION_KIND,
+    empty_rollups,
+    merge_rollups,
+    session_rollups,
+    span_rollups,
+)
+
 # Range key -> (length, bucket size). Buckets keep every chart at roughly 24-60 points.
 RANGES: dict[str, tuple[timedelta, str]] = {
     "24h": (timedelta(hours=24), "1h"),
     "7d": (timedelta(days=7), "6h"),
     "14d": (timedelta(days=14), "12h"),
     "30d": (timedelta(days=30), "1D"),
+    "90d": (timedelta(days=90), "1D"),
 }
 DEFAULT_RANGE = "24h"
 UNKNOWN_MODEL = "(no model)"
@@ -78,43 +89,52 @@ def _freq_for(length: timedelta) -> str:
     return "7D"
 
 
-def _utc(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values, utc=True)
+def overview_rollups(
+    stored: pd.DataFrame, spans: pd.DataFrame, sessions: pd.DataFrame
+) -> pd.DataFrame:
+    """Hourly rollup rows of a window: the stored ones plus those of the spans and sessions not
+    rolled up yet (analytics.trends.SPAN_COLUMNS and SESSION_COLUMNS). Returns ROLLUP_COLUMNS."""
+    parts = [
+        part
+        for part in (stored, span_rollups(spans, freq="1h"), session_rollups(sessions, freq="1h"))
+        if len(part)
+    ]
+    frame = pd.concat(parts, ignore_index=True)[ROLLUP_COLUMNS] if parts else empty_rollups()
+    frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
+    return frame
 
 
-def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
-    return pd.to_numeric(frame[column], errors="coerce").astype("float64")
+def _kind(rollups: pd.DataFrame, *, sessions: bool) -> pd.DataFrame:
+    is_session = rollups["kind"] == SESSION_KIND
+    return rollups[is_session if sessions else ~is_session]
 
 
-def _error_mask(events: pd.DataFrame) -> pd.Series:
-    return (events["kind"] == "error") | (events["status"] == "error")
+def _sum(frame: pd.DataFrame, column: str) -> float:
+    return float(pd.to_numeric(frame[column]).sum()) if len(frame) else 0.0
 
 
-def overview_kpis(sessions: pd.DataFrame, events: pd.DataFrame) -> OverviewKpis:
-    """Totals for the KPI tiles.
-
-    sessions: one row per session started in the window, with column `end_state`.
-    events: one row per span started in the window, with columns `kind`, `status`, `duration_ms`,
-    `prompt_tokens`, `completion_tokens`, `cost` (numbers may be missing).
+def overview_kpis(rollups: pd.DataFrame) -> OverviewKpis:
+    """Totals for the KPI tiles, from overview_rollups(): sessions and failed sessions from the
+    session rows; events, errors (error kind or status), tokens and cost from the span rows; LLM
+    latency percentiles merged from the LLM rows' histograms (a single row keeps its exact ones).
     """
-    error_count = int(_error_mask(events).sum()) if len(events) else 0
-    llm = events[events["kind"] == "llm"] if len(events) else events
-    latencies = _numbers(llm, "duration_ms").dropna() if len(llm) else pd.Series(dtype="float64")
-    has_latency = len(latencies) > 0
+    sessions, events = _kind(rollups, sessions=True), _kind(rollups, sessions=False)
+    llm = events[events["kind"] == "llm"]
+    latency = merge_rollups(llm.assign(all=""), by=["all"]) if len(llm) else None
+    event_count, error_count = int(_sum(events, "count")), int(_sum(events, "error_count"))
+    has_latency = latency is not None and _sum(llm, "timed_count") > 0
     return OverviewKpis(
-        session_count=len(sessions),
-        failed_session_count=int((sessions["end_state"] == "fail").sum()) if len(sessions) else 0,
-        event_count=len(events),
+        session_count=int(_sum(sessions, "count")),
+        failed_session_count=int(_sum(sessions, "error_count")),
+        event_count=event_count,
         error_count=error_count,
-        error_rate=error_count / len(events) if len(events) else 0.0,
-        llm_call_count=len(llm),
-        llm_p50_ms=float(latencies.quantile(0.5)) if has_latency else None,
-        llm_p95_ms=float(latencies.quantile(0.95)) if has_latency else None,
-        prompt_tokens=int(_numbers(events, "prompt_tokens").fillna(0).sum()) if len(events) else 0,
-        completion_tokens=(
-            int(_numbers(events, "completion_tokens").fillna(0).sum()) if len(events) else 0
-        ),
-        cost=float(_numbers(events, "cost").fillna(0).sum()) if len(events) else 0.0,
+        error_rate=error_count / event_count if event_count else 0.0,
+        llm_call_count=int(_sum(llm, "count")),
+        llm_p50_ms=float(latency["latency_p50_ms"].iloc[0]) if has_latency else None,
+        llm_p95_ms=float(latency["latency_p95_ms"].iloc[0]) if has_latency else None,
+        prompt_tokens=int(_sum(events, "prompt_tokens")),
+        completion_tokens=int(_sum(events, "completion_tokens")),
+        cost=_sum(events, "cost"),
     )
 
 
@@ -124,82 +144,69 @@ def _buckets(window: TimeWindow) -> pd.DatetimeIndex:
     return pd.date_range(first, last, freq=window.freq, name="bucket")
 
 
-def _count_by_bucket(times: pd.Series, window: TimeWindow) -> pd.Series:
+def _sum_by_bucket(frame: pd.DataFrame, column: str, window: TimeWindow) -> pd.Series:
     buckets = _buckets(window)
-    if len(times) == 0:
+    if len(frame) == 0:
         return pd.Series(0, index=buckets, dtype="int64")
-    counts = _utc(times).dt.floor(window.freq).value_counts()
-    return counts.reindex(buckets, fill_value=0).astype("int64")
+    sums = pd.to_numeric(frame[column]).groupby(frame["bucket"].dt.floor(window.freq)).sum()
+    return sums.reindex(buckets, fill_value=0).astype("int64")
 
 
-def activity_over_time(
-    sessions: pd.DataFrame, events: pd.DataFrame, *, window: TimeWindow
-) -> pd.DataFrame:
+def activity_over_time(rollups: pd.DataFrame, *, window: TimeWindow) -> pd.DataFrame:
     """Sessions started, events and error events per bucket, zero-filled over the whole window.
 
-    sessions needs `started_at`; events needs `started_at`, `kind` and `status`.
-    Returns columns bucket (UTC), sessions, events, errors, one row per bucket in time order.
+    rollups: overview_rollups(). Returns columns bucket (UTC), sessions, events, errors, one row
+    per bucket in time order.
     """
-    errors = events[_error_mask(events)] if len(events) else events
+    sessions, events = _kind(rollups, sessions=True), _kind(rollups, sessions=False)
     frame = pd.DataFrame(
         {
-            "sessions": _count_by_bucket(sessions["started_at"], window),
-            "events": _count_by_bucket(events["started_at"], window),
-            "errors": _count_by_bucket(errors["started_at"], window),
+            "sessions": _sum_by_bucket(sessions, "count", window),
+            "events": _sum_by_bucket(events, "count", window),
+            "errors": _sum_by_bucket(events, "error_count", window),
         }
     )
     return frame.rename_axis("bucket").reset_index()
 
 
-def llm_latency_over_time(events: pd.DataFrame, *, window: TimeWindow) -> pd.DataFrame:
+def llm_latency_over_time(rollups: pd.DataFrame, *, window: TimeWindow) -> pd.DataFrame:
     """p50 and p95 LLM call latency per bucket; NaN where a bucket has no timed call.
 
-    events needs `started_at`, `kind` and `duration_ms`.
-    Returns columns bucket (UTC), calls, p50_ms, p95_ms, one row per bucket in time order.
+    rollups: overview_rollups(). Returns columns bucket (UTC), calls (timed calls), p50_ms,
+    p95_ms, one row per bucket in time order.
     """
     buckets = _buckets(window)
-    llm = events[events["kind"] == "llm"] if len(events) else events
-    timed = pd.DataFrame(
-        {
-            "bucket": _utc(llm["started_at"]).dt.floor(window.freq) if len(llm) else [],
-            "duration_ms": _numbers(llm, "duration_ms") if len(llm) else [],
-        }
-    ).dropna()
-    grouped = timed.groupby("bucket")["duration_ms"]
+    llm = rollups[(rollups["kind"] == "llm") & (pd.to_numeric(rollups["timed_count"]) > 0)]
+    llm = llm.assign(bucket=llm["bucket"].dt.floor(window.freq))
+    merged = merge_rollups(llm, by=["bucket"]).set_index("bucket")
     frame = pd.DataFrame(
         {
-            "calls": grouped.size(),
-            "p50_ms": grouped.quantile(0.5),
-            "p95_ms": grouped.quantile(0.95),
+            "calls": merged["timed_count"],
+            "p50_ms": merged["latency_p50_ms"],
+            "p95_ms": merged["latency_p95_ms"],
         }
     ).reindex(buckets)
+    frame.index.name = "bucket"
     frame["calls"] = frame["calls"].fillna(0).astype("int64")
     return frame.rename_axis("bucket").reset_index()
 
 
-def cost_by_model(events: pd.DataFrame) -> pd.DataFrame:
+def cost_by_model(rollups: pd.DataFrame) -> pd.DataFrame:
     """Calls, tokens and cost per model, most expensive first (ties by name).
 
-    events needs `model`, `prompt_tokens`, `completion_tokens` and `cost`. Only events that name a
-    model or carry a cost count; a cost without a model is grouped under UNKNOWN_MODEL.
-    Returns columns model, calls, prompt_tokens, completion_tokens, cost.
+    rollups: overview_rollups(). Only span rows that name a model or carry a cost count; a cost
+    without a model is grouped under UNKNOWN_MODEL. Returns columns model, calls, prompt_tokens,
+    completion_tokens, cost.
     """
     columns = ["model", "calls", "prompt_tokens", "completion_tokens", "cost"]
-    if len(events) == 0:
+    events = _kind(rollups, sessions=False)
+    costs = pd.to_numeric(events["cost"]) if len(events) else pd.Series(dtype="float64")
+    relevant = events[(events["model"] != "") | (costs > 0)] if len(events) else events
+    if len(relevant) == 0:
         return pd.DataFrame(columns=columns)
-    costs = _numbers(events, "cost").fillna(0)
-    models = events["model"].fillna("").astype(str)
-    relevant = (models != "") | (costs > 0)
-    frame = pd.DataFrame(
-        {
-            "model": models[relevant].replace("", UNKNOWN_MODEL),
-            "prompt_tokens": _numbers(events, "prompt_tokens").fillna(0)[relevant],
-            "completion_tokens": _numbers(events, "completion_tokens").fillna(0)[relevant],
-            "cost": costs[relevant],
-        }
-    )
+    frame = relevant.assign(model=relevant["model"].replace("", UNKNOWN_MODEL))
     grouped = frame.groupby("model").agg(
-        calls=("cost", "size"),
+        calls=("count", "sum"),
         prompt_tokens=("prompt_tokens", "sum"),
         completion_tokens=("completion_tokens", "sum"),
         cost=("cost", "sum"),
@@ -207,4 +214,5 @@ def cost_by_model(events: pd.DataFrame) -> pd.DataFrame:
     grouped = grouped.reset_index().sort_values(["cost", "model"], ascending=[False, True])
     for column in ("calls", "prompt_tokens", "completion_tokens"):
         grouped[column] = grouped[column].astype("int64")
+    grouped["cost"] = grouped["cost"].astype("float64")
     return grouped[columns].reset_index(drop=True)

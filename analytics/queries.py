@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -74,6 +74,7 @@ from analytics.models import (
     ErrorCluster,
     ErrorClusterDay,
     Incident,
+    NamedRollup,
     PendingRefresh,
     Report,
     ReportSchedule,
@@ -100,7 +101,7 @@ from analytics.session_comparison import (
 from analytics.session_comparison import Step as ComparedStep
 from analytics.summaries import SESSION_COLUMNS, SPAN_COLUMNS
 from analytics.testruns import RESULT_COLUMNS as TEST_RESULT_COLUMNS
-from analytics.trends import ROLLUP_COLUMNS
+from analytics.trends import PERCENTILE_COLUMNS, ROLLUP_COLUMNS, SUM_COLUMNS
 from analytics.trends import SESSION_COLUMNS as ROLLUP_SESSION_COLUMNS
 from analytics.trends import SPAN_COLUMNS as ROLLUP_SPAN_COLUMNS
 from analytics.workflows import RUN_COLUMNS as WORKFLOW_RUN_COLUMNS
@@ -400,17 +401,6 @@ def rejection_for_projects(projects: ProjectScope, pk: int) -> IngestRejection |
 # Dashboard reads
 
 
-OVERVIEW_SESSION_COLUMNS = ["started_at", "end_state"]
-OVERVIEW_EVENT_COLUMNS = [
-    "started_at",
-    "kind",
-    "status",
-    "model",
-    "duration_ms",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost",
-]
 WATERFALL_COLUMNS = [
     "pk",
     "span_id",
@@ -426,34 +416,24 @@ WATERFALL_COLUMNS = [
 ]
 
 
-def overview_session_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
-    """Sessions started in [since, until): OVERVIEW_SESSION_COLUMNS, one row each."""
-    rows = Session.objects.filter(
-        project_id=project_id, started_at__gte=since, started_at__lt=until
-    ).values_list(*OVERVIEW_SESSION_COLUMNS)
-    return pd.DataFrame.from_records(list(rows), columns=OVERVIEW_SESSION_COLUMNS)
-
-
-def overview_event_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
-    """Spans started in [since, until): OVERVIEW_EVENT_COLUMNS, one row each, no payload."""
-    rows = Span.objects.filter(
-        project_id=project_id, started_at__gte=since, started_at__lt=until
-    ).values_list(*OVERVIEW_EVENT_COLUMNS)
-    return pd.DataFrame.from_records(list(rows), columns=OVERVIEW_EVENT_COLUMNS)
-
-
-def waterfall_spans(session: Session, *, limit: int, trace_id: str = "") -> list[dict[str, Any]]:
-    """The session's first `limit` spans by start time (only trace `trace_id`'s when given), as
-    WATERFALL_COLUMNS dicts plus `detailed_kind` (the DETAILED_KIND_KEY attribute, or None).
+def waterfall_spans(
+    session: Session, *, limit: int, offset: int = 0, trace_id: str = ""
+) -> list[dict[str, Any]]:
+    """The session's spans by start time from the `offset`-th, at most `limit` (only trace
+    `trace_id`'s when given), as WATERFALL_COLUMNS dicts plus `detailed_kind` (the
+    DETAILED_KIND_KEY attribute, or None).
 
     The payload join reads that one attribute; prompts, completions and params stay unread."""
-    spans = Span.objects.filter(session=session)
-    if trace_id:
-        spans = spans.filter(trace_id=trace_id)
-    spans = spans.annotate(
+    spans = _waterfall_scope(session, trace_id).annotate(
         detailed_kind=KeyTextTransform(DETAILED_KIND_KEY, "payload__attributes")
-    ).order_by("started_at", "id")
-    return list(spans.values(*WATERFALL_COLUMNS, "detailed_kind")[:limit])
+    )
+    spans = spans.order_by("started_at", "id")
+    return list(spans.values(*WATERFALL_COLUMNS, "detailed_kind")[offset : offset + limit])
+
+
+def _waterfall_scope(session: Session, trace_id: str) -> QuerySet[Span]:
+    spans = Span.objects.filter(session=session)
+    return spans.filter(trace_id=trace_id) if trace_id else spans
 
 
 def stream_lines(
@@ -571,11 +551,13 @@ def rollup_session_frame(project_id: int, *, since: datetime, until: datetime) -
 
 
 def rollup_frame(
-    project_id: int, *, granularity: str, since: datetime, until: datetime
+    project_id: int, *, granularity: str, since: datetime, until: datetime, named: bool = False
 ) -> pd.DataFrame:
-    """Stored rollups with bucket_start in [since, until) as analytics.trends.ROLLUP_COLUMNS."""
+    """Stored rollups with bucket_start in [since, until) as analytics.trends.ROLLUP_COLUMNS; with
+    `named` the NamedRollup rows (agents by name), a few per hour however many sessions ran."""
     fields = ["bucket_start", *ROLLUP_COLUMNS[1:]]
-    rows = Rollup.objects.filter(
+    table = NamedRollup if named else Rollup
+    rows = table.objects.filter(
         project_id=project_id,
         granularity=granularity,
         bucket_start__gte=since,
@@ -584,6 +566,78 @@ def rollup_frame(
     frame = _frame(rows, fields).rename(columns={"bucket_start": "bucket"})
     frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
     return frame
+
+
+def rolled_up_until(project_id: int) -> datetime | None:
+    """The end of the newest hour the refresh has rolled up (NamedRollup), or None."""
+    last = (
+        NamedRollup.objects.filter(project_id=project_id, granularity=Rollup.Granularity.HOUR)
+        .order_by("-bucket_start")
+        .values_list("bucket_start", flat=True)
+        .first()
+    )
+    return None if last is None else last + timedelta(hours=1)
+
+
+def window_rollup_frames(
+    project_id: int, *, since: datetime, until: datetime
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """What a page needs to sum [since, until) without reading every span: the stored hourly
+    NamedRollup rows of the whole hours the refresh has rolled up, and the spans and sessions
+    (rollup_span_frame, rollup_session_frame columns) of the rest: the part hour at the start
+    and the hours after the last refresh (all of the window when nothing is rolled up yet)."""
+    rolled = rolled_up_until(project_id)
+    first = floor_hour(since) + (timedelta(hours=1) if since != floor_hour(since) else timedelta())
+    last = min(rolled, floor_hour(until)) if rolled else first
+    if last <= first:
+        first = last = since
+    stored = _window_rollups(project_id, since=first, until=last)
+    raw = [(since, first), (last, until)]
+    spans = pd.concat(
+        [rollup_span_frame(project_id, since=a, until=b) for a, b in raw if a < b]
+        or [_frame([], ROLLUP_SPAN_COLUMNS)],
+        ignore_index=True,
+    )
+    sessions = pd.concat(
+        [rollup_session_frame(project_id, since=a, until=b) for a, b in raw if a < b]
+        or [_frame([], ROLLUP_SESSION_COLUMNS)],
+        ignore_index=True,
+    )
+    return stored, spans, sessions
+
+
+def _window_rollups(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
+    """Hourly NamedRollup rows in [since, until) as ROLLUP_COLUMNS, with only what the overview
+    sums: LLM rows as stored (their histograms merge into latency percentiles), the other kinds
+    summed per hour, kind and model in the database (no agent, tool or histogram)."""
+    rows = NamedRollup.objects.filter(
+        project_id=project_id,
+        granularity=Rollup.Granularity.HOUR,
+        bucket_start__gte=since,
+        bucket_start__lt=until,
+    )
+    llm = rows.filter(kind="llm").values_list("bucket_start", *ROLLUP_COLUMNS[1:])
+    sums = (
+        rows.exclude(kind="llm")
+        .values("bucket_start", "kind", "model")
+        .order_by()
+        .annotate(**{column: Sum(column) for column in SUM_COLUMNS})
+        .values_list("bucket_start", "kind", "model", *SUM_COLUMNS)
+    )
+    summed = _frame(sums, ["bucket_start", "kind", "model", *SUM_COLUMNS]).assign(
+        agent="", tool="", **dict.fromkeys(PERCENTILE_COLUMNS, float("nan"))
+    )
+    summed["latency_histogram"] = [{} for _ in range(len(summed))]
+    frame = pd.concat(
+        [_frame(llm, ["bucket_start", *ROLLUP_COLUMNS[1:]]), summed], ignore_index=True
+    )
+    frame = frame.rename(columns={"bucket_start": "bucket"})[ROLLUP_COLUMNS]
+    frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
+    return frame
+
+
+def floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def agent_names_by_id(project_id: int, *, since: datetime, until: datetime) -> dict[str, str]:

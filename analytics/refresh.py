@@ -24,7 +24,7 @@ from analytics.incidents import GROUP_GAP, group_incidents
 from analytics.messaging import edge_rollups
 from analytics.scores import DropSettings, score_drops
 from analytics.testanalysis import RangeUsage, TestAnalysis, project_test_analysis
-from analytics.trends import FREQS, session_rollups, span_rollups
+from analytics.trends import FREQS, named_rollups, session_rollups, span_rollups
 from analytics.workflows import DurationForecast, expected_duration
 from ingest.models import Workflow
 
@@ -71,14 +71,44 @@ def _rollups_of(spans: pd.DataFrame, sessions: pd.DataFrame, freq: str) -> pd.Da
 
 
 def refresh_rollups_of_day(project_id: int, day: datetime) -> int:
-    """Rebuild the hour and day rollups of one UTC day from its spans and sessions."""
+    """Rebuild the hour and day rollups of one UTC day from its spans and sessions, and the
+    same rows by agent name (NamedRollup)."""
     spans = queries.rollup_span_frame(project_id, since=day, until=day + DAY)
     sessions = queries.rollup_session_frame(project_id, since=day, until=day + DAY)
+    names = queries.agent_names_by_id(project_id, since=day - DAY, until=day + DAY)
     rows = 0
     for granularity, freq in FREQS.items():
         rollups = _rollups_of(spans, sessions, freq)
         rows += store.replace_rollups(
             project_id, granularity, since=day, until=day + DAY, rollups=rollups
+        )
+        store.replace_rollups(
+            project_id,
+            granularity,
+            since=day,
+            until=day + DAY,
+            rollups=named_rollups(rollups, names),
+            named=True,
+        )
+    return rows
+
+
+def refresh_named_rollups_of_day(project_id: int, day: datetime) -> int:
+    """Rebuild one UTC day's NamedRollup rows from its stored Rollup rows (no span is read):
+    for installs upgraded with rollups already in place (recompute_analytics --named-only)."""
+    names = queries.agent_names_by_id(project_id, since=day - DAY, until=day + DAY)
+    rows = 0
+    for granularity in FREQS:
+        rollups = queries.rollup_frame(
+            project_id, granularity=granularity, since=day, until=day + DAY
+        )
+        rows += store.replace_rollups(
+            project_id,
+            granularity,
+            since=day,
+            until=day + DAY,
+            rollups=named_rollups(rollups, names),
+            named=True,
         )
     return rows
 
@@ -192,6 +222,20 @@ def recompute_project(
     if first is None:
         return RefreshResult(0, 0, 0)
     return refresh_project(project_id, since=first, now=now, lookback=None, progress=progress)
+
+
+def recompute_named_rollups(
+    project_id: int, *, now: datetime, progress: Callable[[datetime], None] | None = None
+) -> int:
+    """Every day's NamedRollup rows from the stored rollups, from the first span or message on
+    (for an install upgraded with rollups in place; a full recompute does this too)."""
+    first = _first_data(project_id)
+    rows = 0
+    for day in days_between(first, floor_day(now) + DAY) if first else ():
+        rows += refresh_named_rollups_of_day(project_id, day)
+        if progress:
+            progress(day)
+    return rows
 
 
 def recompute_days(project_id: int, *, now: datetime) -> int:

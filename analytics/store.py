@@ -25,10 +25,12 @@ from analytics.models import (
     ErrorCluster,
     ErrorClusterDay,
     Incident,
+    NamedRollup,
     PendingRefresh,
     Report,
     ReportSchedule,
     Rollup,
+    RollupFields,
     SessionFlag,
     StoredDurationRegression,
     StoredFlakyTest,
@@ -143,9 +145,11 @@ def _none_if_nan(value: Any) -> Any:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def _rollup_rows(project_id: int, granularity: str, rollups: pd.DataFrame) -> list[Rollup]:
+def _rollup_rows(
+    project_id: int, granularity: str, rollups: pd.DataFrame, table: type[RollupFields]
+) -> list[RollupFields]:
     return [
-        Rollup(
+        table(
             project_id=project_id,
             granularity=granularity,
             bucket_start=row.bucket.to_pydatetime(),
@@ -174,22 +178,30 @@ def _rollup_rows(project_id: int, granularity: str, rollups: pd.DataFrame) -> li
 
 
 def replace_rollups(
-    project_id: int, granularity: str, *, since: datetime, until: datetime, rollups: pd.DataFrame
+    project_id: int,
+    granularity: str,
+    *,
+    since: datetime,
+    until: datetime,
+    rollups: pd.DataFrame,
+    named: bool = False,
 ) -> int:
-    """Make the stored rollups of buckets in [since, until) exactly `rollups`, in one
-    transaction: dimension values that no longer occur disappear. Idempotent. Two refreshes of
-    one project racing each other collide on the unique constraint; the loser retries once."""
-    rows = _rollup_rows(project_id, granularity, rollups)
+    """Make the stored rollups (Rollup, or with `named` NamedRollup: rows by agent name) of
+    buckets in [since, until) exactly `rollups`, in one transaction: dimension values that no
+    longer occur disappear. Idempotent. Two refreshes of one project racing each other collide on
+    the unique constraint; the loser retries once."""
+    table: type[RollupFields] = NamedRollup if named else Rollup
+    rows = _rollup_rows(project_id, granularity, rollups, table)
     for attempt in range(2):
         try:
             with transaction.atomic():
-                Rollup.objects.filter(
+                table.objects.filter(
                     project_id=project_id,
                     granularity=granularity,
                     bucket_start__gte=since,
                     bucket_start__lt=until,
                 ).delete()
-                Rollup.objects.bulk_create(rows, batch_size=BULK_BATCH)
+                table.objects.bulk_create(rows, batch_size=BULK_BATCH)
             return len(rows)
         except IntegrityError:
             if attempt:

@@ -304,6 +304,30 @@ def merge_rollups(rollups: pd.DataFrame, *, by: Sequence[str]) -> pd.DataFrame:
     return _with_ratios(sums.reset_index()[columns])
 
 
+def named_rollups(rollups: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """The rollups with each agent id replaced by its name (ids without one stay) and the rows
+    that then share bucket and dimensions merged: sums added, histograms merged, percentiles from
+    the merged histogram (a group of one row keeps its exact ones). Pages read these, since OTLP
+    and agentops give each session's agent its own id and rollups by id grow with sessions.
+
+    rollups: ROLLUP_COLUMNS. Returns ROLLUP_COLUMNS sorted by bucket then dimensions."""
+    if len(rollups) == 0:
+        return empty_rollups()
+    rollups = rollups.assign(agent=rollups["agent"].map(names).fillna(rollups["agent"]))
+    keys = ["bucket", *DIMENSIONS]
+    merged = merge_rollups(rollups, by=keys)
+    grouped = rollups.groupby(keys, sort=True, dropna=False)["latency_histogram"]
+    histograms = grouped.agg(lambda values: merged_histogram(list(values)))
+    merged["latency_histogram"] = [
+        {str(k): v for k, v in sorted(h.items())}
+        for h in histograms.reindex(pd.MultiIndex.from_frame(merged[keys]))
+    ]
+    for column in SUM_COLUMNS:
+        if column not in ("latency_sum_ms", "cost"):
+            merged[column] = merged[column].astype("int64")
+    return merged[ROLLUP_COLUMNS].reset_index(drop=True)
+
+
 def _with_ratios(frame: pd.DataFrame) -> pd.DataFrame:
     count = pd.to_numeric(frame["count"], errors="coerce")
     token_calls = pd.to_numeric(frame["token_call_count"], errors="coerce")

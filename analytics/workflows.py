@@ -6,6 +6,7 @@ ended_at and depends_on (a list of step ids). Times are datetimes; no clock is r
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,17 +67,25 @@ def critical_path(steps: Sequence[Step]) -> CriticalPath:
     """Walk back from the step that ended last: each step's predecessor is the dependency that
     finished last (the one it waited for). A step without declared dependencies, in a run that
     declares none at all, waited for the last step that ended before it started. Steps without
-    a start are ignored."""
+    a start are ignored. O(n log n): a run of thousands of steps is one page's work."""
     timed = {str(s["step_id"]): s for s in steps if _start(s) is not None}
     if not timed:
         return CriticalPath([], {})
     has_dependencies = any(s.get("depends_on") for s in timed.values())
-    current: str | None = max(timed, key=lambda sid: (_finish(timed[sid]), sid))
+    # (finish, step id) ascending: the order in which "the one that finished last" is the max.
+    ended = sorted((_finish(step), sid) for sid, step in timed.items())
+    finishes = [finish for finish, _ in ended]
+    current: str | None = ended[-1][1]
     path: list[str] = []
+    seen: set[str] = set()
     wait: dict[str, float] = {}
-    while current is not None and current not in path:
+    while current is not None and current not in seen:
         path.append(current)
-        before = _predecessor(timed, current, has_dependencies=has_dependencies)
+        seen.add(current)
+        if has_dependencies:
+            before = _last_dependency(timed, current)
+        else:
+            before = _last_ended_before(ended, finishes, current, timed[current]["started_at"])
         if before is not None:
             gap = (timed[current]["started_at"] - _finish(timed[before])).total_seconds() * 1000
             wait[current] = max(gap, 0.0)
@@ -85,18 +94,20 @@ def critical_path(steps: Sequence[Step]) -> CriticalPath:
     return CriticalPath(path, wait)
 
 
-def _predecessor(timed: dict[str, Step], step_id: str, *, has_dependencies: bool) -> str | None:
-    step = timed[step_id]
-    if has_dependencies:
-        candidates = [str(d) for d in step.get("depends_on") or [] if str(d) in timed]
-    else:
-        start = step["started_at"]
-        candidates = [
-            sid for sid, other in timed.items() if sid != step_id and _finish(other) <= start
-        ]
-    if not candidates:
-        return None
-    return max(candidates, key=lambda sid: (_finish(timed[sid]), sid))
+def _last_dependency(timed: dict[str, Step], step_id: str) -> str | None:
+    candidates = [str(d) for d in timed[step_id].get("depends_on") or [] if str(d) in timed]
+    return max(candidates, key=lambda sid: (_finish(timed[sid]), sid)) if candidates else None
+
+
+def _last_ended_before(
+    ended: list[tuple[datetime, str]], finishes: list[datetime], step_id: str, start: datetime
+) -> str | None:
+    """The other step with the largest (finish, id) among those that finished by `start`."""
+    end = bisect_right(finishes, start)
+    for _, sid in reversed(ended[max(end - 2, 0) : end]):
+        if sid != step_id:
+            return sid
+    return None
 
 
 def step_duration_ms(step: Step) -> float:

@@ -233,7 +233,7 @@ def trend_frame(request: Request) -> pd.DataFrame:
         raise ValidationError({"group": f"One of {', '.join(SERIES_GROUPS)}"})
     kinds = [k for k in params.get("kind", "").split(",") if k]
     rollups = queries.rollup_frame(
-        project_of(request), granularity=granularity, since=since, until=until
+        project_of(request), granularity=granularity, since=since, until=until, named=True
     )
     return trend_series(rollups, group=group_name or None, kinds=kinds)
 
@@ -368,6 +368,10 @@ def forecast_frame(request: Request) -> pd.DataFrame:
     horizon = int(_choice(request, "horizon", ("7", "30"), "7"))
     now = timezone.now()
     rollups = queries.rollup_frame(
-        project_of(request), granularity="day", since=now - timedelta(weeks=8), until=now
+        project_of(request),
+        granularity="day",
+        since=now - timedelta(weeks=8),
+        until=now,
+        named=True,
     )
     return forecast_daily(daily_totals(rollups, metric=metric), horizon=horizon, now=now)

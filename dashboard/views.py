@@ -33,6 +33,7 @@ from analytics.overview import (
     cost_by_model,
     llm_latency_over_time,
     overview_kpis,
+    overview_rollups,
     time_window,
 )
 from analytics.tasks import enqueue_session_summaries
@@ -47,7 +48,8 @@ from ingest.models import AuditEntry, IngestRejection, Project, Session, Transcr
 PROJECT_SESSION_KEY = "dashboard_project"
 PAGE_SIZE = 50
 OVERVIEW_ANOMALIES = 5
-WATERFALL_LIMIT = 2000
+# Spans per page of a session's waterfall and tree.
+WATERFALL_PAGE = 250
 CHILD_LIMIT = 50
 # The session page shows the end of the stream: a transcript can hold many thousands of lines
 # of up to a million characters each. Earlier lines and whole lines are a link away.
@@ -155,11 +157,11 @@ def _parse_time(value: str | None) -> datetime | None:
     return parsed
 
 
-def _overview_charts(window: TimeWindow, sessions: Any, events: Any) -> dict[str, Any]:
-    activity = activity_over_time(sessions, events, window=window)
-    latency = llm_latency_over_time(events, window=window)
-    costs = cost_by_model(events)
-    has_activity = bool(len(sessions) or len(events))
+def _overview_charts(window: TimeWindow, rollups: Any) -> dict[str, Any]:
+    activity = activity_over_time(rollups, window=window)
+    latency = llm_latency_over_time(rollups, window=window)
+    costs = cost_by_model(rollups)
+    has_activity = bool(len(rollups))
     return {
         "activity": charts.figure_data(charts.activity_chart(activity)) if has_activity else None,
         "latency": (
@@ -182,14 +184,15 @@ def overview(request: HttpRequest) -> HttpResponse:
         end=_parse_time(request.GET.get("to")),
     )
     since, until = window.since, window.until
-    sessions = queries.overview_session_frame(nav.project.pk, since=since, until=until)
-    events = queries.overview_event_frame(nav.project.pk, since=since, until=until)
+    rollups = overview_rollups(
+        *queries.window_rollup_frames(nav.project.pk, since=since, until=until)
+    )
     context = {
         "nav": nav,
         "window": window,
         "ranges": list(RANGES),
-        "kpis": overview_kpis(sessions, events),
-        "charts": _overview_charts(window, sessions, events),
+        "kpis": overview_kpis(rollups),
+        "charts": _overview_charts(window, rollups),
         "open_anomalies": queries.open_anomalies(nav.project.pk, limit=OVERVIEW_ANOMALIES),
         **_retention_notice(nav.project, since),
     }
@@ -392,20 +395,28 @@ def _int_param(request: HttpRequest, name: str) -> int | None:
     return int(value) if value.isdecimal() else None
 
 
-def _waterfall_context(session: Session, *, trace_id: str) -> dict[str, Any]:
-    """The span tree and chart; with `trace_id`, only that trace's spans, timed from its start."""
-    spans = queries.waterfall_spans(session, limit=WATERFALL_LIMIT + 1, trace_id=trace_id)
-    truncated = len(spans) > WATERFALL_LIMIT
-    spans = spans[:WATERFALL_LIMIT]
-    starts = [spans[0]["started_at"]] if spans else []
+def _waterfall_context(session: Session, *, trace_id: str, first: int) -> dict[str, Any]:
+    """One page of the span tree and chart (WATERFALL_PAGE spans from the `first`-th by start
+    time, so a 10,000-span session stays light to load and scroll); with `trace_id`, only that
+    trace's spans, timed from its start. A span whose parent is on another page is a root."""
+    first = first // WATERFALL_PAGE * WATERFALL_PAGE
+    spans = queries.waterfall_spans(
+        session, limit=WATERFALL_PAGE + 1, offset=first, trace_id=trace_id
+    )
+    has_next = len(spans) > WATERFALL_PAGE
+    spans = spans[:WATERFALL_PAGE]
+    starts = [spans[0]["started_at"]] if spans and (first == 0 or trace_id) else []
     if session.started_at and not trace_id:
         starts.append(session.started_at)
     rows = waterfall_rows(spans, origin=min(starts) if starts else None)
     return {
         "rows": rows,
         "waterfall": charts.figure_data(charts.waterfall_chart(rows)) if rows else None,
-        "is_truncated": truncated,
-        "waterfall_limit": WATERFALL_LIMIT,
+        "is_paged": bool(first or has_next),
+        "span_first": first + 1,
+        "span_last": first + len(spans),
+        "span_previous": max(first - WATERFALL_PAGE, 0) if first else None,
+        "span_next": first + WATERFALL_PAGE if has_next else None,
     }
 
 
@@ -453,7 +464,7 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "score_form": score_form_context(role),
         "stream": _stream_context(session, request, lines),
         **_rounds_context(session, trace_id, lines),
-        **_waterfall_context(session, trace_id=trace_id),
+        **_waterfall_context(session, trace_id=trace_id, first=_int_param(request, "spans") or 0),
         **_lifecycle_context(session, role),
     }
     return render(request, "dashboard/session_detail.html", context)

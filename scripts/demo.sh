@@ -127,7 +127,10 @@ PYTHON
 log "Starting gunicorn on $url and a Celery worker with beat (logs in $log_dir)"
 # --no-control-socket: gunicorn's control socket defaults to one path per user
 # (~/.gunicorn/gunicorn.ctl), which another gunicorn on this machine may already hold.
-gunicorn config.wsgi --workers 3 --bind "127.0.0.1:$port" --no-control-socket \
+# gthread: a sync worker busy with one response past --timeout (30 s) is killed, and a CSV export
+# of millions of rows streams for longer; a gthread worker keeps answering the arbiter meanwhile.
+gunicorn config.wsgi --workers 3 --worker-class gthread --threads 4 \
+    --bind "127.0.0.1:$port" --no-control-socket \
     --access-logfile "$log_dir/access.log" --error-logfile "$log_dir/gunicorn.log" &
 gunicorn_pid=$!
 celery -A config worker -B -l info --concurrency 2 >>"$log_dir/worker.log" 2>&1 &

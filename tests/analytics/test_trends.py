@@ -15,6 +15,7 @@ from analytics.trends import (
     is_rate_limit,
     merge_rollups,
     merged_histogram,
+    named_rollups,
     resource_trend,
     session_rollups,
     span_rollups,
@@ -246,3 +247,32 @@ def test_a_series_without_a_group_sums_every_span_kind_but_sessions() -> None:
     series = trend_series(rollups, group=None)
 
     assert list(series["count"]) == [2]
+
+
+def test_named_rollups_fold_each_sessions_agent_instance_into_its_name() -> None:
+    """Three sessions' instances of one agent (OTLP gives each its own id) and an unnamed one:
+    one row for the name with the calls, tokens and histograms of all three; the unnamed
+    instance keeps its id."""
+    rollups = span_rollups(
+        spans(
+            span(1, agent="id-1", duration_ms=100.0),
+            span(2, agent="id-2", duration_ms=200.0),
+            span(3, agent="id-3", duration_ms=300.0),
+            span(4, agent="id-4", duration_ms=50.0),
+        )
+    )
+    names = {"id-1": "Researcher", "id-2": "Researcher", "id-3": "Researcher"}
+
+    named = named_rollups(rollups, names)
+
+    assert named["agent"].tolist() == ["Researcher", "id-4"]
+    researcher = named.iloc[0]
+    assert (researcher["count"], researcher["prompt_tokens"]) == (3, 30)
+    assert sum(researcher["latency_histogram"].values()) == 3
+    assert researcher["latency_p50_ms"] == pytest.approx(200.0, rel=0.05)
+    assert named.iloc[1]["latency_p50_ms"] == 50.0  # a row of one keeps its exact percentiles
+    assert list(named.columns) == list(rollups.columns)
+
+
+def test_named_rollups_of_nothing_are_empty() -> None:
+    assert named_rollups(span_rollups(spans()), {"a": "b"}).empty

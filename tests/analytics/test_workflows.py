@@ -76,3 +76,14 @@ def test_workflow_stats_name_the_bottleneck_across_runs() -> None:
     assert abs(row["bottleneck_share"] - 5 / 7 * 2 / 3) < 1e-9
     assert row["step_p50_ms"] == 1500.0
     assert workflow_name_stats(runs.iloc[0:0], steps).empty
+
+
+def test_a_run_of_thousands_of_steps_in_sequence_has_every_step_on_its_critical_path() -> None:
+    """A long agent session's implicit run: 3,000 task steps, one after another, no declared
+    dependencies (the walk back used to scan every step for each one)."""
+    steps = [step(f"s{n}", n * 10, n * 10 + 5) for n in range(3000)]
+
+    path = critical_path(steps)
+
+    assert path.step_ids == [f"s{n}" for n in range(3000)]
+    assert set(path.wait_ms.values()) == {5000.0}

@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from analytics.overview import activity_over_time, llm_latency_over_time, time_window
+from analytics.overview import (
+    activity_over_time,
+    llm_latency_over_time,
+    overview_rollups,
+    time_window,
+)
+from analytics.trends import SESSION_COLUMNS, SPAN_COLUMNS, empty_rollups
 from dashboard import charts
 from dashboard.waterfall import WaterfallRow
 
@@ -115,10 +121,13 @@ def test_time_series_charts_are_plain_json_with_iso_times_and_gaps_as_nulls() ->
     )
     sessions = pd.DataFrame({"started_at": [NOW - timedelta(minutes=30)], "end_state": ["fail"]})
 
-    activity = charts.figure_data(
-        charts.activity_chart(activity_over_time(sessions, events, window=window))
+    spans = events.reindex(columns=SPAN_COLUMNS)
+    spans[["name", "agent_external_id", "model", "error_type", "error_message"]] = ""
+    rollups = overview_rollups(empty_rollups(), spans, sessions.reindex(columns=SESSION_COLUMNS))
+    activity = charts.figure_data(charts.activity_chart(activity_over_time(rollups, window=window)))
+    latency = charts.figure_data(
+        charts.latency_chart(llm_latency_over_time(rollups, window=window))
     )
-    latency = charts.figure_data(charts.latency_chart(llm_latency_over_time(events, window=window)))
 
     assert [trace["name"] for trace in activity["data"]] == ["sessions", "error events"]
     assert activity["data"][0]["x"][0] == "2026-11-20T12:00:00+00:00"

@@ -14,8 +14,10 @@ from analytics.overview import (
     cost_by_model,
     llm_latency_over_time,
     overview_kpis,
+    overview_rollups,
     time_window,
 )
+from analytics.trends import SESSION_COLUMNS, SPAN_COLUMNS, empty_rollups
 
 NOW = datetime(2026, 11, 21, 12, 30, tzinfo=UTC)
 EVENT_COLUMNS = [
@@ -36,6 +38,13 @@ def sessions(*rows: tuple[datetime, str]) -> pd.DataFrame:
 
 def events(*rows: tuple[object, ...]) -> pd.DataFrame:
     return pd.DataFrame.from_records(list(rows), columns=EVENT_COLUMNS)
+
+
+def rollups(session_frame: pd.DataFrame, event_frame: pd.DataFrame) -> pd.DataFrame:
+    """The rollup rows the overview sums: these spans and sessions, not rolled up yet."""
+    spans = event_frame.reindex(columns=SPAN_COLUMNS)
+    spans[["name", "agent_external_id", "error_type", "error_message"]] = ""
+    return overview_rollups(empty_rollups(), spans, session_frame.reindex(columns=SESSION_COLUMNS))
 
 
 def at(hours_ago: float) -> datetime:
@@ -74,7 +83,7 @@ def test_a_start_without_an_end_runs_until_now_and_long_windows_get_daily_bucket
 
 
 def test_kpis_of_empty_frames_are_zero_and_latency_is_unknown() -> None:
-    kpis = overview_kpis(sessions(), events())
+    kpis = overview_kpis(rollups(sessions(), events()))
 
     assert (kpis.session_count, kpis.event_count, kpis.error_rate, kpis.cost) == (0, 0, 0.0, 0.0)
     assert kpis.llm_p50_ms is None and kpis.llm_p95_ms is None
@@ -87,7 +96,7 @@ def test_kpis_count_error_kinds_and_error_statuses_and_sum_tokens_and_cost() -> 
         (at(2), "tool", "ok", "", 50.0, None, None, None),
         (at(3), "error", "unset", "", None, None, None, None),
     )
-    kpis = overview_kpis(sessions((at(1), "fail"), (at(2), "success")), frame)
+    kpis = overview_kpis(rollups(sessions((at(1), "fail"), (at(2), "success")), frame))
 
     assert (kpis.session_count, kpis.failed_session_count) == (2, 1)
     assert (kpis.event_count, kpis.error_count, kpis.error_rate) == (4, 2, 0.5)
@@ -104,7 +113,9 @@ def test_activity_is_zero_filled_for_every_bucket_of_the_window() -> None:
         (at(0.2), "tool", "error", "", 1.0, None, None, None),
         (at(5.2), "error", "unset", "", None, None, None, None),
     )
-    activity = activity_over_time(sessions((at(0.1), "success")), frame, window=window_24h())
+    activity = activity_over_time(
+        rollups(sessions((at(0.1), "success")), frame), window=window_24h()
+    )
 
     assert len(activity) == 25  # 24 full hours plus the hour `now` falls in
     assert activity["bucket"].is_monotonic_increasing
@@ -114,7 +125,7 @@ def test_activity_is_zero_filled_for_every_bucket_of_the_window() -> None:
 
 
 def test_activity_of_empty_frames_is_all_zeros() -> None:
-    activity = activity_over_time(sessions(), events(), window=window_24h())
+    activity = activity_over_time(rollups(sessions(), events()), window=window_24h())
 
     assert activity[["sessions", "events", "errors"]].to_numpy().sum() == 0
 
@@ -125,7 +136,7 @@ def test_llm_latency_has_percentiles_per_bucket_and_gaps_where_no_call_was_timed
         (at(0.3), "llm", "ok", "m", 300.0, None, None, None),
         (at(0.4), "tool", "ok", "", 9999.0, None, None, None),
     )
-    latency = llm_latency_over_time(frame, window=window_24h())
+    latency = llm_latency_over_time(rollups(sessions(), frame), window=window_24h())
 
     last = latency.iloc[-1]
     assert (last["calls"], last["p50_ms"]) == (2, pytest.approx(200.0))
@@ -141,7 +152,7 @@ def test_cost_by_model_puts_the_most_expensive_first_and_names_costs_without_a_m
         (at(1), "tool", "ok", "", 1.0, None, None, 0.1),
         (at(1), "action", "ok", "", 1.0, None, None, None),
     )
-    costs = cost_by_model(frame)
+    costs = cost_by_model(rollups(sessions(), frame))
 
     assert costs["model"].tolist() == ["dear", UNKNOWN_MODEL, "cheap"]
     assert costs.iloc[0].to_dict() == {
@@ -154,7 +165,7 @@ def test_cost_by_model_puts_the_most_expensive_first_and_names_costs_without_a_m
 
 
 def test_cost_by_model_of_no_events_is_an_empty_frame_with_the_columns() -> None:
-    costs = cost_by_model(events())
+    costs = cost_by_model(rollups(sessions(), events()))
 
     assert costs.empty
     assert list(costs.columns) == ["model", "calls", "prompt_tokens", "completion_tokens", "cost"]
