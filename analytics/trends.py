@@ -313,7 +313,7 @@ def named_rollups(rollups: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     rollups: ROLLUP_COLUMNS. Returns ROLLUP_COLUMNS sorted by bucket then dimensions."""
     if len(rollups) == 0:
         return empty_rollups()
-    rollups = rollups.assign(agent=rollups["agent"].map(names).fillna(rollups["agent"]))
+    rollups = rollups.assign(agent=rollups["agent"].map(lambda agent: names.get(agent, agent)))
     keys = ["bucket", *DIMENSIONS]
     merged = merge_rollups(rollups, by=keys)
     grouped = rollups.groupby(keys, sort=True, dropna=False)["latency_histogram"]
