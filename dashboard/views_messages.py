@@ -117,9 +117,17 @@ def _message_context(message: Message) -> dict[str, Any]:
     origin = events[0].at if events else message.started_at
     ancestors, descendants = causality(message.message_id, queries.causality_links(message))
     linked = queries.messages_by_message_id(message.session_id, [*ancestors, *descendants])
+    body = getattr(message, "body", None)
+    metadata = (body.metadata if body else None) or {}
     return {
         "message": message,
-        "body": getattr(message, "body", None),
+        "body": body,
+        # A hand-off the framework only implied (ingest keeps the rule that found it).
+        "inferred_rule": (
+            str(metadata.get("observatory.rule") or "inferred")
+            if metadata.get("observatory.inferred")
+            else ""
+        ),
         "events": [(event, (event.at - origin).total_seconds() * 1000) for event in events],
         "ancestors": [(mid, linked.get(mid)) for mid in reversed(ancestors)],
         "descendants": [(mid, linked.get(mid)) for mid in descendants],

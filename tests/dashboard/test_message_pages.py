@@ -147,3 +147,26 @@ def test_agents_named_by_messages_rather_than_by_id_get_their_message_counts(
     assert listed["attacker"].sent_count == 1
     page = client_in.get(f"/agents/{judge.pk}/").content.decode()
     assert 'Messages sent</span><span class="kpi-value">1<' in page
+
+
+def test_a_hand_off_the_framework_only_implied_says_inferred_and_by_which_rule(
+    client_in: Client, project: Project, arena: Any
+) -> None:
+    from ingest.models import ApiKey
+    from tests.ingest.test_frameworks_golden import requests_of
+
+    _, key = ApiKey.generate(project)
+    for body in requests_of("pydantic_ai", "batched"):  # the planner delegates through a tool
+        answer = client_in.post(
+            "/v1/traces", body, content_type="application/x-protobuf", headers={"X-API-Key": key}
+        )
+        assert answer.status_code == 200, answer.content
+    delegated = Message.objects.get(project=project, sender="planner")
+    recorded = Message.objects.get(project=project, message_id="m1")
+
+    inferred_page = client_in.get(f"/messages/{delegated.pk}/").content.decode()
+    recorded_page = client_in.get(f"/messages/{recorded.pk}/").content.decode()
+
+    assert 'id="message-inferred"' in inferred_page
+    assert "inferred from its spans (agent span under agent)" in inferred_page
+    assert 'id="message-inferred"' not in recorded_page and ">recorded<" in recorded_page
