@@ -3,7 +3,6 @@ agent text escaped, acknowledging an anomaly; no console error, page error or di
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,24 +17,6 @@ from tests.builders import make_anomaly, make_session, make_span
 pytestmark = pytest.mark.e2e
 
 SCRIPT = "<script>alert(1)</script>"
-
-
-@pytest.fixture
-def watched_page(logged_in_page: Page) -> Iterator[Page]:
-    problems: list[str] = []
-    logged_in_page.on(
-        "console",
-        lambda message: problems.append(message.text) if message.type == "error" else None,
-    )
-    logged_in_page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-
-    def on_dialog(dialog: Any) -> None:
-        problems.append(f"dialog: {dialog.message}")
-        dialog.dismiss()
-
-    logged_in_page.on("dialog", on_dialog)
-    yield logged_in_page
-    assert problems == []
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ runs in one click, and by ticking two sessions on the list. Fails on any console
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -20,23 +19,6 @@ from tests.builders import T0, make_compared_pair, make_session
 pytestmark = pytest.mark.e2e
 
 SCRIPT = "<script>alert(1)</script>"
-
-
-@pytest.fixture
-def watched_page(logged_in_page: Page) -> Iterator[Page]:
-    problems: list[str] = []
-    logged_in_page.on(
-        "console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None
-    )
-    logged_in_page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-
-    def on_dialog(dialog: Any) -> None:
-        problems.append(f"dialog: {dialog.message}")
-        dialog.dismiss()
-
-    logged_in_page.on("dialog", on_dialog)
-    yield logged_in_page
-    assert problems == []
 
 
 def test_compare_with_last_pass_opens_the_demo_regression_in_one_click(

@@ -3,7 +3,6 @@ and the critical path marked, details on click, agent text shown as text (never 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,26 +17,6 @@ from tests.builders import make_message, make_session, make_workflow
 pytestmark = pytest.mark.e2e
 
 SCRIPT = "<script>alert(1)</script>"
-
-
-@pytest.fixture
-def watched_page(logged_in_page: Page) -> Iterator[Page]:
-    """The logged-in page; a console error, page error or dialog (an alert from agent text)
-    fails the test."""
-    problems: list[str] = []
-    logged_in_page.on(
-        "console",
-        lambda message: problems.append(message.text) if message.type == "error" else None,
-    )
-    logged_in_page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-
-    def on_dialog(dialog: Any) -> None:
-        problems.append(f"dialog: {dialog.message}")
-        dialog.dismiss()
-
-    logged_in_page.on("dialog", on_dialog)
-    yield logged_in_page
-    assert problems == []
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ span with a number, and sees both on the pages, escaped; the audit log has each.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,25 +14,6 @@ from tests.builders import make_session
 pytestmark = pytest.mark.e2e
 
 SCRIPT = "<script>alert(1)</script>"
-
-
-@pytest.fixture
-def watched_page(logged_in_page: Page) -> Iterator[Page]:
-    """The logged-in page; any console error, page error or dialog fails the test."""
-    problems: list[str] = []
-    logged_in_page.on(
-        "console",
-        lambda message: problems.append(message.text) if message.type == "error" else None,
-    )
-    logged_in_page.on("pageerror", lambda error: problems.append(str(error)))
-
-    def on_dialog(dialog: Any) -> None:
-        problems.append(f"dialog: {dialog.message}")
-        dialog.dismiss()
-
-    logged_in_page.on("dialog", on_dialog)
-    yield logged_in_page
-    assert problems == []
 
 
 def test_a_member_thumbs_a_session_down_and_scores_a_span(

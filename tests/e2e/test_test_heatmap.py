@@ -3,7 +3,6 @@ opens its result with the error and the linked sessions. Fails on any console er
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -21,23 +20,6 @@ HISTORIES = {
     "tools/test_search.py::test_finds": "PFPPFPPP",
     f"tools/test_xss.py::test_{SCRIPT}": "PPPPPPPP",
 }
-
-
-@pytest.fixture
-def watched_page(logged_in_page: Page) -> Iterator[Page]:
-    problems: list[str] = []
-    logged_in_page.on(
-        "console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None
-    )
-    logged_in_page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-
-    def on_dialog(dialog: Any) -> None:
-        problems.append(f"dialog: {dialog.message}")
-        dialog.dismiss()
-
-    logged_in_page.on("dialog", on_dialog)
-    yield logged_in_page
-    assert problems == []
 
 
 def cell_center(page: Page, row: int, column: int, rows: int, columns: int) -> tuple[float, float]:
