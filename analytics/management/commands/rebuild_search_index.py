@@ -10,7 +10,6 @@ from tqdm import tqdm
 
 from analytics import queries
 from analytics.search import index_sessions
-from ingest.models import Session
 
 SESSION_BATCH = 200
 
@@ -27,11 +26,7 @@ class Command(BaseCommand):
         projects = queries.project_ids_for_slug(options["project"])
         if not projects:
             raise CommandError(f"No project {options['project']!r}")
-        pks = list(
-            Session.objects.filter(project_id__in=projects)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
+        pks = [pk for project_id in projects for pk in queries.session_pks_of_project(project_id)]
         written = 0
         with tqdm(total=len(pks), desc="sessions", unit="session", disable=None) as bar:
             for start in range(0, len(pks), SESSION_BATCH):
