@@ -31,7 +31,7 @@ run: $(VENV)  ## Development server with DEBUG=true on 127.0.0.1:8000
 worker: $(VENV)  ## One Celery worker with embedded beat, for `make run`
 	DEBUG=true .venv/bin/celery -A config worker -B -l info --concurrency 2
 
-$(VENV): requirements.txt requirements-dev.txt
+$(VENV): requirements.txt requirements-demo.txt requirements-dev.txt
 	test -x $(PYTHON) || python3 -m venv .venv
 	$(PYTHON) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	touch $(VENV)

@@ -88,6 +88,8 @@ INSTALLED_APPS = [
     "analytics",
     "api",
     "dashboard",
+    # Only management commands (the seeders); they import the SDK when run, not at startup.
+    "demo",
 ]
 
 MIDDLEWARE = [

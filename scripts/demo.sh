@@ -63,7 +63,7 @@ except OSError:
 PYTHON
 }
 
-ensure_venv requirements.txt
+ensure_venv requirements-demo.txt
 if port_in_use "$port"; then
     die "something already listens on 127.0.0.1:$port; stop it or run: PORT=8001 bash scripts/demo.sh"
 fi

@@ -7,6 +7,7 @@ Pure file checks: no database, no Django.
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 from pathlib import Path
@@ -82,3 +83,33 @@ def test_the_check_catches_a_fixture_read_from_beside_the_clone() -> None:
     assert not outside_references(test_file, good)
     assert outside_references(REPO / "docs" / "x.md", "see ../../elsewhere/notes.md")
     assert not outside_references(REPO / "tests" / "fixtures" / "x.md", "see ../../docs/a.md")
+
+
+SERVER_APPS = ("config", "ingest", "analytics", "api", "dashboard")
+
+
+def imported_modules(source: str) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules.add(node.module.split(".")[0])
+    return modules
+
+
+def test_the_server_never_imports_the_sdk_so_production_does_not_install_it() -> None:
+    importers = [
+        str(path.relative_to(REPO))
+        for app in SERVER_APPS
+        for path in (REPO / app).rglob("*.py")
+        if "observatory_sdk" in imported_modules(path.read_text())
+    ]
+    assert importers == []
+    assert "sdk" not in (REPO / "requirements.txt").read_text()
+    assert "-e ./sdk" in (REPO / "requirements-demo.txt").read_text()
+
+
+def test_the_import_check_sees_an_sdk_import_inside_a_function() -> None:
+    source = "def seed():\n    from observatory_sdk.records import new_id\n"
+    assert "observatory_sdk" in imported_modules(source)

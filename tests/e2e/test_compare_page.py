@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
-from ingest.management.commands.seed_test_runs import JUDGE_MODELS, JUDGE_REGRESSION_TEST
+from demo.management.commands.seed_test_runs import JUDGE_MODELS, JUDGE_REGRESSION_TEST
 from tests.builders import T0, make_compared_pair, make_session
 
 pytestmark = pytest.mark.e2e

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from demo.arena import llm_cost, load_factor, plan_sessions
 from ingest.formats.native import parse_records
-from ingest.management.commands.seed_demo import llm_cost, load_factor, plan_sessions
 from tests.sdk.conftest import Answer, FakeIngest
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)

@@ -14,8 +14,7 @@ from django.core.management import call_command
 
 from analytics.flakiness import flakiness_scores
 from analytics.regressions import duration_regressions, outcome_regressions
-from ingest.formats.native import parse_records
-from ingest.management.commands.seed_test_runs import (
+from demo.management.commands.seed_test_runs import (
     FLAKY_TEST,
     JUDGE_MODELS,
     JUDGE_REGRESSION_TEST,
@@ -24,6 +23,7 @@ from ingest.management.commands.seed_test_runs import (
     plan_test_runs,
     session_records,
 )
+from ingest.formats.native import parse_records
 from tests.sdk.conftest import FakeIngest
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)

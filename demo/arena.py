@@ -1,8 +1,7 @@
-"""seed_demo: simulate a red-team arena and send it through the native ingest API with the SDK.
+"""The red-team arena the demo simulates: session plans and the records of each session.
 
-It never writes rows: every record goes over HTTP in batches, as a real agent system's would, so
-the demo also exercises ingest. The same --seed gives the same story; ids are fresh on each run,
-so running it again adds another set of sessions.
+Pure: it builds SDK records from a seeded random generator and sends nothing (the seed_demo
+command does). The same seed gives the same story; ids are fresh on each run.
 """
 
 from __future__ import annotations
@@ -10,13 +9,10 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-from tqdm import tqdm
-
-from observatory_sdk import Client
+from ingest import pricing
 from observatory_sdk.records import (
     Record,
     agent_created_record,
@@ -33,13 +29,6 @@ from observatory_sdk.records import (
 
 SCRIPT_MESSAGE = "<script>alert(1)</script>"  # Tests check that it is shown escaped.
 
-# USD per million tokens: (prompt, completion).
-PRICES: dict[str, tuple[float, float]] = {
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4o-mini": (0.15, 0.60),
-    "claude-3-5-sonnet": (3.00, 15.00),
-    "llama-3-70b": (0.59, 0.79),
-}
 PROVIDERS = {
     "gpt-4o": "openai",
     "gpt-4o-mini": "openai",
@@ -49,7 +38,7 @@ PROVIDERS = {
 # Latency model: time to first token plus time per completion token, in milliseconds.
 FIRST_TOKEN_MS = {"gpt-4o": 600, "gpt-4o-mini": 320, "claude-3-5-sonnet": 800, "llama-3-70b": 250}
 MS_PER_TOKEN = {"gpt-4o": 11, "gpt-4o-mini": 6, "claude-3-5-sonnet": 13, "llama-3-70b": 4}
-MODELS = tuple(PRICES)
+MODELS = tuple(PROVIDERS)
 
 SLOW_OUTLIER_RATE = 0.03
 RATE_LIMIT_RATE = 0.025
@@ -188,8 +177,12 @@ def load_factor(at: datetime) -> float:
 
 
 def llm_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
-    prompt_price, completion_price = PRICES[model]
-    return round((prompt_tokens * prompt_price + completion_tokens * completion_price) / 1e6, 6)
+    """What the agent reports as its cost: the server's own price table (ingest/pricing.py), so
+    the demo's costs agree with the estimates ingest makes for calls that report none."""
+    price = pricing.price_for(model, pricing.default_prices())
+    assert price is not None, f"no price for the demo model {model}"
+    cost = pricing.llm_cost(price, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+    return round(cost, 6)
 
 
 def _busy_hours_start(rng: random.Random, now: datetime, days: int) -> datetime:
@@ -576,57 +569,3 @@ def _traceback(module: str, line: int, code: str, error_type: str, message: str)
         f"    {code}\n"
         f"{error_type}: {message}\n"
     )
-
-
-class Command(BaseCommand):
-    help = "Simulate a red-team agent arena and send it to an Observatory server's ingest API."
-
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--url", default="http://127.0.0.1:8000", help="Server base URL.")
-        parser.add_argument("--api-key", required=True, help="A project API key.")
-        parser.add_argument("--sessions", type=int, default=300, help="Sessions to simulate.")
-        parser.add_argument("--days", type=int, default=14, help="Spread them over N past days.")
-        parser.add_argument("--seed", type=int, default=7, help="Same seed, same story.")
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        if options["sessions"] < 1 or options["days"] < 1:
-            raise CommandError("--sessions and --days must be at least 1")
-        rng = random.Random(options["seed"])
-        now = datetime.now(UTC)
-        plans = plan_sessions(rng, count=options["sessions"], days=options["days"], now=now)
-        client = Client(
-            options["api_key"],
-            options["url"],
-            batch_size=1000,
-            flush_interval=0.2,
-            max_retries=3,
-            backoff_max=5,
-        )
-        try:
-            record_count = self._send(client, plans, rng, now)
-        finally:
-            client.close(timeout=120)
-        stats = client.stats
-        self.stdout.write(
-            f"Seeded {len(plans)} sessions: {record_count} records sent ({stats.sent} accepted, "
-            f"{stats.duplicates} duplicates), {stats.rejected} rejected, "
-            f"{stats.failed_batches} failed batches, {stats.dropped} dropped."
-        )
-        if stats.rejected or stats.failed_batches or stats.dropped:
-            raise CommandError(f"The server did not take everything. {stats.last_error}".strip())
-
-    def _send(
-        self, client: Client, plans: list[SessionPlan], rng: random.Random, now: datetime
-    ) -> int:
-        record_count = 0
-        for plan in tqdm(plans, desc="Seeding sessions", unit="session", disable=None):
-            for record in ArenaSession(rng, plan, now=now).build():
-                client.record(record)
-                record_count += 1
-            # Stop early on a wrong URL or key instead of failing every batch; keep the queue
-            # short so nothing is dropped however many sessions are asked for.
-            if plan.index == 0 or plan.index % 100 == 99:
-                client.flush()
-            if client.stats.failed_batches:
-                raise CommandError(f"Could not send: {client.stats.last_error}")
-        return record_count
