@@ -14,19 +14,8 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
-from ingest.formats.records import AgentMessageRecord
+from ingest.formats.records import MESSAGE_STAGES, AgentMessageRecord
 
-STAGES = (
-    "created",
-    "sent",
-    "delivered",
-    "received",
-    "processed",
-    "failed",
-    "retried",
-    "dead_lettered",
-    "expired",
-)
 # Stages that can happen again (a redelivery after a retry) keep their latest time; these two
 # mark when the message began, so they keep the first.
 FIRST_TIME_STAGES = ("created", "sent")
@@ -130,7 +119,7 @@ def _is_latest_failure(state: MessageState, at: datetime) -> bool:
 
 
 def _stage_times(state: MessageState) -> dict[str, datetime]:
-    times = {stage: getattr(state, f"{stage}_at") for stage in STAGES}
+    times = {stage: getattr(state, f"{stage}_at") for stage in MESSAGE_STAGES}
     return {stage: at for stage, at in times.items() if at is not None}
 
 

@@ -17,6 +17,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from ingest.formats.records import MESSAGE_STAGES
+
 
 def new_webhook_secret() -> str:
     """A project's requeue webhook signing secret (64 hex characters)."""
@@ -682,16 +684,8 @@ class Message(models.Model):
     MessageContent, so lists and the sequence diagram never load it.
     """
 
-    class Stage(models.TextChoices):
-        CREATED = "created"
-        SENT = "sent"
-        DELIVERED = "delivered"
-        RECEIVED = "received"
-        PROCESSED = "processed"
-        FAILED = "failed"
-        RETRIED = "retried"
-        DEAD_LETTERED = "dead_lettered"
-        EXPIRED = "expired"
+    # Message.Stage.DEAD_LETTERED etc., built from the one list of stages.
+    Stage = models.TextChoices("Stage", [(stage.upper(), stage) for stage in MESSAGE_STAGES])
 
     class DeadLetterState(models.TextChoices):
         NONE = "", "not a dead letter"

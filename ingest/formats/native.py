@@ -17,6 +17,7 @@ import orjson
 
 from ingest.formats import scores
 from ingest.formats.records import (
+    MESSAGE_STAGES,
     AgentMessageRecord,
     AgentRecord,
     BodyError,
@@ -603,17 +604,6 @@ def _score_value(reader: _Reader) -> scores.ScoreValue:
 
 # --- Multi-agent: messages between agents, workflows and steps ------------------------------
 
-MESSAGE_STAGES = (
-    "created",
-    "sent",
-    "delivered",
-    "received",
-    "processed",
-    "failed",
-    "retried",
-    "dead_lettered",
-    "expired",
-)
 WORKFLOW_END_STATES = ("success", "fail", "cancelled")
 STEP_END_STATES = ("ok", "error", "skipped", "cancelled")
 MAX_LISTED_IDS = 100

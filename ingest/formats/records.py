@@ -205,6 +205,22 @@ class TestResultRecord:
     scores: tuple[ScoreRecord, ...] = ()
 
 
+# The lifecycle stages of a message between agents, in the order a message goes through them.
+# The one list: Message.Stage, the native parser and the lifecycle merge read it; the SDK (a
+# separate package) keeps a copy that tests/ingest/test_vocabularies.py holds to this one.
+MESSAGE_STAGES = (
+    "created",
+    "sent",
+    "delivered",
+    "received",
+    "processed",
+    "failed",
+    "retried",
+    "dead_lettered",
+    "expired",
+)
+
+
 @dataclass(slots=True)
 class AgentMessageRecord:
     """agent_message: one lifecycle stage of a message between agents. Records of one message
