@@ -15,6 +15,7 @@ from rest_framework import serializers
 
 from analytics.queries import DETAILED_KIND_KEY
 from analytics.scores import score_digest
+from api.page_urls import page_url
 from ingest.models import (
     Agent,
     IngestRejection,
@@ -31,9 +32,6 @@ from ingest.models import (
     TranscriptLine,
     Workflow,
 )
-
-# The dashboard's session page (dashboard/urls.py serves it at this path).
-SESSION_PAGE_PATH = "/sessions/{pk}/"
 
 
 class ProjectSerializer(serializers.ModelSerializer[Project]):
@@ -96,9 +94,7 @@ class SessionSerializer(serializers.ModelSerializer[Session]):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, session: Session) -> str:
-        path = SESSION_PAGE_PATH.format(pk=session.pk)
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request is not None else path
+        return page_url(self.context, "session-detail", session.pk)
 
 
 class RoundSerializer(serializers.Serializer[dict[str, Any]]):
@@ -335,7 +331,6 @@ def header_of(serializer: serializers.Serializer[Any]) -> list[str]:
 # --- Inter-agent messages, dead letters, workflows ------------------------------------------
 
 # The dashboard's message page (dashboard/urls.py serves it at this path).
-MESSAGE_PAGE_PATH = "/messages/{pk}/"
 
 
 class MessageSerializer(serializers.ModelSerializer[Message]):
@@ -386,9 +381,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, message: Message) -> str:
-        path = MESSAGE_PAGE_PATH.format(pk=message.pk)
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request is not None else path
+        return page_url(self.context, "message-detail", message.pk)
 
 
 class DeadLetterSerializer(MessageSerializer):
@@ -562,14 +555,6 @@ class PollSerializer(serializers.Serializer[dict[str, Any]]):
 
 # --- Test runs, results, flaky tests, regressions ----------------------------------------------
 
-TEST_RUN_PAGE_PATH = "/tests/runs/{pk}/"
-TEST_RESULT_PAGE_PATH = "/tests/results/{pk}/"
-
-
-def _page_url(serializer: serializers.Serializer[Any], path: str) -> str:
-    request = serializer.context.get("request")
-    return request.build_absolute_uri(path) if request is not None else path
-
 
 class TestRunSerializer(serializers.ModelSerializer[TestRun]):
     """A test run with its result counts (annotated by analytics.queries.test_runs_for_projects)."""
@@ -612,7 +597,7 @@ class TestRunSerializer(serializers.ModelSerializer[TestRun]):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, run: TestRun) -> str:
-        return _page_url(self, TEST_RUN_PAGE_PATH.format(pk=run.pk))
+        return page_url(self.context, "test-run-detail", run.pk)
 
 
 class TestResultSerializer(serializers.ModelSerializer[TestResult]):
@@ -656,7 +641,7 @@ class TestResultSerializer(serializers.ModelSerializer[TestResult]):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, result: TestResult) -> str:
-        return _page_url(self, TEST_RESULT_PAGE_PATH.format(pk=result.pk))
+        return page_url(self.context, "test-result-detail", result.pk)
 
 
 class FlakyTestSerializer(serializers.Serializer[dict[str, Any]]):
@@ -680,7 +665,7 @@ class FlakyTestSerializer(serializers.Serializer[dict[str, Any]]):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_last_result_url(self, row: dict[str, Any]) -> str:
-        return _page_url(self, TEST_RESULT_PAGE_PATH.format(pk=row["last_result_pk"]))
+        return page_url(self.context, "test-result-detail", row["last_result_pk"])
 
 
 class TestRegressionSerializer(serializers.Serializer[dict[str, Any]]):
@@ -702,7 +687,7 @@ class TestRegressionSerializer(serializers.Serializer[dict[str, Any]]):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_first_failing_result_url(self, row: dict[str, Any]) -> str:
-        return _page_url(self, TEST_RESULT_PAGE_PATH.format(pk=row["first_failing_result_pk"]))
+        return page_url(self.context, "test-result-detail", row["first_failing_result_pk"])
 
 
 class DurationRegressionSerializer(serializers.Serializer[dict[str, Any]]):

@@ -17,8 +17,7 @@ from analytics.models import (
     Rollup,
     SessionFlag,
 )
-
-SESSION_PAGE_PATH = "/sessions/{pk}/"
+from api.page_urls import page_url
 
 
 class RollupSerializer(serializers.ModelSerializer[Rollup]):
@@ -163,9 +162,7 @@ class SessionFlagSerializer(serializers.ModelSerializer[SessionFlag]):
         read_only_fields = fields
 
     def get_session_url(self, flag: SessionFlag) -> str:
-        path = SESSION_PAGE_PATH.format(pk=flag.session_id)
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request is not None else path
+        return page_url(self.context, "session-detail", flag.session_id)
 
 
 class ErrorClusterSerializer(serializers.ModelSerializer[ErrorCluster]):

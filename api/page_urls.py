@@ -1,0 +1,18 @@
+"""Links from an API answer to the dashboard page that shows the row: one home for all of them.
+
+The paths come from dashboard/urls.py by URL name (a name, not an import, so the API stays below
+the dashboard); the link is absolute when the serializer has the request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+
+
+def page_url(context: dict[str, Any], page: str, pk: int) -> str:
+    """The URL of dashboard page `page` (a URL name such as "session-detail") of row `pk`."""
+    path = reverse(f"dashboard:{page}", args=[pk])
+    request = context.get("request")
+    return request.build_absolute_uri(path) if request is not None else path
