@@ -9,10 +9,9 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+# One formula-safe CSV writer for the API and reports (pure, no Django).
+from analytics.safe_csv import csv_rows
 from analytics.trends import SESSION_KIND, merge_rollups
-
-# One formula-safe CSV writer for the API and reports (api/csv.py is pure, no Django).
-from api.csv import csv_rows
 
 REPORT_METRICS = {
     "count": "calls",

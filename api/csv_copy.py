@@ -1,6 +1,7 @@
 """A list's CSV straight from PostgreSQL: `COPY (SELECT …) TO STDOUT` through psycopg 3, each
-cell written in SQL exactly as api/csv.py writes it (formula-safe), so a million-row export costs
-the database's time rather than a Python serializer call per row (bench/README.md, "Scale")."""
+cell written in SQL exactly as analytics/safe_csv.py writes it (formula-safe), so a million-row
+export costs the database's time rather than a Python serializer call per row (bench/README.md,
+"Scale")."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from rest_framework import serializers
 
-from api.csv import FORMULA_PREFIXES, csv_rows
+from analytics.safe_csv import FORMULA_PREFIXES, csv_rows
 
 # Blocks of about this many bytes go to the response: one write per row would cost more than
 # the row.

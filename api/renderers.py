@@ -1,4 +1,5 @@
-"""`?format=csv`: the CSV renderer that list views stream through (see api.views.CsvListMixin)."""
+"""`?format=csv`: the CSV renderer of every list (api.views.ListView and FrameList stream their rows
+themselves and use it only to be chosen)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from rest_framework.renderers import BaseRenderer
 
-from api.csv import csv_rows
+from analytics.safe_csv import csv_rows
 
 
 class CSVRenderer(BaseRenderer):

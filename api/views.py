@@ -19,8 +19,8 @@ from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from analytics import queries
+from analytics.safe_csv import csv_rows
 from api import filters, serializers
-from api.csv import csv_rows
 from api.csv_copy import can_copy, copy_csv
 from api.pagination import KeysetCursorPagination, keyset_order, sort_key
 from api.renderers import CSVRenderer

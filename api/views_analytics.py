@@ -31,10 +31,10 @@ from analytics.cohorts import (
     forecast_daily,
 )
 from analytics.reports import DEFAULT_METRICS, GROUPINGS, REPORT_METRICS, report_table
+from analytics.safe_csv import csv_rows
 from analytics.trends import SERIES_GROUPS, trend_series
 from api import filters_analytics as filters
 from api import serializers_analytics as serializers
-from api.csv import csv_rows
 from api.renderers import CSVRenderer
 from api.scope import require_person, visible_projects
 from api.views import FrameList, ListView

@@ -14,8 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analytics.safe_csv import csv_rows
 from analytics.search import KINDS, MAX_RESULTS, Hit, SearchError, parse_query, search
-from api.csv import csv_rows
 from api.renderers import CSVRenderer
 from api.scope import visible_projects
 from api.views_analytics import datetime_param

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.csv import csv_rows, neutralise_cell
+from analytics.safe_csv import csv_rows, neutralise_cell
 
 
 def parse(lines: list[str]) -> list[list[str]]:

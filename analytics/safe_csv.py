@@ -1,4 +1,5 @@
-"""CSV text from rows, safe to open in a spreadsheet. Pure: no Django, no I/O."""
+"""CSV text from rows, safe to open in a spreadsheet: the one writer of the API's CSV lists and the
+reports' tables (here, below both). Pure: no Django, no I/O."""
 
 from __future__ import annotations
 
