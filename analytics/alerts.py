@@ -15,6 +15,7 @@ from typing import Any, TypedDict
 
 import pandas as pd
 
+from analytics.span_errors import error_mask
 from analytics.trends import RATE_LIMIT_PATTERN
 
 OK, ALERT, NO_DATA = "ok", "alert", "no_data"
@@ -43,17 +44,13 @@ COMPARATORS: dict[str, Callable[[float, float], bool]] = {
 SIGNATURE_HEADER = "X-Observatory-Signature"
 
 
-def _errors(spans: pd.DataFrame) -> pd.Series:
-    return (spans["kind"] == "error") | (spans["status"] == "error")
-
-
 def _numbers(spans: pd.DataFrame, column: str) -> pd.Series:
     return pd.to_numeric(spans[column], errors="coerce")
 
 
 def _rate_limits(spans: pd.DataFrame) -> float:
     text = spans["error_type"].fillna("") + " " + spans["error_message"].fillna("")
-    return float((_errors(spans) & text.str.contains(RATE_LIMIT_PATTERN)).sum())
+    return float((error_mask(spans) & text.str.contains(RATE_LIMIT_PATTERN)).sum())
 
 
 def _latency(q: float) -> Callable[[pd.DataFrame], float | None]:
@@ -65,8 +62,8 @@ def _latency(q: float) -> Callable[[pd.DataFrame], float | None]:
 
 
 SPAN_METRICS: dict[str, Callable[[pd.DataFrame], float | None]] = {
-    "error_rate": lambda spans: float(_errors(spans).mean()),
-    "error_count": lambda spans: float(_errors(spans).sum()),
+    "error_rate": lambda spans: float(error_mask(spans).mean()),
+    "error_count": lambda spans: float(error_mask(spans).sum()),
     "rate_limit_count": _rate_limits,
     "latency_p50_ms": _latency(0.5),
     "latency_p95_ms": _latency(0.95),

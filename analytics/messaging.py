@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from analytics.span_errors import error_mask
 from analytics.trends import grouped_histogram_quantiles, latency_histograms
 
 FAILURE_STATUSES = ("failed", "dead_lettered", "expired")
@@ -212,7 +213,7 @@ def agent_activity(spans: pd.DataFrame) -> AgentActivity:
         return AgentActivity(0, 0, 0, 0, 0, 0.0, None, None)
     calls = spans[spans["kind"].isin(["llm", "tool"])]
     durations = pd.to_numeric(calls["duration_ms"], errors="coerce").dropna()
-    is_error = (spans["kind"] == "error") | (spans["status"] == "error")
+    is_error = error_mask(spans)
     return AgentActivity(
         llm_calls=int((spans["kind"] == "llm").sum()),
         tool_calls=int((spans["kind"] == "tool").sum()),

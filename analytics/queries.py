@@ -99,6 +99,7 @@ from analytics.session_comparison import (
     preview_text,
 )
 from analytics.session_comparison import Step as ComparedStep
+from analytics.span_errors import ERROR_SPANS
 from analytics.summaries import SESSION_COLUMNS, SPAN_COLUMNS
 from analytics.testruns import RESULT_COLUMNS as TEST_RESULT_COLUMNS
 from analytics.trends import PERCENTILE_COLUMNS, ROLLUP_COLUMNS, SUM_COLUMNS
@@ -249,7 +250,7 @@ def session_rounds(session: Session) -> list[dict[str, Any]]:
     reasons = {trace: reason for trace, _, reason in rows}
     if not links:
         return []
-    failed = Q(status=Span.Status.ERROR) | Q(kind=Span.Kind.ERROR)
+    failed = ERROR_SPANS
     stats = {
         row["trace_id"]: row
         for row in Span.objects.filter(session=session)
@@ -759,9 +760,7 @@ def example_session_pks(
             Q(agent_external_id=subject) | Q(agent_external_id__in=ids.values("external_id"))
         )
     if metric == "error_rate":
-        spans = spans.filter(Q(status=Span.Status.ERROR) | Q(kind=Span.Kind.ERROR)).order_by(
-            "-started_at"
-        )
+        spans = spans.filter(ERROR_SPANS).order_by("-started_at")
     elif metric == "tokens_per_call":
         spans = spans.annotate(
             tokens=Coalesce("prompt_tokens", 0) + Coalesce("completion_tokens", 0)
@@ -1176,7 +1175,7 @@ def error_span_frame(project_id: int, *, since: datetime, until: datetime) -> pd
     """Error spans (kind error or status error) started in [since, until): ERROR_SPAN_COLUMNS."""
     rows = (
         Span.objects.filter(project_id=project_id, started_at__gte=since, started_at__lt=until)
-        .filter(Q(status=Span.Status.ERROR) | Q(kind=Span.Kind.ERROR))
+        .filter(ERROR_SPANS)
         .values_list(*ERROR_SPAN_COLUMNS)
     )
     return _frame(rows.iterator(chunk_size=20_000), ERROR_SPAN_COLUMNS)
@@ -1531,7 +1530,7 @@ def agents_with_traffic(projects: ProjectScope) -> QuerySet[Agent]:
         sent_count=_count_of(sent),
         failed_count=_count_of(sent.filter(status__in=FAILURE_STATUSES)),
         llm_count=_count_of(spans.filter(kind=Span.Kind.LLM)),
-        error_count=_count_of(spans.filter(Q(status=Span.Status.ERROR) | Q(kind=Span.Kind.ERROR))),
+        error_count=_count_of(spans.filter(ERROR_SPANS)),
     )
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import pandas as pd
 
+from analytics.span_errors import error_mask
+
 SPAN_COLUMNS = [
     "session_id",
     "kind",
@@ -47,7 +49,7 @@ def _one_summary(rows: pd.DataFrame, started_at: Any, ended_at: Any) -> dict[str
     last_span_at = rows["ended_at"].max() if rows["ended_at"].notna().any() else None
     if last_span_at is None and len(rows):
         last_span_at = rows["started_at"].max()
-    errors = int(((rows["kind"] == "error") | (rows["status"] == "error")).sum())
+    errors = int(error_mask(rows).sum())
     models = sorted({m for m in rows["model"].dropna() if m})
     end = ended_at if _present(ended_at) else last_span_at
     duration = None

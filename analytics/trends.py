@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analytics.span_errors import ERROR
+
 DIMENSIONS = ["agent", "model", "tool", "kind"]
 SESSION_KIND = "session"  # rollup rows of whole sessions: latency is the session's duration
 FREQS = {"hour": "1h", "day": "1D"}
@@ -106,7 +108,7 @@ def _span_facts(spans: pd.DataFrame, freq: str) -> pd.DataFrame:
     """One row per span with its bucket, dimensions and the numbers rollups sum."""
     kind = _text(spans, "kind")
     status = _text(spans, "status")
-    is_error = (kind == "error") | (status == "error")
+    is_error = (kind == ERROR) | (status == ERROR)
     rate_limited = (
         (_text(spans, "error_type") + " " + _text(spans, "error_message"))
         .str.contains(RATE_LIMIT_PATTERN)

@@ -19,6 +19,7 @@ from rest_framework.exceptions import ValidationError
 
 from analytics.queries import sessions_with_score
 from analytics.scores import ConditionError, ScoreCondition, parse_score_condition
+from analytics.span_errors import ERROR_SPANS
 from ingest.models import (
     Agent,
     IngestRejection,
@@ -197,7 +198,7 @@ class EventFilter(ProjectFilterSet):
         return queryset.filter(trace_id=value.strip().lower())
 
     def filter_has_error(self, queryset: QuerySet[Span], name: str, value: bool) -> QuerySet[Span]:
-        failed = Q(status=Span.Status.ERROR) | Q(kind=Span.Kind.ERROR)
+        failed = ERROR_SPANS
         return queryset.filter(failed) if value else queryset.exclude(failed)
 
 

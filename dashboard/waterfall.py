@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from analytics.span_errors import is_error
+
 
 @dataclass(frozen=True)
 class WaterfallRow:
@@ -32,7 +34,7 @@ class WaterfallRow:
 
     @property
     def is_error(self) -> bool:
-        return self.status == "error" or self.kind == "error"
+        return is_error(self.kind, self.status)
 
     @property
     def close_range(self) -> range:
