@@ -26,6 +26,8 @@ RANGES: dict[str, tuple[timedelta, str]] = {
     "90d": (timedelta(days=90), "1D"),
 }
 DEFAULT_RANGE = "24h"
+# The longest range any page, API list or report may ask for.
+MAX_RANGE_DAYS = 400
 UNKNOWN_MODEL = "(no model)"
 
 

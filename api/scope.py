@@ -7,7 +7,12 @@ from collections.abc import Iterable
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 
-from analytics.queries import ProjectScope, projects_for_user, sessions_with_external_id
+from analytics.queries import (
+    ProjectScope,
+    project_list,
+    projects_for_user,
+    sessions_with_external_id,
+)
 from ingest import access
 from ingest.models import Project, Session
 
@@ -17,6 +22,19 @@ def visible_projects(request: Request) -> ProjectScope:
     if isinstance(request.auth, Project):
         return [request.auth.pk]
     return projects_for_user(request.user)
+
+
+def project_of(request: Request) -> int:
+    """The one project a request is about: the API key's, `?project=<slug>`, or the user's only
+    project (400 naming `project` otherwise)."""
+    if isinstance(request.auth, Project):
+        return request.auth.pk
+    projects = project_list(visible_projects(request))
+    slug = request.query_params.get("project", "")
+    found = list(projects.filter(slug=slug) if slug else projects[:2])
+    if len(found) != 1:
+        raise ValidationError({"project": "Name one of your projects: ?project=<slug>"})
+    return found[0].pk
 
 
 def require_person(

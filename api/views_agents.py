@@ -12,9 +12,9 @@ from rest_framework.request import Request
 
 from analytics import queries
 from api import filters, serializers
-from api.scope import visible_projects
+from api.params import time_range
+from api.scope import project_of, visible_projects
 from api.views import FrameList, ListView
-from api.views_analytics import project_of, time_range
 
 
 @extend_schema(

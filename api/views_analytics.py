@@ -4,7 +4,7 @@ builder, cohort comparison, forecasts). Every list answers `?format=csv` too."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -13,7 +13,6 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
@@ -35,14 +34,12 @@ from analytics.safe_csv import csv_rows
 from analytics.trends import SERIES_GROUPS, trend_series
 from api import filters_analytics as filters
 from api import serializers_analytics as serializers
+from api.params import datetime_param, time_range
 from api.renderers import CSVRenderer
-from api.scope import require_person, visible_projects
+from api.scope import project_of, require_person, visible_projects
 from api.views import FrameList, ListView
 from ingest import access, audit
-from ingest.models import AuditEntry, Project
-
-DEFAULT_DAYS = 7
-MAX_DAYS = 400
+from ingest.models import AuditEntry
 
 
 class RollupList(ListView):
@@ -174,46 +171,6 @@ class ReportCsv(APIView):
 
 
 # --- Computed tables --------------------------------------------------------------------------
-
-
-def project_of(request: Request) -> int:
-    """The one project a computed table is about: the API key's, `?project=<slug>`, or the
-    user's only project."""
-    if isinstance(request.auth, Project):
-        return request.auth.pk
-    projects = queries.project_list(visible_projects(request))
-    slug = request.query_params.get("project", "")
-    found = list(projects.filter(slug=slug) if slug else projects[:2])
-    if len(found) != 1:
-        raise ValidationError({"project": "Name one of your projects: ?project=<slug>"})
-    return found[0].pk
-
-
-def time_range(request: Request, *, now: datetime) -> tuple[datetime, datetime]:
-    """`?since=` and `?until=` (ISO times), else `?days=` back from now (default 7)."""
-    params = request.query_params
-    until = datetime_param(params.get("until"), "until") or now
-    since = datetime_param(params.get("since"), "since")
-    if since is None:
-        days = params.get("days", str(DEFAULT_DAYS))
-        if not days.isdecimal() or not 1 <= int(days) <= MAX_DAYS:
-            raise ValidationError({"days": f"A whole number from 1 to {MAX_DAYS}"})
-        since = until - timedelta(days=int(days))
-    if since >= until:
-        raise ValidationError({"since": "Must be before until"})
-    return since, until
-
-
-def datetime_param(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = parse_datetime(value)
-    except ValueError as exc:  # well-formed but no such time: 2026-02-30T00:00:00
-        raise ValidationError({name: f"Not a real time ({exc}): {value[:40]!r}"}) from exc
-    if parsed is None:
-        raise ValidationError({name: "An ISO 8601 time, e.g. 2026-11-21T00:00:00Z"})
-    return parsed if parsed.tzinfo else timezone.make_aware(parsed, UTC)
 
 
 def _choice(request: Request, name: str, choices: Any, default: str) -> str:

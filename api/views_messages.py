@@ -12,8 +12,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
-from rest_framework.fields import DateTimeField
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,15 +22,16 @@ from analytics import queries
 from analytics.messaging import causality
 from analytics.refresh import expected_workflow_durations
 from api import filters, serializers
+from api.params import time_range
 from api.renderers import CSVRenderer
-from api.scope import require_person, visible_projects
+from api.scope import project_of, require_person, visible_projects
 from api.views import ListView
 from ingest import audit, store
 from ingest.access import Action
 from ingest.models import ApiKey, AuditEntry, Message, Project, Workflow
 from ingest.tasks import enqueue_requeue_webhook
 
-DEFAULT_GRAPH_HOURS = 24
+DEFAULT_GRAPH_RANGE = timedelta(hours=24)
 
 
 class MessageList(ListView):
@@ -193,21 +193,17 @@ class RequeuedPoll(APIView):
 
 
 RANGE_PARAMS = [
-    OpenApiParameter("since", str, description="ISO time; default 24 hours ago."),
+    OpenApiParameter(
+        "since", str, description="ISO time; default `days` (else 24 hours) before until."
+    ),
     OpenApiParameter("until", str, description="ISO time; default now."),
-    OpenApiParameter("project", str, description="Project slug (required for user logins)."),
+    OpenApiParameter(
+        "days", int, description="Days back from until when since is not given (1-400)."
+    ),
+    OpenApiParameter(
+        "project", str, description="Project slug (needed when a user has several projects)."
+    ),
 ]
-
-
-def _project_for_graph(request: Request) -> int:
-    projects = visible_projects(request)
-    if isinstance(request.auth, Project):
-        return request.auth.pk
-    slug = request.query_params.get("project", "")
-    found = queries.project_list(projects).filter(slug=slug).values_list("pk", flat=True)
-    if not slug or not found:
-        raise ValidationError({"project": "Name one of your projects: ?project=<slug>"})
-    return found[0]
 
 
 class AgentEdgeList(APIView):
@@ -218,23 +214,11 @@ class AgentEdgeList(APIView):
 
     @extend_schema(parameters=RANGE_PARAMS, responses=serializers.AgentEdgeSerializer(many=True))
     def get(self, request: Request) -> Response:
-        project_id = _project_for_graph(request)
-        until = _time_param(request, "until") or timezone.now()
-        since = _time_param(request, "since") or until - timedelta(hours=DEFAULT_GRAPH_HOURS)
+        project_id = project_of(request)
+        since, until = time_range(request, now=timezone.now(), default=DEFAULT_GRAPH_RANGE)
         edges = queries.edge_frame(project_id, since=since, until=until)
         rows = edges.astype(object).where(edges.notna(), None).to_dict("records")
         return Response(serializers.AgentEdgeSerializer(rows, many=True).data, status.HTTP_200_OK)
-
-
-def _time_param(request: Request, name: str) -> Any:
-    field = DateTimeField()
-    value = request.query_params.get(name)
-    if not value:
-        return None
-    try:
-        return field.to_internal_value(value)
-    except ValidationError as exc:
-        raise ValidationError({name: "Not an ISO 8601 time"}) from exc
 
 
 class WorkflowList(ListView):

@@ -16,9 +16,9 @@ from rest_framework.views import APIView
 
 from analytics.safe_csv import csv_rows
 from analytics.search import KINDS, MAX_RESULTS, Hit, SearchError, parse_query, search
+from api.params import datetime_param
 from api.renderers import CSVRenderer
 from api.scope import visible_projects
-from api.views_analytics import datetime_param
 from ingest.models import Project
 
 DEFAULT_LIMIT = 50

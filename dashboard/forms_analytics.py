@@ -10,6 +10,7 @@ from django import forms
 from analytics.alerts import ALERT_METRICS, COMPARATORS, SCORE_METRICS
 from analytics.anomalies import METRICS as ANOMALY_METRICS
 from analytics.models import AlertRule, ReportSchedule
+from analytics.overview import MAX_RANGE_DAYS
 from analytics.reports import GROUPINGS, REPORT_METRICS
 
 
@@ -92,7 +93,7 @@ class ReportBuilderForm(forms.Form):
     metrics = forms.MultipleChoiceField(
         choices=list(REPORT_METRICS.items()), widget=forms.CheckboxSelectMultiple
     )
-    days = forms.IntegerField(min_value=1, max_value=400, initial=7)
+    days = forms.IntegerField(min_value=1, max_value=MAX_RANGE_DAYS, initial=7)
 
 
 class CohortForm(forms.Form):
@@ -108,7 +109,7 @@ class CohortForm(forms.Form):
     a = forms.CharField(required=False, label="Cohort a")
     b = forms.CharField(required=False, label="Cohort b")
     change_at = forms.DateTimeField(required=False, label="Change at (UTC)")
-    days = forms.IntegerField(min_value=1, max_value=400, initial=14)
+    days = forms.IntegerField(min_value=1, max_value=MAX_RANGE_DAYS, initial=14)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

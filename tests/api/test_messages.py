@@ -14,7 +14,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from ingest.models import Message, Project
+from ingest.models import Membership, Message, Project
 from ingest.tasks import enqueue_requeue_webhook
 from tests.builders import T0, make_message, make_project, make_session, make_workflow
 
@@ -209,6 +209,44 @@ def test_agent_edges_with_counts_failure_rate_and_p95(
     assert by_edge[("attacker", "target")]["messages"] == 1
     csv_text = key_client(arena["key"]).get(url + "&format=csv").content.decode()
     assert csv_text.splitlines()[0].startswith("sender,receiver,messages")
+
+
+def test_agent_edges_read_the_time_range_and_project_as_every_analytics_list_does(
+    arena: dict[str, Any],
+    key_client: KeyClient,
+    user_client: Callable[[Any], APIClient],
+    django_user_model: Any,
+) -> None:
+    client = key_client(arena["key"])
+    bad_time = client.get("/api/v1/agent-edges/?since=yesterday")
+    assert bad_time.status_code == 400
+    assert bad_time.json()["field"] == "since"
+    reversed_range = client.get(
+        "/api/v1/agent-edges/?since=2026-11-22T00:00:00Z&until=2026-11-21T00:00:00Z"
+    )
+    assert reversed_range.status_code == 400
+    assert reversed_range.json()["field"] == "since"
+    too_long = client.get("/api/v1/agent-edges/?days=401")
+    assert too_long.status_code == 400
+    assert too_long.json()["field"] == "days"
+    assert "400" in too_long.json()["error"]
+    # days back from until: the arena's messages of 2026-11-21 are inside three days before the 23rd.
+    from analytics.refresh import refresh_edge_rollups_of_day
+
+    refresh_edge_rollups_of_day(arena["project"].pk, datetime(2026, 11, 21, tzinfo=UTC))
+    edges = client.get("/api/v1/agent-edges/?until=2026-11-23T00:00:00Z&days=3").json()
+    assert {(e["sender"], e["receiver"]) for e in edges} >= {("attacker", "target")}
+    # A person with one project need not name it (as for trends and agents); with two they must.
+    member = django_user_model.objects.create_user("solo", password="pw-solo-123456")
+    Membership.objects.create(user=member, project=arena["project"], role="viewer")
+    as_member = user_client(member)
+    assert (
+        as_member.get("/api/v1/agent-edges/?days=3&until=2026-11-23T00:00:00Z").status_code == 200
+    )
+    make_project(name="Second", user=member)
+    unnamed = as_member.get("/api/v1/agent-edges/")
+    assert unnamed.status_code == 400
+    assert unnamed.json()["field"] == "project"
 
 
 def test_workflows_and_steps_lists(arena: dict[str, Any], key_client: KeyClient) -> None:
