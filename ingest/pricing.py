@@ -1,6 +1,8 @@
 """Model prices and the cost of an LLM call from its tokens. Pure; the table is data.
 
-Used by ingest/store.py for every LLM span that has tokens and no cost of its own.
+Every pricing decision is here: which calls are priced (SpanRecord.is_cost_missing), which price
+applies (exact name, then the longest wildcard) and what the tokens cost. ingest/store.py only
+reads the project's overrides and stores the estimates.
 """
 
 from __future__ import annotations
@@ -10,8 +12,21 @@ import json
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import Any
+
+from ingest.formats.records import SpanRecord
 
 PRICES_FILE = Path(__file__).resolve().parent / "data" / "model_prices.json"
+# Attribute keys that carry the cached-input and reasoning parts of an LLM call's tokens.
+CACHED_TOKEN_KEYS = (
+    "gen_ai.usage.cache_read_input_tokens",
+    "gen_ai.usage.cached_tokens",
+    "llm.token_count.prompt_details.cache_read",
+)
+REASONING_TOKEN_KEYS = (
+    "gen_ai.usage.reasoning_tokens",
+    "llm.token_count.completion_details.reasoning",
+)
 
 
 @dataclass(frozen=True)
@@ -74,3 +89,37 @@ def llm_cost(
         + reasoning * (price.reasoning or 0)
     )
     return round(total / 1_000_000, 10)
+
+
+def estimated_costs(records: list[SpanRecord], prices: dict[str, Price]) -> dict[int, float]:
+    """Costs from `prices` for the LLM calls that report none (is_cost_missing), by id() of their
+    record; a call whose model has no price gets none."""
+    by_model: dict[str, Price | None] = {}
+    costs: dict[int, float] = {}
+    for record in records:
+        if not record.is_cost_missing:
+            continue
+        if record.model not in by_model:  # a batch has a few models and many calls
+            by_model[record.model] = price_for(record.model, prices)
+        price = by_model[record.model]
+        if price is not None:
+            costs[id(record)] = record_cost(record, price)
+    return costs
+
+
+def record_cost(record: SpanRecord, price: Price) -> float:
+    return llm_cost(
+        price,
+        prompt_tokens=record.prompt_tokens,
+        completion_tokens=record.completion_tokens,
+        cached_input_tokens=_first_int(record.attributes, CACHED_TOKEN_KEYS),
+        reasoning_tokens=_first_int(record.attributes, REASONING_TOKEN_KEYS),
+    )
+
+
+def _first_int(attributes: dict[str, Any], keys: tuple[str, ...]) -> int | None:
+    for key in keys:
+        value = attributes.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return int(value)
+    return None

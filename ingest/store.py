@@ -72,7 +72,7 @@ from ingest.models import (
     TranscriptLine,
     Workflow,
 )
-from ingest.pricing import Price, default_prices, llm_cost, price_for
+from ingest.pricing import Price, default_prices, estimated_costs
 from ingest.redaction import CustomPattern, Redactor, redact_records, redactor_for
 from ingest.session_merge import SessionChange, merge_change, session_changes
 
@@ -122,16 +122,6 @@ PAYLOAD_FIELDS = (
     "stack_trace",
     "attributes",
     "unmapped_keys",
-)
-# Attribute keys that carry the cached-input and reasoning parts of an LLM call's tokens.
-CACHED_TOKEN_KEYS = (
-    "gen_ai.usage.cache_read_input_tokens",
-    "gen_ai.usage.cached_tokens",
-    "llm.token_count.prompt_details.cache_read",
-)
-REASONING_TOKEN_KEYS = (
-    "gen_ai.usage.reasoning_tokens",
-    "llm.token_count.completion_details.reasoning",
 )
 
 
@@ -880,46 +870,10 @@ def _move_trace(stray: Session, target: Session) -> None:
 
 
 def _estimated_costs(project: Project, records: list[SpanRecord]) -> dict[int, float]:
-    """Costs from the model price table for LLM calls that have tokens but no cost, by id() of
-    their record."""
-    unpriced = [
-        r
-        for r in records
-        if r.kind == "llm"
-        and r.cost is None
-        and r.model
-        and (r.prompt_tokens or r.completion_tokens)
-    ]
-    if not unpriced:
+    """pricing.estimated_costs with the project's price table, read only when a call needs it."""
+    if not any(r.is_cost_missing for r in records):
         return {}
-    prices = _price_table(project)
-    by_model: dict[str, Price | None] = {}
-    costs: dict[int, float] = {}
-    for record in unpriced:
-        if record.model not in by_model:  # a batch has a few models and many calls
-            by_model[record.model] = price_for(record.model, prices)
-        price = by_model[record.model]
-        if price is not None:
-            costs[id(record)] = _record_cost(record, price)
-    return costs
-
-
-def _record_cost(record: SpanRecord, price: Price) -> float:
-    return llm_cost(
-        price,
-        prompt_tokens=record.prompt_tokens,
-        completion_tokens=record.completion_tokens,
-        cached_input_tokens=_first_int(record.attributes, CACHED_TOKEN_KEYS),
-        reasoning_tokens=_first_int(record.attributes, REASONING_TOKEN_KEYS),
-    )
-
-
-def _first_int(attributes: dict[str, Any], keys: tuple[str, ...]) -> int | None:
-    for key in keys:
-        value = attributes.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return int(value)
-    return None
+    return estimated_costs(records, _price_table(project))
 
 
 def _price_table(project: Project) -> dict[str, Price]:

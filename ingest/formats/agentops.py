@@ -428,7 +428,6 @@ def _llm_fields(raw: dict[str, Any], path: str, cutter: _Cutter) -> dict[str, An
     completion_tokens = as_count(raw.get("completion_tokens"))
     cost = as_number(raw.get("cost"))
     model = str(raw.get("model") or "")[:200]
-    has_tokens = prompt_tokens is not None or completion_tokens is not None
     attributes = {"thread_id": raw["thread_id"]} if raw.get("thread_id") else {}
     return {
         "kind": "llm",
@@ -437,7 +436,6 @@ def _llm_fields(raw: dict[str, Any], path: str, cutter: _Cutter) -> dict[str, An
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "cost": cost,
-        "is_cost_missing": cost is None and has_tokens,
         "prompt": _prompt(cutter.value(raw.get("prompt"), f"{path}.prompt")),
         "completion": _completion(cutter.value(raw.get("completion"), f"{path}.completion")),
         "attributes": attributes,

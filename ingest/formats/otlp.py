@@ -983,7 +983,6 @@ def _span_records(
         prompt_tokens=meaning.prompt_tokens,
         completion_tokens=meaning.completion_tokens,
         cost=meaning.cost,
-        is_cost_missing=meaning.is_cost_missing,
         error_type=first.error_type[:200] if first else "",
         error_message=first.message if first else "",
         stack_trace=first.stack_trace if first else "",

@@ -92,8 +92,17 @@ class SpanRecord:
     # they are shown in the span's "unmapped attributes" panel, never dropped.
     trace_id: str = ""
     unmapped_keys: tuple[str, ...] = ()
-    # True when the mapper computed nothing for cost and the price table should be applied.
-    is_cost_missing: bool = False
+
+    @property
+    def is_cost_missing(self) -> bool:
+        """An LLM call with tokens and a model but no cost of its own: ingest prices it from the
+        model price table (ingest/pricing.py: estimated_costs), and marks it estimated."""
+        return (
+            self.kind == "llm"
+            and self.cost is None
+            and bool(self.model)
+            and bool(self.prompt_tokens or self.completion_tokens)
+        )
 
 
 @dataclass(slots=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from ingest.pricing import Price, default_prices, llm_cost, price_for
+from ingest.formats.records import SpanRecord
+from ingest.pricing import Price, default_prices, estimated_costs, llm_cost, price_for
 
 
 def test_an_exact_model_name_wins_over_a_pattern() -> None:
@@ -52,3 +55,24 @@ def test_cached_tokens_without_a_cached_rate_pay_the_full_input_price() -> None:
     assert llm_cost(
         price, prompt_tokens=1000, completion_tokens=0, cached_input_tokens=400
     ) == pytest.approx(0.002)
+
+
+def _call(kind: str = "llm", **fields: object) -> SpanRecord:
+    values: dict[str, object] = {"model": "gpt-4o", "prompt_tokens": 1_000_000, **fields}
+    return SpanRecord("r", "s", "span", kind, "call", datetime(2026, 12, 1, tzinfo=UTC), **values)  # type: ignore[arg-type]
+
+
+def test_only_llm_calls_with_tokens_a_model_and_no_cost_of_their_own_are_priced() -> None:
+    priced = _call()
+    reported = _call(cost=0.5)
+    tool = _call("tool")
+    no_tokens = _call(prompt_tokens=None)
+    unknown_model = _call(model="a-model-nobody-prices")
+    records = [priced, reported, tool, no_tokens, unknown_model]
+    assert [r.is_cost_missing for r in records] == [True, False, False, False, True]
+    assert estimated_costs(records, default_prices()) == {id(priced): 2.50}
+
+
+def test_an_estimate_bills_cached_input_tokens_named_by_any_convention() -> None:
+    cached = _call(attributes={"llm.token_count.prompt_details.cache_read": 1_000_000})
+    assert estimated_costs([cached], default_prices()) == {id(cached): 1.25}
