@@ -7,8 +7,7 @@ objects are a 404. The chosen project is remembered in the Django session (`?pro
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -18,11 +17,9 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
-from django.utils.dateparse import parse_date, parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
 from analytics import queries
@@ -39,14 +36,24 @@ from analytics.overview import (
 from analytics.tasks import enqueue_session_summaries
 from api.filters import SessionFilter
 from dashboard import charts
+from dashboard.pages import (
+    PAGE_SIZE,
+    Nav,
+    current_nav,
+    htmx_partial,
+    no_project,
+    object_nav,
+    parse_time,
+    project_page,
+    session_or_404,
+    vary_on_htmx,
+)
 from dashboard.rounds import Round, rounds_with_messages
 from dashboard.views_scores import score_form_context
 from dashboard.waterfall import waterfall_rows
 from ingest import access, audit, deletion, store
 from ingest.models import AuditEntry, IngestRejection, Project, Session, TranscriptLine
 
-PROJECT_SESSION_KEY = "dashboard_project"
-PAGE_SIZE = 50
 OVERVIEW_ANOMALIES = 5
 # Spans per page of a session's waterfall and tree.
 WATERFALL_PAGE = 250
@@ -75,86 +82,7 @@ REJECTION_STATES = {"unresolved": False, "resolved": True, "all": None}
 TRACE_ID_SHOWN_CHARS = 64
 
 
-@dataclass(frozen=True)
-class Nav:
-    """What the header needs: the user's projects, the current one, where switching leads."""
-
-    projects: list[Project]
-    project: Project
-    switch_path: str
-
-
-# --- Project access ----------------------------------------------------------------------------
-
-
-def _user_projects(request: HttpRequest) -> list[Project]:
-    return list(queries.project_list(queries.projects_for_user(request.user)))
-
-
-def _remember(request: HttpRequest, project: Project) -> None:
-    if request.session.get(PROJECT_SESSION_KEY) != project.slug:
-        request.session[PROJECT_SESSION_KEY] = project.slug
-
-
-def _current_nav(request: HttpRequest) -> Nav | None:
-    """`?project=<slug>` (404 unless a member), else the remembered project, else the first."""
-    projects = _user_projects(request)
-    by_slug = {project.slug: project for project in projects}
-    if "project" in request.GET:
-        project = by_slug.get(request.GET["project"])
-        if project is None:
-            raise Http404("No such project")
-    else:
-        remembered = by_slug.get(request.session.get(PROJECT_SESSION_KEY, ""))
-        project = remembered or (projects[0] if projects else None)
-    if project is None:
-        return None
-    _remember(request, project)
-    return Nav(projects, project, request.path)
-
-
-def _object_nav(request: HttpRequest, project: Project) -> Nav:
-    """Header for a page about one object: the object's project becomes the current one."""
-    _remember(request, project)
-    return Nav(_user_projects(request), project, reverse("dashboard:session-list"))
-
-
-def _session_or_404(request: HttpRequest, pk: int) -> Session:
-    visible = queries.sessions_for_projects(queries.projects_for_user(request.user))
-    return get_object_or_404(visible, pk=pk)
-
-
-def _no_project(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/no_project.html", {"nav": None}, status=200)
-
-
-def _htmx_partial(request: HttpRequest) -> bool:
-    # A history restore (back button after a cache miss) needs the whole page, not a fragment.
-    return bool(request.headers.get("HX-Request")) and not request.headers.get(
-        "HX-History-Restore-Request"
-    )
-
-
-def _vary_on_htmx(response: HttpResponse) -> HttpResponse:
-    patch_vary_headers(response, ["HX-Request"])
-    return response
-
-
 # --- Overview ----------------------------------------------------------------------------------
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    """An ISO date or datetime from the query string (naive means UTC); None if absent or bad."""
-    try:
-        parsed = parse_datetime(value or "")
-        day = None if parsed else parse_date(value or "")
-    except ValueError:
-        return None
-    if day is not None:
-        return datetime.combine(day, time.min, tzinfo=UTC)
-    if parsed is not None and timezone.is_naive(parsed):
-        return timezone.make_aware(parsed, UTC)
-    return parsed
 
 
 def _overview_charts(window: TimeWindow, rollups: Any) -> dict[str, Any]:
@@ -173,15 +101,13 @@ def _overview_charts(window: TimeWindow, rollups: Any) -> dict[str, Any]:
 
 @login_required
 @require_GET
-def overview(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def overview(request: HttpRequest, nav: Nav) -> HttpResponse:
     window = time_window(
         request.GET.get("range"),
         now=timezone.now(),
-        start=_parse_time(request.GET.get("from")),
-        end=_parse_time(request.GET.get("to")),
+        start=parse_time(request.GET.get("from")),
+        end=parse_time(request.GET.get("to")),
     )
     since, until = window.since, window.until
     rollups = overview_rollups(
@@ -294,7 +220,7 @@ def _session_for_trace(request: HttpRequest) -> Session | None:
     if not trace_id:
         return None
     session = queries.session_for_trace(queries.projects_for_user(request.user), trace_id)
-    if session is None and not _htmx_partial(request):
+    if session is None and not htmx_partial(request):
         messages.warning(request, f"No session for trace {trace_id[:TRACE_ID_SHOWN_CHARS]}.")
     return session
 
@@ -305,14 +231,14 @@ def session_list(request: HttpRequest) -> HttpResponse:
     traced = _session_for_trace(request)
     if traced is not None:
         return redirect("dashboard:session-detail", traced.pk)
-    nav = _current_nav(request)
+    nav = current_nav(request)
     if nav is None:
-        return _no_project(request)
+        return no_project(request)
     context = _session_list_context(request, nav)
     template = "dashboard/sessions.html"
-    if _htmx_partial(request):
+    if htmx_partial(request):
         template += "#rows"
-    return _vary_on_htmx(render(request, template, context))
+    return vary_on_htmx(render(request, template, context))
 
 
 # --- Session detail: metadata, waterfall, chat stream ------------------------------------------
@@ -441,7 +367,7 @@ def _rounds_context(session: Session, trace_id: str, lines: list[Any]) -> dict[s
 @login_required
 @require_GET
 def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    session = _session_or_404(request, pk)
+    session = session_or_404(request, pk)
     lines = queries.stream_lines(
         session,
         roles=_shown_roles(_hidden_roles(request)),
@@ -453,7 +379,7 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
     # Read once: the score form and the delete button both depend on it.
     role = access.roles_of(request.user, [session.project_id]).get(session.project_id)
     context = {
-        "nav": _object_nav(request, session.project),
+        "nav": object_nav(request, session.project),
         "session": session,
         "agents": list(session.agents.order_by("created_at", "id")),
         "parent_pk": _parent_pk(session),
@@ -485,7 +411,7 @@ def _lifecycle_context(session: Session, role: str | None) -> dict[str, Any]:
 @require_POST
 def session_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Delete the session and everything under it (admins; audited)."""
-    session = _session_or_404(request, pk)
+    session = session_or_404(request, pk)
     access.require(request.user, session.project_id, access.Action.DELETE_SESSION)
     deletion.delete_session(request, session)
     messages.success(request, f"Session “{session}” and everything under it were deleted.")
@@ -496,7 +422,7 @@ def session_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def session_stream(request: HttpRequest, pk: int) -> HttpResponse:
     """The stream's new lines (after=<id>) plus a fresh poller; the poller stops once ended."""
-    session = _session_or_404(request, pk)
+    session = session_or_404(request, pk)
     roles = _shown_roles(_hidden_roles(request))
     lines = queries.stream_lines(
         session,
@@ -507,14 +433,14 @@ def session_stream(request: HttpRequest, pk: int) -> HttpResponse:
     )
     context = {"stream": _stream_context(session, request, lines), "session": session}
     template = "dashboard/session_detail.html#stream-update"
-    return _vary_on_htmx(render(request, template, context))
+    return vary_on_htmx(render(request, template, context))
 
 
 @login_required
 @require_GET
 def session_line(request: HttpRequest, pk: int, line_pk: int) -> HttpResponse:
     """One transcript line whole, as plain text (the stream shows its first characters)."""
-    session = _session_or_404(request, pk)
+    session = session_or_404(request, pk)
     line = queries.transcript_line(session, line_pk)
     if line is None:
         raise Http404("No such line")
@@ -564,7 +490,7 @@ def _attribute_context(span: Any, payload: Any) -> dict[str, Any]:
 @login_required
 @require_GET
 def span_detail(request: HttpRequest, pk: int, span_pk: int) -> HttpResponse:
-    session = _session_or_404(request, pk)
+    session = session_or_404(request, pk)
     span = queries.span_with_payload([session.project_id], span_pk)
     if span is None or span.session_id != session.pk:
         raise Http404("No such span")
@@ -580,10 +506,10 @@ def span_detail(request: HttpRequest, pk: int, span_pk: int) -> HttpResponse:
         ),
         **_attribute_context(span, payload),
     }
-    if _htmx_partial(request):
-        return _vary_on_htmx(render(request, "dashboard/span_detail.html#panel", context))
-    context["nav"] = _object_nav(request, session.project)
-    return _vary_on_htmx(render(request, "dashboard/span_detail.html", context))
+    if htmx_partial(request):
+        return vary_on_htmx(render(request, "dashboard/span_detail.html#panel", context))
+    context["nav"] = object_nav(request, session.project)
+    return vary_on_htmx(render(request, "dashboard/span_detail.html", context))
 
 
 # --- Ingest problems ---------------------------------------------------------------------------
@@ -591,10 +517,8 @@ def span_detail(request: HttpRequest, pk: int, span_pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def ingest_problems(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def ingest_problems(request: HttpRequest, nav: Nav) -> HttpResponse:
     state = request.GET.get("state", "unresolved")
     if state not in REJECTION_STATES:
         state = "unresolved"

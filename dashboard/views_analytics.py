@@ -43,7 +43,7 @@ from dashboard.forms_analytics import (
     ReportBuilderForm,
     ReportScheduleForm,
 )
-from dashboard.views import PAGE_SIZE, Nav, _current_nav, _no_project
+from dashboard.pages import PAGE_SIZE, Nav, project_page
 from ingest import access, audit
 from ingest.models import AuditEntry
 
@@ -172,10 +172,8 @@ def _session_chart(rollups: pd.DataFrame) -> dict[str, Any] | None:
 
 @login_required
 @require_GET
-def trends(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def trends(request: HttpRequest, nav: Nav) -> HttpResponse:
     window = time_window(request.GET.get("range", "7d"), now=timezone.now())
     group = request.GET.get("group", "model")
     group = group if group in TREND_GROUPS else "model"
@@ -238,10 +236,8 @@ def _anomaly_rows(anomalies: list[Anomaly]) -> list[dict[str, Any]]:
 
 @login_required
 @require_GET
-def anomalies(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def anomalies(request: HttpRequest, nav: Nav) -> HttpResponse:
     state = request.GET.get("status", "open")
     state = state if state in ANOMALY_STATES else "open"
     metric = request.GET.get("metric", "")
@@ -273,10 +269,8 @@ def anomalies(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def incidents(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def incidents(request: HttpRequest, nav: Nav) -> HttpResponse:
     state = request.GET.get("status", "all")
     state = state if state in INCIDENT_STATES else "all"
     rows = queries.incidents_for_projects([nav.project.pk])
@@ -345,10 +339,8 @@ def record_anomaly_status(request: Any, anomaly: Anomaly, status: str) -> None:
 
 @login_required
 @require_GET
-def errors(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def errors(request: HttpRequest, nav: Nav) -> HttpResponse:
     clusters = queries.error_clusters_for_projects([nav.project.pk])
     page = Paginator(clusters, PAGE_SIZE).get_page(request.GET.get("page"))
     top = pd.DataFrame(
@@ -409,10 +401,8 @@ def _record_rule(
 
 
 @login_required
-def alerts(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def alerts(request: HttpRequest, nav: Nav) -> HttpResponse:
     editing = (
         _rule_or_404(request, int(request.GET["edit"]))
         if request.GET.get("edit", "").isdecimal()
@@ -482,10 +472,8 @@ def alert_action(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def reports(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def reports(request: HttpRequest, nav: Nav) -> HttpResponse:
     if request.method == "POST":
         access.require(request.user, nav.project.pk, access.Action.EDIT_REPORT_SCHEDULE)
     schedule = queries.report_schedule(nav.project.pk)
@@ -521,11 +509,9 @@ def reports(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def report_make(request: HttpRequest) -> HttpResponse:
+@project_page
+def report_make(request: HttpRequest, nav: Nav) -> HttpResponse:
     """Make (or remake) the latest daily or weekly report now."""
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
     access.require(request.user, nav.project.pk, access.Action.MAKE_REPORT)
     period = request.POST.get("period", "daily")
     if period not in ("daily", "weekly"):
@@ -597,10 +583,8 @@ def _forecast_charts(project_id: int, horizon: int) -> dict[str, Any]:
 
 @login_required
 @require_GET
-def compare(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def compare(request: HttpRequest, nav: Nav) -> HttpResponse:
     form = CohortForm(request.GET if "split" in request.GET else None)
     horizon = (
         int(request.GET.get("horizon", "7")) if request.GET.get("horizon") in ("7", "30") else 7

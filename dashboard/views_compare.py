@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET
 
 from analytics import queries
 from analytics.session_comparison import STEP_LIMIT
-from dashboard.views import _object_nav, _session_or_404
+from dashboard.pages import object_nav, session_or_404
 from ingest.models import Session, TestResult
 
 # Sessions offered on the "compare with…" list.
@@ -66,11 +66,11 @@ def session_compare(request: HttpRequest) -> HttpResponse:
     if a_pk is None:
         messages.info(request, "Tick two sessions and press Compare to see them side by side.")
         return redirect("dashboard:session-list")
-    a = _session_or_404(request, a_pk)
+    a = session_or_404(request, a_pk)
     if b_pk is None:
         return _candidates(request, a)
-    b = _session_or_404(request, b_pk)
-    context = {"nav": _object_nav(request, b.project), **_comparison_context(a, b)}
+    b = session_or_404(request, b_pk)
+    context = {"nav": object_nav(request, b.project), **_comparison_context(a, b)}
     return render(request, "dashboard/session_compare.html", context)
 
 
@@ -104,7 +104,7 @@ def _spans_url(session: Session) -> str:
 def _candidates(request: HttpRequest, a: Session) -> HttpResponse:
     test_id, test_runs = queries.sessions_of_same_test(a, limit=CANDIDATE_LIMIT)
     context = {
-        "nav": _object_nav(request, a.project),
+        "nav": object_nav(request, a.project),
         "a": a,
         "candidates": queries.sessions_named_like(a, limit=CANDIDATE_LIMIT),
         "test_id": test_id,
@@ -120,7 +120,7 @@ def _compare_picked(request: HttpRequest) -> HttpResponse:
     if len(picked) != 2 or not all(p.isascii() and p.isdecimal() for p in picked):
         messages.warning(request, f"Tick exactly two sessions to compare ({len(picked)} ticked).")
         return redirect("dashboard:session-list")
-    first, second = sorted((_session_or_404(request, int(p)) for p in picked), key=_start_order)
+    first, second = sorted((session_or_404(request, int(p)) for p in picked), key=_start_order)
     return redirect(_compare_url(first, second))
 
 

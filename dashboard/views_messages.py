@@ -27,18 +27,17 @@ from analytics.workflows import workflow_name_stats
 from api.filters import DeadLetterFilter, MessageFilter
 from dashboard import charts
 from dashboard.gantt import gantt
-from dashboard.sequence import density, lifelines, sequence_arrows, sequence_window
-from dashboard.views import (
+from dashboard.pages import (
     PAGE_SIZE,
     Nav,
-    _current_nav,
-    _htmx_partial,
-    _no_project,
-    _object_nav,
-    _parse_time,
-    _session_or_404,
-    _vary_on_htmx,
+    htmx_partial,
+    object_nav,
+    parse_time,
+    project_page,
+    session_or_404,
+    vary_on_htmx,
 )
+from dashboard.sequence import density, lifelines, sequence_arrows, sequence_window
 from ingest import access, audit, store
 from ingest.models import AuditEntry, Message, Workflow
 from ingest.tasks import enqueue_requeue_webhook
@@ -55,8 +54,8 @@ def _window(request: HttpRequest) -> TimeWindow:
     return time_window(
         request.GET.get("range"),
         now=timezone.now(),
-        start=_parse_time(request.GET.get("from")),
-        end=_parse_time(request.GET.get("to")),
+        start=parse_time(request.GET.get("from")),
+        end=parse_time(request.GET.get("to")),
     )
 
 
@@ -88,10 +87,8 @@ def _page(request: HttpRequest, rows: Any) -> Any:
 
 @login_required
 @require_GET
-def message_list(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def message_list(request: HttpRequest, nav: Nav) -> HttpResponse:
     params = _list_params(request, nav)
     rows = queries.messages_for_projects([nav.project.pk])
     filterset = MessageFilter(params, queryset=rows, request=request)
@@ -106,9 +103,9 @@ def message_list(request: HttpRequest) -> HttpResponse:
         "export_url": _export_url("api:message-list", params),
     }
     template = (
-        "dashboard/messages.html#rows" if _htmx_partial(request) else "dashboard/messages.html"
+        "dashboard/messages.html#rows" if htmx_partial(request) else "dashboard/messages.html"
     )
-    return _vary_on_htmx(render(request, template, context))
+    return vary_on_htmx(render(request, template, context))
 
 
 def _message_context(message: Message) -> dict[str, Any]:
@@ -141,10 +138,10 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if message is None:
         raise Http404("No such message")
     context = _message_context(message)
-    if _htmx_partial(request):
-        return _vary_on_htmx(render(request, "dashboard/message_detail.html#panel", context))
-    context["nav"] = _object_nav(request, message.project)
-    return _vary_on_htmx(render(request, "dashboard/message_detail.html", context))
+    if htmx_partial(request):
+        return vary_on_htmx(render(request, "dashboard/message_detail.html#panel", context))
+    context["nav"] = object_nav(request, message.project)
+    return vary_on_htmx(render(request, "dashboard/message_detail.html", context))
 
 
 # --- Dead letters ------------------------------------------------------------------------------
@@ -152,10 +149,8 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def dead_letters(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def dead_letters(request: HttpRequest, nav: Nav) -> HttpResponse:
     state = request.GET.get("state", "open")
     state = state if state in DEAD_LETTER_STATES else "open"
     params = _list_params(request, nav, drop=("state", "edge"))
@@ -264,9 +259,9 @@ def _sequence_context(request: HttpRequest, session: Any) -> dict[str, Any]:
 @login_required
 @require_GET
 def session_messages(request: HttpRequest, pk: int) -> HttpResponse:
-    session = _session_or_404(request, pk)
+    session = session_or_404(request, pk)
     context = {
-        "nav": _object_nav(request, session.project),
+        "nav": object_nav(request, session.project),
         "session": session,
         **_sequence_context(request, session),
     }
@@ -278,10 +273,8 @@ def session_messages(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def agent_list(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def agent_list(request: HttpRequest, nav: Nav) -> HttpResponse:
     window = _window(request)
     edges = queries.edge_frame(nav.project.pk, since=window.since, until=window.until)
     graph = agent_graph(edges)
@@ -307,11 +300,9 @@ def agent_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def agent_name_detail(request: HttpRequest, name: str) -> HttpResponse:
+@project_page
+def agent_name_detail(request: HttpRequest, nav: Nav, name: str) -> HttpResponse:
     """One agent name across the sessions of the range: its figures, instances and messages."""
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
     window = _window(request)
     span = {"since": window.since, "until": window.until}
     rows = _records(queries.agent_name_table(nav.project.pk, name=name, **span))
@@ -367,7 +358,7 @@ def agent_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if agent is None:
         raise Http404("No such agent")
     context = {
-        "nav": _object_nav(request, agent.project),
+        "nav": object_nav(request, agent.project),
         "agent": agent,
         "counts": queries.agent_message_counts(agent),
         "activity": agent_activity(queries.agent_span_frame(agent)),
@@ -381,10 +372,8 @@ def agent_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def workflow_list(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def workflow_list(request: HttpRequest, nav: Nav) -> HttpResponse:
     window = _window(request)
     runs, steps = queries.workflow_run_frames(
         nav.project.pk, since=window.since, until=window.until, limit=WORKFLOW_STATS_RUNS
@@ -419,7 +408,7 @@ def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
     chart = gantt(steps, by=lanes, origin=workflow.started_at)
     critical = set(chart.critical_ids)
     context = {
-        "nav": _object_nav(request, workflow.project),
+        "nav": object_nav(request, workflow.project),
         "workflow": workflow,
         "lanes": lanes,
         "gantt": charts.figure_data(charts.gantt_chart(chart)) if chart.bars else None,

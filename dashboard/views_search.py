@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET
 
 from analytics.overview import RANGES
 from analytics.search import KINDS, SearchError, parse_query, search
-from dashboard.views import _current_nav, _no_project
+from dashboard.pages import Nav, project_page
 
 PAGE_HITS = 25
 MAX_PAGE = 400  # 10,000 hits deep, as the API's CSV
@@ -19,10 +19,8 @@ MAX_PAGE = 400  # 10,000 hits deep, as the API's CSV
 
 @require_GET
 @login_required
-def search_page(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def search_page(request: HttpRequest, nav: Nav) -> HttpResponse:
     text = request.GET.get("q", "").strip()
     scope = "all" if request.GET.get("scope") == "all" else "project"
     kinds = [kind for kind in request.GET.getlist("kind") if kind in KINDS] or list(KINDS)

@@ -31,7 +31,7 @@ from dashboard.forms_settings import (
     RoleForm,
     SessionAttributesForm,
 )
-from dashboard.views import PAGE_SIZE, Nav, _current_nav, _no_project
+from dashboard.pages import PAGE_SIZE, Nav, current_nav, no_project
 from ingest import access, audit, deletion, projects
 from ingest.models import (
     ApiKey,
@@ -47,7 +47,7 @@ A = AuditEntry.Action
 
 def _nav_for(request: HttpRequest, action: access.Action) -> Nav | None:
     """The current project, when the user has the page's role in it (403 otherwise)."""
-    nav = _current_nav(request)
+    nav = current_nav(request)
     if nav is not None:
         access.require(request.user, nav.project.pk, action)
     return nav
@@ -113,7 +113,7 @@ def project_create(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Project “{project.name}” created; you are its owner.")
             return redirect(f"{reverse('dashboard:settings-keys')}?project={project.slug}")
-    nav = _current_nav(request)
+    nav = current_nav(request)
     return _page(request, "dashboard/settings_new_project.html", nav, "new", form=form)
 
 
@@ -125,7 +125,7 @@ def members(request: HttpRequest) -> HttpResponse:
     posted_role = request.POST.get("role") if request.method == "POST" else None
     nav = _nav_for(request, access.membership_action(posted_role))
     if nav is None:
-        return _no_project(request)
+        return no_project(request)
     form = MemberAddForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         role, user = form.cleaned_data["role"], form.cleaned_data["user"]
@@ -204,7 +204,7 @@ def keys(request: HttpRequest) -> HttpResponse:
     """The raw key of a new key is in this one answer only (not a redirect), never stored."""
     nav = _nav_for(request, access.Action.MANAGE_KEYS)
     if nav is None:
-        return _no_project(request)
+        return no_project(request)
     form = KeyForm(request.POST or None)
     created: tuple[ApiKey, str] | None = None
     if request.method == "POST" and form.is_valid():
@@ -263,7 +263,7 @@ def key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
 def prices(request: HttpRequest) -> HttpResponse:
     nav = _nav_for(request, access.Action.EDIT_PROJECT_SETTINGS)
     if nav is None:
-        return _no_project(request)
+        return no_project(request)
     rows = ModelPrice.objects.filter(project=nav.project).order_by("model")
     editing = rows.filter(pk=request.GET.get("edit", "")).first() if "edit" in request.GET else None
     form = PriceForm(request.POST or None, instance=editing)
@@ -318,7 +318,7 @@ def mapping(request: HttpRequest) -> HttpResponse:
     """Two forms: the session-id attributes (`form=session`) and a message rule (the rest)."""
     nav = _nav_for(request, access.Action.EDIT_PROJECT_SETTINGS)
     if nav is None:
-        return _no_project(request)
+        return no_project(request)
     project, posted = nav.project, request.POST if request.method == "POST" else None
     rules = MessageMappingRule.objects.filter(project=project).order_by("name")
     editing = (
@@ -400,7 +400,7 @@ def channels(request: HttpRequest) -> HttpResponse:
     the alerts page, where its secret is never shown again)."""
     nav = _nav_for(request, access.Action.EDIT_PROJECT_SETTINGS)
     if nav is None:
-        return _no_project(request)
+        return no_project(request)
     project = nav.project
     if request.method == "POST" and request.POST.get("form") == "rotate-secret":
         with transaction.atomic():
@@ -433,7 +433,7 @@ def lifecycle(request: HttpRequest) -> HttpResponse:
     """Retention and PII redaction (admins), and erasure requests; docs/lifecycle.md."""
     nav = _nav_for(request, access.Action.EDIT_DATA_LIFECYCLE)
     if nav is None:
-        return _no_project(request)
+        return no_project(request)
     project, posted = nav.project, request.POST.get("form")
     retention = RetentionForm(
         request.POST if posted == "retention" else None,
@@ -503,7 +503,7 @@ def _erasure_message(erasure: Any) -> str:
 def audit_log(request: HttpRequest) -> HttpResponse:
     nav = _nav_for(request, access.Action.READ_AUDIT_LOG)
     if nav is None:
-        return _no_project(request)
+        return no_project(request)
     params = request.GET.copy()
     params["project"] = nav.project.slug
     found = AuditFilter(params, queryset=audit.entries_for_projects([nav.project.pk]))

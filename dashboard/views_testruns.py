@@ -25,15 +25,14 @@ from analytics.regressions import duration_regressions, outcome_regressions
 from analytics.testruns import OUTCOMES, duration_trend, outcome_matrix, pass_rate_trend
 from analytics.testruns import RESULT_COLUMNS as RESULTS
 from dashboard import charts
-from dashboard.views import (
+from dashboard.pages import (
     PAGE_SIZE,
     Nav,
-    _current_nav,
-    _htmx_partial,
-    _no_project,
-    _remember,
-    _user_projects,
-    _vary_on_htmx,
+    htmx_partial,
+    project_page,
+    remember,
+    user_projects,
+    vary_on_htmx,
 )
 from ingest.models import TestResult, TestRun
 
@@ -167,10 +166,8 @@ def _heatmap_facets(results: pd.DataFrame) -> list[dict[str, Any]]:
 
 @login_required
 @require_GET
-def heatmap(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def heatmap(request: HttpRequest, nav: Nav) -> HttpResponse:
     filters = _filters(request)
     _, results = _window(nav, filters, with_details=False)
     context = _page(nav, filters, "heatmap") | {
@@ -185,10 +182,8 @@ def heatmap(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def run_list(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def run_list(request: HttpRequest, nav: Nav) -> HttpResponse:
     filters = _filters(request)
     runs = queries.test_runs_for_projects([nav.project.pk])
     for name in ("tier", "suite", "branch"):
@@ -205,9 +200,9 @@ def run_list(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/test_runs.html", context)
 
 
-def _object_nav(request: HttpRequest, project: Any) -> Nav:
-    _remember(request, project)
-    return Nav(_user_projects(request), project, reverse("dashboard:tests"))
+def object_nav(request: HttpRequest, project: Any) -> Nav:
+    remember(request, project)
+    return Nav(user_projects(request), project, reverse("dashboard:tests"))
 
 
 @login_required
@@ -221,7 +216,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if run.started_at and run.ended_at:
         duration = (run.ended_at - run.started_at).total_seconds() * 1000
     context = {
-        "nav": _object_nav(request, run.project),
+        "nav": object_nav(request, run.project),
         "run": run,
         "duration_ms": duration,
         "results": queries.test_run_results(run),
@@ -252,10 +247,10 @@ def result_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "history": queries.test_history(result, limit=HISTORY_LENGTH),
         "metrics": sorted((result.metrics or {}).items()),
     }
-    if _htmx_partial(request):
-        return _vary_on_htmx(render(request, "dashboard/test_result.html#panel", context))
-    context |= {"nav": _object_nav(request, run.project), "tab": "heatmap"}
-    return _vary_on_htmx(render(request, "dashboard/test_result.html", context))
+    if htmx_partial(request):
+        return vary_on_htmx(render(request, "dashboard/test_result.html#panel", context))
+    context |= {"nav": object_nav(request, run.project), "tab": "heatmap"}
+    return vary_on_htmx(render(request, "dashboard/test_result.html", context))
 
 
 # --- Flaky tests and regressions -----------------------------------------------------------------
@@ -269,10 +264,8 @@ def _api_url(name: str, nav: Nav, filters: TestFilters) -> str:
 
 @login_required
 @require_GET
-def flaky(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def flaky(request: HttpRequest, nav: Nav) -> HttpResponse:
     filters = _filters(request)
     stored = _stored_analysis(nav, filters)
     if stored.window is not None:
@@ -293,10 +286,8 @@ def flaky(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def regressions(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def regressions(request: HttpRequest, nav: Nav) -> HttpResponse:
     filters = _filters(request)
     stored = _stored_analysis(nav, filters)
     if stored.window is not None:
@@ -372,10 +363,8 @@ def _tier_reliability(results: pd.DataFrame) -> pd.DataFrame:
 
 @login_required
 @require_GET
-def trends(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def trends(request: HttpRequest, nav: Nav) -> HttpResponse:
     filters = _filters(request)
     rates, durations, tiers, stored = _trend_frames(nav, filters)
     context = (
@@ -408,10 +397,8 @@ def _coverage_frame(nav: Nav, filters: TestFilters) -> tuple[pd.DataFrame, int, 
 
 @login_required
 @require_GET
-def coverage(request: HttpRequest) -> HttpResponse:
-    nav = _current_nav(request)
-    if nav is None:
-        return _no_project(request)
+@project_page
+def coverage(request: HttpRequest, nav: Nav) -> HttpResponse:
     filters = _filters(request)
     table, session_count, stored = _coverage_frame(nav, filters)
     context = (
