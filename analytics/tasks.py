@@ -39,12 +39,12 @@ from analytics.store import (
     save_test_analysis,
 )
 from analytics.summaries import session_summaries
+from config.celery import broker
 
 logger = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
 MAX_SWEEP_ROUNDS = 20
-BROKER_RETRY_SECONDS = 30.0
 
 
 @shared_task
@@ -156,21 +156,16 @@ def ping() -> str:
     return "pong"
 
 
-_broker_down_until = 0.0
-
-
 def enqueue_session_summaries(session_pks: Iterable[int]) -> None:
-    """Queue a summary rebuild. A down broker never fails or slows ingest: after one failure this
-    process stops trying for BROKER_RETRY_SECONDS, and the beat sweep catches up."""
-    global _broker_down_until
+    """Queue a summary rebuild. A down broker never fails or slows ingest (config.celery.broker);
+    the beat sweep catches up."""
     pks = sorted(session_pks)
-    if not pks or time.monotonic() < _broker_down_until:
-        return
-    try:
-        summarize_and_analyze_sessions_task.apply_async((pks,), retry=False)
-    except Exception:
-        _broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
-        logger.warning("broker unavailable: %d session summaries left to the sweep", len(pks))
+    if pks:
+        broker.send(
+            summarize_and_analyze_sessions_task,
+            (pks,),
+            left_to=f"{len(pks)} session summaries left to the sweep",
+        )
 
 
 # Sessions named by this process's requests within this long go to the broker as one task.
@@ -226,17 +221,15 @@ def enqueue_session_summaries_soon(session_pks: Iterable[int]) -> None:
 def enqueue_test_analysis(project_ids: Iterable[int]) -> None:
     """Queue one debounced test-analysis refresh per project (results arriving within the delay
     ride along). A down broker never fails ingest: the beat sweep catches up."""
-    global _broker_down_until
     ids = sorted(set(project_ids))
-    if not ids or time.monotonic() < _broker_down_until:
+    if not ids or broker.is_down:
         return
-    try:
-        for project_id in mark_test_analysis_pending(ids, now=timezone.now()):
-            refresh_test_analysis_task.apply_async(
-                (project_id,),
-                countdown=settings.OBSERVATORY_TEST_ANALYSIS_DEBOUNCE_SECONDS,
-                retry=False,
-            )
-    except Exception:
-        _broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
-        logger.warning("broker unavailable: test analysis of %s left to the sweep", ids)
+    for project_id in mark_test_analysis_pending(ids, now=timezone.now()):
+        sent = broker.send(
+            refresh_test_analysis_task,
+            (project_id,),
+            left_to=f"test analysis of {ids} left to the sweep",
+            countdown=settings.OBSERVATORY_TEST_ANALYSIS_DEBOUNCE_SECONDS,
+        )
+        if not sent:
+            return

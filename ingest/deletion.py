@@ -31,6 +31,7 @@ from analytics.models import (
     SearchEntry,
 )
 from analytics.store import mark_refresh_pending
+from config.celery import broker
 from ingest import audit
 from ingest.models import (
     AuditEntry,
@@ -116,12 +117,12 @@ def _queue_refresh(project_id: int) -> None:
     """Queue the project's analytics refresh; if the broker is down the beat sweep runs it."""
     from analytics.tasks import refresh_project_analytics_task
 
-    try:
-        refresh_project_analytics_task.apply_async(
-            (project_id,), countdown=settings.OBSERVATORY_ANALYTICS_DEBOUNCE_SECONDS, retry=False
-        )
-    except Exception:
-        logger.warning("deletion: could not queue the refresh of project %s", project_id)
+    broker.send(
+        refresh_project_analytics_task,
+        (project_id,),
+        left_to=f"the refresh of project {project_id} after a deletion, to the beat sweep",
+        countdown=settings.OBSERVATORY_ANALYTICS_DEBOUNCE_SECONDS,
+    )
 
 
 # --- Erasure -----------------------------------------------------------------------------------
@@ -217,10 +218,7 @@ def start_erasure(request: Any, project: Project, kind: str, value: str) -> Eras
         )
     from ingest.tasks import run_erasure_task
 
-    try:
-        run_erasure_task.apply_async((erasure.pk,), retry=False)
-    except Exception:
-        logger.warning("erasure #%s: broker unavailable, left to the beat", erasure.pk)
+    broker.send(run_erasure_task, (erasure.pk,), left_to=f"erasure #{erasure.pk}, to the beat")
     return erasure
 
 

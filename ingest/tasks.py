@@ -17,12 +17,12 @@ from django.utils import timezone
 
 from analytics import webhooks
 from analytics.queries import requeue_webhook_rows
+from config.celery import broker
 
 logger = logging.getLogger(__name__)
 
 WEBHOOK_TIMEOUT_SECONDS = 10
 WEBHOOK_DEADLINE_SECONDS = 15
-BROKER_RETRY_SECONDS = 30.0
 SIGNATURE_HEADER = "X-Observatory-Signature"
 TIMESTAMP_HEADER = "X-Observatory-Timestamp"
 
@@ -95,20 +95,15 @@ def send_requeue_webhook_task(message_pks: list[int]) -> int:
     return sent
 
 
-_broker_down_until = 0.0
-
-
 def enqueue_requeue_webhook(message_pks: Iterable[int]) -> None:
     """Queue the webhook call; a down broker never fails the requeue (the poll still works)."""
-    global _broker_down_until
     pks = sorted(message_pks)
-    if not pks or time.monotonic() < _broker_down_until:
-        return
-    try:
-        send_requeue_webhook_task.apply_async((pks,), retry=False)
-    except Exception:
-        _broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
-        logger.warning("broker unavailable: requeue webhook for %d messages not sent", len(pks))
+    if pks:
+        broker.send(
+            send_requeue_webhook_task,
+            (pks,),
+            left_to=f"requeue webhook for {len(pks)} messages not sent",
+        )
 
 
 @shared_task
