@@ -7,11 +7,13 @@ request: computing a text vector and inserting it into a GIN index costs Postgre
 100 µs per span (bench/README.md, "Search index"), more than the whole ingest request spends
 per span, so it runs where a slow step delays nothing. PostgreSQL keeps a `tsvector` per entry
 (GIN index, `websearch_to_tsquery`); SQLite, the embedded default, an FTS5 table beside it.
+Each entry's vector holds only the strings its session had not said before (agents resend the
+system prompt and the conversation on every call: analytics/search_text.py).
 
-Each entry keeps a signature of its source text, so a session's later batches re-index only the
-rows whose text changed (a span's completion arriving after its prompt). Queries are scoped to
-the caller's projects and newest first; snippets come back with the matches between private-use
-markers, which `snippet_html` turns into `<mark>` after escaping everything else.
+Each entry keeps a signature of its source row, so a session's later batches read and index
+only the rows whose text changed (a span's completion arriving after its prompt). Queries are
+scoped to the caller's projects and newest first; snippets come back with the matches between
+private-use markers, which `snippet_html` turns into `<mark>` after escaping everything else.
 """
 
 from __future__ import annotations

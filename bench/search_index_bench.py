@@ -13,8 +13,13 @@ maintained in the request measured more than the whole ingest budget per span), 
 to read is the index CPU per 1,000 spans as a share of the ingest CPU per 1,000 spans: on a
 machine where web and worker share the cores, that is the throughput the index takes away.
 
+`--text conversation` (the default) sends each LLM call as agents do: one fixed system prompt,
+then every earlier question and answer of its session, then its own question; `--text random`
+keeps the profile's unique random words on every call (the worst case for the index, which then
+has nothing repeated to skip).
+
     bash bench/run_search_index_bench.sh                      # small-traces, 200 requests
-    bash bench/run_search_index_bench.sh -- --requests 400 --batch 50
+    bash bench/run_search_index_bench.sh -- --requests 400 --batch 50 --text random
 """
 
 from __future__ import annotations
