@@ -278,7 +278,8 @@ def index_sessions(session_pks: Iterable[int]) -> int:
     pks = sorted(set(session_pks))
     if not pks:
         return 0
-    with transaction.atomic(), _index_cursor() as cursor:
+    # wrap_database_errors: psycopg's own errors (the cursor below) reach callers as Django's.
+    with transaction.atomic(), connection.wrap_database_errors, _index_cursor() as cursor:
         return _index(cursor, pks)
 
 
