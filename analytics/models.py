@@ -636,7 +636,8 @@ class SearchEntry(models.Model):
     """One span, transcript line or message with text, as the full-text search index knows it
     (analytics/search.py keeps and reads it). The text itself is not copied here: PostgreSQL
     adds a `document` tsvector column with a GIN index, SQLite an FTS5 table keyed by this id
-    (migration 0006), and snippets are cut from the source rows."""
+    (migration 0006), both of the strings this entry was the first of its session to say
+    (analytics/search_text.py), and snippets are cut from the source rows."""
 
     class Kind(models.IntegerChoices):
         SPAN = 1
@@ -649,7 +650,16 @@ class SearchEntry(models.Model):
     target_id = models.BigIntegerField(help_text="The span, transcript line or message id.")
     at = models.DateTimeField()
     signature = models.CharField(
-        max_length=100, help_text="A digest of the indexed text: unchanged text is not redone."
+        max_length=100,
+        help_text="What changes when the text does (PostgreSQL: the row version of the text's "
+        "row; SQLite: sizes and a prefix): unchanged text is not read again.",
+    )
+    strings = models.BinaryField(
+        default=b"", help_text="Digests of every distinct string of its text (8 bytes each)."
+    )
+    said = models.BinaryField(
+        default=b"",
+        help_text="Digests of the strings it indexes: those no entry of its session said before.",
     )
 
     class Meta:

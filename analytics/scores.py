@@ -88,10 +88,16 @@ def score_digest(scores: Iterable[tuple[str, str, float | None, str]]) -> str:
     """One session's scores as one cell: `correct=true; judge=0.8; tone=polite`, by name; a name
     scored several times shows its mean (numbers), its share of true (booleans) or its latest
     label (categories, given oldest first). Input: (name, data_type, value, label) tuples."""
+    return "; ".join(f"{name}={shown}" for name, shown in score_summary(scores))
+
+
+def score_summary(scores: Iterable[tuple[str, str, float | None, str]]) -> list[tuple[str, str]]:
+    """(name, value as shown) of each score name, by name: what score_digest() joins, for the
+    sessions page's scores column. Input as score_digest()."""
     by_name: dict[str, list[tuple[str, float | None, str]]] = {}
     for name, data_type, value, label in scores:
         by_name.setdefault(name, []).append((data_type, value, label))
-    return "; ".join(f"{name}={_shown(by_name[name])}" for name in sorted(by_name))
+    return [(name, _shown(by_name[name])) for name in sorted(by_name)]
 
 
 def _shown(given: list[tuple[str, float | None, str]]) -> str:

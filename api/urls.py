@@ -50,6 +50,7 @@ urlpatterns = [
     path("status-lines/", views.StatusLineList.as_view(), name="status-line-list"),
     path("metrics/", views.MetricList.as_view(), name="metric-list"),
     path("scores/", views_scores.ScoreList.as_view(), name="score-list"),
+    path("scores/<str:score_id>/", views_scores.ScoreDetail.as_view(), name="score-detail"),
     path("ingest-problems/", views.IngestProblemList.as_view(), name="ingest-problem-list"),
     path(
         "ingest-problems/<int:pk>/",

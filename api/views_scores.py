@@ -1,8 +1,10 @@
-"""Scores: the list (filters, CSV) and POST, which sends scores the way a `score` record does.
+"""Scores: the list (filters, CSV) and POST, which sends scores the way a `score` record does;
+one score by id, and DELETE of it.
 
 A project key needs the `ingest` scope to send scores (they are telemetry, like the batches it
-sends to /api/v1/ingest) and `read` to list them; a person needs the member role in the
-project, and what they send is a `human` score in their name, audited.
+sends to /api/v1/ingest), `read` to list them and `actions` to delete one; a person needs the
+member role in the project, and what they send is a `human` score in their name, audited. A
+person may delete the human scores they gave; admins, anyone's (ingest/access.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from drf_spectacular.utils import OpenApiTypes, extend_schema
-from rest_framework.exceptions import ValidationError
+from rest_framework import generics, status
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -23,11 +26,11 @@ from analytics.tasks import enqueue_session_summaries
 from api import filters, serializers
 from api.scope import require_person, visible_projects
 from api.views import ListView
-from ingest import audit
+from ingest import access, audit, deletion
 from ingest.access import Action
 from ingest.formats.native import parse_records
 from ingest.formats.records import ScoreRecord
-from ingest.models import ApiKey, AuditEntry, Project
+from ingest.models import ApiKey, AuditEntry, Project, Score
 from ingest.store import save_records
 
 MAX_SCORES_PER_REQUEST = 1000
@@ -72,6 +75,55 @@ class ScoreList(ListView):
                 "duplicates": saved.duplicates,
                 "scores": serializers.ScoreSerializer(rows, many=True).data,
             }
+        )
+
+
+class ScoreDetail(generics.RetrieveAPIView):  # type: ignore[type-arg]
+    """One score by its id (`?project=<slug>` when the id is in several of your projects).
+    DELETE removes it: your own human score (members), anyone's (admins), or any score of a
+    key's project (a key with the `actions` scope). Audited."""
+
+    serializer_class = serializers.ScoreSerializer
+    queryset = Score.objects.none()  # for the schema; get_object() does the real lookup
+
+    def get_object(self) -> Score:
+        return _score_for_request(self.request, self.kwargs["score_id"])
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        score = self.get_object()
+        if not isinstance(request.auth, Project):
+            _require_may_delete(request, score)
+        deletion.delete_score(request, score)
+        transaction.on_commit(partial(enqueue_session_summaries, [score.session_id]))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _score_for_request(request: Request, score_id: str) -> Score:
+    """The visible score with this id; 404 when there is none, 400 naming `project` when the id
+    is in several of the caller's projects (ids are unique per project only)."""
+    found = queries.scores_for_projects(visible_projects(request)).filter(client_id=score_id)
+    slug = request.query_params.get("project")
+    if slug and "\x00" in slug:  # PostgreSQL text cannot hold NUL: the query would fail (500)
+        raise ValidationError({"project": "must not contain NUL characters"})
+    if slug:
+        found = found.filter(project__slug=slug)
+    scores = list(found[:2])
+    if not scores:
+        raise NotFound(f"No score {score_id!r} in your projects")
+    if len(scores) > 1:
+        raise ValidationError(
+            {"project": f"Score {score_id!r} exists in several projects; add ?project=<slug>"}
+        )
+    return scores[0]
+
+
+def _require_may_delete(request: Request, score: Score) -> None:
+    role = access.roles_of(request.user, [score.project_id]).get(score.project_id)
+    if not access.may_delete_score(role, score, request.user.get_username()):
+        raise PermissionDenied(
+            f"To {Action.DELETE_SCORES} you need the role admin or higher in the project; "
+            f"you are {role or 'not a member'}."
         )
 
 

@@ -28,6 +28,11 @@ urlpatterns = [
     path("sessions/<int:pk>/lines/<int:line_pk>/", views.session_line, name="session-line"),
     path("sessions/<int:pk>/spans/<int:span_pk>/", views.span_detail, name="span-detail"),
     path("sessions/<int:pk>/scores/", views_scores.score_save, name="score-save"),
+    path(
+        "sessions/<int:pk>/scores/<int:score_pk>/delete/",
+        views_scores.score_delete,
+        name="score-delete",
+    ),
     path("sessions/<int:pk>/messages/", views_messages.session_messages, name="session-messages"),
     path("messages/", views_messages.message_list, name="message-list"),
     path("messages/<int:pk>/", views_messages.message_detail, name="message-detail"),

@@ -33,6 +33,7 @@ from analytics.overview import (
     overview_rollups,
     time_window,
 )
+from analytics.scores import score_summary
 from analytics.tasks import enqueue_session_summaries
 from api.filters import SessionFilter
 from dashboard import charts
@@ -76,6 +77,7 @@ SESSION_COLUMNS = [
     ("Agents", "", ""),
     ("Models", "", ""),
     ("Tags", "", ""),
+    ("Scores", "", "col-scores"),
 ]
 REJECTION_STATES = {"unresolved": False, "resolved": True, "all": None}
 # A trace id in a message is cut to this; the agentops SDK's are 32 hex digits.
@@ -187,10 +189,15 @@ def _export_url(params: QueryDict) -> str:
 def _session_list_context(request: HttpRequest, nav: Nav) -> dict[str, Any]:
     params = _filter_params(request, nav.project)
     filterset = SessionFilter(
-        params, queryset=queries.sessions_for_projects([nav.project.pk]), request=request
+        params, queryset=queries.scored_sessions_for_projects([nav.project.pk]), request=request
     )
     page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
     sessions = list(page.object_list)
+    # The scores column: each name's mean (share of yes, latest category), as the CSV has it.
+    scores = {
+        s.pk: score_summary((c.name, c.data_type, c.value, c.label) for c in s.scores.all())
+        for s in sessions
+    }
     parent_ids = [s.parent_external_id for s in sessions if s.parent_external_id]
     ordering = request.GET.get("ordering", "")
     return {
@@ -199,6 +206,7 @@ def _session_list_context(request: HttpRequest, nav: Nav) -> dict[str, Any]:
         "page": page,
         "sessions": sessions,
         "parents": queries.session_pks_by_external_id(nav.project.pk, parent_ids),
+        "session_scores": scores,
         "columns": _sort_columns(ordering),
         "ordering": ordering,
         "export_url": _export_url(params),
@@ -386,14 +394,18 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "children": queries.child_sessions(session, limit=CHILD_LIMIT),
         "flags": queries.flags_by_session([session.pk]).get(session.pk, []),
         "session_anomalies": queries.anomalies_naming_session(session),
-        "scores": queries.scores_for_session(session),
-        "score_form": score_form_context(role),
+        **_scores_context(queries.scores_for_session(session), role, request),
         "stream": _stream_context(session, request, lines),
         **_rounds_context(session, trace_id, lines),
         **_waterfall_context(session, trace_id=trace_id, first=_int_param(request, "spans") or 0),
         **_lifecycle_context(session, role),
     }
     return render(request, "dashboard/session_detail.html", context)
+
+
+def _scores_context(scores: list[Any], role: str | None, request: HttpRequest) -> dict[str, Any]:
+    username = request.user.get_username()
+    return {"scores": scores, "score_form": score_form_context(role, scores, username)}
 
 
 def _lifecycle_context(session: Session, role: str | None) -> dict[str, Any]:
@@ -500,9 +512,10 @@ def span_detail(request: HttpRequest, pk: int, span_pk: int) -> HttpResponse:
         "span": span,
         "sections": _payload_sections(payload),
         "stack_trace": payload.stack_trace if payload else "",
-        "scores": queries.scores_for_span(span),
-        "score_form": score_form_context(
-            access.roles_of(request.user, [session.project_id]).get(session.project_id)
+        **_scores_context(
+            queries.scores_for_span(span),
+            access.roles_of(request.user, [session.project_id]).get(session.project_id),
+            request,
         ),
         **_attribute_context(span, payload),
     }

@@ -1,7 +1,9 @@
-"""The human score form on the session and span pages: thumbs up or down, a number, a comment.
+"""The human score form on the session and span pages: thumbs up or down, a number, a comment;
+and the delete button of each score.
 
 Members and above may score (ingest/access.py: SCORE_SESSIONS); each person has one score per
-name and span of a session, so scoring again changes it. Every save is audited.
+name and span of a session, so scoring again changes it. A person may delete the human scores
+they gave, admins any score (access.may_delete_score). Every save and delete is audited.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect
@@ -19,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from analytics import queries
 from analytics.tasks import enqueue_session_summaries
-from ingest import access, audit, store
+from ingest import access, audit, deletion, store
 from ingest.formats import scores
 from ingest.formats.records import ScoreRecord
 from ingest.models import AuditEntry, Score, Session
@@ -29,13 +32,14 @@ DEFAULT_NUMBER_NAME = "rating"
 THUMBS = {"up": True, "down": False}
 
 
-def score_form_context(role: str | None) -> dict[str, Any]:
-    """What the score form needs: whether this person's role in the project may score, and
-    default names."""
+def score_form_context(role: str | None, scores: list[Score], username: str) -> dict[str, Any]:
+    """What the score form needs: whether this person's role in the project may score, default
+    names, and the ids of the shown scores they may delete."""
     return {
         "may_score": access.may(role, access.Action.SCORE_SESSIONS),
         "thumbs_name": DEFAULT_THUMBS_NAME,
         "number_name": DEFAULT_NUMBER_NAME,
+        "deletable": {s.pk for s in scores if access.may_delete_score(role, s, username)},
     }
 
 
@@ -94,6 +98,26 @@ def score_save(request: HttpRequest, pk: int) -> HttpResponse:
     transaction.on_commit(partial(enqueue_session_summaries, [session.pk]))
     messages.success(request, f"Saved your score {score.name} = {score.shown_value}.")
     return _back(session, span_pk)
+
+
+@login_required
+@require_POST
+def score_delete(request: HttpRequest, pk: int, score_pk: int) -> HttpResponse:
+    visible = queries.sessions_for_projects(queries.projects_for_user(request.user))
+    session = visible.filter(pk=pk).first()
+    score = Score.objects.filter(session=session, pk=score_pk).first() if session else None
+    if session is None or score is None:
+        raise Http404("No such score")
+    role = access.roles_of(request.user, [session.project_id]).get(session.project_id)
+    if not access.may_delete_score(role, score, request.user.get_username()):
+        raise PermissionDenied(
+            f"To {access.Action.DELETE_SCORES} you need the role admin or higher in the "
+            f"project; you are {role or 'not a member'}."
+        )
+    deletion.delete_score(request, score)
+    transaction.on_commit(partial(enqueue_session_summaries, [session.pk]))
+    messages.success(request, f"Deleted the score {score.name} = {score.shown_value}.")
+    return _back(session, _span_of(session, request.POST.get("span", ""))[0])
 
 
 def _span_of(session: Session, raw_pk: str) -> tuple[int | None, str]:

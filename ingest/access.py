@@ -41,6 +41,7 @@ class Action(StrEnum):
     READ_AUDIT_LOG = "read the audit log"
     EDIT_DATA_LIFECYCLE = "change the project's retention or PII redaction"
     DELETE_SESSION = "delete a session"
+    DELETE_SCORES = "delete another person's or a program's score"
     REQUEST_ERASURE = "erase every session of a user id or tag"
 
 
@@ -65,6 +66,7 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.READ_AUDIT_LOG: Role.ADMIN,
     Action.EDIT_DATA_LIFECYCLE: Role.ADMIN,
     Action.DELETE_SESSION: Role.ADMIN,
+    Action.DELETE_SCORES: Role.ADMIN,
     Action.REQUEST_ERASURE: Role.ADMIN,
     Action.MANAGE_ADMINS: Role.OWNER,
 }
@@ -73,6 +75,16 @@ MINIMUM_ROLE: dict[Action, Role] = {
 def may(role: str | None, action: Action) -> bool:
     """Pure: whether a member of this role may take the action (None: not a member)."""
     return role is not None and RANK[Role(role)] >= RANK[MINIMUM_ROLE[action]]
+
+
+def may_delete_score(role: str | None, score: Any, username: str) -> bool:
+    """Pure: whether this person (their role and user name) may delete the score. People take
+    back their own word (a human score carries its author's user name); anyone else's score,
+    a program's included, is the admins' to remove."""
+    is_author = score.source == "human" and score.author == username
+    if is_author and may(role, Action.SCORE_SESSIONS):
+        return True
+    return may(role, Action.DELETE_SCORES)
 
 
 def membership_action(*roles: str | None) -> Action:

@@ -1,5 +1,6 @@
-"""Every way telemetry leaves the database: deleting sessions, erasure requests (every session
-of an end user id or a tag) and retention (raw telemetry after N days, derived data after M).
+"""Every way telemetry leaves the database: deleting sessions or scores, erasure requests (every
+session of an end user id or a tag) and retention (raw telemetry after N days, derived data
+after M).
 
 Deletes run in batches of OBSERVATORY_DELETE_BATCH_ROWS rows, each batch its own short
 transaction, never one DELETE of everything: a giant DELETE holds its row locks and snapshot for
@@ -41,6 +42,7 @@ from ingest.models import (
     MetricSample,
     Project,
     ReceivedRecord,
+    Score,
     Session,
     Span,
     TranscriptLine,
@@ -233,6 +235,32 @@ def run_pending_erasures(*, older_than: timedelta = timedelta(minutes=10)) -> in
     for pk in pks:
         run_erasure(pk)
     return len(pks)
+
+
+def delete_score(request: Any, score: Score) -> bool:
+    """Delete one score and write its audit entry (what it said and who gave it), in one
+    transaction; then mark its day for an analytics refresh, so score drops and alerts are
+    judged again without it. False when it was already gone."""
+    where = f"span {score.span_id} of " if score.span_id else ""
+    external_id = Session.objects.filter(pk=score.session_id).values_list("external_id", flat=True)
+    with transaction.atomic():
+        deleted, _ = Score.objects.filter(pk=score.pk).delete()
+        if not deleted:
+            return False
+        audit.record(
+            request,
+            A.SCORE_DELETE,
+            project_id=score.project_id,
+            target=f"score {score.name} of {where}session {external_id.first()}",
+            changes={
+                "value": [score.shown_value, None],
+                "comment": [score.comment, None],
+                "author": [score.author, None],
+            },
+        )
+    for scheduled in mark_refresh_pending({score.project_id: score.created_at}):
+        _queue_refresh(scheduled)
+    return True
 
 
 def delete_session(request: Any, session: Session) -> int:

@@ -935,6 +935,7 @@ class AuditEntry(models.Model):
         ANOMALY_STATUS = "anomaly.status", "changed an anomaly's status"
         PROBLEM_REPLAY = "ingest_problem.replay", "replayed an ingest problem"
         SCORE_SAVE = "score.save", "scored a session or span"
+        SCORE_DELETE = "score.delete", "deleted a score"
         SESSION_DELETE = "session.delete", "deleted a session"
         ERASURE_REQUEST = "erasure.request", "requested an erasure"
         ERASURE_DONE = "erasure.done", "finished an erasure"

@@ -462,3 +462,99 @@ def test_rebuild_search_index_indexes_sessions_stored_before_search_and_skips_un
         first.getvalue().strip().endswith(f"{SearchEntry.objects.count()} search entries written")
     )
     assert again.getvalue().strip() == "3 sessions looked at, 0 search entries written"
+
+
+# --- Repeated text: each string of a session indexed once, at the first entry that said it ---
+
+
+def test_the_strings_of_json_are_its_values_in_order_without_keys() -> None:
+    from analytics.search_text import json_strings
+
+    raw = json.dumps([{"role": "system", "content": "Be kind."}, {"n": 3, "x": ["a", "", "b"]}])
+
+    assert json_strings(raw) == ["system", "Be kind.", "a", "b"]
+    assert json_strings('"just text"') == ["just text"]
+    assert json_strings("not json {") == ["not json {"]
+    assert json_strings(None) == []
+
+
+def test_a_string_is_indexed_at_the_first_entry_that_said_it() -> None:
+    from analytics.search_text import EntryText, first_sayings, pack, text_digest, unpack
+
+    system, asked, answered = "You help.", "Where is my parcel?", "In Leeds."
+    first, second = first_sayings(
+        [
+            EntryText({"prompt": [system, asked], "completion": [answered]}),
+            EntryText({"prompt": [system, asked, answered, "Thanks!"], "completion": ["Bye."]}),
+        ],
+        seen=[text_digest("Bye.")],
+    )
+
+    assert first.texts == {"prompt": f"{system}\n{asked}", "completion": answered}
+    assert second.texts == {"prompt": "Thanks!", "completion": ""}
+    assert second.strings == {text_digest(s) for s in (system, asked, answered, "Thanks!", "Bye.")}
+    assert second.said == {text_digest("Thanks!")}
+    assert unpack(pack(second.strings)) == second.strings
+
+
+def _conversation(session: str, calls: int, *, system: str = "", first: int = 1) -> list[Any]:
+    """LLM calls as agents send them: the system prompt and the whole conversation so far."""
+    system = system or "You are Atlas. Never promise a refund without a human."
+    records, history = [], []
+    for n in range(1, calls + 1):
+        question, answer = f"question{n} about parcel{n}", f"answer{n} with tracking{n}"
+        prompt = [{"role": "system", "content": system}, *history]
+        prompt.append({"role": "user", "content": question})
+        reply = {"role": "assistant", "content": answer}
+        if n >= first:
+            records.append(_llm_call(session, n, prompt, reply))
+        history += [{"role": "user", "content": question}, reply]
+    return records
+
+
+def _hit_spans(project: Project, typed: str) -> list[str]:
+    from ingest.models import Span
+
+    hits = search([project.pk], parse_query(typed))
+    names = dict(
+        Span.objects.filter(pk__in=[h.target_id for h in hits]).values_list("pk", "span_id")
+    )
+    return [names[hit.target_id] for hit in hits]
+
+
+def test_repeated_conversation_text_links_to_the_span_that_said_it_first(db: None) -> None:
+    project, key = make_project(name="Chat")
+    _ingest(key, _conversation("chat-1", 3))
+    _summarize(project)
+
+    assert _hit_spans(project, "atlas refund") == ["chat-1-e1"], "the system prompt, once"
+    assert _hit_spans(project, "question2") == ["chat-1-e2"], "not call 3, which repeats it"
+    assert _hit_spans(project, "tracking2") == ["chat-1-e2"], "its answer, then call 3's prompt"
+    assert _hit_spans(project, "question3 or tracking3") == ["chat-1-e3"]
+    [hit] = search([project.pk], parse_query("question2"))
+    assert "<mark>question2</mark>" in hit.snippet and hit.field == "prompt"
+    assert hit.url.endswith(f"/spans/{hit.target_id}/")
+
+    _ingest(key, _conversation("chat-1", 4, first=4))
+    written = index_sessions(Session.objects.filter(project=project).values_list("pk", flat=True))
+
+    assert written == 1, "only the new call"
+    assert _hit_spans(project, "atlas") == ["chat-1-e1"]
+    assert _hit_spans(project, "question4") == ["chat-1-e4"]
+
+
+def test_text_replaced_at_the_span_that_said_it_first_is_still_found_where_it_is_said(
+    db: None,
+) -> None:
+    project, key = make_project(name="Chat")
+    _ingest(key, _conversation("chat-2", 3))
+    _summarize(project)
+    [call] = _conversation("chat-2", 1, system="You are Bob, a weather bot.")
+    _ingest(key, [{**call, "id": "chat-2-e1-again"}])
+
+    index_sessions(Session.objects.filter(project=project).values_list("pk", flat=True))
+
+    assert _hit_spans(project, "weather bot") == ["chat-2-e1"]
+    assert _hit_spans(project, "atlas refund") == ["chat-2-e2"], "the first that still says it"
+    assert _hit_spans(project, "question1") == ["chat-2-e1"]
+    assert index_sessions(Session.objects.values_list("pk", flat=True)) == 0

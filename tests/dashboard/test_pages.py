@@ -415,8 +415,9 @@ def test_the_sessions_list_runs_the_same_queries_for_few_and_many_rows(
         make_session(project, spans=2, parent="parent", tags=["t"], agents=("a", "b"))
     logged_in.get(SESSIONS)  # remembers the project in the Django session
 
-    # session, user, projects, count, page, parents, detector flags, anomalies (badges)
-    with django_assert_num_queries(8):
+    # session, user, projects, count, page, their scores (the column), parents, detector
+    # flags, anomalies (badges)
+    with django_assert_num_queries(9):
         response = logged_in.get(SESSIONS, {"tag": "t"})
 
     assert len(response.context["sessions"]) == count

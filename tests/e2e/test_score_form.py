@@ -63,3 +63,39 @@ def test_a_member_thumbs_a_session_down_and_scores_a_span(
     # The session page lists the span's score too.
     page.goto(f"{live_server.url}/sessions/{session.pk}/")
     expect(page.locator("#scores .score")).to_have_count(2)
+
+
+def test_a_member_deletes_their_own_score_but_sees_no_delete_on_another_s(
+    watched_page: Page, live_server: Any, project_with_key: tuple[Any, str], admin_user: Any
+) -> None:
+    from ingest.models import Membership
+
+    project, _ = project_with_key
+    Membership.objects.filter(user=admin_user, project=project).update(role="member")
+    session = make_session(project, name="refund chat", spans=2)
+    Score.objects.create(
+        project=project,
+        session=session,
+        client_id="ann-judged",
+        name="tone",
+        data_type="categorical",
+        label="rude",
+        source="human",
+        author="ann",
+        created_at=session.started_at,
+    )
+    page = watched_page
+    page.goto(f"{live_server.url}/sessions/{session.pk}/")
+    page.locator("#scores").get_by_role("button", name="👍 Up").click()
+    expect(page.locator("#scores .score")).to_have_count(2)
+
+    delete = page.locator("#scores").get_by_role("button", name="Delete score")
+    expect(delete).to_have_count(1)
+    expect(page.get_by_role("button", name="Delete score tone")).to_have_count(0)
+    page.get_by_role("button", name="Delete score user feedback").click()
+
+    expect(page.locator(".messages, .message").first).to_contain_text("Deleted the score")
+    expect(page.locator("#scores .score")).to_have_count(1)
+    expect(page.locator("#scores .score")).to_contain_text("rude")
+    assert list(Score.objects.values_list("client_id", flat=True)) == ["ann-judged"]
+    assert AuditEntry.objects.filter(project=project, action="score.delete").count() == 1
