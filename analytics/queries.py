@@ -1612,13 +1612,27 @@ def json_contains_text(field: str, value: str) -> Q:
 
 
 def workflows_for_projects(projects: ProjectScope) -> QuerySet[Workflow]:
-    """Workflow runs, newest first, with `session_external_id`, `project_slug` and step counts."""
+    """Workflow runs, newest first, with `session_external_id`, `project_slug` and step counts.
+
+    The step count is a correlated subquery, counted only for the rows a page fetches: a join
+    with GROUP BY counted the steps of every run in the range first (1 s at 50,000 runs), and
+    made the paginator's COUNT do the same. The session id and project slug are subqueries too,
+    so that COUNT (which drops annotations it does not need, not joins) reads only the runs."""
+    steps = (
+        Step.objects.filter(workflow=OuterRef("pk"))
+        .order_by()
+        .values("workflow")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    session = Session.objects.filter(pk=OuterRef("session_id")).values("external_id")
+    project = Project.objects.filter(pk=OuterRef("project_id")).values("slug")
     return (
         Workflow.objects.filter(project__in=projects)
         .annotate(
-            session_external_id=F("session__external_id"),
-            project_slug=F("project__slug"),
-            step_count=Count("steps"),
+            session_external_id=Subquery(session),
+            project_slug=Subquery(project),
+            step_count=Coalesce(Subquery(steps), 0),
         )
         .order_by("-started_at", "-id")
     )
@@ -1676,9 +1690,11 @@ def workflow_run_frames(
     steps = Step.objects.filter(workflow_id__in=[run[0] for run in runs]).values_list(
         "workflow_id", *WORKFLOW_STEP_COLUMNS[1:]
     )
+    # Steps stay Python objects (dtype object): the statistics walk them one by one, and
+    # converting thousands of times to datetime64 and boxing them back cost more than the walk.
     return (
         pd.DataFrame.from_records(runs, columns=WORKFLOW_RUN_COLUMNS),
-        pd.DataFrame.from_records(list(steps), columns=WORKFLOW_STEP_COLUMNS),
+        pd.DataFrame(list(steps), columns=WORKFLOW_STEP_COLUMNS, dtype=object),
     )
 
 
