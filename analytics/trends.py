@@ -279,12 +279,16 @@ def calls_above(histogram: dict[str, int], threshold_ms: float) -> int:
     return sum(int(calls) for key, calls in (histogram or {}).items() if int(key) > cut)
 
 
-def merge_rollups(rollups: pd.DataFrame, *, by: Sequence[str]) -> pd.DataFrame:
+def merge_rollups(
+    rollups: pd.DataFrame, *, by: Sequence[str], percentiles: bool = True
+) -> pd.DataFrame:
     """Rollup rows summed over every dimension not in `by` (e.g. by=["bucket", "model"]).
 
     Sums add up; percentiles come from the merged histograms, except for a group of one row,
     which keeps its exact percentiles. Adds error_rate (errors / count), tokens_per_call and
     latency_mean_ms. Returns the `by` columns then the sums, percentiles and ratios, sorted by `by`.
+    `percentiles=False` leaves the percentiles empty (NaN) for a caller that shows none: merging
+    the histograms is most of the cost.
     """
     by = list(by)
     columns = [*by, *SUM_COLUMNS, "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"]
@@ -292,6 +296,9 @@ def merge_rollups(rollups: pd.DataFrame, *, by: Sequence[str]) -> pd.DataFrame:
         return _with_ratios(pd.DataFrame(columns=columns))
     grouped = rollups.groupby(by, sort=True, dropna=False)
     sums = grouped[SUM_COLUMNS].sum()
+    if not percentiles:
+        sums = sums.assign(**dict.fromkeys(PERCENTILE_COLUMNS, np.nan))
+        return _with_ratios(sums.reset_index()[columns])
     sizes = grouped.size()
     exact = grouped[PERCENTILE_COLUMNS].first()
     merged = grouped_histogram_quantiles(rollups, by=by).set_index(by)
@@ -369,13 +376,17 @@ SERIES_GROUPS = ("agent", "model", "tool", "kind")
 
 
 def trend_series(
-    rollups: pd.DataFrame, *, group: str | None, kinds: Sequence[str] = ()
+    rollups: pd.DataFrame,
+    *,
+    group: str | None,
+    kinds: Sequence[str] = (),
+    percentiles: bool = True,
 ) -> pd.DataFrame:
     """The rows behind a trend chart: per bucket and value of `group` (None: one series), the
-    merged counts, rates, percentiles, tokens and cost. Only rollups of `kinds` when given
-    (session rows are left out unless asked for). Rows whose group value is empty are left out
-    when grouping by tool or model (calls with no tool or model). Returns bucket, group, then
-    merge_rollups' columns, sorted by bucket and group."""
+    merged counts, rates, percentiles (unless `percentiles=False`), tokens and cost. Only rollups
+    of `kinds` when given (session rows are left out unless asked for). Rows whose group value is
+    empty are left out when grouping by tool or model (calls with no tool or model). Returns
+    bucket, group, then merge_rollups' columns, sorted by bucket and group."""
     if group is not None and group not in SERIES_GROUPS:
         raise ValueError(f"unknown group {group!r}; one of {', '.join(SERIES_GROUPS)}")
     rows = rollups
@@ -384,4 +395,4 @@ def trend_series(
         if group in ("tool", "model"):
             rows = rows[rows[group] != ""]
     rows = rows.assign(group=rows[group] if group else "")
-    return merge_rollups(rows, by=["bucket", "group"])
+    return merge_rollups(rows, by=["bucket", "group"], percentiles=percentiles)
