@@ -1,9 +1,11 @@
 """Agents by name: the per-session agent instances of a project folded into one row per name.
 
-Pure: DataFrames in (analytics.queries.agent_name_inputs), a DataFrame out. Spans and rollups name
-an agent by its id (agentops makes a new uuid per session), messages by its id or its name, so
-every id is first mapped to the name its instances carry; an id no instance knows stands for
-itself (OTLP senders are often already names).
+Pure: DataFrames in (analytics.queries), DataFrames out. Spans and rollups name an agent by its id
+(agentops makes a new uuid per session), messages by its id or its name, so every id is first
+mapped to the name its instances carry; an id no instance knows stands for itself (OTLP senders
+are often already names). The agents page reads hourly activity per name (`agent_activity`,
+stored as analytics.models.AgentNameRollup) and span rollups by name (NamedRollup), never the
+instances or messages of a whole range.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import pandas as pd
 
 from analytics.trends import grouped_histogram_quantiles
 
-# analytics.queries.agent_instance_frame: one row per Agent (per session) of the range.
-INSTANCE_COLUMNS = ["name", "external_id", "session_id", "last_seen"]
-# analytics.queries.agent_rollup_frame: stored span rollups that name an agent.
+# analytics.queries.agent_instance_frame: one row per Agent (per session), with the session's
+# start and its end (or start) as last_seen.
+INSTANCE_COLUMNS = ["name", "external_id", "session_id", "started_at", "last_seen"]
+# analytics.queries.agent_rollup_frame: stored span rollups by agent name (NamedRollup).
 AGENT_ROLLUP_COLUMNS = [
     "agent",
     "day",
@@ -28,8 +31,13 @@ AGENT_ROLLUP_COLUMNS = [
     "cost",
     "latency_histogram",
 ]
-# analytics.queries.agent_sent_frame: messages per sender (id or name) of the range.
-SENT_COLUMNS = ["sender", "sent", "failed"]
+# analytics.queries.agent_sent_frame: messages per sender and UTC hour of their start, the
+# sender already named by its instance in the message's session when that has a name.
+SENT_COLUMNS = ["sender", "hour", "sent", "failed"]
+# agent_activity() and analytics.models.AgentNameRollup: one row per UTC hour and agent name.
+ACTIVITY_COLUMNS = ["hour", "name", "session_count", "last_seen", "sent_count", "failed_count"]
+# activity_totals(): one row per agent name over a range.
+TOTAL_COLUMNS = ["name", "sessions", "last_seen", "sent", "failed"]
 NAME_STAT_COLUMNS = [
     "name",
     "sessions",
@@ -72,22 +80,60 @@ def name_of_id(instances: pd.DataFrame) -> dict[str, str]:
     return mapping
 
 
+def agent_activity(instances: pd.DataFrame, sent: pd.DataFrame) -> pd.DataFrame:
+    """Per UTC hour and agent name (ACTIVITY_COLUMNS): the sessions started in the hour with an
+    instance of the name (a session with two instances of one name counts once), their latest
+    last_seen, and the messages sent in the hour by the name or one of its ids.
+
+    instances: INSTANCE_COLUMNS; sent: SENT_COLUMNS. Sorted by hour, then name."""
+    mapping = name_of_id(instances)
+    named = instances.assign(
+        name=instances["external_id"].map(mapping),
+        hour=pd.to_datetime(instances["started_at"], utc=True).dt.floor("h"),
+    )
+    sessions = named.groupby(["hour", "name"]).agg(
+        session_count=("session_id", "nunique"), last_seen=("last_seen", "max")
+    )
+    messages = sent.assign(
+        name=sent["sender"].map(lambda s: mapping.get(s, s)),
+        hour=pd.to_datetime(sent["hour"], utc=True),
+    )
+    counts = messages.groupby(["hour", "name"])[["sent", "failed"]].sum()
+    frame = sessions.join(counts, how="outer").reset_index()
+    frame = frame.rename(columns={"sent": "sent_count", "failed": "failed_count"})
+    for column in ("session_count", "sent_count", "failed_count"):
+        frame[column] = frame.get(column, pd.Series(dtype="float64")).fillna(0).astype("int64")
+    if "last_seen" not in frame:
+        frame["last_seen"] = None
+    return frame.sort_values(["hour", "name"]).reset_index(drop=True)[ACTIVITY_COLUMNS]
+
+
+def activity_totals(activity: pd.DataFrame) -> pd.DataFrame:
+    """TOTAL_COLUMNS per name from activity rows (ACTIVITY_COLUMNS, or TOTAL_COLUMNS rows of
+    parts of a range): counts summed, last_seen the latest."""
+    frame = activity.rename(
+        columns={"session_count": "sessions", "sent_count": "sent", "failed_count": "failed"}
+    )
+    if len(frame) == 0:
+        return pd.DataFrame(columns=TOTAL_COLUMNS)
+    totals = frame.groupby("name").agg(
+        sessions=("sessions", "sum"),
+        last_seen=("last_seen", "max"),
+        sent=("sent", "sum"),
+        failed=("failed", "sum"),
+    )
+    return totals.reset_index()[TOTAL_COLUMNS]
+
+
 def agent_name_stats(
-    instances: pd.DataFrame,
-    rollups: pd.DataFrame,
-    sent: pd.DataFrame,
-    *,
-    days: Sequence[date],
+    totals: pd.DataFrame, rollups: pd.DataFrame, *, days: Sequence[date]
 ) -> pd.DataFrame:
     """One row per agent name (NAME_STAT_COLUMNS), most calls first. `daily_calls` holds the
-    calls of each day in `days`, for a sparkline."""
-    mapping = name_of_id(instances)
-    named = instances.assign(name=instances["external_id"].map(mapping))
-    base = named.groupby("name").agg(
-        sessions=("session_id", "nunique"), last_seen=("last_seen", "max")
-    )
+    calls of each day in `days`, for a sparkline.
 
-    spans = rollups.assign(name=rollups["agent"].map(lambda a: mapping.get(a, a)))
+    totals: TOTAL_COLUMNS (activity_totals); rollups: AGENT_ROLLUP_COLUMNS, agents by name."""
+    base = totals.set_index("name")[["sessions", "last_seen", "sent", "failed"]]
+    spans = rollups.rename(columns={"agent": "name"})
     sums = spans.groupby("name")[
         ["count", "error_count", "prompt_tokens", "completion_tokens", "cost"]
     ].sum()
@@ -95,15 +141,17 @@ def agent_name_stats(
     p95 = grouped_histogram_quantiles(spans, by=["name"], quantiles=[0.95]).set_index("name")
     per_day = spans.groupby(["name", "day"])["count"].sum()
 
-    messages = sent.assign(name=sent["sender"].map(lambda s: mapping.get(s, s)))
-    message_sums = messages.groupby("name")[["sent", "failed"]].sum()
-
     frame = base.join(sums, how="outer").join(p95.rename(columns={"p95": "p95_ms"}), how="left")
-    frame = frame.join(message_sums, how="left")
-    for column in ("sessions", "calls", "errors", "prompt_tokens", "completion_tokens"):
+    for column in (
+        "sessions",
+        "calls",
+        "errors",
+        "prompt_tokens",
+        "completion_tokens",
+        "sent",
+        "failed",
+    ):
         frame[column] = frame[column].fillna(0).astype("int64")
-    for column in ("sent", "failed"):
-        frame[column] = frame.get(column, pd.Series(dtype="float64")).fillna(0).astype("int64")
     frame["cost"] = frame["cost"].fillna(0.0).astype("float64")
     frame["error_rate"] = (frame["errors"] / frame["calls"]).where(frame["calls"] > 0)
     if "p95_ms" not in frame:

@@ -122,6 +122,38 @@ class AgentEdgeRollup(models.Model):
         return f"{self.hour:%Y-%m-%d %H:%M} {self.sender}→{self.receiver} x{self.message_count}"
 
 
+class AgentNameRollup(models.Model):
+    """One hour of one agent name: the sessions started in it that had an instance of that name,
+    their latest end, and the messages the name (or one of its ids) sent in it. The agents page
+    sums these over the whole hours of its range instead of reading every instance (agentops and
+    OTLP make one per session) and every message.
+
+    Replaced day by day by the refresh task, so a recompute is idempotent."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField(help_text="Start of the UTC hour the sessions or messages started.")
+    name = models.CharField(max_length=128, help_text="Agent name, or the id of a nameless one.")
+    session_count = models.IntegerField(default=0)
+    last_seen = models.DateTimeField(
+        null=True, blank=True, help_text="Latest end (or start) of those sessions."
+    )
+    sent_count = models.IntegerField(default=0, help_text="Messages sent, by id or name.")
+    failed_count = models.IntegerField(
+        default=0, help_text="Of those, failed, dead-lettered or expired."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "hour", "name"], name="agent_name_rollup_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "hour"], name="agent_name_rollup_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:%M} {self.name} x{self.session_count}"
+
+
 class PendingRefresh(models.Model):
     """A project whose derived data is behind its telemetry since `dirty_from`.
 

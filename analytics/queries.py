@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import pandas as pd
 from django.db import connection, transaction
 from django.db.models import (
@@ -28,15 +29,19 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
+    TextField,
     Value,
 )
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Coalesce, Length, NullIf, Substr, TruncHour
+from django.db.models.functions import Cast, Coalesce, Length, NullIf, Substr, TruncHour
 
 from analytics.agent_names import (
     AGENT_ROLLUP_COLUMNS,
     INSTANCE_COLUMNS,
     SENT_COLUMNS,
+    TOTAL_COLUMNS,
+    activity_totals,
+    agent_activity,
     agent_name_stats,
     name_of_id,
     rollup_window,
@@ -68,6 +73,7 @@ from analytics.messaging import (
 )
 from analytics.models import (
     AgentEdgeRollup,
+    AgentNameRollup,
     AlertEvent,
     AlertRule,
     Anomaly,
@@ -522,6 +528,19 @@ def _frame(rows: Any, columns: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame.from_records(list(rows), columns=list(columns))
 
 
+def _histogram_frame(rows: QuerySet[Any], fields: Sequence[str]) -> pd.DataFrame:
+    """rows.values_list(*fields) as a DataFrame, `latency_histogram` read as text and parsed by
+    orjson: the JSON field's json.loads was a quarter of the overview's and trends' CPU (a
+    rollup's histogram holds tens of bins)."""
+    names = ["histogram_text" if field == "latency_histogram" else field for field in fields]
+    rows = rows.annotate(histogram_text=Cast("latency_histogram", TextField()))
+    frame = _frame(rows.values_list(*names), fields)
+    frame["latency_histogram"] = [
+        orjson.loads(text) if text else {} for text in frame["latency_histogram"]
+    ]
+    return frame
+
+
 def rollup_span_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
     """Spans started in [since, until): analytics.trends.SPAN_COLUMNS, no payload."""
     rows = Span.objects.filter(
@@ -563,8 +582,8 @@ def rollup_frame(
         granularity=granularity,
         bucket_start__gte=since,
         bucket_start__lt=until,
-    ).values_list(*fields)
-    frame = _frame(rows, fields).rename(columns={"bucket_start": "bucket"})
+    )
+    frame = _histogram_frame(rows, fields).rename(columns={"bucket_start": "bucket"})
     frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
     return frame
 
@@ -617,7 +636,7 @@ def _window_rollups(project_id: int, *, since: datetime, until: datetime) -> pd.
         bucket_start__gte=since,
         bucket_start__lt=until,
     )
-    llm = rows.filter(kind="llm").values_list("bucket_start", *ROLLUP_COLUMNS[1:])
+    llm = _histogram_frame(rows.filter(kind="llm"), ["bucket_start", *ROLLUP_COLUMNS[1:]])
     sums = (
         rows.exclude(kind="llm")
         .values("bucket_start", "kind", "model")
@@ -629,9 +648,7 @@ def _window_rollups(project_id: int, *, since: datetime, until: datetime) -> pd.
         agent="", tool="", **dict.fromkeys(PERCENTILE_COLUMNS, float("nan"))
     )
     summed["latency_histogram"] = [{} for _ in range(len(summed))]
-    frame = pd.concat(
-        [_frame(llm, ["bucket_start", *ROLLUP_COLUMNS[1:]]), summed], ignore_index=True
-    )
+    frame = pd.concat([llm, summed], ignore_index=True)
     frame = frame.rename(columns={"bucket_start": "bucket"})[ROLLUP_COLUMNS]
     frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
     return frame
@@ -1607,13 +1624,27 @@ def json_contains_text(field: str, value: str) -> Q:
 
 
 def workflows_for_projects(projects: ProjectScope) -> QuerySet[Workflow]:
-    """Workflow runs, newest first, with `session_external_id`, `project_slug` and step counts."""
+    """Workflow runs, newest first, with `session_external_id`, `project_slug` and step counts.
+
+    The step count is a correlated subquery, counted only for the rows a page fetches: a join
+    with GROUP BY counted the steps of every run in the range first (1 s at 50,000 runs), and
+    made the paginator's COUNT do the same. The session id and project slug are subqueries too,
+    so that COUNT (which drops annotations it does not need, not joins) reads only the runs."""
+    steps = (
+        Step.objects.filter(workflow=OuterRef("pk"))
+        .order_by()
+        .values("workflow")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    session = Session.objects.filter(pk=OuterRef("session_id")).values("external_id")
+    project = Project.objects.filter(pk=OuterRef("project_id")).values("slug")
     return (
         Workflow.objects.filter(project__in=projects)
         .annotate(
-            session_external_id=F("session__external_id"),
-            project_slug=F("project__slug"),
-            step_count=Count("steps"),
+            session_external_id=Subquery(session),
+            project_slug=Subquery(project),
+            step_count=Coalesce(Subquery(steps), 0),
         )
         .order_by("-started_at", "-id")
     )
@@ -1671,9 +1702,11 @@ def workflow_run_frames(
     steps = Step.objects.filter(workflow_id__in=[run[0] for run in runs]).values_list(
         "workflow_id", *WORKFLOW_STEP_COLUMNS[1:]
     )
+    # Steps stay Python objects (dtype object): the statistics walk them one by one, and
+    # converting thousands of times to datetime64 and boxing them back cost more than the walk.
     return (
         pd.DataFrame.from_records(runs, columns=WORKFLOW_RUN_COLUMNS),
-        pd.DataFrame.from_records(list(steps), columns=WORKFLOW_STEP_COLUMNS),
+        pd.DataFrame(list(steps), columns=WORKFLOW_STEP_COLUMNS, dtype=object),
     )
 
 
@@ -2126,13 +2159,25 @@ def agent_instance_frame(
     """Agents (one per session) whose session started in [since, until): INSTANCE_COLUMNS, with
     last_seen the session's end (or start). `name` keeps only the instances of one name (an
     instance without a name is called by its id)."""
-    rows = Agent.objects.filter(
-        project_id=project_id, session__started_at__gte=since, session__started_at__lt=until
-    )
+    return _instance_frame(project_id, [(since, until)], name=name)
+
+
+def _started_in(field: str, ranges: Sequence[tuple[datetime, datetime]]) -> Q:
+    within = Q(pk__in=[])
+    for since, until in ranges:
+        within |= Q(**{f"{field}__gte": since, f"{field}__lt": until})
+    return within
+
+
+def _instance_frame(
+    project_id: int, ranges: Sequence[tuple[datetime, datetime]], *, name: str | None = None
+) -> pd.DataFrame:
+    rows = Agent.objects.filter(_started_in("session__started_at", ranges), project_id=project_id)
     if name is not None:
         rows = rows.filter(Q(name=name) | Q(name="", external_id=name))
     values = rows.annotate(
-        last_seen=Coalesce("session__ended_at", "session__started_at")
+        started_at=F("session__started_at"),
+        last_seen=Coalesce("session__ended_at", "session__started_at"),
     ).values_list(*INSTANCE_COLUMNS)
     return _frame(values, INSTANCE_COLUMNS)
 
@@ -2143,12 +2188,12 @@ def agent_rollup_frame(
     granularity: str,
     since: datetime,
     until: datetime,
-    agents: Sequence[str] | None = None,
+    name: str | None = None,
 ) -> pd.DataFrame:
-    """Stored span rollups that name an agent (id or name), bucket_start in [since, until):
-    AGENT_ROLLUP_COLUMNS with `day` the bucket's UTC date."""
+    """Stored span rollups by agent name (NamedRollup) that name an agent, bucket_start in
+    [since, until): AGENT_ROLLUP_COLUMNS with `day` the bucket's UTC date."""
     rows = (
-        Rollup.objects.filter(
+        NamedRollup.objects.filter(
             project_id=project_id,
             granularity=granularity,
             bucket_start__gte=since,
@@ -2157,30 +2202,104 @@ def agent_rollup_frame(
         .exclude(agent="")
         .exclude(kind="session")
     )
-    if agents is not None:
-        rows = rows.filter(agent__in=list(agents))
+    if name is not None:
+        rows = rows.filter(agent=name)
     fields = ["agent", "bucket_start", *AGENT_ROLLUP_COLUMNS[2:]]
-    frame = _frame(rows.values_list(*fields), fields)
+    frame = _histogram_frame(rows, fields)
     frame["day"] = pd.to_datetime(frame.pop("bucket_start"), utc=True).dt.date
     return frame[AGENT_ROLLUP_COLUMNS]
 
 
-def agent_sent_frame(
-    project_id: int, *, since: datetime, until: datetime, senders: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """Messages started in [since, until) per sender (id or name): SENT_COLUMNS, one query."""
-    rows = Message.objects.filter(
-        project_id=project_id, started_at__gte=since, started_at__lt=until
-    ).exclude(sender="")
-    if senders is not None:
-        rows = rows.filter(sender__in=list(senders))
+def agent_sent_frame(project_id: int, ranges: Sequence[tuple[datetime, datetime]]) -> pd.DataFrame:
+    """Messages started in any of the [since, until) ranges per sender and UTC hour:
+    SENT_COLUMNS, one query. A sender that is the id of an agent of the message's session with a
+    name is given that name (agentops senders are per-session uuids)."""
+    instance_name = (
+        Agent.objects.filter(session_id=OuterRef("session_id"), external_id=OuterRef("sender"))
+        .exclude(name="")
+        .values("name")[:1]
+    )
     counted = (
-        rows.order_by()
-        .values("sender")
+        Message.objects.filter(_started_in("started_at", ranges), project_id=project_id)
+        .exclude(sender="")
+        .order_by()
+        .annotate(who=Coalesce(Subquery(instance_name), F("sender")), hour=TruncHour("started_at"))
+        .values("who", "hour")
         .annotate(sent=Count("pk"), failed=Count("pk", filter=Q(status__in=FAILURE_STATUSES)))
-        .values_list(*SENT_COLUMNS)
+        .values_list("who", "hour", "sent", "failed")
     )
     return _frame(counted, SENT_COLUMNS)
+
+
+def agent_activity_frame(
+    project_id: int, ranges: Sequence[tuple[datetime, datetime]]
+) -> pd.DataFrame:
+    """The hourly activity per agent name (ACTIVITY_COLUMNS) of the sessions and messages that
+    started in the ranges, from the instances and messages (what the refresh stores): two
+    queries."""
+    instances = _instance_frame(project_id, ranges)
+    return agent_activity(instances, agent_sent_frame(project_id, ranges))
+
+
+def agent_activity_totals(
+    project_id: int, *, since: datetime, until: datetime, name: str | None = None
+) -> pd.DataFrame:
+    """TOTAL_COLUMNS per agent name for the sessions and messages that started in [since,
+    until): the whole hours summed in the database from the stored AgentNameRollup rows, the
+    partial hours at either end from the instances and messages."""
+    first_hour, end_hour = whole_hours(since, until)
+    parts = []
+    if first_hour < end_hour:
+        stored = AgentNameRollup.objects.filter(
+            project_id=project_id, hour__gte=first_hour, hour__lt=end_hour
+        )
+        if name is not None:
+            stored = stored.filter(name=name)
+        summed = (
+            stored.order_by()
+            .values("name")
+            .annotate(
+                sessions=Sum("session_count"),
+                last=Max("last_seen"),
+                sent=Sum("sent_count"),
+                failed=Sum("failed_count"),
+            )
+            .values_list("name", "sessions", "last", "sent", "failed")
+        )
+        parts.append(_frame(summed, TOTAL_COLUMNS))
+    else:
+        first_hour = end_hour = since
+    edges = [(start, end) for start, end in ((since, first_hour), (end_hour, until)) if start < end]
+    if edges:
+        activity = agent_activity_frame(project_id, edges)
+        if name is not None:
+            activity = activity[activity["name"] == name]
+        parts.append(activity_totals(activity))
+    parts = [part for part in parts if len(part)]
+    if not parts:
+        return pd.DataFrame(columns=TOTAL_COLUMNS)
+    return activity_totals(pd.concat(parts, ignore_index=True))
+
+
+def agent_name_table(
+    project_id: int, *, since: datetime, until: datetime, name: str | None = None
+) -> pd.DataFrame:
+    """analytics.agent_names.NAME_STAT_COLUMNS per agent name (or for one name), from stored
+    rollups only (a few queries whatever the number of sessions): span figures from NamedRollup
+    (hourly up to 2 days, else whole UTC days), sessions and messages from AgentNameRollup."""
+    granularity, start, days = rollup_window(since, until)
+    totals = agent_activity_totals(project_id, since=since, until=until, name=name)
+    rollups = agent_rollup_frame(
+        project_id, granularity=granularity, since=start, until=until, name=name
+    )
+    table = agent_name_stats(totals, rollups, days=days)
+    return table if name is None else table[table["name"] == name]
+
+
+def agent_name_ids(project_id: int, name: str, *, since: datetime, until: datetime) -> list[str]:
+    """Every id and name messages may use for one agent name in the range."""
+    instances = agent_instance_frame(project_id, since=since, until=until, name=name)
+    return sorted({name, *name_of_id(instances)})
 
 
 def agent_name_messages(
@@ -2202,28 +2321,6 @@ def agent_name_instances(
         project_id=project_id, session__started_at__gte=since, session__started_at__lt=until
     ).filter(Q(name=name) | Q(name="", external_id=name))
     return list(rows.select_related("session").order_by("-session__started_at", "-id")[:limit])
-
-
-def agent_name_table(
-    project_id: int, *, since: datetime, until: datetime, name: str | None = None
-) -> pd.DataFrame:
-    """analytics.agent_names.NAME_STAT_COLUMNS per agent name (or for one name): three queries,
-    spans read from the stored rollups (hourly up to 2 days, else daily), never from Span."""
-    granularity, start, days = rollup_window(since, until)
-    instances = agent_instance_frame(project_id, since=since, until=until, name=name)
-    ids = None if name is None else sorted({name, *instances["external_id"]})
-    rollups = agent_rollup_frame(
-        project_id, granularity=granularity, since=start, until=until, agents=ids
-    )
-    sent = agent_sent_frame(project_id, since=since, until=until, senders=ids)
-    table = agent_name_stats(instances, rollups, sent, days=days)
-    return table if name is None else table[table["name"] == name]
-
-
-def agent_name_ids(project_id: int, name: str, *, since: datetime, until: datetime) -> list[str]:
-    """Every id and name messages may use for one agent name in the range."""
-    instances = agent_instance_frame(project_id, since=since, until=until, name=name)
-    return sorted({name, *name_of_id(instances)})
 
 
 def raw_removed_before(project_id: int) -> datetime | None:

@@ -121,6 +121,15 @@ def refresh_edge_rollups_of_day(project_id: int, day: datetime) -> int:
     )
 
 
+def refresh_agent_name_rollups_of_day(project_id: int, day: datetime) -> int:
+    """Rebuild the hourly activity per agent name of one UTC day (AgentNameRollup) from its
+    sessions' agent instances and its messages (no span is read)."""
+    activity = queries.agent_activity_frame(project_id, [(day, day + DAY)])
+    return store.replace_agent_name_rollups(
+        project_id, since=day, until=day + DAY, activity=activity
+    )
+
+
 def refresh_clusters_of_days(project_id: int, days: Sequence[datetime]) -> int:
     """Rebuild the error-cluster days of these UTC days, then the touched clusters' totals."""
     touched: set[str] = set()
@@ -194,6 +203,7 @@ def refresh_project(
     for day in days:
         rows += refresh_rollups_of_day(project_id, day)
         refresh_edge_rollups_of_day(project_id, day)
+        refresh_agent_name_rollups_of_day(project_id, day)
         if progress is not None:
             progress(day)
     clusters = refresh_clusters_of_days(project_id, days)
@@ -227,12 +237,14 @@ def recompute_project(
 def recompute_named_rollups(
     project_id: int, *, now: datetime, progress: Callable[[datetime], None] | None = None
 ) -> int:
-    """Every day's NamedRollup rows from the stored rollups, from the first span or message on
-    (for an install upgraded with rollups in place; a full recompute does this too)."""
+    """Every day's NamedRollup rows from the stored rollups and its AgentNameRollup rows, from
+    the first span or message on (for an install upgraded with rollups in place; a full
+    recompute does this too)."""
     first = _first_data(project_id)
     rows = 0
     for day in days_between(first, floor_day(now) + DAY) if first else ():
         rows += refresh_named_rollups_of_day(project_id, day)
+        refresh_agent_name_rollups_of_day(project_id, day)
         if progress:
             progress(day)
     return rows

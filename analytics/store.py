@@ -19,6 +19,7 @@ from analytics.flakiness import FLAKY_COLUMNS
 from analytics.incidents import IncidentGroup, is_closed
 from analytics.models import (
     AgentEdgeRollup,
+    AgentNameRollup,
     AlertEvent,
     AlertRule,
     Anomaly,
@@ -202,6 +203,40 @@ def replace_rollups(
                     bucket_start__lt=until,
                 ).delete()
                 table.objects.bulk_create(rows, batch_size=BULK_BATCH)
+            return len(rows)
+        except IntegrityError:
+            if attempt:
+                raise
+    return len(rows)
+
+
+def replace_agent_name_rollups(
+    project_id: int, *, since: datetime, until: datetime, activity: pd.DataFrame
+) -> int:
+    """Make the stored AgentNameRollup rows of the hours in [since, until) exactly `activity`
+    (analytics.agent_names.ACTIVITY_COLUMNS), in one transaction. Idempotent; a racing refresh
+    of the same hours collides on the unique constraint and the loser retries once."""
+    rows = [
+        AgentNameRollup(
+            project_id=project_id,
+            hour=row.hour.to_pydatetime(),
+            name=str(row.name)[:128],
+            session_count=int(row.session_count),
+            last_seen=None
+            if pd.isna(row.last_seen)
+            else pd.Timestamp(row.last_seen).to_pydatetime(),
+            sent_count=int(row.sent_count),
+            failed_count=int(row.failed_count),
+        )
+        for row in activity.itertuples(index=False)
+    ]
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                AgentNameRollup.objects.filter(
+                    project_id=project_id, hour__gte=since, hour__lt=until
+                ).delete()
+                AgentNameRollup.objects.bulk_create(rows, batch_size=BULK_BATCH)
             return len(rows)
         except IntegrityError:
             if attempt:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -250,28 +251,39 @@ def grouped_histogram_quantiles(
 ) -> pd.DataFrame:
     """Percentiles of the merged histograms of each `by` group, vectorised over all groups.
 
-    Returns one row per group that has timed calls: the `by` columns and `p<q*100>` per quantile
-    (bin middles, as histogram_quantile)."""
+    Returns one row per group that has timed calls, in the order of the groups' keys: the `by`
+    columns and `p<q*100>` per quantile (bin middles, as histogram_quantile)."""
     by = list(by)
     names = [f"p{round(q * 100)}" for q in quantiles]
     histograms = rollups["latency_histogram"].to_numpy()
     lengths = np.fromiter((len(h or {}) for h in histograms), dtype="int64", count=len(histograms))
     if lengths.sum() == 0:
         return pd.DataFrame(columns=[*by, *names])
-    long = rollups[by].iloc[np.repeat(np.arange(len(rollups)), lengths)].reset_index(drop=True)
-    long["bin"] = np.fromiter((int(k) for h in histograms for k in (h or {})), dtype="int64")
-    long["calls"] = np.fromiter((int(v) for h in histograms for v in (h or {}).values()), "int64")
-    per_bin = long.groupby([*by, "bin"], sort=True, dropna=False)["calls"].sum().reset_index()
-    groups = per_bin.groupby(by, sort=False, dropna=False)["calls"]
-    cumulative = groups.cumsum()
-    total = groups.transform("sum")
-    result = per_bin[by].drop_duplicates().reset_index(drop=True)
+    # Groups become integer codes (in key order) and the bins one (code, bin, calls) array,
+    # aggregated with numpy: a pandas groupby on the keys themselves cost most of a trends page.
+    row_codes = rollups.groupby(by, sort=True, dropna=False).ngroup().to_numpy()
+    filled = [h for h in histograms if h]
+    bins = np.fromiter(map(int, chain.from_iterable(filled)), dtype="int64")
+    calls = np.fromiter(map(int, chain.from_iterable(h.values() for h in filled)), dtype="int64")
+    codes = np.repeat(row_codes, lengths)
+    order = np.lexsort((bins, codes))
+    codes, bins, calls = codes[order], bins[order], calls[order]
+    starts = np.flatnonzero(np.r_[True, (codes[1:] != codes[:-1]) | (bins[1:] != bins[:-1])])
+    codes, bins, calls = codes[starts], bins[starts], np.add.reduceat(calls, starts)
+    group_starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    sizes = np.diff(np.r_[group_starts, len(codes)])
+    running = np.cumsum(calls)
+    cumulative = running - np.repeat(running[group_starts] - calls[group_starts], sizes)
+    total = np.repeat(np.add.reduceat(calls, group_starts), sizes)
+    _, first_rows = np.unique(row_codes, return_index=True)
+    result = rollups[by].iloc[first_rows[codes[group_starts]]].reset_index(drop=True)
+    never = np.iinfo("int64").max
     for q, name in zip(quantiles, names, strict=True):
         # The first bin whose cumulative count passes the rank, as histogram_quantile does.
-        hit = per_bin[cumulative > q * (total - 1)].groupby(by, sort=False, dropna=False)["bin"]
-        first = hit.min().rename(name).reset_index()
-        result = result.merge(first, on=by, how="left")
-        result[name] = LATENCY_BIN_BASE ** (result[name].astype("float64") + 0.5)
+        hit = np.where(cumulative > q * (total - 1), bins, never)
+        first = np.minimum.reduceat(hit, group_starts).astype("float64")
+        first[first == never] = np.nan
+        result[name] = LATENCY_BIN_BASE ** (first + 0.5)
     return result
 
 
@@ -281,12 +293,16 @@ def calls_above(histogram: dict[str, int], threshold_ms: float) -> int:
     return sum(int(calls) for key, calls in (histogram or {}).items() if int(key) > cut)
 
 
-def merge_rollups(rollups: pd.DataFrame, *, by: Sequence[str]) -> pd.DataFrame:
+def merge_rollups(
+    rollups: pd.DataFrame, *, by: Sequence[str], percentiles: bool = True
+) -> pd.DataFrame:
     """Rollup rows summed over every dimension not in `by` (e.g. by=["bucket", "model"]).
 
     Sums add up; percentiles come from the merged histograms, except for a group of one row,
     which keeps its exact percentiles. Adds error_rate (errors / count), tokens_per_call and
     latency_mean_ms. Returns the `by` columns then the sums, percentiles and ratios, sorted by `by`.
+    `percentiles=False` leaves the percentiles empty (NaN) for a caller that shows none: merging
+    the histograms is most of the cost.
     """
     by = list(by)
     columns = [*by, *SUM_COLUMNS, "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"]
@@ -294,6 +310,9 @@ def merge_rollups(rollups: pd.DataFrame, *, by: Sequence[str]) -> pd.DataFrame:
         return _with_ratios(pd.DataFrame(columns=columns))
     grouped = rollups.groupby(by, sort=True, dropna=False)
     sums = grouped[SUM_COLUMNS].sum()
+    if not percentiles:
+        sums = sums.assign(**dict.fromkeys(PERCENTILE_COLUMNS, np.nan))
+        return _with_ratios(sums.reset_index()[columns])
     sizes = grouped.size()
     exact = grouped[PERCENTILE_COLUMNS].first()
     merged = grouped_histogram_quantiles(rollups, by=by).set_index(by)
@@ -371,13 +390,17 @@ SERIES_GROUPS = ("agent", "model", "tool", "kind")
 
 
 def trend_series(
-    rollups: pd.DataFrame, *, group: str | None, kinds: Sequence[str] = ()
+    rollups: pd.DataFrame,
+    *,
+    group: str | None,
+    kinds: Sequence[str] = (),
+    percentiles: bool = True,
 ) -> pd.DataFrame:
     """The rows behind a trend chart: per bucket and value of `group` (None: one series), the
-    merged counts, rates, percentiles, tokens and cost. Only rollups of `kinds` when given
-    (session rows are left out unless asked for). Rows whose group value is empty are left out
-    when grouping by tool or model (calls with no tool or model). Returns bucket, group, then
-    merge_rollups' columns, sorted by bucket and group."""
+    merged counts, rates, percentiles (unless `percentiles=False`), tokens and cost. Only rollups
+    of `kinds` when given (session rows are left out unless asked for). Rows whose group value is
+    empty are left out when grouping by tool or model (calls with no tool or model). Returns
+    bucket, group, then merge_rollups' columns, sorted by bucket and group."""
     if group is not None and group not in SERIES_GROUPS:
         raise ValueError(f"unknown group {group!r}; one of {', '.join(SERIES_GROUPS)}")
     rows = rollups
@@ -386,4 +409,4 @@ def trend_series(
         if group in ("tool", "model"):
             rows = rows[rows[group] != ""]
     rows = rows.assign(group=rows[group] if group else "")
-    return merge_rollups(rows, by=["bucket", "group"])
+    return merge_rollups(rows, by=["bucket", "group"], percentiles=percentiles)

@@ -46,7 +46,11 @@ class CriticalPath:
 
 def _time(value: Any) -> datetime | None:
     """A datetime, or None for a missing one (None, or pandas' NaT from a DataFrame row)."""
-    return None if value is None or pd.isna(value) else value  # type: ignore[no-any-return]
+    # Not pd.isna: this runs for every step time of a page's 500 runs, and the identity checks
+    # (None, NaT, NaN: the one value unequal to itself) cost a tenth of it.
+    if value is None or value is pd.NaT or value != value:
+        return None
+    return value  # type: ignore[no-any-return]
 
 
 def _start(step: Step) -> datetime | None:
@@ -136,7 +140,12 @@ def workflow_name_stats(runs: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame
     the step name with the largest mean share of the critical path across runs."""
     if runs.empty:
         return pd.DataFrame(columns=NAME_STATS_COLUMNS)
-    steps_by_run = {pk: group.to_dict("records") for pk, group in steps.groupby("workflow_pk")}
+    # One pass over all steps: a groupby with to_dict per run cost ~6 ms a run (3 s for 500).
+    steps_by_run: dict[Any, list[dict[str, Any]]] = {}
+    columns = list(steps.columns)
+    for values in steps.itertuples(index=False, name=None):
+        step = dict(zip(columns, values, strict=True))
+        steps_by_run.setdefault(step["workflow_pk"], []).append(step)
     rows = []
     for name, group in runs.groupby("name", sort=True):
         run_steps = [steps_by_run.get(pk, []) for pk in group["pk"]]

@@ -18,10 +18,14 @@ from ingest.models import Project, Session
 
 
 def visible_projects(request: Request) -> ProjectScope:
-    """An API key sees its own project; a logged-in user the projects they are a member of."""
+    """An API key sees its own project; a logged-in user the projects they are a member of.
+
+    Ids, read first: with `project_id IN (<subquery>)` PostgreSQL cannot walk a list's
+    (project, started_at) index in order and sorted every span of the project for the first
+    page of /api/v1/events/ (350 ms at 1M spans); with the ids written out it reads one page."""
     if isinstance(request.auth, Project):
         return [request.auth.pk]
-    return projects_for_user(request.user)
+    return list(projects_for_user(request.user).values_list("pk", flat=True))
 
 
 def project_of(request: Request) -> int:

@@ -184,7 +184,8 @@ def derive(project: Any) -> None:
 def upgrade(project: Any) -> None:
     """A database loaded before: finish what its run did not (summaries, analytics), or build
     what this commit reads and an older one did not store (the rollups by agent name, from the
-    stored rollups), as an upgraded install would."""
+    stored rollups, and the agent-name rollups, from the instances), as an upgraded install
+    would."""
     from django.core.management import call_command
 
     from analytics.models import Rollup
@@ -199,7 +200,16 @@ def upgrade(project: Any) -> None:
         from analytics.models import NamedRollup
     except ImportError:  # a commit from before the rollups by agent name: nothing to build
         return
-    if not NamedRollup.objects.filter(project=project).exists():
+    try:
+        from analytics.models import AgentNameRollup
+    except ImportError:  # a commit from before the agent-name rollups
+        AgentNameRollup = NamedRollup
+    missing = [
+        table
+        for table in (NamedRollup, AgentNameRollup)
+        if not table.objects.filter(project=project).exists()
+    ]
+    if missing:
         started = time.perf_counter()
         call_command("recompute_analytics", project=project.slug, named_only=True)
         print(f"recompute_analytics --named-only: {time.perf_counter() - started:.0f} s")

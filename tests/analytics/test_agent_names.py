@@ -8,9 +8,13 @@ import pandas as pd
 import pytest
 
 from analytics.agent_names import (
+    ACTIVITY_COLUMNS,
     AGENT_ROLLUP_COLUMNS,
     INSTANCE_COLUMNS,
     SENT_COLUMNS,
+    TOTAL_COLUMNS,
+    activity_totals,
+    agent_activity,
     agent_name_stats,
     rollup_window,
 )
@@ -33,29 +37,80 @@ def rollup(agent: str, day: date, count: int, errors: int = 0, ms: float = 100.0
     ]
 
 
-def test_instances_of_one_name_in_different_sessions_make_one_row() -> None:
+def hour(at: datetime) -> pd.Timestamp:
+    return pd.Timestamp(at).floor("h")
+
+
+def test_activity_folds_instances_and_senders_by_name_per_hour() -> None:
     instances = pd.DataFrame(
         [
-            ["planner", "uuid-a", 1, T - timedelta(days=1)],
-            ["planner", "uuid-b", 2, T],
-            ["", "anonymous-7", 2, T],
-            ["coder", "uuid-c", 2, T],
+            ["planner", "uuid-a", 1, T - timedelta(days=1), T - timedelta(days=1)],
+            ["planner", "uuid-b", 2, T, T + timedelta(minutes=5)],
+            ["planner", "uuid-b2", 2, T, T + timedelta(minutes=5)],  # twice in one session
+            ["", "anonymous-7", 2, T, T + timedelta(minutes=5)],
+            ["coder", "uuid-c", 3, T + timedelta(minutes=20), T + timedelta(hours=2)],
         ],
         columns=INSTANCE_COLUMNS,
     )
+    # Messages name senders by id (agentops) or by name (OTLP): both count for the name.
+    sent = pd.DataFrame(
+        [["uuid-b", hour(T), 3, 1], ["planner", hour(T), 2, 0], ["otlp-name", hour(T), 1, 1]],
+        columns=SENT_COLUMNS,
+    )
+
+    activity = agent_activity(instances, sent).set_index(["hour", "name"])
+
+    assert list(activity.columns) == ACTIVITY_COLUMNS[2:]
+    now = activity.loc[hour(T)]
+    assert now.loc["planner"].tolist() == [1, T + timedelta(minutes=5), 5, 1]
+    assert now.loc["coder"].tolist() == [1, T + timedelta(hours=2), 0, 0]
+    assert now.loc["anonymous-7"].session_count == 1
+    # An id no instance knows stands for itself; it started no session.
+    assert (now.loc["otlp-name"].session_count, now.loc["otlp-name"].sent_count) == (0, 1)
+    assert activity.loc[hour(T - timedelta(days=1))].loc["planner"].session_count == 1
+
+
+def test_totals_of_hours_equal_the_totals_of_the_whole_range() -> None:
+    """The agents page sums stored hours and the partial hours at either end: any split of the
+    range into hours gives what folding every instance of the range at once gives."""
+    instances = pd.DataFrame(
+        [
+            ["planner", f"uuid-{n}", n, T + timedelta(minutes=25 * n), T + timedelta(hours=n)]
+            for n in range(8)
+        ],
+        columns=INSTANCE_COLUMNS,
+    )
+    sent = pd.DataFrame(
+        [[f"uuid-{n}", hour(T + timedelta(minutes=25 * n)), 1, n % 2] for n in range(8)],
+        columns=SENT_COLUMNS,
+    )
+    whole = activity_totals(agent_activity(instances, sent))
+    by_part = [
+        activity_totals(agent_activity(instances[part], sent[part]))
+        for part in (slice(0, 3), slice(3, 8))
+    ]
+    combined = activity_totals(pd.concat(by_part, ignore_index=True))
+
+    assert whole.to_dict("records") == combined.to_dict("records")
+    assert whole.loc[0].tolist() == ["planner", 8, T + timedelta(hours=7), 8, 4]
+
+
+def test_span_figures_come_from_rollups_by_name_and_activity_from_totals() -> None:
+    totals = pd.DataFrame(
+        [["planner", 2, T, 5, 1], ["coder", 1, T, 0, 0], ["anonymous-7", 1, T, 0, 0]],
+        columns=TOTAL_COLUMNS,
+    )
     rollups = pd.DataFrame(
         [
-            rollup("uuid-a", D1, 4, errors=1),
-            rollup("uuid-b", D2, 6, errors=1, ms=2000.0),
+            rollup("planner", D1, 4, errors=1),
+            rollup("planner", D2, 6, errors=1, ms=2000.0),
             rollup("anonymous-7", D2, 1),
-            rollup("otlp-name", D2, 2),  # an id no instance knows stands for itself
+            rollup("otlp-name", D2, 2),
         ],
         columns=AGENT_ROLLUP_COLUMNS,
     )
-    # Messages name senders by id (agentops) or by name (OTLP): both count for the name.
-    sent = pd.DataFrame([["uuid-a", 3, 1], ["planner", 2, 0]], columns=SENT_COLUMNS)
 
-    table = agent_name_stats(instances, rollups, sent, days=[D1, D2]).set_index("name")
+    table = agent_name_stats(totals, rollups, days=[D1, D2]).set_index("name")
 
     assert list(table.index) == ["planner", "otlp-name", "anonymous-7", "coder"]
     planner = table.loc["planner"]
@@ -74,11 +129,12 @@ def test_instances_of_one_name_in_different_sessions_make_one_row() -> None:
 
 
 def test_no_agents_give_an_empty_table_with_every_column() -> None:
+    activity = agent_activity(
+        pd.DataFrame(columns=INSTANCE_COLUMNS), pd.DataFrame(columns=SENT_COLUMNS)
+    )
+    assert len(activity) == 0 and list(activity.columns) == ACTIVITY_COLUMNS
     table = agent_name_stats(
-        pd.DataFrame(columns=INSTANCE_COLUMNS),
-        pd.DataFrame(columns=AGENT_ROLLUP_COLUMNS),
-        pd.DataFrame(columns=SENT_COLUMNS),
-        days=[D1],
+        activity_totals(activity), pd.DataFrame(columns=AGENT_ROLLUP_COLUMNS), days=[D1]
     )
     assert len(table) == 0 and "daily_calls" in table
 

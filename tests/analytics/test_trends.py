@@ -179,6 +179,24 @@ def test_merging_sums_counts_and_derives_rates() -> None:
     assert merged["tokens_per_call"] == pytest.approx((15 + 15 + 40) / 3)
 
 
+def test_merging_without_percentiles_gives_the_same_sums_and_no_percentiles() -> None:
+    frame = spans(
+        span(1, model="a", status="error", duration_ms=50.0),
+        span(2, model="a", duration_ms=900.0),
+        span(3, model="b", prompt_tokens=30, completion_tokens=10),
+    )
+    rollups = span_rollups(frame)
+
+    full = merge_rollups(rollups, by=["model"])
+    counts_only = merge_rollups(rollups, by=["model"], percentiles=False)
+
+    assert list(counts_only.columns) == list(full.columns)
+    shared = ["model", "count", "error_count", "error_rate", "cost", "latency_mean_ms"]
+    assert counts_only[shared].equals(full[shared])
+    assert full["latency_p95_ms"].notna().all()
+    assert counts_only["latency_p95_ms"].isna().all()
+
+
 def test_a_group_of_one_row_keeps_its_exact_percentiles() -> None:
     frame = spans(span(1, duration_ms=123.0))
 
