@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('analytics', '0008_scale_named_rollups'),
+        ('analytics', '0009_searchcost_entry_strings'),
         ('ingest', '0015_audit_actions_of_scores_and_lifecycle'),
     ]
 

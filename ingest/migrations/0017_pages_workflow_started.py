@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ingest', '0015_audit_actions_of_scores_and_lifecycle'),
+        ('ingest', '0016_searchcost_score_delete_audit'),
     ]
 
     operations = [
