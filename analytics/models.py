@@ -20,7 +20,8 @@ class RollupFields(models.Model):
         HOUR = "hour"
         DAY = "day"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: the unique constraint starts with project (bench/README.md, issue 15).
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
     granularity = models.CharField(max_length=4, choices=Granularity.choices)
     bucket_start = models.DateTimeField()
     agent = models.CharField(max_length=128, blank=True, help_text="Span agent id.")
@@ -676,8 +677,9 @@ class SearchEntry(models.Model):
         LINE = 2
         MESSAGE = 3
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="+")
+    # Indexed by the Meta indexes that start with them, not by a copy each (issue 15).
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="+", db_index=False)
     kind = models.SmallIntegerField(choices=Kind.choices)
     target_id = models.BigIntegerField(help_text="The span, transcript line or message id.")
     at = models.DateTimeField()
