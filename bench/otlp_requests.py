@@ -63,8 +63,8 @@ class StatementCounter:
 # looks it up (views_otlp imports its helpers by name).
 STAGES = (
     ("ingest.views_otlp", "project_for_otlp_request"),
-    ("ingest.views_otlp", "message_rules"),
-    ("ingest.views_otlp", "parse_otlp_traces"),
+    ("ingest.otlp_parsing", "message_rules"),
+    ("ingest.otlp_parsing", "parse_otlp_traces"),
     ("ingest.views_otlp", "save_records_or_reject"),
     ("ingest.store", "redact_records"),
     ("ingest.views_otlp", "enqueue_session_summaries_soon"),

@@ -59,6 +59,7 @@ from ingest.models import (
     MessageEvent,
     MetricSample,
     ModelPrice,
+    PendingRequest,
     Project,
     ReceivedRecord,
     Score,
@@ -160,6 +161,7 @@ def save_records(
     *,
     source: str = "native",
     request_key: str = "",
+    landed: Sequence[int] = (),
 ) -> SaveResult:
     """Store a parsed batch and its rejections in one transaction.
 
@@ -175,6 +177,9 @@ def save_records(
     each other at most for that UPDATE's commit. A concurrent writer racing on the same span
     still makes the transaction fail on a unique constraint; it is then retried once it can see
     that row.
+
+    `landed` are the pending requests (ingest/landing.py) whose records these are: they are
+    deleted in the same transaction, so a pending request is stored exactly once or stays.
     """
     errors = list(errors)
     redactor = project_redactor(project)
@@ -186,7 +191,10 @@ def save_records(
     for attempt in range(3):
         try:
             with transaction.atomic():
-                return _save_batch(project, records, errors, source, request_key, claimed)
+                result = _save_batch(project, records, errors, source, request_key, claimed)
+                if landed:
+                    PendingRequest.objects.filter(pk__in=landed).delete()
+                return result
         except IntegrityError:
             claimed = Claimed()  # what this call created may have rows under it by now
             if attempt == 2:
@@ -221,18 +229,20 @@ def save_records_or_reject(
     *,
     source: str = "native",
     request_key: str = "",
+    landed: Sequence[int] = (),
 ) -> tuple[SaveResult, list[RecordError]]:
     """save_records(), but a batch the database refuses for what it holds (a DatabaseError that
     is not an outage: a value too long for its column, an escape jsonb cannot hold, a number out
     of range) does not fail whole: halves are stored apart until the records it refuses are
     found, and those become rejections kept with the record. Returns the result and every
-    rejection (the parser's and these). Outages still raise, for a 503."""
+    rejection (the parser's and these). Outages still raise, for a 503. `landed` as for
+    save_records(): deleted with the last transaction."""
     errors = list(errors)
     try:
-        return (
-            save_records(project, records, errors, source=source, request_key=request_key),
-            errors,
+        saved = save_records(
+            project, records, errors, source=source, request_key=request_key, landed=landed
         )
+        return saved, errors
     except OUTAGE_ERRORS:
         raise
     except DatabaseError as exc:
@@ -244,7 +254,7 @@ def save_records_or_reject(
     errors += refused
     # One more transaction claims the request (a byte-identical retry is then a duplicate) and
     # keeps every rejection.
-    final = save_records(project, [], errors, source=source, request_key=request_key)
+    final = save_records(project, [], errors, source=source, request_key=request_key, landed=landed)
     result.rejection_count = final.rejection_count
     return result, errors
 
@@ -578,6 +588,11 @@ def _claim_record_ids(
         result.statuses[index] = "accepted"
         fresh.append(record)
     return fresh
+
+
+def enter_request_key(project: Project, request_key: str) -> bool:
+    """Enter a request's key in the ledger; False when it was there (the request is a retry)."""
+    return bool(_insert_ledger_ids(project, [request_key]))
 
 
 def _insert_ledger_ids(project: Project, ids: list[str]) -> set[str]:
