@@ -13,6 +13,10 @@ from django.db import connection
 
 from ingest.formats.otlp import (
     DEFAULT_SESSION_ATTRIBUTES,
+    WireBatch,
+    decode_protobuf_traces,
+    map_spans,
+    otlp_encoding,
     parse_otlp_logs,
     parse_otlp_metrics,
     parse_otlp_traces,
@@ -69,6 +73,25 @@ def parser_for(project: Project, signal: str) -> Parser:
         )
     parse = parse_otlp_metrics if signal == "metrics" else parse_otlp_logs
     return partial(parse, max_string_chars=limit, session_attributes=attributes)
+
+
+def decoded_traces(body: bytes, content_type: str) -> WireBatch | None:
+    """A protobuf trace request decoded but not mapped: its spans and refusals, all a small
+    request needs before it is deferred (mapping adds no refusals). None for OTLP/JSON, which
+    takes the whole parse. BodyError as parse_otlp_traces."""
+    if otlp_encoding(content_type) != "protobuf":
+        return None
+    return decode_protobuf_traces(body, max_string_chars=settings.OBSERVATORY_MAX_STRING_CHARS)
+
+
+def mapped_traces(project: Project, batch: WireBatch) -> ParseResult:
+    """What parse_otlp_traces() gives, from an already decoded request."""
+    records = map_spans(
+        batch.items,
+        session_attributes=session_attributes(project),
+        message_rules=message_rules(project),
+    )
+    return ParseResult(records=records, errors=batch.errors)
 
 
 def request_key(signal: str, body: bytes) -> str:

@@ -27,7 +27,7 @@ from ingest.auth import AuthError, project_for_otlp_request
 from ingest.formats.records import BodyError, ParseResult, RecordError
 from ingest.landing import defer_request, is_deferred
 from ingest.models import Project
-from ingest.otlp_parsing import parser_for, request_key
+from ingest.otlp_parsing import decoded_traces, mapped_traces, parser_for, request_key
 from ingest.store import OUTAGE_ERRORS, save_records_or_reject
 from ingest.views import error, keep_refused_body, read_body
 
@@ -54,32 +54,49 @@ def otlp_endpoint(signal: str) -> Callable[[HttpRequest], HttpResponse]:
         content_type = request.headers.get("Content-Type", "")
         try:
             body = read_body(request)
-            parsed = parser_for(project, signal)(body, content_type)
+            parsed, refusals = _parse_unless_small(project, signal, body, content_type)
         except BodyError as exc:
             keep_refused_body(project, request, exc, source=f"otlp-{signal}")
             return error(exc.message, exc.status, field=exc.field)
+        key = request_key(signal, body)
         try:
-            errors = _store(project, signal, content_type, body, parsed)
+            if parsed is None:
+                defer_request(
+                    project, signal=signal, content_type=content_type, body=body, request_key=key
+                )
+            else:
+                refusals = _store_now(project, signal, key, parsed)
         except OUTAGE_ERRORS as exc:
             logger.warning("otlp %s: database unavailable, answering 503: %s", signal, exc)
             response = error("The server cannot store data right now; retry later", 503)
             response["Retry-After"] = RETRY_AFTER_SECONDS
             return response
-        return export_response(signal, content_type, errors)
+        return export_response(signal, content_type, refusals)
 
     view.__name__ = f"otlp_{signal}"
     return view
 
 
-def _store(
-    project: Project, signal: str, content_type: str, body: bytes, parsed: ParseResult
-) -> list[RecordError]:
-    """Store the request inline, or (a small one) commit it as pending to land just after the
-    answer (ingest/landing.py). Returns the refusals to answer with."""
-    key = request_key(signal, body)
-    if is_deferred(project, len(parsed.records)):
-        defer_request(project, signal=signal, content_type=content_type, body=body, request_key=key)
-        return parsed.errors
+def _parse_unless_small(
+    project: Project, signal: str, body: bytes, content_type: str
+) -> tuple[ParseResult | None, list[RecordError]]:
+    """(parsed request, refusals), or (None, refusals) for a request small enough to defer: it
+    is committed as pending and parsed again when it lands (ingest/landing.py). A protobuf trace
+    request is decoded once either way, and a small one never mapped (mapping refuses nothing):
+    its size is its spans, other requests' their records."""
+    decoded = decoded_traces(body, content_type) if signal == "traces" else None
+    if decoded is not None:
+        if is_deferred(project, len(decoded.items)):
+            return None, decoded.errors
+        parsed = mapped_traces(project, decoded)
+    else:
+        parsed = parser_for(project, signal)(body, content_type)
+        if is_deferred(project, len(parsed.records)):
+            return None, parsed.errors
+    return parsed, parsed.errors
+
+
+def _store_now(project: Project, signal: str, key: str, parsed: ParseResult) -> list[RecordError]:
     saved, errors = save_records_or_reject(
         project, parsed.records, parsed.errors, source=f"otlp-{signal}", request_key=key
     )
