@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +19,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from ingest.models import PendingRequest, Project, ReceivedRecord, Session, TraceLink
+from ingest.models import (
+    PendingRequest,
+    Project,
+    ReceivedRecord,
+    Session,
+    Step,
+    TraceLink,
+    Workflow,
+)
 from ingest.models import Span as SpanRow
 from ingest.tasks import land_pending_requests_task
 
@@ -117,6 +125,59 @@ def test_a_request_changing_a_session_keeps_a_concurrent_change_to_it(
     assert session.tags == ["round-2"]
     assert not session.is_inferred
     assert SpanRow.objects.filter(session=session).count() == 6
+
+
+def task(number: int, start_second: int) -> Span:
+    """A task span of trace 9 (no workflow span: its trace's implicit run holds the step)."""
+    return Span(
+        trace_id=(9).to_bytes(16, "big"),
+        span_id=(900 + number).to_bytes(8, "big"),
+        parent_span_id=(900).to_bytes(8, "big"),
+        name=f"task{number}",
+        start_time_unix_nano=START + start_second * SECOND,
+        end_time_unix_nano=START + (start_second + 1) * SECOND,
+        attributes=[KeyValue(key="agentops.span.kind", value=value("task"))],
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_extending_a_run_keeps_a_concurrent_change_to_it(
+    postgres: None, project_with_key: tuple[Project, str]
+) -> None:
+    """Request 2 brings an earlier step of the trace's (inferred) run while another transaction
+    holds the run's row with its own change: request 2 waits for that commit, then merges its
+    earlier start into the row as it is now instead of writing back the row it read before."""
+    _, key = project_with_key
+    assert post(key, body([task(1, 5)])) == 200
+    locked, release, statuses = threading.Event(), threading.Event(), []
+
+    def other_writer() -> None:
+        with transaction.atomic():
+            row = Workflow.objects.select_for_update().get()
+            Workflow.objects.filter(pk=row.pk).update(result_summary="set by another writer")
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    def request_two() -> None:
+        statuses.append(post(key, body([task(2, 1)])))
+        connection.close()
+
+    holder = threading.Thread(target=other_writer)
+    holder.start()
+    assert locked.wait(10)
+    sender = threading.Thread(target=request_two)
+    sender.start()
+    sender.join(1.0)  # it has read the run by now and waits on the row
+    release.set()
+    holder.join()
+    sender.join(20)
+    assert statuses == [200]
+    run = Workflow.objects.get()
+    assert run.result_summary == "set by another writer"
+    assert run.is_inferred
+    assert run.started_at == datetime.fromtimestamp((START + SECOND) / SECOND, UTC)
+    assert Step.objects.filter(workflow=run).count() == 2
 
 
 @contextmanager
