@@ -632,7 +632,7 @@ class LagProbe:
             return "landing lag: no probe answered"
         return (
             f"landing lag (answer -> span visible, {len(lags)} probe requests every 0.25 s): "
-            f"p50={percentile(lags, 50):.0f} ms p99={percentile(lags, 99):.0f} ms "
+            f"p50={percentile(lags, 0.50):.0f} ms p99={percentile(lags, 0.99):.0f} ms "
             f"max={lags[-1]:.0f} ms"
             + (f", {self.lost} not visible after 60 s" if self.lost else "")
         )

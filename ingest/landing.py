@@ -174,9 +174,67 @@ def land_after_response(sender: Any = None, **kwargs: Any) -> None:
     projects, _deferred.projects = _deferred.projects, {}
     for project in projects.values():
         try:
-            land_pending(project)
+            land_backlog(project)
         except Exception:
             logger.exception("ingest: landing pending requests of project %s failed", project.pk)
+
+
+# pg_try_advisory_lock(LANDING_LOCK, project pk): the one process landing a project's backlog.
+LANDING_LOCK = 0x4C414E44  # "LAND"
+# A lander stops after this many batches (a sync worker must get back to its requests); the
+# next request's landing or the sweep takes what is left.
+MAX_LANDING_BATCHES = 20
+
+
+def land_backlog(project: Project) -> int:
+    """Land the project's pending requests unless another process is landing them right now:
+    that one takes these too, with whatever else arrives while it lands. So a busy server lands
+    in batches of every request answered during the last landing (per-request landings would
+    each find only their own row), and an idle one lands each request as it is answered.
+
+    Why nothing is stranded: a request commits its row before it tries the lock, and a lander
+    looks for rows again after it releases the lock; either the request gets the lock, or its
+    row was committed before that last look. SQLite (one writer) lands directly."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return land_pending(project)
+    landed = 0
+    while _try_landing_lock(project):
+        try:
+            for _ in range(MAX_LANDING_BATCHES):
+                count = land_pending(project)
+                landed += count
+                if not count:
+                    break
+            else:
+                return landed
+        finally:
+            _unlock_landing(project)
+        if not _has_free_pending(project):
+            break
+    return landed
+
+
+def _try_landing_lock(project: Project) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_lock(%s::int4, %s::int4)", [LANDING_LOCK, project.pk]
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def _unlock_landing(project: Project) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s::int4, %s::int4)", [LANDING_LOCK, project.pk])
+
+
+def _has_free_pending(project: Project) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM ingest_pendingrequest WHERE project_id = %s "
+            "AND (leased_until IS NULL OR leased_until < now()))",
+            [project.pk],
+        )
+        return bool(cursor.fetchone()[0])
 
 
 def land_stale_pending(*, older_than_seconds: float) -> int:
