@@ -84,27 +84,34 @@ class Claim:
 CLAIM_SQL = (
     "UPDATE ingest_pendingrequest SET leased_until = now() + %s * interval '1 second' "
     "WHERE id IN (SELECT id FROM ingest_pendingrequest WHERE project_id = %s "
-    "AND received_at <= %s AND (leased_until IS NULL OR leased_until < now()) "
+    "AND (%s::timestamptz IS NULL OR received_at <= %s) "
+    "AND (leased_until IS NULL OR leased_until < now()) "
     "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, signal, content_type, body"
 )
 
 
-def claim_pending(project: Project, *, limit: int, received_before: datetime) -> list[Claim]:
-    """Lease up to `limit` of the project's pending requests no landing holds, oldest first,
-    committed at once. On PostgreSQL concurrent landings skip each other's rows (SKIP LOCKED)
-    instead of waiting; SQLite has one writer anyway."""
+def claim_pending(
+    project: Project, *, limit: int, received_before: datetime | None = None
+) -> list[Claim]:
+    """Lease up to `limit` of the project's pending requests no landing holds, oldest first
+    (only those received before `received_before` if given), committed at once. On PostgreSQL
+    concurrent landings skip each other's rows (SKIP LOCKED) instead of waiting; SQLite has one
+    writer anyway."""
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         with connection.cursor() as cursor:
-            cursor.execute(CLAIM_SQL, [LEASE_SECONDS, project.pk, received_before, limit])
+            cursor.execute(
+                CLAIM_SQL, [LEASE_SECONDS, project.pk, received_before, received_before, limit]
+            )
             rows = cursor.fetchall()
         return sorted((Claim(pk, s, c, bytes(b)) for pk, s, c, b in rows), key=lambda c: c.pk)
     now = timezone.now()
     with transaction.atomic():
         free = PendingRequest.objects.filter(
-            Q(leased_until__isnull=True) | Q(leased_until__lt=now),
-            project=project,
-            received_at__lte=received_before,
-        ).order_by("pk")[:limit]
+            Q(leased_until__isnull=True) | Q(leased_until__lt=now), project=project
+        )
+        if received_before is not None:
+            free = free.filter(received_at__lte=received_before)
+        free = free.order_by("pk")[:limit]
         rows = list(free.values_list("pk", "signal", "content_type", "body"))
         PendingRequest.objects.filter(pk__in=[row[0] for row in rows]).update(
             leased_until=now + timedelta(seconds=LEASE_SECONDS)
@@ -120,7 +127,7 @@ def land_pending(project: Project, *, received_before: datetime | None = None) -
     claims = claim_pending(
         project,
         limit=settings.OBSERVATORY_LANDING_BATCH_REQUESTS,
-        received_before=received_before or timezone.now(),
+        received_before=received_before,
     )
     for signal in sorted({c.signal for c in claims}):
         _land_signal(project, signal, [c for c in claims if c.signal == signal])
