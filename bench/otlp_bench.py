@@ -565,6 +565,89 @@ class WaitSampler:
         return lines
 
 
+class LagProbe:
+    """Every 0.25 s while the bench sends, one more one-span request (session `lag-probe`), then
+    polls the database every 5 ms until its span is there: the time from the answer to the span
+    being visible to pages and the API (deferred landing stores small requests after the
+    answer). Index lookups only: (project, external_id) for the session, (session, span_id)."""
+
+    QUERY = (
+        "SELECT 1 FROM ingest_span s JOIN ingest_session ss ON ss.id = s.session_id "
+        "WHERE ss.external_id = 'lag-probe' AND s.span_id = %s"
+    )
+
+    def __init__(self, args: argparse.Namespace, db_url: str) -> None:
+        self.args, self.db_url = args, db_url
+        self.lags_ms: list[float] = []
+        self.sent = self.lost = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def body(self, number: int) -> tuple[bytes, str]:
+        span_id = os.urandom(8)
+        now = time.time_ns()
+        attributes = {"session.id": "lag-probe", "agentops.span.kind": "task"}
+        span = Span(
+            trace_id=os.urandom(16),
+            span_id=span_id,
+            name=f"probe {number}",
+            start_time_unix_nano=now - 1_000_000,
+            end_time_unix_nano=now,
+            attributes=[
+                KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attributes.items()
+            ],
+        )
+        request = ExportTraceServiceRequest(
+            resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
+        )
+        return request.SerializeToString(), span_id.hex()
+
+    def run(self) -> None:
+        import psycopg
+
+        endpoint = self.args.url.rstrip("/") + "/v1/traces"
+        headers = {"x-api-key": self.args.api_key, "Content-Type": "application/x-protobuf"}
+        with psycopg.connect(self.db_url, autocommit=True) as conn, requests.Session() as http:
+            while not self.stop.wait(0.25):
+                data, span_id = self.body(self.sent)
+                try:
+                    answer = http.post(endpoint, data=data, headers=headers, timeout=60)
+                except requests.RequestException:
+                    continue
+                answered = time.perf_counter()
+                if answer.status_code != 200:
+                    continue
+                self.sent += 1
+                while conn.execute(self.QUERY, [span_id]).fetchone() is None:
+                    if time.perf_counter() - answered > 60:
+                        self.lost += 1
+                        break
+                    time.sleep(0.005)
+                else:
+                    self.lags_ms.append((time.perf_counter() - answered) * 1000)
+
+    def line(self) -> str:
+        lags = sorted(self.lags_ms)
+        if not lags:
+            return "landing lag: no probe answered"
+        return (
+            f"landing lag (answer -> span visible, {len(lags)} probe requests every 0.25 s): "
+            f"p50={percentile(lags, 0.50):.0f} ms p99={percentile(lags, 0.99):.0f} ms "
+            f"max={lags[-1]:.0f} ms"
+            + (f", {self.lost} not visible after 60 s" if self.lost else "")
+        )
+
+
+def wait_for_landings(seconds: float) -> float:
+    """Seconds until no pending request is left (deferred landing), at most `seconds`."""
+    from ingest.models import PendingRequest
+
+    started = time.perf_counter()
+    while PendingRequest.objects.exists() and time.perf_counter() - started < seconds:
+        time.sleep(0.05)
+    return time.perf_counter() - started
+
+
 def cpu_lines(
     before: dict[str, float] | None, wall: float, spans: int, roots: dict[str, int]
 ) -> list[str]:
@@ -693,22 +776,29 @@ def main(argv: list[str] | None = None) -> int:
     tally = Tally()
     url = os.environ.get("DATABASE_URL", "")
     sampler = WaitSampler(url) if args.count_db and url.startswith("postgres") else None
-    if sampler:
+    probe = LagProbe(args, url) if sampler else None
+    if sampler and probe:
         sampler.thread.start()
+        probe.thread.start()
     cpu_before = cpu_seconds(args.cpu_roots)
     started = time.perf_counter()
     post_all(args, bodies, tally, deadline, args.rate)
     wall = time.perf_counter() - started
-    if sampler:
+    if sampler and probe:
         sampler.stop.set()
+        probe.stop.set()
         sampler.thread.join()
+        probe.thread.join()
     is_ok = report(args, bodies, tally, wall)
     for line in cpu_lines(cpu_before, wall, tally.spans, args.cpu_roots):
         print(line)
     for line in sampler.lines() if sampler else []:
         print(line)
+    if probe:
+        print(probe.line())
     if args.count_db:
-        expected = sum(b.rows for b in warm + bodies)
+        expected = sum(b.rows for b in warm + bodies) + (probe.sent - probe.lost if probe else 0)
+        print(f"last pending request landed {wait_for_landings(60):.2f} s after the last answer")
         stored = span_rows_in_database() - rows_before
         is_ok = is_ok and stored == expected
         verdict = "all spans stored" if stored == expected else "NOT all spans stored"

@@ -119,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     from ingest.formats.otlp import decode_protobuf_traces, map_spans
     from ingest.formats.records import ParseResult
     from ingest.models import Project, Span
+    from ingest.otlp_parsing import message_rules, request_key, session_attributes
     from ingest.store import save_records
-    from ingest.views_otlp import message_rules, request_key, session_attributes
 
     generator_args = argparse.Namespace(
         session_ids=args.session_ids,

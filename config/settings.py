@@ -185,6 +185,14 @@ OBSERVATORY_MAX_BATCH_BYTES = env_int("OBSERVATORY_MAX_BATCH_BYTES", 10 * 1024 *
 OBSERVATORY_MAX_BATCH_RECORDS = env_int("OBSERVATORY_MAX_BATCH_RECORDS", 5000)
 OBSERVATORY_MAX_STRING_CHARS = env_int("OBSERVATORY_MAX_STRING_CHARS", 1_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = OBSERVATORY_MAX_BATCH_BYTES + 1024 * 1024
+# Deferred landing (ingest/landing.py): an OTLP request of fewer records than this (for protobuf
+# traces: spans) is answered once its body is committed as a pending request, and landed after
+# the answer together with the other pending requests of its project, at most this many per
+# landing; 0 stores every request inline. Beat lands what is left over (a landing lost with its
+# process) on its period.
+OBSERVATORY_DEFER_BELOW_RECORDS = env_int("OBSERVATORY_DEFER_BELOW_RECORDS", 64)
+OBSERVATORY_LANDING_BATCH_REQUESTS = env_int("OBSERVATORY_LANDING_BATCH_REQUESTS", 200)
+OBSERVATORY_LANDING_SWEEP_SECONDS = env_int("OBSERVATORY_LANDING_SWEEP_SECONDS", 5)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -329,6 +337,10 @@ CELERY_BEAT_SCHEDULE = {
     "make-reports": {
         "task": "analytics.tasks.make_reports_task",
         "schedule": float(OBSERVATORY_REPORT_SECONDS),
+    },
+    "land-pending-requests": {
+        "task": "ingest.tasks.land_pending_requests_task",
+        "schedule": float(OBSERVATORY_LANDING_SWEEP_SECONDS),
     },
     "enforce-retention": {
         "task": "ingest.tasks.enforce_retention_task",

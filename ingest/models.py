@@ -559,6 +559,24 @@ class ReceivedRecord(models.Model):
         return self.record_id
 
 
+class PendingRequest(models.Model):
+    """A small OTLP request answered but not yet stored: its body, committed before the answer
+    and landed (parsed again and stored with other pending requests of its project) just after
+    it, by ingest/landing.py. Deleted in the transaction that stores its records."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    signal = models.CharField(max_length=10, help_text="traces, metrics or logs")
+    content_type = models.CharField(max_length=200, blank=True)
+    body = models.BinaryField(help_text="The request body as decoded (no Content-Encoding).")
+    received_at = models.DateTimeField()
+    leased_until = models.DateTimeField(
+        null=True, blank=True, help_text="A landing holds this row until then."
+    )
+
+    def __str__(self) -> str:
+        return f"{self.signal} request of {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
 class IngestRejection(models.Model):
     """A record (or body) ingest refused, kept with its reason so it can be fixed and replayed."""
 

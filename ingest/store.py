@@ -59,6 +59,7 @@ from ingest.models import (
     MessageEvent,
     MetricSample,
     ModelPrice,
+    PendingRequest,
     Project,
     ReceivedRecord,
     Score,
@@ -75,6 +76,7 @@ from ingest.models import (
 from ingest.pricing import Price, default_prices, estimated_costs
 from ingest.redaction import CustomPattern, Redactor, redact_records, redactor_for
 from ingest.session_merge import SessionChange, merge_change, session_changes
+from ingest.workflow_merge import WorkflowChange, merge_workflow_change, workflow_change
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=Model)
@@ -150,6 +152,7 @@ def save_records(
     *,
     source: str = "native",
     request_key: str = "",
+    landed: Sequence[int] = (),
 ) -> SaveResult:
     """Store a parsed batch and its rejections in one transaction.
 
@@ -165,6 +168,9 @@ def save_records(
     each other at most for that UPDATE's commit. A concurrent writer racing on the same span
     still makes the transaction fail on a unique constraint; it is then retried once it can see
     that row.
+
+    `landed` are the pending requests (ingest/landing.py) whose records these are: they are
+    deleted in the same transaction, so a pending request is stored exactly once or stays.
     """
     errors = list(errors)
     redactor = project_redactor(project)
@@ -176,7 +182,10 @@ def save_records(
     for attempt in range(3):
         try:
             with transaction.atomic():
-                return _save_batch(project, records, errors, source, request_key, claimed)
+                result = _save_batch(project, records, errors, source, request_key, claimed)
+                if landed:
+                    PendingRequest.objects.filter(pk__in=landed).delete()
+                return result
         except IntegrityError:
             claimed = Claimed()  # what this call created may have rows under it by now
             if attempt == 2:
@@ -211,18 +220,20 @@ def save_records_or_reject(
     *,
     source: str = "native",
     request_key: str = "",
+    landed: Sequence[int] = (),
 ) -> tuple[SaveResult, list[RecordError]]:
     """save_records(), but a batch the database refuses for what it holds (a DatabaseError that
     is not an outage: a value too long for its column, an escape jsonb cannot hold, a number out
     of range) does not fail whole: halves are stored apart until the records it refuses are
     found, and those become rejections kept with the record. Returns the result and every
-    rejection (the parser's and these). Outages still raise, for a 503."""
+    rejection (the parser's and these). Outages still raise, for a 503. `landed` as for
+    save_records(): deleted with the last transaction."""
     errors = list(errors)
     try:
-        return (
-            save_records(project, records, errors, source=source, request_key=request_key),
-            errors,
+        saved = save_records(
+            project, records, errors, source=source, request_key=request_key, landed=landed
         )
+        return saved, errors
     except OUTAGE_ERRORS:
         raise
     except DatabaseError as exc:
@@ -234,7 +245,7 @@ def save_records_or_reject(
     errors += refused
     # One more transaction claims the request (a byte-identical retry is then a duplicate) and
     # keeps every rejection.
-    final = save_records(project, [], errors, source=source, request_key=request_key)
+    final = save_records(project, [], errors, source=source, request_key=request_key, landed=landed)
     result.rejection_count = final.rejection_count
     return result, errors
 
@@ -568,6 +579,11 @@ def _claim_record_ids(
         result.statuses[index] = "accepted"
         fresh.append(record)
     return fresh
+
+
+def enter_request_key(project: Project, request_key: str) -> bool:
+    """Enter a request's key in the ledger; False when it was there (the request is a retry)."""
+    return bool(_insert_ledger_ids(project, [request_key]))
 
 
 def _insert_ledger_ids(project: Project, ids: list[str]) -> set[str]:
@@ -2062,20 +2078,19 @@ def _upsert_workflows(
         )
         workflows[key] = workflow
         created.append(workflow)
+    by_key: dict[tuple[int, str], list[FlowRecord]] = {}
     for record in records:
-        workflow = workflows[(sessions[record.session_id].pk, record.workflow_id)]
-        if isinstance(record, WorkflowRecord):
-            _merge_workflow(workflow, record)
-        elif record.at is not None and (
-            workflow.started_at is None
-            or (workflow.is_inferred and record.at < workflow.started_at)
-        ):
-            workflow.started_at = record.at
+        by_key.setdefault((sessions[record.session_id].pk, record.workflow_id), []).append(record)
+    changes = {key: workflow_change(group) for key, group in by_key.items()}
+    for key, change in changes.items():
+        merge_workflow_change(workflows[key], change)
     _create(created)
     # Only changed rows: an UPDATE locks the row until commit.
-    _update_rows(
-        [w for w in existing if _workflow_snapshot(w) != before[w.pk]], WORKFLOW_MERGE_FIELDS
-    )
+    changed = [w for w in existing if _workflow_snapshot(w) != before[w.pk]]
+    if changed and connection.vendor == "postgresql":
+        _update_stored_workflows({w.pk: changes[(w.session_id, w.workflow_id)] for w in changed})
+    elif changed:
+        _update_rows(changed, WORKFLOW_MERGE_FIELDS)  # SQLite: one writer, the rows are current
     if created and created[0].pk is None:
         pks = Workflow.objects.filter(
             session_id__in={k[0] for k in keys}, workflow_id__in={k[1] for k in keys}
@@ -2173,6 +2188,66 @@ def _nearest_run(
     return None
 
 
+# workflow_merge.merge_workflow_change() in one statement, as UPDATE_STORED_SESSIONS does for
+# sessions: `w` is the row as it is when the UPDATE runs (after a concurrent writer's commit),
+# `v` the batch's change; rows locked in id order first. SET sees the old row, so the duration
+# repeats the start and end expressions.
+WORKFLOW_START = (
+    "CASE WHEN v.is_started THEN v.started_at WHEN v.earliest IS NOT NULL AND "
+    "(w.started_at IS NULL OR (w.is_inferred AND v.earliest < w.started_at)) THEN v.earliest "
+    "ELSE w.started_at END"
+)
+TAKE_WORKFLOW_END = "v.has_end AND (w.ended_at IS NULL OR v.ended_at >= w.ended_at)"
+WORKFLOW_END = f"CASE WHEN {TAKE_WORKFLOW_END} THEN v.ended_at ELSE w.ended_at END"
+UPDATE_STORED_WORKFLOWS = f"""
+WITH v AS (
+    SELECT * FROM unnest(
+        %s::bigint[], %s::boolean[], %s::timestamptz[], %s::timestamptz[], %s::boolean[],
+        %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::jsonb[]
+    ) AS v(id, is_started, started_at, earliest, has_end, ended_at, status, name,
+           result_summary, metadata)
+), locked AS (
+    SELECT id FROM ingest_workflow WHERE id IN (SELECT id FROM v) ORDER BY id FOR NO KEY UPDATE
+)
+UPDATE ingest_workflow w SET
+    started_at = {WORKFLOW_START},
+    is_inferred = w.is_inferred AND NOT v.is_started,
+    ended_at = {WORKFLOW_END},
+    status = CASE WHEN {TAKE_WORKFLOW_END} THEN v.status ELSE w.status END,
+    name = CASE WHEN v.name <> '' THEN v.name ELSE w.name END,
+    result_summary = COALESCE(v.result_summary, w.result_summary),
+    metadata = CASE WHEN v.metadata IS NULL THEN w.metadata
+        ELSE COALESCE(w.metadata, '{{}}'::jsonb) || v.metadata END,
+    duration_ms = EXTRACT(EPOCH FROM ({WORKFLOW_END}) - ({WORKFLOW_START})) * 1000
+FROM v JOIN locked USING (id)
+WHERE w.id = v.id
+"""
+WORKFLOW_CHANGE_COLUMNS = (
+    "is_started",
+    "started_at",
+    "earliest",
+    "has_end",
+    "ended_at",
+    "status",
+    "name",
+    "result_summary",
+)
+
+
+def _update_stored_workflows(changes: dict[int, WorkflowChange]) -> None:
+    """PostgreSQL: merge each change into its stored workflow (by pk) in one statement, so a
+    concurrent batch's change to the same run is kept (the rows this batch read may be old)."""
+    ids = sorted(changes)
+    ordered = [changes[pk] for pk in ids]
+    params = [
+        ids,
+        *([getattr(c, name) for c in ordered] for name in WORKFLOW_CHANGE_COLUMNS),
+        [None if c.metadata is None else _json_bytes(c.metadata).decode() for c in ordered],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(UPDATE_STORED_WORKFLOWS, params)
+
+
 def _workflow_snapshot(workflow: Workflow) -> tuple[Any, ...]:
     return tuple(getattr(workflow, name) for name in WORKFLOW_MERGE_FIELDS)
 
@@ -2181,22 +2256,6 @@ def _duration_ms(started_at: datetime | None, ended_at: datetime | None) -> floa
     if started_at is None or ended_at is None:
         return None
     return (ended_at - started_at).total_seconds() * 1000
-
-
-def _merge_workflow(workflow: Workflow, record: WorkflowRecord) -> None:
-    if record.action == "start":
-        workflow.is_inferred = False
-        workflow.started_at = record.at
-    elif workflow.ended_at is None or (record.at and record.at >= workflow.ended_at):
-        workflow.ended_at = record.at
-        workflow.status = record.status or Workflow.Status.SUCCESS
-    if record.name:
-        workflow.name = record.name
-    if record.result_summary is not None:
-        workflow.result_summary = record.result_summary
-    if record.metadata is not None:
-        workflow.metadata = {**(workflow.metadata or {}), **record.metadata}
-    workflow.duration_ms = _duration_ms(workflow.started_at, workflow.ended_at)
 
 
 @dataclass(slots=True)

@@ -1,4 +1,4 @@
-"""Celery tasks of ingest: telling an agent system that dead letters were requeued (webhook)."""
+"""Celery tasks of ingest: the requeue webhook, retention and erasure, landing pending requests."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from django.utils import timezone
 from analytics import webhooks
 from analytics.queries import requeue_webhook_rows
 from config.celery import broker
+from ingest.landing import land_stale_pending
 
 logger = logging.getLogger(__name__)
 
@@ -130,3 +131,10 @@ def run_erasure_task(request_pk: int) -> int:
 
     erasure = run_erasure(request_pk)
     return 0 if erasure is None else erasure.session_count
+
+
+@shared_task
+def land_pending_requests_task() -> int:
+    """Beat: land pending requests older than one sweep period that no landing took (a
+    process lost between its answer and its landing, or no request after them)."""
+    return land_stale_pending(older_than_seconds=settings.OBSERVATORY_LANDING_SWEEP_SECONDS)

@@ -44,9 +44,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from ingest.models import IngestRejection, MetricSample, Session, TranscriptLine
+from ingest.models import IngestRejection, MetricSample, PendingRequest, Session, TranscriptLine
 from ingest.models import Span as SpanRow
-from tests.waiting import DEADLINE
+from tests.waiting import DEADLINE, wait_until
 
 PROTOBUF = "application/x-protobuf"
 # ingest/data/model_prices.json, USD per million tokens for gpt-4o-mini-*.
@@ -91,12 +91,14 @@ class Server:
         return list(self.get(f"{path}{separator}page_size=1000")["results"])
 
     def post(self, path: str, body: bytes, **headers: str) -> requests.Response:
-        return requests.post(
+        response = requests.post(
             f"{self.url}{path}",
             data=body,
             headers={"x-api-key": self.key, "Content-Type": PROTOBUF, **headers},
             timeout=DEADLINE,
         )
+        landed()
+        return response
 
 
 @pytest.fixture
@@ -115,6 +117,13 @@ def providers() -> Iterator[list[Any]]:
 
 def flush(provider: Any) -> None:
     assert provider.force_flush(10_000), f"{type(provider).__name__} did not flush in 10 s"
+    landed()
+
+
+def landed() -> None:
+    """Small requests are answered before they are stored (deferred landing): the live server
+    lands them just after the answer, so wait for that before reading what was stored."""
+    wait_until(lambda: not PendingRequest.objects.exists(), what="pending requests to land")
 
 
 def llm_attributes(question: str, answer: str) -> dict[str, Any]:

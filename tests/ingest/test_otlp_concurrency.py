@@ -6,16 +6,30 @@ that its retry fills."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.db import connection, transaction
 from django.test import Client
+from django.utils import timezone
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from ingest.models import Project, ReceivedRecord, Session, TraceLink
+from ingest.models import (
+    PendingRequest,
+    Project,
+    ReceivedRecord,
+    Session,
+    Step,
+    TraceLink,
+    Workflow,
+)
 from ingest.models import Span as SpanRow
+from ingest.tasks import land_pending_requests_task
 
 START = 1_795_286_852_000_000_000
 SECOND = 1_000_000_000
@@ -113,16 +127,62 @@ def test_a_request_changing_a_session_keeps_a_concurrent_change_to_it(
     assert SpanRow.objects.filter(session=session).count() == 6
 
 
+def task(number: int, start_second: int) -> Span:
+    """A task span of trace 9 (no workflow span: its trace's implicit run holds the step)."""
+    return Span(
+        trace_id=(9).to_bytes(16, "big"),
+        span_id=(900 + number).to_bytes(8, "big"),
+        parent_span_id=(900).to_bytes(8, "big"),
+        name=f"task{number}",
+        start_time_unix_nano=START + start_second * SECOND,
+        end_time_unix_nano=START + (start_second + 1) * SECOND,
+        attributes=[KeyValue(key="agentops.span.kind", value=value("task"))],
+    )
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_failed_request_leaves_an_empty_inferred_session_that_its_retry_fills(
+def test_a_request_extending_a_run_keeps_a_concurrent_change_to_it(
     postgres: None, project_with_key: tuple[Project, str]
 ) -> None:
-    """The span table is locked by another transaction, so the request cannot store its spans
-    in time: it answers 503 and keeps no spans and no ledger row (its retry is not a
-    duplicate); only its session, created before the transaction, is left, inferred and
-    empty. The retry stores everything into that same session."""
+    """Request 2 brings an earlier step of the trace's (inferred) run while another transaction
+    holds the run's row with its own change: request 2 waits for that commit, then merges its
+    earlier start into the row as it is now instead of writing back the row it read before."""
     _, key = project_with_key
-    request = body(trace(1, ["round-1"]))
+    assert post(key, body([task(1, 5)])) == 200
+    locked, release, statuses = threading.Event(), threading.Event(), []
+
+    def other_writer() -> None:
+        with transaction.atomic():
+            row = Workflow.objects.select_for_update().get()
+            Workflow.objects.filter(pk=row.pk).update(result_summary="set by another writer")
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    def request_two() -> None:
+        statuses.append(post(key, body([task(2, 1)])))
+        connection.close()
+
+    holder = threading.Thread(target=other_writer)
+    holder.start()
+    assert locked.wait(10)
+    sender = threading.Thread(target=request_two)
+    sender.start()
+    sender.join(1.0)  # it has read the run by now and waits on the row
+    release.set()
+    holder.join()
+    sender.join(20)
+    assert statuses == [200]
+    run = Workflow.objects.get()
+    assert run.result_summary == "set by another writer"
+    assert run.is_inferred
+    assert run.started_at == datetime.fromtimestamp((START + SECOND) / SECOND, UTC)
+    assert Step.objects.filter(workflow=run).count() == 2
+
+
+@contextmanager
+def span_table_locked() -> Iterator[None]:
+    """Another transaction holds ingest_span exclusively; this connection waits 500 ms for it."""
     locked, release = threading.Event(), threading.Event()
 
     def table_locker() -> None:
@@ -138,12 +198,28 @@ def test_a_failed_request_leaves_an_empty_inferred_session_that_its_retry_fills(
     try:
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = '500ms'")
-        assert post(key, request) == 503
+        yield
     finally:
         release.set()
         locker.join()
         with connection.cursor() as cursor:
             cursor.execute("RESET lock_timeout")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_request_leaves_an_empty_inferred_session_that_its_retry_fills(
+    postgres: None, project_with_key: tuple[Project, str], settings: Any
+) -> None:
+    """The span table is locked by another transaction, so the request cannot store its spans
+    in time: it answers 503 and keeps no spans and no ledger row (its retry is not a
+    duplicate); only its session, created before the transaction, is left, inferred and
+    empty. The retry stores everything into that same session. (A request stored before its
+    answer: a small one is deferred, the next test.)"""
+    settings.OBSERVATORY_DEFER_BELOW_RECORDS = 0
+    _, key = project_with_key
+    request = body(trace(1, ["round-1"]))
+    with span_table_locked():
+        assert post(key, request) == 503
     assert not ReceivedRecord.objects.exists()
     assert not SpanRow.objects.exists()
     session = Session.objects.get()
@@ -155,6 +231,31 @@ def test_a_failed_request_leaves_an_empty_inferred_session_that_its_retry_fills(
     assert session.tags == ["round-1"]
     assert SpanRow.objects.filter(session=session).count() == 3
     assert TraceLink.objects.get().session == session
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deferred_request_whose_landing_fails_is_kept_pending_and_landed_by_the_sweep(
+    postgres: None, project_with_key: tuple[Project, str]
+) -> None:
+    """A small request is answered once it is pending; its landing after the answer cannot
+    store the spans in time, so it keeps the pending row (its lease runs out), and the sweep
+    lands it once the table is free."""
+    _, key = project_with_key
+    with span_table_locked():
+        assert post(key, body(trace(1, ["round-1"]))) == 200
+    pending = PendingRequest.objects.get()
+    assert not SpanRow.objects.exists()
+    PendingRequest.objects.update(
+        received_at=pending.received_at - timedelta(seconds=30),
+        leased_until=timezone.now() - timedelta(seconds=1),
+    )
+
+    assert land_pending_requests_task() == 1
+
+    assert not PendingRequest.objects.exists()
+    session = Session.objects.get()
+    assert session.tags == ["round-1"]
+    assert SpanRow.objects.filter(session=session).count() == 3
 
 
 @pytest.mark.django_db(transaction=True)
