@@ -255,6 +255,33 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Queues by kind (docs/deployment.md), so a slow analytics refresh never delays an alert: give
+# each queue its own workers with `celery worker -Q <queue>`. A worker started without -Q
+# consumes all four (the demo and the tests run one such worker).
+CELERY_TASK_QUEUES = {name: {} for name in ("ingest", "analytics", "alerts", "reports")}
+CELERY_TASK_DEFAULT_QUEUE = "ingest"
+CELERY_TASK_DEFAULT_EXCHANGE = "observatory"
+CELERY_TASK_ROUTES = {
+    # Ingest follow-ups: what makes a new batch visible (summaries, search index, detectors,
+    # test analysis).
+    "analytics.tasks.summarize_sessions_task": {"queue": "ingest"},
+    "analytics.tasks.summarize_and_analyze_sessions_task": {"queue": "ingest"},
+    "analytics.tasks.sweep_stale_summaries_task": {"queue": "ingest"},
+    "analytics.tasks.analyze_sessions_task": {"queue": "ingest"},
+    "analytics.tasks.refresh_test_analysis_task": {"queue": "ingest"},
+    "analytics.tasks.sweep_test_analysis_task": {"queue": "ingest"},
+    "analytics.tasks.ping": {"queue": "ingest"},
+    # Analytics refresh (rollups, clusters, anomalies, incidents, forecasts) and the bulk
+    # deletes of retention and erasure: long, and nothing waits on them minute by minute.
+    "analytics.tasks.refresh_project_analytics_task": {"queue": "analytics"},
+    "analytics.tasks.sweep_pending_refreshes_task": {"queue": "analytics"},
+    "ingest.tasks.enforce_retention_task": {"queue": "analytics"},
+    "ingest.tasks.run_erasure_task": {"queue": "analytics"},
+    # Alerts and webhooks: short, and late is wrong.
+    "analytics.tasks.evaluate_alerts_task": {"queue": "alerts"},
+    "ingest.tasks.send_requeue_webhook_task": {"queue": "alerts"},
+    "analytics.tasks.make_reports_task": {"queue": "reports"},
+}
 # How often beat sweeps sessions whose summaries are stale (covers a broker that was down).
 OBSERVATORY_SUMMARY_SWEEP_SECONDS = env_int("OBSERVATORY_SUMMARY_SWEEP_SECONDS", 30)
 # Analytics (analytics/tasks.py): a project's rollups, clusters and anomalies are refreshed this

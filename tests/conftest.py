@@ -133,9 +133,9 @@ def database_url(settings_dict: dict[str, Any]) -> str:
     return f"postgres://{credentials}{host}{port}/{quote(settings_dict['NAME'], safe='')}"
 
 
-@pytest.fixture(scope="module")
-def _celery_worker_process(django_db_setup: None) -> Iterator[CeleryWorker]:
-    """One worker per test module: starting one costs a few seconds."""
+def celery_worker_env() -> dict[str, str]:
+    """The environment of a worker process on the suite's Redis and test database; skips the
+    test when the suite runs without them."""
     from django.conf import settings
     from django.db import connection
 
@@ -150,7 +150,7 @@ def _celery_worker_process(django_db_setup: None) -> Iterator[CeleryWorker]:
             "the celery_worker fixture needs PostgreSQL: a worker process cannot see the "
             f"{connection.vendor} test database; run the suite with `bash scripts/test.sh`"
         )
-    env = {
+    return {
         **os.environ,
         "CELERY_BROKER_URL": broker_url,
         # pytest-django has created test_<name> by now: the worker must use it, not the real one.
@@ -158,6 +158,12 @@ def _celery_worker_process(django_db_setup: None) -> Iterator[CeleryWorker]:
         # The webhook receivers of the worker tests listen on loopback.
         "OBSERVATORY_WEBHOOK_ALLOW_PRIVATE": "true",
     }
+
+
+@pytest.fixture(scope="module")
+def _celery_worker_process(django_db_setup: None) -> Iterator[CeleryWorker]:
+    """One worker per test module, on every queue: starting one costs a few seconds."""
+    env = celery_worker_env()
     with tempfile.TemporaryDirectory(prefix="celery-worker-") as tmp:
         # --purge: tasks left in the queue by earlier tests refer to rows that are gone.
         worker = start_celery_worker(env, Path(tmp) / "worker.log", "--purge")
