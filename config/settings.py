@@ -151,6 +151,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
+# Optional read replica of the primary (a PostgreSQL streaming replica): dashboard pages and the
+# read API read telemetry from it (config/replica.py says which reads stay on the primary). In
+# tests it is a TEST MIRROR of the primary, so the suite runs every page through the router.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
+# After a write through a page or the API, that client reads the primary for this long, so it
+# sees its own change although the replica is a moment behind.
+OBSERVATORY_REPLICA_PIN_SECONDS = env_int("OBSERVATORY_REPLICA_PIN_SECONDS", 10)
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=60)
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["config.replica.ReplicaRouter"]
+    MIDDLEWARE.append("config.replica.ReplicaMiddleware")
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

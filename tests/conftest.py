@@ -19,6 +19,14 @@ import pytest
 
 from tests.waiting import DEADLINE, DEADLINE_MS
 
+# With a read replica configured (scripts/test.sh sets one, a TEST MIRROR of the primary),
+# every test may use it: pages read from it through config.replica's router. Inside a test's
+# transaction the router reads the primary, which is where that test's rows are.
+if os.environ.get("DATABASE_REPLICA_URL"):
+    from django.test import TransactionTestCase
+
+    TransactionTestCase.databases = {"default", "replica"}
+
 # Playwright's sync API runs an event loop in the test thread, so Django's ORM would refuse
 # every query made while the `page` fixture is active (SynchronousOnlyOperation).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -155,6 +163,11 @@ def celery_worker_env() -> dict[str, str]:
         "CELERY_BROKER_URL": broker_url,
         # pytest-django has created test_<name> by now: the worker must use it, not the real one.
         "DATABASE_URL": database_url(connection.settings_dict),
+        **(
+            {"DATABASE_REPLICA_URL": database_url(connection.settings_dict)}
+            if os.environ.get("DATABASE_REPLICA_URL")
+            else {}
+        ),
         # The webhook receivers of the worker tests listen on loopback.
         "OBSERVATORY_WEBHOOK_ALLOW_PRIVATE": "true",
     }
