@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -81,19 +82,26 @@ def receiver_url() -> Iterator[str]:
 
 @pytest.fixture
 def queue_workers(transactional_db: None, tmp_path: Path) -> Iterator[dict[str, CeleryWorker]]:
-    """One real worker on the analytics queue and one on the alerts queue, as in production."""
+    """One real worker on the analytics queue and one on the alerts queue, as in production,
+    started side by side (each takes seconds to be ready)."""
     env = celery_worker_env()
-    workers: dict[str, CeleryWorker] = {}
-    try:
-        for queue in ("analytics", "alerts"):
-            # --purge: tasks left by earlier tests (debounced refreshes) name rows that are gone.
-            workers[queue] = start_celery_worker(
-                env, tmp_path / f"{queue}.log", "-Q", queue, "--purge"
+    queues = ("analytics", "alerts")
+    with ThreadPoolExecutor(len(queues)) as pool:
+        # --purge: tasks left by earlier tests (debounced refreshes) name rows that are gone.
+        starting = {
+            queue: pool.submit(
+                start_celery_worker, env, tmp_path / f"{queue}.log", "-Q", queue, "--purge"
             )
+            for queue in queues
+        }
+    workers = {queue: f.result() for queue, f in starting.items() if f.exception() is None}
+    try:
+        for future in starting.values():
+            future.result()  # a worker that did not start fails the test, after the cleanup
         yield workers
     finally:
-        for worker in workers.values():
-            worker.stop()
+        with ThreadPoolExecutor(len(queues)) as pool:
+            list(pool.map(CeleryWorker.stop, workers.values()))
 
 
 @pytest.mark.worker
