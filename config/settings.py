@@ -377,3 +377,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(OBSERVATORY_RETENTION_SECONDS),
     },
 }
+# A periodic task still queued when the next one is due is dropped by the worker: the next one
+# does the same work. Without this, a worker that fell behind found a sweep queued every 30 s
+# (22 of the 152 tasks waiting in the soak, bench/README.md), each redoing the summaries that
+# the queued ingest tasks were about to rebuild.
+for _entry in CELERY_BEAT_SCHEDULE.values():
+    _entry["options"] = {"expires": _entry["schedule"]}

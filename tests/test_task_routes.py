@@ -56,6 +56,13 @@ def test_every_beat_entry_names_a_routed_task() -> None:
     assert beat_tasks <= set(settings.CELERY_TASK_ROUTES)
 
 
+def test_a_periodic_task_expires_when_the_next_one_is_due() -> None:
+    """A worker that fell behind drops a sweep still queued when the next is sent, instead of
+    running a pile of sweeps that each redo the same work."""
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        assert entry["options"]["expires"] == entry["schedule"], name
+
+
 alert_arrived = threading.Event()
 
 
