@@ -35,7 +35,7 @@ _reads_from_replica: ContextVar[bool] = ContextVar("reads_from_replica", default
 class ReplicaRouter:
     """Django database router: replica reads only while a read request has switched them on."""
 
-    def db_for_read(self, model: type[Any], **hints: Any) -> str | None:
+    def db_for_read(self, model: type[Any], **hints: Any) -> str:
         if not _reads_from_replica.get() or model._meta.app_label not in REPLICATED_APPS:
             return DEFAULT_DB_ALIAS
         if connections[DEFAULT_DB_ALIAS].in_atomic_block:
