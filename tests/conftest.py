@@ -22,10 +22,23 @@ from tests.waiting import DEADLINE, DEADLINE_MS
 # With a read replica configured (scripts/test.sh sets one, a TEST MIRROR of the primary),
 # every test may use it: pages read from it through config.replica's router. Inside a test's
 # transaction the router reads the primary, which is where that test's rows are.
-if os.environ.get("DATABASE_REPLICA_URL"):
+HAS_REPLICA = bool(os.environ.get("DATABASE_REPLICA_URL"))
+if HAS_REPLICA:
     from django.test import TransactionTestCase
 
     TransactionTestCase.databases = {"default", "replica"}
+
+
+@pytest.fixture(autouse=True)
+def _close_replica_connection() -> Iterator[None]:
+    """Close the replica connection a test's requests opened (it persists like any connection
+    with CONN_MAX_AGE): left open, it keeps the test database from being dropped at the end."""
+    yield
+    if HAS_REPLICA:
+        from django.db import connections
+
+        connections["replica"].close()
+
 
 # Playwright's sync API runs an event loop in the test thread, so Django's ORM would refuse
 # every query made while the `page` fixture is active (SynchronousOnlyOperation).
