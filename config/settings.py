@@ -119,6 +119,10 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False
+# Stateless web (docs/deployment.md): logins and lockouts live in the database, so every web
+# process behind a load balancer sees the same ones (the defaults, stated so they stay).
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -152,6 +156,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+# Optional read replica of the primary (a PostgreSQL streaming replica): dashboard pages and the
+# read API read telemetry from it (config/replica.py says which reads stay on the primary). In
+# tests it is a TEST MIRROR of the primary, so the suite runs every page through the router.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
+# After a write through a page or the API, that client reads the primary for this long, so it
+# sees its own change although the replica is a moment behind.
+OBSERVATORY_REPLICA_PIN_SECONDS = env_int("OBSERVATORY_REPLICA_PIN_SECONDS", 10)
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=60)
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["config.replica.ReplicaRouter"]
+    MIDDLEWARE.append("config.replica.ReplicaMiddleware")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -265,6 +282,33 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Queues by kind (docs/deployment.md), so a slow analytics refresh never delays an alert: give
+# each queue its own workers with `celery worker -Q <queue>`. A worker started without -Q
+# consumes all four (the demo and the tests run one such worker).
+CELERY_TASK_QUEUES = {name: {} for name in ("ingest", "analytics", "alerts", "reports")}
+CELERY_TASK_DEFAULT_QUEUE = "ingest"
+CELERY_TASK_DEFAULT_EXCHANGE = "observatory"
+CELERY_TASK_ROUTES = {
+    # Ingest follow-ups: what makes a new batch visible (summaries, search index, detectors,
+    # test analysis).
+    "analytics.tasks.summarize_sessions_task": {"queue": "ingest"},
+    "analytics.tasks.summarize_and_analyze_sessions_task": {"queue": "ingest"},
+    "analytics.tasks.sweep_stale_summaries_task": {"queue": "ingest"},
+    "analytics.tasks.analyze_sessions_task": {"queue": "ingest"},
+    "analytics.tasks.refresh_test_analysis_task": {"queue": "ingest"},
+    "analytics.tasks.sweep_test_analysis_task": {"queue": "ingest"},
+    "analytics.tasks.ping": {"queue": "ingest"},
+    # Analytics refresh (rollups, clusters, anomalies, incidents, forecasts) and the bulk
+    # deletes of retention and erasure: long, and nothing waits on them minute by minute.
+    "analytics.tasks.refresh_project_analytics_task": {"queue": "analytics"},
+    "analytics.tasks.sweep_pending_refreshes_task": {"queue": "analytics"},
+    "ingest.tasks.enforce_retention_task": {"queue": "analytics"},
+    "ingest.tasks.run_erasure_task": {"queue": "analytics"},
+    # Alerts and webhooks: short, and late is wrong.
+    "analytics.tasks.evaluate_alerts_task": {"queue": "alerts"},
+    "ingest.tasks.send_requeue_webhook_task": {"queue": "alerts"},
+    "analytics.tasks.make_reports_task": {"queue": "reports"},
+}
 # How often beat sweeps sessions whose summaries are stale (covers a broker that was down).
 OBSERVATORY_SUMMARY_SWEEP_SECONDS = env_int("OBSERVATORY_SUMMARY_SWEEP_SECONDS", 30)
 # Analytics (analytics/tasks.py): a project's rollups, clusters and anomalies are refreshed this
@@ -347,3 +391,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(OBSERVATORY_RETENTION_SECONDS),
     },
 }
+# A periodic task still queued when the next one is due is dropped by the worker: the next one
+# does the same work. Without this, a worker that fell behind found a sweep queued every 30 s
+# (22 of the 152 tasks waiting in the soak, bench/README.md), each redoing the summaries that
+# the queued ingest tasks were about to rebuild.
+for _entry in CELERY_BEAT_SCHEDULE.values():
+    _entry["options"] = {"expires": _entry["schedule"]}

@@ -53,6 +53,8 @@ start_postgres "$pg_port" fast  # no durability: the server is deleted after the
 start_redis "$redis_port"
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/observatory"
+# The read replica is the primary itself (a TEST MIRROR): every page runs through the router.
+export DATABASE_REPLICA_URL="$DATABASE_URL"
 export CELERY_BROKER_URL="redis://127.0.0.1:$redis_port/0"
 export DJANGO_ALLOW_ASYNC_UNSAFE=true
 export SECRET_KEY="test-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"

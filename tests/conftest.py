@@ -19,6 +19,27 @@ import pytest
 
 from tests.waiting import DEADLINE, DEADLINE_MS
 
+# With a read replica configured (scripts/test.sh sets one, a TEST MIRROR of the primary),
+# every test may use it: pages read from it through config.replica's router. Inside a test's
+# transaction the router reads the primary, which is where that test's rows are.
+HAS_REPLICA = bool(os.environ.get("DATABASE_REPLICA_URL"))
+if HAS_REPLICA:
+    from django.test import TransactionTestCase
+
+    TransactionTestCase.databases = {"default", "replica"}
+
+
+@pytest.fixture(autouse=True)
+def _close_replica_connection() -> Iterator[None]:
+    """Close the replica connection a test's requests opened (it persists like any connection
+    with CONN_MAX_AGE): left open, it keeps the test database from being dropped at the end."""
+    yield
+    if HAS_REPLICA:
+        from django.db import connections
+
+        connections["replica"].close()
+
+
 # Playwright's sync API runs an event loop in the test thread, so Django's ORM would refuse
 # every query made while the `page` fixture is active (SynchronousOnlyOperation).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -133,9 +154,9 @@ def database_url(settings_dict: dict[str, Any]) -> str:
     return f"postgres://{credentials}{host}{port}/{quote(settings_dict['NAME'], safe='')}"
 
 
-@pytest.fixture(scope="module")
-def _celery_worker_process(django_db_setup: None) -> Iterator[CeleryWorker]:
-    """One worker per test module: starting one costs a few seconds."""
+def celery_worker_env() -> dict[str, str]:
+    """The environment of a worker process on the suite's Redis and test database; skips the
+    test when the suite runs without them."""
     from django.conf import settings
     from django.db import connection
 
@@ -150,14 +171,25 @@ def _celery_worker_process(django_db_setup: None) -> Iterator[CeleryWorker]:
             "the celery_worker fixture needs PostgreSQL: a worker process cannot see the "
             f"{connection.vendor} test database; run the suite with `bash scripts/test.sh`"
         )
-    env = {
+    return {
         **os.environ,
         "CELERY_BROKER_URL": broker_url,
         # pytest-django has created test_<name> by now: the worker must use it, not the real one.
         "DATABASE_URL": database_url(connection.settings_dict),
+        **(
+            {"DATABASE_REPLICA_URL": database_url(connection.settings_dict)}
+            if os.environ.get("DATABASE_REPLICA_URL")
+            else {}
+        ),
         # The webhook receivers of the worker tests listen on loopback.
         "OBSERVATORY_WEBHOOK_ALLOW_PRIVATE": "true",
     }
+
+
+@pytest.fixture(scope="module")
+def _celery_worker_process(django_db_setup: None) -> Iterator[CeleryWorker]:
+    """One worker per test module, on every queue: starting one costs a few seconds."""
+    env = celery_worker_env()
     with tempfile.TemporaryDirectory(prefix="celery-worker-") as tmp:
         # --purge: tasks left in the queue by earlier tests refer to rows that are gone.
         worker = start_celery_worker(env, Path(tmp) / "worker.log", "--purge")
