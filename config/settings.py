@@ -298,6 +298,8 @@ CELERY_TASK_ROUTES = {
     "analytics.tasks.refresh_test_analysis_task": {"queue": "ingest"},
     "analytics.tasks.sweep_test_analysis_task": {"queue": "ingest"},
     "analytics.tasks.ping": {"queue": "ingest"},
+    # Stores the pending (deferred) small requests that a lost landing left behind.
+    "ingest.tasks.land_pending_requests_task": {"queue": "ingest"},
     # Analytics refresh (rollups, clusters, anomalies, incidents, forecasts) and the bulk
     # deletes of retention and erasure: long, and nothing waits on them minute by minute.
     "analytics.tasks.refresh_project_analytics_task": {"queue": "analytics"},

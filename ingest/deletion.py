@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,6 +43,7 @@ from ingest.models import (
     IngestRejection,
     Message,
     MetricSample,
+    PendingRequest,
     Project,
     ReceivedRecord,
     Score,
@@ -54,6 +56,8 @@ from ingest.redaction import USER_ID_KEYS
 logger = logging.getLogger(__name__)
 A = AuditEntry.Action
 MAX_RETENTION_DAYS = 36_500
+# How long an erasure waits for a landing in flight (normally well under a second).
+PENDING_WAIT_SECONDS = 30
 
 
 def delete_in_batches(queryset: QuerySet[Model], *, batch_rows: int | None = None) -> int:
@@ -169,6 +173,7 @@ def run_erasure(request_pk: int, *, is_audited: bool = True) -> ErasureRequest |
     erasure = ErasureRequest.objects.filter(pk=request_pk).first()
     if erasure is None or erasure.status == ErasureRequest.Status.DONE:
         return erasure
+    _land_requests_accepted_before(erasure.project, erasure.requested_at)
     pks = sessions_to_erase(erasure.project_id, erasure.kind, erasure.value)
     deleted = delete_sessions(erasure.project_id, pks)
     with transaction.atomic():
@@ -191,6 +196,25 @@ def run_erasure(request_pk: int, *, is_audited: bool = True) -> ErasureRequest |
             )
     erasure.refresh_from_db()
     return erasure
+
+
+def _land_requests_accepted_before(project: Project, requested_at: datetime) -> None:
+    """An erasure covers everything accepted before it was asked for, including small requests
+    answered but not stored yet (pending, ingest/landing.py): land those first, or they would
+    bring the erased sessions back after it. A request another process is landing right now is
+    waited for (its commit takes the row away), up to PENDING_WAIT_SECONDS."""
+    from ingest.landing import land_pending
+
+    earlier = PendingRequest.objects.filter(project=project, received_at__lt=requested_at)
+    deadline = time.monotonic() + PENDING_WAIT_SECONDS
+    while earlier.exists():
+        if not land_pending(project, received_before=requested_at):
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"erasure in project {project.pk}: pending requests still leased after "
+                    f"{PENDING_WAIT_SECONDS} s; the erasure is retried by the beat"
+                )
+            time.sleep(0.2)
 
 
 def _erasure_entry(erasure: ErasureRequest, sessions: int) -> tuple[str, audit.Changes]:

@@ -326,3 +326,26 @@ def test_concurrent_one_span_requests_of_one_trace_give_one_session_and_run_with
     assert session.external_id == SESSION
     run = Workflow.objects.get(session=session)
     assert Step.objects.filter(workflow=run).count() == 40
+
+
+def test_an_erasure_lands_the_pending_requests_it_covers_so_they_cannot_bring_its_sessions_back(
+    project_with_key: tuple[Project, str], without_landing_after_response: None
+) -> None:
+    from ingest.deletion import request_erasure, run_erasure
+    from ingest.models import ErasureRequest
+
+    project, key = project_with_key
+    # Answered, not stored yet: the session root naming the tag, and one of its spans.
+    post(key, body(span(0, kind="session", **{"agentops.tags": '["erase-me"]'})))
+    post(key, body(span(1, name="personal data")))
+    assert PendingRequest.objects.filter(project=project).count() == 2
+    assert not Session.objects.filter(project=project).exists()
+
+    erasure = request_erasure(project, ErasureRequest.Kind.TAG, "erase-me", actor="test")
+    done = run_erasure(erasure.pk)
+
+    assert done is not None and done.status == ErasureRequest.Status.DONE
+    assert done.session_count == 1
+    assert not PendingRequest.objects.filter(project=project).exists()
+    assert not Session.objects.filter(project=project).exists()
+    assert not SpanRow.objects.filter(project=project).exists()
