@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from functools import partial
+from collections.abc import Callable
+from functools import partial, wraps
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -18,6 +19,7 @@ from ingest.auth import AuthError, project_for_request
 from ingest.formats.junit import JUnitRun, parse_junit
 from ingest.formats.native import decode_body, parse_native
 from ingest.formats.records import BodyError, RecordError
+from ingest.middleware import RETRY_AFTER_SECONDS
 from ingest.models import Project
 from ingest.store import (
     OUTAGE_ERRORS,
@@ -41,14 +43,40 @@ def error(message: str, status: int, *, field: str = "") -> JsonResponse:
     return response
 
 
+def unavailable(what: str, exc: Exception) -> JsonResponse:
+    """503 with Retry-After: the database is down or locked past its timeout, nothing was
+    stored; every client we serve retries it (ingest/middleware.py says why)."""
+    logger.warning("%s: database unavailable, answering 503: %s", what, exc)
+    response = error("The server cannot store data right now; retry later", 503)
+    response["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
+def with_project(
+    authenticate: Callable[[HttpRequest], Project],
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """The view gets the project its credential names after the request, or the client gets the
+    credential's refusal (401 or 403 naming the header)."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def authenticated(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                project = authenticate(request)
+            except AuthError as exc:
+                return error(exc.message, exc.status, field=exc.field)
+            return view(request, project, *args, **kwargs)
+
+        return authenticated
+
+    return decorate
+
+
 @csrf_exempt
 @require_POST
-def native_batch(request: HttpRequest) -> JsonResponse:
+@with_project(project_for_request)
+def native_batch(request: HttpRequest, project: Project) -> JsonResponse:
     """POST /api/v1/ingest: a JSON batch of typed records (docs/ingest-api.md)."""
-    try:
-        project = project_for_request(request)
-    except AuthError as exc:
-        return error(exc.message, exc.status, field=exc.field)
     try:
         body = read_body(request)
         parsed = parse_native(
@@ -62,11 +90,7 @@ def native_batch(request: HttpRequest) -> JsonResponse:
     try:
         saved, errors = save_records_or_reject(project, parsed.records, parsed.errors)
     except OUTAGE_ERRORS as exc:
-        # The database is down or locked past its timeout: ask the client to retry later.
-        logger.warning("ingest: database unavailable, answering 503: %s", exc)
-        response = error("The server cannot store data right now; retry later", 503)
-        response["Retry-After"] = "5"
-        return response
+        return unavailable("ingest", exc)
     transaction.on_commit(partial(enqueue_session_summaries, saved.session_pks))
     if saved.test_run_pks:
         transaction.on_commit(partial(enqueue_test_analysis, [project.pk]))
@@ -86,13 +110,10 @@ JUNIT_PARAMS = {
 
 @csrf_exempt
 @require_POST
-def junit_upload(request: HttpRequest) -> JsonResponse:
+@with_project(project_for_request)
+def junit_upload(request: HttpRequest, project: Project) -> JsonResponse:
     """POST /api/v1/test-runs/junit?tier=&suite=&commit=&branch=: a JUnit XML report as the body
     (or as the `file` field of a form). All or nothing: a bad report is a 400 and stores nothing."""
-    try:
-        project = project_for_request(request)
-    except AuthError as exc:
-        return error(exc.message, exc.status, field=exc.field)
     try:
         parsed = parse_junit(
             _junit_body(request),
@@ -104,10 +125,7 @@ def junit_upload(request: HttpRequest) -> JsonResponse:
     except BodyError as exc:
         return error(exc.message, exc.status, field=exc.field)
     except OUTAGE_ERRORS as exc:
-        logger.warning("junit upload: database unavailable, answering 503: %s", exc)
-        response = error("The server cannot store data right now; retry later", 503)
-        response["Retry-After"] = "5"
-        return response
+        return unavailable("junit upload", exc)
     except DatabaseError as exc:
         # A report is all or nothing: one value the database refuses refuses the report.
         return error(f"The database refused the report: {str(exc).splitlines()[0]}", 400)

@@ -30,7 +30,7 @@ from ingest.formats import agentops
 from ingest.formats.records import BodyError, ParseResult
 from ingest.models import Project, Session, UploadedObject
 from ingest.store import SaveResult, redacted_text, save_records_or_reject
-from ingest.views import error, keep_refused_body, read_body
+from ingest.views import error, keep_refused_body, read_body, with_project
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +82,9 @@ def auth_token(request: HttpRequest) -> JsonResponse:
 
 @csrf_exempt
 @require_POST
-def logs_upload(request: HttpRequest) -> JsonResponse:
+@with_project(project_for_otlp_request)
+def logs_upload(request: HttpRequest, project: Project) -> JsonResponse:
     """POST /v4/logs/upload/ with header Trace-Id (decimal): the agent's captured print() lines."""
-    try:
-        project = project_for_otlp_request(request)
-    except AuthError as exc:
-        return error(exc.message, exc.status, field=exc.field)
     try:
         body = read_body(request)
         parsed = agentops.parse_agentops_log_upload(
@@ -105,13 +102,11 @@ def logs_upload(request: HttpRequest) -> JsonResponse:
 
 @csrf_exempt
 @require_POST
-def objects_upload(request: HttpRequest) -> JsonResponse:
+@with_project(project_for_otlp_request)
+def objects_upload(request: HttpRequest, project: Project) -> JsonResponse:
     """POST /v4/objects/upload/ {"body": str}: kept and readable at the answered URL."""
     try:
-        project = project_for_otlp_request(request)
         text = _json_body(request).get("body")
-    except AuthError as exc:
-        return error(exc.message, exc.status, field=exc.field)
     except BodyError as exc:
         return error(exc.message, exc.status)
     if not isinstance(text, str):
@@ -160,9 +155,7 @@ def v2_create_session(request: HttpRequest) -> JsonResponse:
     try:
         project = _legacy_project(request)
         parsed = agentops.parse_v2_create_session(read_body(request))
-    except AuthError as exc:
-        return legacy_error(exc.message, exc.status)
-    except BodyError as exc:
+    except (AuthError, BodyError) as exc:
         return legacy_error(exc.message, exc.status)
     _store(project, parsed, source="agentops-v2")
     session_id = _session_id_of(parsed)
@@ -181,9 +174,7 @@ def v2_update_session(request: HttpRequest) -> JsonResponse:
         body = _json_body(request)
         project, session_id = _legacy_session(request, body)
         parsed = agentops.parse_v2_update_session(json.dumps(body).encode())
-    except AuthError as exc:
-        return legacy_error(exc.message, exc.status)
-    except BodyError as exc:
+    except (AuthError, BodyError) as exc:
         return legacy_error(exc.message, exc.status)
     if _session_id_of(parsed) not in ("", session_id):
         return legacy_error("The session token is for another session", 403)
@@ -213,9 +204,7 @@ def v2_create_events(request: HttpRequest) -> JsonResponse:
             session_id=session_id,
             max_string_chars=settings.OBSERVATORY_MAX_STRING_CHARS,
         )
-    except AuthError as exc:
-        return legacy_error(exc.message, exc.status)
-    except BodyError as exc:
+    except (AuthError, BodyError) as exc:
         return legacy_error(exc.message, exc.status)
     _store(project, parsed, source="agentops-v2")
     return JsonResponse("Success", safe=False)
@@ -228,9 +217,7 @@ def v2_create_agent(request: HttpRequest) -> JsonResponse:
         body = _json_body(request)
         project, session_id = _legacy_session(request, body)
         parsed = agentops.parse_v2_create_agent(json.dumps(body).encode(), session_id=session_id)
-    except AuthError as exc:
-        return legacy_error(exc.message, exc.status)
-    except BodyError as exc:
+    except (AuthError, BodyError) as exc:
         return legacy_error(exc.message, exc.status)
     _store(project, parsed, source="agentops-v2")
     return JsonResponse("Success", safe=False)
@@ -242,9 +229,7 @@ def v2_reauthorize_jwt(request: HttpRequest) -> JsonResponse:
     try:
         project = _legacy_project(request)
         session_id = str(_json_body(request).get("session_id") or "")
-    except AuthError as exc:
-        return legacy_error(exc.message, exc.status)
-    except BodyError as exc:
+    except (AuthError, BodyError) as exc:
         return legacy_error(exc.message, exc.status)
     if not session_id:
         return legacy_error("session_id is required", 400)

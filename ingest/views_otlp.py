@@ -23,17 +23,16 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from analytics.tasks import enqueue_session_summaries_soon
-from ingest.auth import AuthError, project_for_otlp_request
+from ingest.auth import project_for_otlp_request
 from ingest.formats.records import BodyError, ParseResult, RecordError
 from ingest.landing import defer_request, is_deferred
 from ingest.models import Project
 from ingest.otlp_parsing import decoded_traces, mapped_traces, parser_for, request_key
 from ingest.store import OUTAGE_ERRORS, save_records_or_reject
-from ingest.views import error, keep_refused_body, read_body
+from ingest.views import error, keep_refused_body, read_body, unavailable, with_project
 
 logger = logging.getLogger(__name__)
 
-RETRY_AFTER_SECONDS = "5"
 
 # signal name -> (protobuf response class, partial_success field, JSON field)
 SIGNALS: dict[str, tuple[Any, str, str]] = {
@@ -46,11 +45,8 @@ SIGNALS: dict[str, tuple[Any, str, str]] = {
 def otlp_endpoint(signal: str) -> Callable[[HttpRequest], HttpResponse]:
     @csrf_exempt
     @require_POST
-    def view(request: HttpRequest) -> HttpResponse:
-        try:
-            project = project_for_otlp_request(request)
-        except AuthError as exc:
-            return error(exc.message, exc.status, field=exc.field)
+    @with_project(project_for_otlp_request)
+    def view(request: HttpRequest, project: Project) -> HttpResponse:
         content_type = request.headers.get("Content-Type", "")
         try:
             body = read_body(request)
@@ -67,10 +63,7 @@ def otlp_endpoint(signal: str) -> Callable[[HttpRequest], HttpResponse]:
             else:
                 refusals = _store_now(project, signal, key, parsed)
         except OUTAGE_ERRORS as exc:
-            logger.warning("otlp %s: database unavailable, answering 503: %s", signal, exc)
-            response = error("The server cannot store data right now; retry later", 503)
-            response["Retry-After"] = RETRY_AFTER_SECONDS
-            return response
+            return unavailable(f"otlp {signal}", exc)
         return export_response(signal, content_type, refusals)
 
     view.__name__ = f"otlp_{signal}"
