@@ -34,7 +34,7 @@ from analytics.overview import (
     time_window,
 )
 from analytics.scores import score_summary
-from analytics.tasks import enqueue_session_summaries
+from analytics.tasks import enqueue_session_summaries, enqueue_test_analysis
 from api.filters import SessionFilter
 from dashboard import charts
 from dashboard.pages import (
@@ -566,6 +566,8 @@ def _replay(request: HttpRequest, rejection: IngestRejection, raw_text: str) -> 
         )
     if outcome.ok:
         transaction.on_commit(partial(enqueue_session_summaries, outcome.session_pks))
+    if outcome.has_test_results:
+        transaction.on_commit(partial(enqueue_test_analysis, [rejection.project_id]))
     return outcome
 
 

@@ -13,7 +13,6 @@ from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any, TypeVar
 
 import orjson
@@ -30,7 +29,6 @@ from django.db.models import F, Model, Q, QuerySet
 from django.utils import timezone
 from psycopg.types.json import set_json_dumps
 
-from analytics.tasks import enqueue_session_summaries, enqueue_test_analysis
 from ingest import sql
 from ingest.formats.native import parse_records
 from ingest.formats.otlp_flows import RECEIVER_SPAN_KEY, SENDER_SPAN_KEY
@@ -2464,9 +2462,13 @@ def _raw_text(raw: Any) -> str:
 
 @dataclass(frozen=True)
 class ReplayOutcome:
+    """What a replay did; the caller queues the follow-ups (summaries, test analysis), as the
+    ingest views do, so the store never knows the task queue."""
+
     ok: bool
     message: str
     session_pks: frozenset[int] = frozenset()
+    has_test_results: bool = False
 
 
 def replay_rejection(
@@ -2494,8 +2496,10 @@ def replay_rejection(
         IngestRejection.objects.filter(pk=rejection.pk).update(
             raw=raw_text, is_resolved=True, replayed_at=timezone.now()
         )
-        transaction.on_commit(partial(enqueue_session_summaries, saved.session_pks))
-        if saved.test_run_pks:
-            transaction.on_commit(partial(enqueue_test_analysis, [rejection.project_id]))
     status = saved.statuses.get(0, "accepted")
-    return ReplayOutcome(True, f"Record {status}", frozenset(saved.session_pks))
+    return ReplayOutcome(
+        True,
+        f"Record {status}",
+        frozenset(saved.session_pks),
+        has_test_results=bool(saved.test_run_pks),
+    )
