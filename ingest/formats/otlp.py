@@ -45,7 +45,6 @@ from ingest.formats.records import (
 )
 from ingest.formats.semconv import (
     BUILTIN_MESSAGE_RULES,
-    KeyMemo,
     MessageRule,
     SpanMeaning,
     as_count,
@@ -1002,51 +1001,11 @@ def _span_records(
     return records
 
 
-# Attributes whose text was mapped into the payload's prompt, completion, params or returns:
-# not stored a second time (they are the bulk of an LLM span).
-PAYLOAD_TEXT_PREFIXES = (
-    "gen_ai.prompt.",
-    "gen_ai.completion.",
-    "gen_ai.input.messages",
-    "gen_ai.output.messages",
-    "gen_ai.system_instructions",
-    "llm.input_messages.",
-    "llm.output_messages.",
-    "llm.prompts.",
-    "llm.completions.",
-    "input.value",
-    "output.value",
-    "traceloop.entity.input",
-    "traceloop.entity.output",
-    "agentops.entity.input",
-    "agentops.entity.output",
-)
-PAYLOAD_TEXT_SUFFIXES = (".input", ".output")
-
-
-def _is_payload_text_key(key: str) -> bool:
-    return key.startswith(PAYLOAD_TEXT_PREFIXES) or (
-        key.startswith("agentops.") and key.endswith(PAYLOAD_TEXT_SUFFIXES)
-    )
-
-
-# Memoised: every span of a batch repeats the same few dozen keys.
-_PAYLOAD_TEXT_KEYS = KeyMemo(_is_payload_text_key)
-
-
 def _span_attributes(span: WireSpan, meaning: SpanMeaning) -> dict[str, Any]:
     attributes = dict(span.attributes)
-    if (
-        meaning.prompt is not None
-        or meaning.completion is not None
-        or meaning.params is not None
-        or meaning.returns is not None
-    ):
-        # Deleting the few payload keys from a copy costs less than filtering every key.
-        unmapped = frozenset(meaning.unmapped_keys)
-        for key in span.attributes:
-            if _PAYLOAD_TEXT_KEYS[key] and key not in unmapped:
-                del attributes[key]
+    # Deleting the few payload keys from a copy costs less than filtering every key.
+    for key in meaning.payload_keys:
+        del attributes[key]
     attributes["observatory.kind"] = meaning.detail
     _add_llm_outcome(attributes, meaning)
     attributes["observatory.span_kind"] = SPAN_KIND_NAMES.get(span.kind, "unspecified")
