@@ -841,7 +841,8 @@ def map_spans(
                 records.append((span.index, record))
     names = tuple(dict.fromkeys((*session_attributes, *DEFAULT_SESSION_ATTRIBUTES)))
     records.extend(_trace_records(spans, meanings, names))
-    records.extend(flow_records(spans, meanings, agents, rules=message_rules))
+    tree = (positions, parents)
+    records.extend(flow_records(spans, meanings, agents, rules=message_rules, tree=tree))
     records.extend(_evaluation_records(spans))
     return records
 
@@ -1275,9 +1276,11 @@ def _round_index(members: list[WireSpan]) -> int | None:
     root; a round_id that is a number is accepted too."""
     for key in ("round_index", "round_id"):
         for span in members:
-            value = as_count(span.attributes.get(key))
-            if value is not None:
-                return value
+            raw = span.attributes.get(key)  # nearly always absent: no call then
+            if raw is not None:
+                value = as_count(raw)
+                if value is not None:
+                    return value
     return None
 
 
