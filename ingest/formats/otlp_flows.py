@@ -147,7 +147,7 @@ def flow_records(
             for s in spans
         ]
         tree = position, parents
-    index = SpanIndex(spans, meanings, agents, *tree)
+    index = SpanIndex(spans, meanings, agents, tree[0], tree[1])
     records: list[tuple[int, Record]] = []
     implicit_runs: set[str] = set()
     for i, span in enumerate(spans):
