@@ -59,6 +59,16 @@ def placeholders(values: Sequence[Any]) -> str:
     return "(" + ", ".join(["%s"] * len(values)) + ")"
 
 
+def in_values(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """`column IN (values)` and its parameters. On PostgreSQL one array parameter (`column =
+    ANY(%s)`): psycopg dumps it at once and the statement text stays the same whatever the
+    count, where an IN list of 500 placeholders was split and quoted value by value on every
+    request (bench/README.md). SQLite has no arrays: an IN list there."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [list(values)]
+    return f"{column} IN {placeholders(values)}", list(values)
+
+
 def select_rows(model: type[M], where: str, params: Sequence[Any]) -> list[M]:
     """SELECT every concrete column of `model`'s table WHERE `where` (aliased `t`)."""
     sql = f"SELECT {columns(model, 't')} FROM {model._meta.db_table} t WHERE {where}"

@@ -12,7 +12,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import orjson
@@ -1124,21 +1124,22 @@ def _relink_span_agents(
         return TraceWalk()
     session_pks = sorted({sessions[r.session_id].pk for r in otlp})
     trace_ids = sorted({r.trace_id for r in otlp})
+    in_sessions, session_params = sql.in_values("session_id", session_pks)
+    in_traces, trace_params = sql.in_values("trace_id", trace_ids)
     # Written out (ingest/sql.py): this runs for nearly every one-span request, and the ORM's
-    # compile of the two reads was most of its 2.4 ms (bench/README.md).
+    # compile of the two reads was most of its 2.4 ms (bench/README.md). The span read is every
+    # span of the batch's traces: only the columns of the walk (times come in _trace_messages,
+    # for the few delegations).
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT session_id, external_id, name FROM ingest_agent WHERE session_id IN "
-            f"{sql.placeholders(session_pks)}",
-            session_pks,
+            f"SELECT session_id, external_id, name FROM ingest_agent WHERE {in_sessions}",
+            session_params,
         )
         agent_names = {(session, external): name for session, external, name in cursor}
         cursor.execute(
-            "SELECT id, session_id, span_id, parent_span_id, agent_external_id, trace_id, "
-            "started_at, ended_at, status FROM ingest_span "
-            f"WHERE session_id IN {sql.placeholders(session_pks)} "
-            f"AND trace_id IN {sql.placeholders(trace_ids)}",
-            [*session_pks, *trace_ids],
+            "SELECT id, session_id, span_id, parent_span_id, agent_external_id, trace_id "
+            f"FROM ingest_span WHERE {in_sessions} AND {in_traces}",
+            [*session_params, *trace_params],
         )
         rows = cursor.fetchall()
     parent_of = {(row[1], row[2]): row[3] for row in rows}
@@ -1169,15 +1170,6 @@ DELEGATION_PREFIX = "delegation:"
 HANDOFF_PREFIX = "handoff:"
 
 
-def _db_datetime(value: datetime | str | None) -> datetime | None:
-    """A timestamp read by a written-out query: SQLite answers naive UTC (or text),
-    PostgreSQL aware datetimes."""
-    if value is None:
-        return None
-    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _trace_messages(
     external: dict[int, str],
     rows: list[tuple[Any, ...]],
@@ -1203,12 +1195,17 @@ def _trace_messages(
             session_id__in={k[0] for k in calls}, message_id__in={k[1] for k in calls}
         ).values_list("session_id", "message_id")
     )
+    calls = {key: row for key, row in calls.items() if key not in stored}
+    times = {
+        pk: (started, ended, status)
+        for pk, started, ended, status in Span.objects.filter(
+            pk__in=[row[0] for row in calls.values()]
+        ).values_list("pk", "started_at", "ended_at", "status")
+    }
     records: list[AgentMessageRecord] = []
     for (session, message_id), row in calls.items():
-        if (session, message_id) in stored:
-            continue
-        _, _, span_id, _, _, trace_id, started, ended, status = row
-        started, ended = _db_datetime(started), _db_datetime(ended)
+        pk, _, span_id, _, _, trace_id = row
+        started, ended, status = times[pk]
         callee = agent_names[(session, span_id)]
         caller = agent_names[(session, agent_of[(session, span_id)])]
         base = f"otlp-delegation:{trace_id}:{span_id}"
@@ -1405,14 +1402,11 @@ def _stored_rows(
     if not wanted:
         return {}
     parents, children = sorted({k[0] for k in wanted}), sorted({k[1] for k in wanted})
-    parent_column = model._meta.get_field(parent).column
-    child_column = model._meta.get_field(child).column
+    in_parents, parent_params = sql.in_values(f"t.{model._meta.get_field(parent).column}", parents)
+    in_children, child_params = sql.in_values(f"t.{model._meta.get_field(child).column}", children)
     # Written out (ingest/sql.py): every request of a stored session runs this for its spans.
     rows = sql.select_rows(
-        model,
-        f"t.{parent_column} IN {sql.placeholders(parents)} AND t.{child_column} IN "
-        f"{sql.placeholders(children)}",
-        [*parents, *children],
+        model, f"{in_parents} AND {in_children}", [*parent_params, *child_params]
     )
     found = {(getattr(row, f"{parent}_id"), getattr(row, child)): row for row in rows}
     return {key: row for key, row in found.items() if key in wanted}

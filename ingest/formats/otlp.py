@@ -45,7 +45,6 @@ from ingest.formats.records import (
 )
 from ingest.formats.semconv import (
     BUILTIN_MESSAGE_RULES,
-    KeyMemo,
     MessageRule,
     SpanMeaning,
     as_count,
@@ -119,6 +118,8 @@ class WireLink:
 
 # Not frozen, unlike the other wire shapes: one is built per span, and a frozen dataclass's
 # __init__ sets each of its 18 fields through object.__setattr__ (4x slower). Treat as read-only.
+# Built with positional arguments: CPython compiles a call with more than 15 keyword arguments
+# to build a dict and unpack it (CALL_FUNCTION_EX), several times the cost of the call itself.
 @dataclass(slots=True)
 class WireSpan:
     """One decoded span: ids in hex, times in unix nanoseconds, attributes JSON-able."""
@@ -624,25 +625,26 @@ def _pb_span(
     truncated: dict[str, int] = {}
     trace_hex, span_hex = trace_id.hex(), span_id.hex()
     status = span.status
+    # Positional, in field order: see WireSpan.
     return WireSpan(
-        index=index,
-        trace_id=trace_hex,
-        span_id=span_hex,
-        parent_span_id=parent_id.hex() if parent_id and parent_id != ZERO_SPAN_ID else "",
-        name=_clean(span.name),
-        kind=span.kind,
-        start_ns=start_ns,
-        end_ns=end_ns,
-        status_code=status.code,
-        status_message=_clean(status.message),
-        attributes=_pb_attributes(span.attributes, limit, truncated),
-        events=_pb_events(span.events, limit, truncated) if span.events else (),
-        resource=resource,
-        scope_name=scope[0],
-        scope_version=scope[1],
-        digest=_version_key(trace_hex, span_hex, span.SerializeToString()),
-        truncated=truncated,
-        links=_pb_links(span.links, limit, truncated) if span.links else (),
+        index,
+        trace_hex,
+        span_hex,
+        parent_id.hex() if parent_id and parent_id != ZERO_SPAN_ID else "",
+        _clean(span.name),
+        span.kind,
+        start_ns,
+        end_ns,
+        status.code,
+        _clean(status.message),
+        _pb_attributes(span.attributes, limit, truncated),
+        _pb_events(span.events, limit, truncated) if span.events else (),
+        resource,
+        scope[0],
+        scope[1],
+        _version_key(trace_hex, span_hex, span.SerializeToString()),
+        truncated,
+        _pb_links(span.links, limit, truncated) if span.links else (),
     )
 
 
@@ -755,25 +757,26 @@ def _json_span(
     truncated: dict[str, int] = {}
     status = raw.get("status") if isinstance(raw.get("status"), dict) else {}
     trace_hex, span_hex = trace_id.hex(), span_id.hex()
+    # Positional, in field order: see WireSpan.
     return WireSpan(
-        index=index,
-        trace_id=trace_hex,
-        span_id=span_hex,
-        parent_span_id=parent_id.hex() if parent_id and parent_id != ZERO_SPAN_ID else "",
-        name=_clean(str(raw.get("name") or "")),
-        kind=_json_enum(raw.get("kind"), SPAN_KIND_ENUM),
-        start_ns=start_ns or 0,
-        end_ns=end_ns or 0,
-        status_code=_json_enum(status.get("code"), STATUS_ENUM),
-        status_message=_clean(str(status.get("message") or "")),
-        attributes=_json_attributes(raw.get("attributes"), limit, truncated),
-        events=_json_events(raw.get("events"), limit, truncated),
-        resource=resource,
-        scope_name=scope[0],
-        scope_version=scope[1],
-        digest=_version_key(trace_hex, span_hex, orjson.dumps(raw)),
-        truncated=truncated,
-        links=_json_links(raw.get("links"), limit, truncated),
+        index,
+        trace_hex,
+        span_hex,
+        parent_id.hex() if parent_id and parent_id != ZERO_SPAN_ID else "",
+        _clean(str(raw.get("name") or "")),
+        _json_enum(raw.get("kind"), SPAN_KIND_ENUM),
+        start_ns or 0,
+        end_ns or 0,
+        _json_enum(status.get("code"), STATUS_ENUM),
+        _clean(str(status.get("message") or "")),
+        _json_attributes(raw.get("attributes"), limit, truncated),
+        _json_events(raw.get("events"), limit, truncated),
+        resource,
+        scope[0],
+        scope[1],
+        _version_key(trace_hex, span_hex, orjson.dumps(raw)),
+        truncated,
+        _json_links(raw.get("links"), limit, truncated),
     )
 
 
@@ -842,7 +845,8 @@ def map_spans(
                 records.append((span.index, record))
     names = tuple(dict.fromkeys((*session_attributes, *DEFAULT_SESSION_ATTRIBUTES)))
     records.extend(_trace_records(spans, meanings, names))
-    records.extend(flow_records(spans, meanings, agents, rules=message_rules))
+    tree = (positions, parents)
+    records.extend(flow_records(spans, meanings, agents, rules=message_rules, tree=tree))
     records.extend(_evaluation_records(spans))
     return records
 
@@ -966,32 +970,34 @@ def _span_records(
         context = zlib.crc32(f"{agent_id}|{call_ids}".encode())
         record_id = f"{record_id}:{context:08x}"
     first = failures[0] if failures else None
+    # Positional, in field order (a call with more than 15 keyword arguments costs several
+    # times more: see WireSpan); each line names its field.
     record = SpanRecord(
-        record_id=record_id,
-        session_id=span.trace_id,
-        trace_id=span.trace_id,
-        span_id=span.span_id,
-        parent_span_id=span.parent_span_id,
-        agent_id=agent_id,
-        kind=meaning.kind,
-        name=(meaning.name or span.name or meaning.detail)[:MAX_NAME_CHARS],
-        started_at=_at(span.start_ns),
-        ended_at=_at(span.end_ns) if span.end_ns else None,
-        status=STATUS_NAMES.get(span.status_code, "unset"),
-        model=meaning.model[:200],
-        provider=meaning.provider[:100],
-        prompt_tokens=meaning.prompt_tokens,
-        completion_tokens=meaning.completion_tokens,
-        cost=meaning.cost,
-        error_type=first.error_type[:200] if first else "",
-        error_message=first.message if first else "",
-        stack_trace=first.stack_trace if first else "",
-        params=meaning.params,
-        returns=meaning.returns,
-        prompt=meaning.prompt,
-        completion=_with_tool_calls(meaning.completion, calls) if calls else meaning.completion,
-        attributes=_span_attributes(span, meaning),
-        unmapped_keys=meaning.unmapped_keys,
+        record_id,
+        span.trace_id,  # session_id: the trace's own until a trace link says otherwise
+        span.span_id,
+        meaning.kind,
+        (meaning.name or span.name or meaning.detail)[:MAX_NAME_CHARS],  # name
+        _at(span.start_ns),  # started_at
+        span.parent_span_id,
+        agent_id,
+        _at(span.end_ns) if span.end_ns else None,  # ended_at
+        STATUS_NAMES.get(span.status_code, "unset"),  # status
+        meaning.model[:200],
+        meaning.provider[:100],
+        meaning.prompt_tokens,
+        meaning.completion_tokens,
+        meaning.cost,
+        first.error_type[:200] if first else "",  # error_type
+        first.message if first else "",  # error_message
+        first.stack_trace if first else "",  # stack_trace
+        meaning.params,
+        meaning.returns,
+        meaning.prompt,
+        _with_tool_calls(meaning.completion, calls) if calls else meaning.completion,
+        _span_attributes(span, meaning),  # attributes
+        span.trace_id,
+        meaning.unmapped_keys,
     )
     records: list[Record] = [record]
     if failures:
@@ -1001,51 +1007,11 @@ def _span_records(
     return records
 
 
-# Attributes whose text was mapped into the payload's prompt, completion, params or returns:
-# not stored a second time (they are the bulk of an LLM span).
-PAYLOAD_TEXT_PREFIXES = (
-    "gen_ai.prompt.",
-    "gen_ai.completion.",
-    "gen_ai.input.messages",
-    "gen_ai.output.messages",
-    "gen_ai.system_instructions",
-    "llm.input_messages.",
-    "llm.output_messages.",
-    "llm.prompts.",
-    "llm.completions.",
-    "input.value",
-    "output.value",
-    "traceloop.entity.input",
-    "traceloop.entity.output",
-    "agentops.entity.input",
-    "agentops.entity.output",
-)
-PAYLOAD_TEXT_SUFFIXES = (".input", ".output")
-
-
-def _is_payload_text_key(key: str) -> bool:
-    return key.startswith(PAYLOAD_TEXT_PREFIXES) or (
-        key.startswith("agentops.") and key.endswith(PAYLOAD_TEXT_SUFFIXES)
-    )
-
-
-# Memoised: every span of a batch repeats the same few dozen keys.
-_PAYLOAD_TEXT_KEYS = KeyMemo(_is_payload_text_key)
-
-
 def _span_attributes(span: WireSpan, meaning: SpanMeaning) -> dict[str, Any]:
     attributes = dict(span.attributes)
-    if (
-        meaning.prompt is not None
-        or meaning.completion is not None
-        or meaning.params is not None
-        or meaning.returns is not None
-    ):
-        # Deleting the few payload keys from a copy costs less than filtering every key.
-        unmapped = frozenset(meaning.unmapped_keys)
-        for key in span.attributes:
-            if _PAYLOAD_TEXT_KEYS[key] and key not in unmapped:
-                del attributes[key]
+    # Deleting the few payload keys from a copy costs less than filtering every key.
+    for key in meaning.payload_keys:
+        del attributes[key]
     attributes["observatory.kind"] = meaning.detail
     _add_llm_outcome(attributes, meaning)
     attributes["observatory.span_kind"] = SPAN_KIND_NAMES.get(span.kind, "unspecified")
@@ -1141,15 +1107,15 @@ def _error_records(
         at = _at(failure.time_ns)
         errors.append(
             SpanRecord(
-                record_id=f"{record.record_id}:error:{n}",
-                session_id=span.trace_id,
+                f"{record.record_id}:error:{n}",  # record_id
+                span.trace_id,  # session_id
+                f"{span.span_id}-error-{n}",  # span_id
+                "error",  # kind
+                (failure.error_type or "error")[:MAX_NAME_CHARS],  # name
+                at,  # started_at; at most 12 keywords follow (see _span_records)
                 trace_id=span.trace_id,
-                span_id=f"{span.span_id}-error-{n}",
                 parent_span_id=span.span_id,
                 agent_id=record.agent_id,
-                kind="error",
-                name=(failure.error_type or "error")[:MAX_NAME_CHARS],
-                started_at=at,
                 ended_at=at,
                 status="error",
                 error_type=failure.error_type[:200],
@@ -1315,9 +1281,11 @@ def _round_index(members: list[WireSpan]) -> int | None:
     root; a round_id that is a number is accepted too."""
     for key in ("round_index", "round_id"):
         for span in members:
-            value = as_count(span.attributes.get(key))
-            if value is not None:
-                return value
+            raw = span.attributes.get(key)  # nearly always absent: no call then
+            if raw is not None:
+                value = as_count(raw)
+                if value is not None:
+                    return value
     return None
 
 

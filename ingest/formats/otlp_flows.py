@@ -57,15 +57,17 @@ class SpanIndex:
     """Positions of the request's spans, their parents and their agents' names."""
 
     def __init__(
-        self, spans: Sequence[WireSpan], meanings: Sequence[SpanMeaning], agents: Sequence[str]
+        self,
+        spans: Sequence[WireSpan],
+        meanings: Sequence[SpanMeaning],
+        agents: Sequence[str],
+        position: dict[tuple[str, str], int],
+        parents: Sequence[int | None],
     ) -> None:
         self.spans = spans
         self.meanings = meanings
-        self.position = {(s.trace_id, s.span_id): i for i, s in enumerate(spans)}
-        self.parents = [
-            self.position.get((s.trace_id, s.parent_span_id)) if s.parent_span_id else None
-            for s in spans
-        ]
+        self.position = position
+        self.parents = parents
         self.agents = agents
 
     def agent_name(self, i: int, *, service_fallback: bool = True) -> str:
@@ -133,9 +135,19 @@ def flow_records(
     agents: Sequence[str],
     *,
     rules: Sequence[MessageRule] = (),
+    tree: tuple[dict[tuple[str, str], int], Sequence[int | None]] | None = None,
 ) -> list[tuple[int, Record]]:
-    """Message, workflow and step records for the request's spans (see the module docstring)."""
-    index = SpanIndex(spans, meanings, agents)
+    """Message, workflow and step records for the request's spans (see the module docstring).
+    `tree`: each span's position by (trace id, span id) and its parent's position (None: not in
+    the request), when the caller has worked them out (otlp.map_spans does)."""
+    if tree is None:
+        position = {(s.trace_id, s.span_id): i for i, s in enumerate(spans)}
+        parents = [
+            position.get((s.trace_id, s.parent_span_id)) if s.parent_span_id else None
+            for s in spans
+        ]
+        tree = position, parents
+    index = SpanIndex(spans, meanings, agents, tree[0], tree[1])
     records: list[tuple[int, Record]] = []
     implicit_runs: set[str] = set()
     for i, span in enumerate(spans):

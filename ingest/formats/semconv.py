@@ -238,6 +238,9 @@ class SpanMeaning:
     # the provider's response id; stored as observatory.finish_reasons / observatory.response_id.
     finish_reasons: tuple[str, ...] = ()
     response_id: str = ""
+    # The keys whose text this meaning moved into prompt, completion, params or returns (any of
+    # them set): the stored attributes leave them out, as the payload holds them (PAYLOAD_TEXT).
+    payload_keys: tuple[str, ...] = ()
 
     @property
     def is_cost_missing(self) -> bool:
@@ -278,16 +281,27 @@ def describe_span(name: str, attributes: Attributes) -> SpanMeaning:
     """Classify a span and map its attributes; never raises on unexpected values."""
     detail = detail_kind(name, attributes)
     kind = RECORD_KINDS.get(detail, "action")
-    families, unmapped = _scan(attributes)
+    scan = _scan(attributes)
     # On a session root every key lands in the session's metadata.
-    unmapped_keys = tuple(sorted(unmapped)) if unmapped and detail != "session" else ()
+    is_session = detail == "session"
+    unmapped_keys = tuple(sorted(scan.unmapped)) if scan.unmapped and not is_session else ()
     if kind == "llm":
-        return _llm_meaning(name, attributes, detail, families, unmapped_keys)
-    if detail == "tool_call_request":
-        return _tool_call_meaning(name, attributes, unmapped_keys)
-    if kind == "tool":
-        return _tool_meaning(name, attributes, unmapped_keys)
-    return _action_meaning(name, attributes, detail, unmapped_keys)
+        meaning = _llm_meaning(name, attributes, detail, scan.families, unmapped_keys)
+    elif detail == "tool_call_request":
+        meaning = _tool_call_meaning(name, attributes, unmapped_keys)
+    elif kind == "tool":
+        meaning = _tool_meaning(name, attributes, unmapped_keys)
+    else:
+        meaning = _action_meaning(name, attributes, detail, unmapped_keys)
+    if scan.payload and (
+        meaning.prompt is not None
+        or meaning.completion is not None
+        or meaning.params is not None
+        or meaning.returns is not None
+    ):
+        # An unmapped key is kept where it is shown (unmapped_keys), so never left out.
+        meaning.payload_keys = tuple(key for key in scan.payload if key not in unmapped_keys)
+    return meaning
 
 
 def detail_kind(name: str, attributes: Attributes) -> str:
@@ -330,13 +344,21 @@ def _genai_kind(attributes: Attributes) -> str:
     return ""
 
 
-def _scan(attributes: Attributes) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """One pass over the keys: indexed families grouped by prefix (e.g. {"gen_ai.prompt.":
-    {"0.role": "user"}}) and the keys no rule reads."""
+@dataclass(slots=True)
+class _Scan:
+    families: dict[str, dict[str, Any]]  # e.g. {"gen_ai.prompt.": {"0.role": "user"}}
+    unmapped: list[str]  # keys no rule reads
+    payload: list[str]  # keys whose text may move into the payload (is_payload_text)
+
+
+def _scan(attributes: Attributes) -> _Scan:
+    """One pass over the keys, one table lookup each (_KEY_ROLES): indexed families grouped by
+    prefix, the keys no rule reads, and the payload text keys."""
     grouped: dict[str, dict[str, Any]] = {}
     unmapped: list[str] = []
+    payload: list[str] = []
     for key, value in attributes.items():
-        family, row = _FAMILY_ROWS[key]
+        family, row, is_payload = _KEY_ROLES[key]
         if family:
             rows = grouped.get(family)
             if rows is None:
@@ -344,13 +366,16 @@ def _scan(attributes: Attributes) -> tuple[dict[str, dict[str, Any]], list[str]]
             rows[row] = value
         elif family is None:
             unmapped.append(key)
-    return grouped, unmapped
+        if is_payload:
+            payload.append(key)
+    return _Scan(grouped, unmapped, payload)
 
 
-def _family_row(key: str) -> tuple[str | None, str]:
-    """(family, row) of a key: "gen_ai.prompt.0.role" -> ("gen_ai.prompt.", "0.role")."""
+def _key_role(key: str) -> tuple[str | None, str, bool]:
+    """(family, row, is payload text) of a key: "gen_ai.prompt.0.role" -> ("gen_ai.prompt.",
+    "0.role", True); family "" for a key a rule reads, None for an unmapped one."""
     family = _key_family(key)
-    return family, key[len(family) :] if family else ""
+    return family, key[len(family) :] if family else "", is_payload_text(key)
 
 
 def _key_family(key: str) -> str | None:
@@ -369,9 +394,34 @@ def _is_agentops_io(key: str) -> bool:
     return key.startswith("agentops.") and key.endswith((".input", ".output"))
 
 
-# Keys repeat across spans (every LLM span has the same few dozen), so their classification is
+# Attributes whose text is mapped into the payload's prompt, completion, params or returns: not
+# stored a second time (they are the bulk of an LLM span).
+PAYLOAD_TEXT_PREFIXES = (
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "llm.prompts.",
+    "llm.completions.",
+    "input.value",
+    "output.value",
+    "traceloop.entity.input",
+    "traceloop.entity.output",
+    "agentops.entity.input",
+    "agentops.entity.output",
+)
+
+
+def is_payload_text(key: str) -> bool:
+    return key.startswith(PAYLOAD_TEXT_PREFIXES) or _is_agentops_io(key)
+
+
+# Keys repeat across spans (every LLM span has the same few dozen), so what each key is for is
 # memoised: this runs for every attribute of every span and dominated the parse profile.
-_FAMILY_ROWS = KeyMemo(_family_row)
+_KEY_ROLES = KeyMemo(_key_role)
 
 
 def _llm_meaning(
