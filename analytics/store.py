@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Model, Q
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
@@ -178,6 +178,22 @@ def _rollup_rows(
     ]
 
 
+def _replace_rows(model: type[Model], stale: dict[str, Any], rows: Sequence[Model]) -> int:
+    """Delete the rows matching `stale` and insert `rows`, in one transaction. Two refreshes of
+    one project racing each other collide on the table's unique constraint; the loser retries
+    once (the winner's commit is then what it deletes)."""
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                model.objects.filter(**stale).delete()
+                model.objects.bulk_create(rows, batch_size=BULK_BATCH)
+            return len(rows)
+        except IntegrityError:
+            if attempt:
+                raise
+    return len(rows)
+
+
 def replace_rollups(
     project_id: int,
     granularity: str,
@@ -193,21 +209,13 @@ def replace_rollups(
     the unique constraint; the loser retries once."""
     table: type[RollupFields] = NamedRollup if named else Rollup
     rows = _rollup_rows(project_id, granularity, rollups, table)
-    for attempt in range(2):
-        try:
-            with transaction.atomic():
-                table.objects.filter(
-                    project_id=project_id,
-                    granularity=granularity,
-                    bucket_start__gte=since,
-                    bucket_start__lt=until,
-                ).delete()
-                table.objects.bulk_create(rows, batch_size=BULK_BATCH)
-            return len(rows)
-        except IntegrityError:
-            if attempt:
-                raise
-    return len(rows)
+    stale = {
+        "project_id": project_id,
+        "granularity": granularity,
+        "bucket_start__gte": since,
+        "bucket_start__lt": until,
+    }
+    return _replace_rows(table, stale, rows)
 
 
 def replace_agent_name_rollups(
@@ -230,18 +238,8 @@ def replace_agent_name_rollups(
         )
         for row in activity.itertuples(index=False)
     ]
-    for attempt in range(2):
-        try:
-            with transaction.atomic():
-                AgentNameRollup.objects.filter(
-                    project_id=project_id, hour__gte=since, hour__lt=until
-                ).delete()
-                AgentNameRollup.objects.bulk_create(rows, batch_size=BULK_BATCH)
-            return len(rows)
-        except IntegrityError:
-            if attempt:
-                raise
-    return len(rows)
+    stale = {"project_id": project_id, "hour__gte": since, "hour__lt": until}
+    return _replace_rows(AgentNameRollup, stale, rows)
 
 
 def replace_edge_rollups(
@@ -263,18 +261,8 @@ def replace_edge_rollups(
         )
         for row in rollups.itertuples(index=False)
     ]
-    for attempt in range(2):
-        try:
-            with transaction.atomic():
-                AgentEdgeRollup.objects.filter(
-                    project_id=project_id, hour__gte=since, hour__lt=until
-                ).delete()
-                AgentEdgeRollup.objects.bulk_create(rows, batch_size=BULK_BATCH)
-            return len(rows)
-        except IntegrityError:
-            if attempt:
-                raise
-    return len(rows)
+    stale = {"project_id": project_id, "hour__gte": since, "hour__lt": until}
+    return _replace_rows(AgentEdgeRollup, stale, rows)
 
 
 def save_anomalies(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
+from django.db.models import Model, QuerySet
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 
@@ -15,6 +17,8 @@ from analytics.queries import (
 )
 from ingest import access
 from ingest.models import Project, Session
+
+T = TypeVar("T", bound=Model)
 
 
 def visible_projects(request: Request) -> ProjectScope:
@@ -50,23 +54,25 @@ def require_person(
         access.require(request.user, project_ids, action)
 
 
-def session_for_request(request: Request, external_id: str) -> Session:
-    """The visible session with this client id, narrowed by `?project=<slug>`.
-
-    404 when there is none; 400 naming `project` when the id exists in several of the user's
-    projects (client ids are unique per project only).
-    """
-    sessions = sessions_with_external_id(visible_projects(request), external_id)
+def one_by_client_id(request: Request, rows: QuerySet[T], what: str, client_id: str) -> T:
+    """The one row of `rows` (already limited to the visible projects) with this client id,
+    narrowed by `?project=<slug>`: 404 when there is none; 400 naming `project` when the id is
+    in several of the caller's projects (client ids are unique per project only)."""
     slug = request.query_params.get("project")
     if slug and "\x00" in slug:  # PostgreSQL text cannot hold NUL: the query would fail (500)
         raise ValidationError({"project": "must not contain NUL characters"})
     if slug:
-        sessions = sessions.filter(project__slug=slug)
-    found = list(sessions[:2])
+        rows = rows.filter(project__slug=slug)
+    found = list(rows[:2])
     if not found:
-        raise NotFound(f"No session {external_id!r} in your projects")
+        raise NotFound(f"No {what} {client_id!r} in your projects")
     if len(found) > 1:
-        raise ValidationError(
-            {"project": f"Session {external_id!r} exists in several projects; add ?project=<slug>"}
-        )
+        several = f"{what.capitalize()} {client_id!r} exists in several projects"
+        raise ValidationError({"project": f"{several}; add ?project=<slug>"})
     return found[0]
+
+
+def session_for_request(request: Request, external_id: str) -> Session:
+    """The visible session with this client id (one_by_client_id)."""
+    sessions = sessions_with_external_id(visible_projects(request), external_id)
+    return one_by_client_id(request, sessions, "session", external_id)

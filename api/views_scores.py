@@ -17,14 +17,14 @@ from django.conf import settings
 from django.db import transaction
 from drf_spectacular.utils import OpenApiTypes, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from analytics import queries
 from analytics.tasks import enqueue_session_summaries
 from api import filters, serializers
-from api.scope import require_person, visible_projects
+from api.scope import one_by_client_id, require_person, visible_projects
 from api.views import ListView
 from ingest import access, audit, deletion
 from ingest.access import Action
@@ -100,22 +100,9 @@ class ScoreDetail(generics.RetrieveAPIView):  # type: ignore[type-arg]
 
 
 def _score_for_request(request: Request, score_id: str) -> Score:
-    """The visible score with this id; 404 when there is none, 400 naming `project` when the id
-    is in several of the caller's projects (ids are unique per project only)."""
+    """The visible score with this id (api.scope.one_by_client_id)."""
     found = queries.scores_for_projects(visible_projects(request)).filter(client_id=score_id)
-    slug = request.query_params.get("project")
-    if slug and "\x00" in slug:  # PostgreSQL text cannot hold NUL: the query would fail (500)
-        raise ValidationError({"project": "must not contain NUL characters"})
-    if slug:
-        found = found.filter(project__slug=slug)
-    scores = list(found[:2])
-    if not scores:
-        raise NotFound(f"No score {score_id!r} in your projects")
-    if len(scores) > 1:
-        raise ValidationError(
-            {"project": f"Score {score_id!r} exists in several projects; add ?project=<slug>"}
-        )
-    return scores[0]
+    return one_by_client_id(request, found, "score", score_id)
 
 
 def _require_may_delete(request: Request, score: Score) -> None:
