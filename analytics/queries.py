@@ -113,6 +113,7 @@ from analytics.trends import SESSION_COLUMNS as ROLLUP_SESSION_COLUMNS
 from analytics.trends import SPAN_COLUMNS as ROLLUP_SPAN_COLUMNS
 from analytics.workflows import RUN_COLUMNS as WORKFLOW_RUN_COLUMNS
 from analytics.workflows import STEP_COLUMNS as WORKFLOW_STEP_COLUMNS
+from ingest.formats.records import DETAILED_KIND_KEY
 from ingest.models import (
     Agent,
     IngestRejection,
@@ -130,9 +131,6 @@ from ingest.models import (
     TranscriptLine,
     Workflow,
 )
-
-# The attribute in which the OTLP mapper keeps a span's detailed kind (workflow, agent, task…).
-DETAILED_KIND_KEY = "observatory.kind"
 
 # --- Session summaries (analytics/tasks.py) -------------------------------------------------
 

@@ -13,9 +13,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from analytics.queries import DETAILED_KIND_KEY
 from analytics.scores import score_digest
 from api.page_urls import page_url
+from ingest.formats.records import DETAILED_KIND_KEY
 from ingest.models import (
     Agent,
     IngestRejection,

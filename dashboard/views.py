@@ -53,6 +53,7 @@ from dashboard.rounds import Round, rounds_with_messages
 from dashboard.views_scores import score_form_context
 from dashboard.waterfall import waterfall_rows
 from ingest import access, audit, deletion, store
+from ingest.formats.records import DETAILED_KIND_KEY
 from ingest.models import AuditEntry, IngestRejection, Project, Session, TranscriptLine
 
 OVERVIEW_ANOMALIES = 5
@@ -490,7 +491,7 @@ def _attribute_context(span: Any, payload: Any) -> dict[str, Any]:
     JSON, and the detailed kind the OTLP mapper keeps among them when it says more than kind."""
     attributes = (payload.attributes if payload else None) or {}
     keys = (payload.unmapped_keys if payload else None) or []
-    detailed = attributes.get(queries.DETAILED_KIND_KEY)
+    detailed = attributes.get(DETAILED_KIND_KEY)
     return {
         "unmapped": [(str(key), _pretty(attributes.get(key))) for key in keys],
         "attributes_text": _pretty(attributes) if attributes else "",

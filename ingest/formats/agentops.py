@@ -17,6 +17,7 @@ import orjson
 
 from ingest.formats.native import parse_timestamp
 from ingest.formats.records import (
+    DETAILED_KIND_KEY,
     AgentMessageRecord,
     AgentRecord,
     BodyError,
@@ -363,7 +364,7 @@ def _event(
     fields = _KIND_FIELDS[kind](raw, path, cutter)
     params = _params(raw.get("params"), f"{path}.params", cutter)
     returns = _value(raw.get("returns"), f"{path}.returns", cutter)
-    attributes = {"observatory.kind": _detail_kind(event_type, kind), **fields.pop("attributes")}
+    attributes = {DETAILED_KIND_KEY: _detail_kind(event_type, kind), **fields.pop("attributes")}
     if cutter.cut:
         attributes["observatory.truncated"] = cutter.cut
     return SpanRecord(

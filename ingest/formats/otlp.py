@@ -31,6 +31,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from ingest.formats import scores
 from ingest.formats.otlp_flows import flow_records
 from ingest.formats.records import (
+    DETAILED_KIND_KEY,
     AgentRecord,
     BodyError,
     MetricRecord,
@@ -1012,7 +1013,7 @@ def _span_attributes(span: WireSpan, meaning: SpanMeaning) -> dict[str, Any]:
     # Deleting the few payload keys from a copy costs less than filtering every key.
     for key in meaning.payload_keys:
         del attributes[key]
-    attributes["observatory.kind"] = meaning.detail
+    attributes[DETAILED_KIND_KEY] = meaning.detail
     _add_llm_outcome(attributes, meaning)
     attributes["observatory.span_kind"] = SPAN_KIND_NAMES.get(span.kind, "unspecified")
     if span.scope_name:
@@ -1122,7 +1123,7 @@ def _error_records(
                 error_message=failure.message,
                 stack_trace=failure.stack_trace,
                 attributes={
-                    "observatory.kind": "error",
+                    DETAILED_KIND_KEY: "error",
                     "trigger_span_id": span.span_id,
                     "trigger_kind": meaning.detail,
                 },

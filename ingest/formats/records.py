@@ -61,6 +61,11 @@ class AgentRecord:
     reason: str | None = None
 
 
+# The attribute that keeps a span's detailed kind (workflow, agent, task, …) when it says more
+# than its kind: written by the OTLP and agentops parsers, read by the waterfall, span page and API.
+DETAILED_KIND_KEY = "observatory.kind"
+
+
 @dataclass(slots=True)
 class SpanRecord:
     """One event/span. Later records with the same (session_id, span_id) are merged into it."""
