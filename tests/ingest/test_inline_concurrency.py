@@ -22,7 +22,7 @@ from tests.ingest.live import running_gunicorn, send
 START = 1_795_286_852_000_000_000
 MS = 1_000_000
 SESSIONS = 4
-TRACES_PER_SESSION = 3
+TRACES_PER_SESSION = 6
 
 
 @pytest.fixture
