@@ -510,9 +510,11 @@ def _save_batch(
     # Workflows are claimed outside the transaction by whichever batch came first, so even in
     # a session this batch claimed they are stored rows to look up.
     _upsert_workflows(project, sessions, created, flows, claimed.workflows)
+    spans = by_type.get(SpanRecord, [])
     # Without flows too: the span that completes a task's path to its workflow span (the
     # agent's, in between) may come alone, while the workflow's batch could not see it.
-    _adopt_implicit_steps(sessions, by_type.get(SpanRecord, []), walk.parent_of)
+    if flows or _has_stored_children(sessions, spans, walk.parent_of):
+        _adopt_implicit_steps(sessions, spans, walk.parent_of)
     _fill_pending_ends(walk)
     result.rejection_count = save_rejections(project, errors, source=source)
     _merge_stored_sessions(sessions, created, session_records)
@@ -2196,6 +2198,24 @@ def _adopt_implicit_steps(
     if moved:
         Step.objects.bulk_update(moved, ["workflow"])
     Workflow.objects.filter(pk__in=emptied, steps__isnull=True).delete()
+
+
+def _has_stored_children(
+    sessions: dict[str, Session],
+    spans: list[SpanRecord],
+    parent_of: dict[tuple[int, str], str] | None,
+) -> bool:
+    """Whether a span of the batch may sit between a stored task and its workflow span: it has
+    a parent and stored spans under it (taken as yes when the walk did not read the trace). A
+    leaf, as most one-span requests are (an LLM call, a tool), cannot complete a path."""
+    inner = {
+        (sessions[r.session_id].pk, r.span_id) for r in spans if r.trace_id and r.parent_span_id
+    }
+    if not inner:
+        return False
+    if parent_of is None:
+        return True
+    return any((session, parent) in inner for (session, _), parent in parent_of.items())
 
 
 def _nearest_run(
