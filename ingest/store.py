@@ -499,6 +499,7 @@ def _save_batch(
     _upsert_agents(project, sessions, new_sessions, by_type.get(AgentRecord, []))
     _adopt_definitions(project, sessions, by_type.get(AgentRecord, []))
     _upsert_spans(project, sessions, new_sessions, by_type.get(SpanRecord, []))
+    _lock_traces(project, by_type.get(SpanRecord, []))
     walk = _relink_span_agents(sessions, by_type.get(SpanRecord, []), by_type.get(AgentRecord, []))
     _insert_transcript(project, sessions, by_type.get(TranscriptRecord, []))
     _insert_metrics(project, sessions, by_type.get(MetricRecord, []))
@@ -509,13 +510,41 @@ def _save_batch(
     # Workflows are claimed outside the transaction by whichever batch came first, so even in
     # a session this batch claimed they are stored rows to look up.
     _upsert_workflows(project, sessions, created, flows, claimed.workflows)
-    if flows:
-        _adopt_implicit_steps(sessions, by_type.get(SpanRecord, []), walk.parent_of)
+    spans = by_type.get(SpanRecord, [])
+    # Without flows too: the span that completes a task's path to its workflow span (the
+    # agent's, in between) may come alone, while the workflow's batch could not see it.
+    if flows or _has_stored_children(sessions, spans, walk.parent_of):
+        _adopt_implicit_steps(sessions, spans, walk.parent_of)
     _fill_pending_ends(walk)
     result.rejection_count = save_rejections(project, errors, source=source)
     _merge_stored_sessions(sessions, created, session_records)
     result.session_pks = {s.pk for s in sessions.values()}
     return result
+
+
+# pg_advisory_xact_lock(TRACE_LOCK, hashtext("project pk:trace id")): see _lock_traces.
+TRACE_LOCK = 0x54524143  # "TRAC"
+
+
+def _lock_traces(project: Project, spans: list[SpanRecord]) -> None:
+    """PostgreSQL: wait until the batches of these traces that got here first have committed.
+    What follows reads each trace as stored to decide writes (the agents of its spans, the
+    steps its implicit run hands to their workflow's run); two concurrent batches of one trace,
+    each with one piece of a task's path to its workflow span, used to read the trace without
+    the other's piece and both leave the steps in the implicit run (or deadlock deleting it).
+    Now the later batch reads the earlier's rows. The spans are written already: only the rest
+    of the batch waits. Keys in one sorted order: batches of several traces cannot deadlock."""
+    if connection.vendor != "postgresql":
+        return  # SQLite: one writer at a time already
+    traces = sorted({f"{project.pk}:{r.trace_id}" for r in spans if r.trace_id})
+    if not traces:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s::int4, k) FROM "
+            "(SELECT DISTINCT hashtext(t) AS k FROM unnest(%s::text[]) t ORDER BY k) s",
+            [TRACE_LOCK, traces],
+        )
 
 
 def _group_by_type(records: list[Record]) -> dict[type, list[Any]]:
@@ -2163,6 +2192,24 @@ def _adopt_implicit_steps(
     if moved:
         Step.objects.bulk_update(moved, ["workflow"])
     Workflow.objects.filter(pk__in=emptied, steps__isnull=True).delete()
+
+
+def _has_stored_children(
+    sessions: dict[str, Session],
+    spans: list[SpanRecord],
+    parent_of: dict[tuple[int, str], str] | None,
+) -> bool:
+    """Whether a span of the batch may sit between a stored task and its workflow span: it has
+    a parent and stored spans under it (taken as yes when the walk did not read the trace). A
+    leaf, as most one-span requests are (an LLM call, a tool), cannot complete a path."""
+    inner = {
+        (sessions[r.session_id].pk, r.span_id) for r in spans if r.trace_id and r.parent_span_id
+    }
+    if not inner:
+        return False
+    if parent_of is None:
+        return True
+    return any((session, parent) in inner for (session, _), parent in parent_of.items())
 
 
 def _nearest_run(

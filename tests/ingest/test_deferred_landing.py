@@ -4,12 +4,7 @@ the other pending requests of its project."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -18,7 +13,6 @@ from typing import Any
 
 import pytest
 from django.core.signals import request_finished
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -41,7 +35,7 @@ from ingest.models import (
 from ingest.models import Span as SpanRow
 from ingest.otlp_parsing import request_key
 from ingest.tasks import land_pending_requests_task
-from tests.conftest import BASE_DIR, database_url
+from tests.ingest.live import running_gunicorn, send
 
 START = 1_795_286_852_000_000_000
 SECOND = 1_000_000_000
@@ -238,69 +232,12 @@ def test_a_request_of_a_project_with_redaction_is_never_kept_unredacted_as_pendi
 # --- against a live gunicorn -------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def gunicorn(transactional_db: None, tmp_path: Path) -> Iterator[str]:
     """gunicorn with sync workers on the test database: where request_finished is sent after
     the response is written. Its URL."""
-    if connection.vendor != "postgresql":
-        pytest.skip("gunicorn's workers cannot see the test's SQLite database; CI runs PostgreSQL")
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "DEBUG": "false",
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or "test",
-        "OBSERVATORY_DATA_DIR": str(tmp_path),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "config.wsgi",
-        "-w",
-        "4",
-        "-b",
-        f"127.0.0.1:{port}",
-    ]
-    log = (tmp_path / "gunicorn.log").open("wb")
-    process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url, process)
+    with running_gunicorn(tmp_path) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2)
-            return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail("gunicorn did not answer within 60 s")
-
-
-def send(url: str, key: str, data: bytes) -> int:
-    request = urllib.request.Request(
-        f"{url}/v1/traces",
-        data=data,
-        headers={"Content-Type": "application/x-protobuf", "X-API-Key": key},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return int(answer.status)
 
 
 def test_concurrent_one_span_requests_of_one_trace_give_one_session_and_run_with_every_span(
