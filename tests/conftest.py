@@ -252,3 +252,27 @@ def logged_in_page(page: Any, live_server: Any, admin_user: Any) -> Any:
             f"logging in as {admin_user.username} failed; the page says:\n{page.inner_text('body')}"
         )
     return page
+
+
+@pytest.fixture
+def database_down() -> Iterator[None]:
+    """The default database stops answering (its connection points at a closed port) until the
+    test ends: what a PostgreSQL restart looks like to a request."""
+    import socket
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the outage is simulated on PostgreSQL (bash scripts/test.sh runs one)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    saved = dict(connection.settings_dict)
+    connection.close()
+    connection.settings_dict.update(HOST="127.0.0.1", PORT=str(closed_port))
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
