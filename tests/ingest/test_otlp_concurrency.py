@@ -6,7 +6,7 @@ that its retry fills."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -87,6 +87,35 @@ def postgres() -> None:
         pytest.skip("row locks and lock timeouts are PostgreSQL's; CI runs PostgreSQL")
 
 
+def while_another_writer_holds(change: Callable[[], None], send: Callable[[], int]) -> list[int]:
+    """Run `change` in a transaction of another thread and keep it open while `send` runs in a
+    third one, long enough for the request to read the row and wait on its lock; then commit
+    the change and let the request finish. Returns the request's status."""
+    locked, release, statuses = threading.Event(), threading.Event(), []
+
+    def other_writer() -> None:
+        with transaction.atomic():
+            change()
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    def request() -> None:
+        statuses.append(send())
+        connection.close()
+
+    holder = threading.Thread(target=other_writer)
+    holder.start()
+    assert locked.wait(10)
+    sender = threading.Thread(target=request)
+    sender.start()
+    sender.join(1.0)  # it has read the row by now and waits on its lock
+    release.set()
+    holder.join()
+    sender.join(20)
+    return statuses
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_request_changing_a_session_keeps_a_concurrent_change_to_it(
     postgres: None, project_with_key: tuple[Project, str]
@@ -96,29 +125,14 @@ def test_a_request_changing_a_session_keeps_a_concurrent_change_to_it(
     is now, so both changes and every span are kept."""
     _, key = project_with_key
     assert post(key, body(trace(1, ["round-1"]))) == 200
-    locked, release, statuses = threading.Event(), threading.Event(), []
 
-    def other_writer() -> None:
-        with transaction.atomic():
-            row = Session.objects.select_for_update().get(external_id=SESSION)
-            Session.objects.filter(pk=row.pk).update(user_query="set by another writer")
-            locked.set()
-            release.wait(10)
-        connection.close()
+    def change_the_session() -> None:
+        row = Session.objects.select_for_update().get(external_id=SESSION)
+        Session.objects.filter(pk=row.pk).update(user_query="set by another writer")
 
-    def request_two() -> None:
-        statuses.append(post(key, body(trace(2, ["round-2"]))))
-        connection.close()
-
-    holder = threading.Thread(target=other_writer)
-    holder.start()
-    assert locked.wait(10)
-    sender = threading.Thread(target=request_two)
-    sender.start()
-    sender.join(1.0)  # it has read the session by now and waits on the row
-    release.set()
-    holder.join()
-    sender.join(20)
+    statuses = while_another_writer_holds(
+        change_the_session, lambda: post(key, body(trace(2, ["round-2"])))
+    )
     assert statuses == [200]
     session = Session.objects.get(external_id=SESSION)
     assert session.user_query == "set by another writer"
@@ -149,29 +163,12 @@ def test_a_request_extending_a_run_keeps_a_concurrent_change_to_it(
     earlier start into the row as it is now instead of writing back the row it read before."""
     _, key = project_with_key
     assert post(key, body([task(1, 5)])) == 200
-    locked, release, statuses = threading.Event(), threading.Event(), []
 
-    def other_writer() -> None:
-        with transaction.atomic():
-            row = Workflow.objects.select_for_update().get()
-            Workflow.objects.filter(pk=row.pk).update(result_summary="set by another writer")
-            locked.set()
-            release.wait(10)
-        connection.close()
+    def change_the_run() -> None:
+        row = Workflow.objects.select_for_update().get()
+        Workflow.objects.filter(pk=row.pk).update(result_summary="set by another writer")
 
-    def request_two() -> None:
-        statuses.append(post(key, body([task(2, 1)])))
-        connection.close()
-
-    holder = threading.Thread(target=other_writer)
-    holder.start()
-    assert locked.wait(10)
-    sender = threading.Thread(target=request_two)
-    sender.start()
-    sender.join(1.0)  # it has read the run by now and waits on the row
-    release.set()
-    holder.join()
-    sender.join(20)
+    statuses = while_another_writer_holds(change_the_run, lambda: post(key, body([task(2, 1)])))
     assert statuses == [200]
     run = Workflow.objects.get()
     assert run.result_summary == "set by another writer"
