@@ -10,11 +10,13 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 
+import requests
 from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
 from analytics.alerting import evaluate_rules
+from analytics.deletion import enforce_retention, run_erasure, run_pending_erasures
 from analytics.queries import (
     enabled_alert_rules,
     projects_with_pending_refresh,
@@ -29,6 +31,7 @@ from analytics.refresh import (
     refresh_project,
 )
 from analytics.reporting import make_due_reports
+from analytics.requeue_webhook import send_requeue_webhooks
 from analytics.search import index_sessions
 from analytics.store import (
     claim_refresh,
@@ -40,6 +43,7 @@ from analytics.store import (
 )
 from analytics.summaries import session_summaries
 from config.celery import broker
+from ingest.models import Project
 
 logger = logging.getLogger(__name__)
 
@@ -233,3 +237,48 @@ def enqueue_test_analysis(project_ids: Iterable[int]) -> None:
         )
         if not sent:
             return
+
+
+# The requeue webhook, retention and erasure tasks keep the names they were queued under when
+# they lived in ingest/tasks.py, so messages queued before an upgrade still find them.
+@shared_task(
+    name="ingest.tasks.send_requeue_webhook_task",
+    autoretry_for=(requests.RequestException,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def send_requeue_webhook_task(message_pks: list[int]) -> int:
+    """POST the requeued messages' ids to each project's webhook; returns how many calls."""
+    return send_requeue_webhooks(message_pks)
+
+
+def enqueue_requeue_webhook(message_pks: Iterable[int]) -> None:
+    """Queue the webhook call; a down broker never fails the requeue (the poll still works)."""
+    pks = sorted(message_pks)
+    if pks:
+        broker.send(
+            send_requeue_webhook_task,
+            (pks,),
+            left_to=f"requeue webhook for {len(pks)} messages not sent",
+        )
+
+
+@shared_task(name="ingest.tasks.enforce_retention_task")
+def enforce_retention_task() -> int:
+    """Beat: run erasures whose task was lost, then apply every project's retention
+    (analytics/deletion.py); returns the rows retention deleted."""
+    run_pending_erasures()
+    total = 0
+    for project in Project.objects.order_by("pk"):
+        result = enforce_retention(project, now=timezone.now())
+        if result.total:
+            logger.info("retention: project %s lost %s", project.slug, result.deleted)
+        total += result.total
+    return total
+
+
+@shared_task(name="ingest.tasks.run_erasure_task")
+def run_erasure_task(request_pk: int) -> int:
+    """An erasure request too big for its web request; returns the sessions deleted."""
+    erasure = run_erasure(request_pk)
+    return 0 if erasure is None else erasure.session_count

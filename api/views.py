@@ -1,5 +1,5 @@
 """REST endpoints: scope (api.scope), query (analytics.queries), filter, page or CSV. All read,
-but for DELETE of a session (ingest/deletion.py)."""
+but for DELETE of a session (analytics/deletion.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
-from analytics import queries
+from analytics import deletion, queries
 from analytics.safe_csv import csv_rows
 from api import filters, serializers
 from api.csv_copy import can_copy, copy_csv
@@ -26,7 +26,7 @@ from api.pagination import KeysetCursorPagination, keyset_order, sort_key
 from api.renderers import CSVRenderer
 from api.scope import require_person, session_for_request, visible_projects
 from api.serializers_lifecycle import DeletedSerializer
-from ingest import access, deletion
+from ingest import access
 from ingest.models import ApiKey, IngestRejection, Session, Span, TranscriptLine
 
 CSV_CHUNK_ROWS = 2000

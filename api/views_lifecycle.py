@@ -1,6 +1,6 @@
 """Data-lifecycle endpoints: erasure requests (every session of a user id or tag). Deleting one
 session is DELETE on the session (api/views.py). Both need the admin role, or a key with the
-`erase` scope (docs/access.md); the work is ingest/deletion.py's."""
+`erase` scope (docs/access.md); the work is analytics/deletion.py's."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from analytics import deletion
 from api.scope import require_person, visible_projects
 from api.serializers_lifecycle import ErasureInputSerializer, ErasureSerializer
-from ingest import access, deletion
+from ingest import access
 from ingest.models import ApiKey, ErasureRequest, Project
 
 ERASE = access.Action.REQUEST_ERASURE

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from analytics import queries
 from analytics.messaging import causality
 from analytics.refresh import expected_workflow_durations
+from analytics.tasks import enqueue_requeue_webhook
 from api import filters, serializers
 from api.params import time_range
 from api.renderers import CSVRenderer
@@ -29,7 +30,6 @@ from api.views import ListView
 from ingest import audit, store
 from ingest.access import Action
 from ingest.models import ApiKey, AuditEntry, Message, Project, Workflow
-from ingest.tasks import enqueue_requeue_webhook
 
 DEFAULT_GRAPH_RANGE = timedelta(hours=24)
 

@@ -21,12 +21,12 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from analytics import queries
+from analytics import deletion, queries
 from analytics.tasks import enqueue_session_summaries
 from api import filters, serializers
 from api.scope import one_by_client_id, require_person, visible_projects
 from api.views import ListView
-from ingest import access, audit, deletion
+from ingest import access, audit
 from ingest.access import Action
 from ingest.formats.native import parse_records
 from ingest.formats.records import ScoreRecord

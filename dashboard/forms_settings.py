@@ -12,8 +12,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 
+from analytics.deletion import retention_error
 from analytics.webhooks import is_blocked_address
-from ingest.deletion import retention_error
 from ingest.models import (
     ApiKey,
     ErasureRequest,

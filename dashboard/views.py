@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from analytics import queries
+from analytics import deletion, queries
 from analytics.overview import (
     RANGES,
     TimeWindow,
@@ -52,7 +52,7 @@ from dashboard.pages import (
 from dashboard.rounds import Round, rounds_with_messages
 from dashboard.views_scores import score_form_context
 from dashboard.waterfall import waterfall_rows
-from ingest import access, audit, deletion, store
+from ingest import access, audit, store
 from ingest.formats.records import DETAILED_KIND_KEY
 from ingest.models import AuditEntry, IngestRejection, Project, Session, TranscriptLine
 

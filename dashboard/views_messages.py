@@ -23,6 +23,7 @@ from analytics.agent_names import rollup_window
 from analytics.messaging import agent_activity, agent_graph, causality, failure_patterns
 from analytics.overview import RANGES, TimeWindow, time_window
 from analytics.refresh import expected_workflow_durations
+from analytics.tasks import enqueue_requeue_webhook
 from analytics.workflows import workflow_name_stats
 from api.filters import DeadLetterFilter, MessageFilter
 from dashboard import charts
@@ -40,7 +41,6 @@ from dashboard.pages import (
 from dashboard.sequence import density, lifelines, sequence_arrows, sequence_window
 from ingest import access, audit, store
 from ingest.models import AuditEntry, Message, Workflow
-from ingest.tasks import enqueue_requeue_webhook
 
 SEQUENCE_WINDOW = 200
 MAX_SEQUENCE_WINDOW = 1000

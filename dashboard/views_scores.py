@@ -20,9 +20,9 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from analytics import queries
+from analytics import deletion, queries
 from analytics.tasks import enqueue_session_summaries
-from ingest import access, audit, deletion, store
+from ingest import access, audit, store
 from ingest.formats import scores
 from ingest.formats.records import ScoreRecord
 from ingest.models import AuditEntry, Score, Session

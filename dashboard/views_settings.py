@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from analytics import queries
+from analytics import deletion, queries
 from api.filters_audit import AuditFilter
 from dashboard.forms_settings import (
     ErasureForm,
@@ -32,7 +32,7 @@ from dashboard.forms_settings import (
     SessionAttributesForm,
 )
 from dashboard.pages import PAGE_SIZE, Nav, current_nav, no_project
-from ingest import access, audit, deletion, projects
+from ingest import access, audit, projects
 from ingest.models import (
     ApiKey,
     AuditEntry,

@@ -19,10 +19,10 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from analytics.tasks import enqueue_session_summaries_soon
 from ingest.formats.records import BodyError, Record, RecordError
 from ingest.models import PendingRequest, Project
 from ingest.otlp_parsing import parser_for
+from ingest.signals import announce_sessions_stored
 from ingest.store import enter_request_key, save_records_or_reject
 
 logger = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ def _land_signal(project: Project, signal: str, claims: list[Claim]) -> None:
         request_key=f"landing:{pks[0]}:{len(pks)}",
         landed=pks,
     )
-    enqueue_session_summaries_soon(saved.session_pks)
+    announce_sessions_stored(saved.session_pks, soon=True)
 
 
 class _Deferred(threading.local):

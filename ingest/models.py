@@ -990,7 +990,7 @@ class AuditEntry(models.Model):
 
 class ErasureRequest(models.Model):
     """A request to delete every session of an end user id or of a tag, run in the background
-    (ingest/deletion.py). The value itself is cleared once the sessions are gone, and only its
+    (analytics/deletion.py). The value itself is cleared once the sessions are gone, and only its
     SHA-256 kept: the log of an erasure must not keep what it erased."""
 
     class Kind(models.TextChoices):

@@ -37,7 +37,7 @@ MARK = "[REDACTED:{}]"
 # The span attribute that counts a span's redacted values (shown on the span page).
 COUNT_ATTRIBUTE = "observatory.redacted"
 # Session metadata keys that name the end user: kept, so that an erasure request for a user id
-# still finds the sessions (ingest/deletion.py reads the same keys).
+# still finds the sessions (analytics/deletion.py reads the same keys).
 USER_ID_KEYS = ("user_id", "user.id", "enduser.id", "userId")
 MAX_CUSTOM_PATTERNS = 20
 MAX_PATTERN_CHARS = 500

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from functools import partial, wraps
+from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from analytics.tasks import enqueue_session_summaries, enqueue_test_analysis
 from ingest.auth import AuthError, project_for_request
 from ingest.formats.junit import JUnitRun, parse_junit
 from ingest.formats.native import decode_body, parse_native
 from ingest.formats.records import BodyError, RecordError
 from ingest.middleware import RETRY_AFTER_SECONDS
 from ingest.models import Project
+from ingest.signals import announce_sessions_stored, announce_test_results_stored
 from ingest.store import (
     OUTAGE_ERRORS,
     SaveResult,
@@ -91,9 +91,9 @@ def native_batch(request: HttpRequest, project: Project) -> JsonResponse:
         saved, errors = save_records_or_reject(project, parsed.records, parsed.errors)
     except OUTAGE_ERRORS as exc:
         return unavailable("ingest", exc)
-    transaction.on_commit(partial(enqueue_session_summaries, saved.session_pks))
+    announce_sessions_stored(saved.session_pks)
     if saved.test_run_pks:
-        transaction.on_commit(partial(enqueue_test_analysis, [project.pk]))
+        announce_test_results_stored([project.pk])
     return JsonResponse(batch_answer(parsed.records, errors, saved))
 
 
@@ -129,7 +129,7 @@ def junit_upload(request: HttpRequest, project: Project) -> JsonResponse:
     except DatabaseError as exc:
         # A report is all or nothing: one value the database refuses refuses the report.
         return error(f"The database refused the report: {str(exc).splitlines()[0]}", 400)
-    transaction.on_commit(partial(enqueue_test_analysis, [project.pk]))
+    announce_test_results_stored([project.pk])
     run = parsed.records[0][1]
     return JsonResponse(
         {

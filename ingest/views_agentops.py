@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from analytics.tasks import enqueue_session_summaries
 from ingest.auth import (
     AuthError,
     agentops_session_for_token,
@@ -29,6 +26,7 @@ from ingest.auth import (
 from ingest.formats import agentops
 from ingest.formats.records import BodyError, ParseResult
 from ingest.models import Project, Session, UploadedObject
+from ingest.signals import announce_sessions_stored
 from ingest.store import SaveResult, redacted_text, save_records_or_reject
 from ingest.views import error, keep_refused_body, read_body, with_project
 
@@ -37,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 def _store(project: Project, parsed: ParseResult, *, source: str) -> SaveResult:
     saved, _ = save_records_or_reject(project, parsed.records, parsed.errors, source=source)
-    transaction.on_commit(partial(enqueue_session_summaries, saved.session_pks))
+    announce_sessions_stored(saved.session_pks)
     return saved
 
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -22,12 +20,12 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from analytics.tasks import enqueue_session_summaries_soon
 from ingest.auth import project_for_otlp_request
 from ingest.formats.records import BodyError, ParseResult, RecordError
 from ingest.landing import defer_request, is_deferred
 from ingest.models import Project
 from ingest.otlp_parsing import decoded_traces, mapped_traces, parser_for, request_key
+from ingest.signals import announce_sessions_stored
 from ingest.store import OUTAGE_ERRORS, save_records_or_reject
 from ingest.views import error, keep_refused_body, read_body, unavailable, with_project
 
@@ -93,7 +91,7 @@ def _store_now(project: Project, signal: str, key: str, parsed: ParseResult) -> 
     saved, errors = save_records_or_reject(
         project, parsed.records, parsed.errors, source=f"otlp-{signal}", request_key=key
     )
-    transaction.on_commit(partial(enqueue_session_summaries_soon, saved.session_pks))
+    announce_sessions_stored(saved.session_pks, soon=True)
     return errors
 
 

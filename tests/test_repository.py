@@ -113,3 +113,31 @@ def test_the_server_never_imports_the_sdk_so_production_does_not_install_it() ->
 def test_the_import_check_sees_an_sdk_import_inside_a_function() -> None:
     source = "def seed():\n    from observatory_sdk.records import new_id\n"
     assert "observatory_sdk" in imported_modules(source)
+
+
+# Each app imports only the ones before it (docs/architecture.md, "Layers"); demo/ is a client of
+# the product, above them all.
+LAYERS = ("config", "ingest", "analytics", "api", "dashboard", "demo")
+
+
+def upward_imports(app: str, source: str) -> set[str]:
+    """The apps above `app` that this source imports, at module level or inside a function."""
+    above = set(LAYERS[LAYERS.index(app) + 1 :])
+    return imported_modules(source) & above
+
+
+def test_no_app_imports_a_layer_above_it() -> None:
+    problems = [
+        f"{path.relative_to(REPO)} imports {', '.join(sorted(found))}"
+        for app in LAYERS
+        for path in (REPO / app).rglob("*.py")
+        if (found := upward_imports(app, path.read_text()))
+    ]
+    assert problems == [], "a lower layer must not know a higher one:\n" + "\n".join(problems)
+
+
+def test_the_layer_check_sees_an_upward_import_inside_a_function() -> None:
+    source = "def land():\n    from analytics.tasks import enqueue_session_summaries\n"
+    assert upward_imports("ingest", source) == {"analytics"}
+    assert upward_imports("dashboard", source) == set()
+    assert upward_imports("analytics", "import api.views\n") == {"api"}

@@ -99,7 +99,7 @@ def test_a_redirect_is_answered_not_followed(hook: int) -> None:
 def test_the_requeue_webhook_posts_the_ids_and_refuses_private_addresses(
     hook: int, settings: Any
 ) -> None:
-    from ingest.tasks import send_requeue_webhook_task
+    from analytics.tasks import send_requeue_webhook_task
     from tests.builders import make_message, make_project, make_session
 
     project, _ = make_project(name="Hooked")
@@ -125,7 +125,7 @@ def test_the_requeue_webhook_is_signed_with_the_project_secret_over_timestamp_an
 ) -> None:
     """What a receiver does (docs/ingest-api.md): HMAC-SHA256 of `<timestamp>.<body>` with the
     project's secret, compared in constant time; the timestamp is checked for freshness."""
-    from ingest.tasks import send_requeue_webhook_task
+    from analytics.tasks import send_requeue_webhook_task
     from tests.builders import make_message, make_project, make_session
 
     project, _ = make_project(name="Signed")

@@ -14,8 +14,8 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from analytics.tasks import enqueue_requeue_webhook
 from ingest.models import Membership, Message, Project
-from ingest.tasks import enqueue_requeue_webhook
 from tests.builders import T0, make_message, make_project, make_session, make_workflow
 
 pytestmark = pytest.mark.django_db

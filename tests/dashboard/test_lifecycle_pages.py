@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from ingest import deletion
+from analytics import deletion
 from ingest.models import AuditEntry, ErasureRequest, Membership, Project, Session
 from tests.builders import make_project, make_session, make_user
 

@@ -268,7 +268,7 @@ def test_concurrent_one_span_requests_of_one_trace_give_one_session_and_run_with
 def test_an_erasure_lands_the_pending_requests_it_covers_so_they_cannot_bring_its_sessions_back(
     project_with_key: tuple[Project, str], without_landing_after_response: None
 ) -> None:
-    from ingest.deletion import request_erasure, run_erasure
+    from analytics.deletion import request_erasure, run_erasure
     from ingest.models import ErasureRequest
 
     project, key = project_with_key

@@ -1,4 +1,4 @@
-"""Deleting sessions, erasure requests and retention (ingest/deletion.py), against the database:
+"""Deleting sessions, erasure requests and retention (analytics/deletion.py), against the database:
 what goes, what stays, and what the analytics refresh does afterwards."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from analytics import deletion
+from analytics.deletion import Retention, retention_cutoffs, retention_error
 from analytics.models import Incident, PendingRefresh, Rollup, SearchEntry, SessionFlag
 from analytics.refresh import refresh_project
 from analytics.search import index_sessions
-from ingest import deletion
-from ingest.deletion import Retention, retention_cutoffs, retention_error
 from ingest.models import (
     Agent,
     AuditEntry,
@@ -309,7 +309,7 @@ def test_a_project_without_its_own_retention_uses_the_servers_defaults(settings:
 
 @pytest.mark.django_db
 def test_the_beat_task_applies_every_projects_retention() -> None:
-    from ingest.tasks import enforce_retention_task
+    from analytics.tasks import enforce_retention_task
 
     project, _ = make_project()
     project.raw_retention_days = 7

@@ -37,6 +37,7 @@ from analytics.models import (
 from analytics.store import mark_refresh_pending
 from config.celery import broker
 from ingest import audit
+from ingest.landing import land_pending
 from ingest.models import (
     AuditEntry,
     ErasureRequest,
@@ -123,7 +124,7 @@ def _forget_examples(project_id: int, gone: set[int]) -> None:
 
 def _queue_refresh(project_id: int) -> None:
     """Queue the project's analytics refresh; if the broker is down the beat sweep runs it."""
-    from analytics.tasks import refresh_project_analytics_task
+    from analytics.tasks import refresh_project_analytics_task  # tasks import this module
 
     broker.send(
         refresh_project_analytics_task,
@@ -203,8 +204,6 @@ def _land_requests_accepted_before(project: Project, requested_at: datetime) -> 
     answered but not stored yet (pending, ingest/landing.py): land those first, or they would
     bring the erased sessions back after it. A request another process is landing right now is
     waited for (its commit takes the row away), up to PENDING_WAIT_SECONDS."""
-    from ingest.landing import land_pending
-
     earlier = PendingRequest.objects.filter(project=project, received_at__lt=requested_at)
     deadline = time.monotonic() + PENDING_WAIT_SECONDS
     while earlier.exists():
@@ -244,7 +243,7 @@ def start_erasure(request: Any, project: Project, kind: str, value: str) -> Eras
         audit.record(
             request, A.ERASURE_REQUEST, project_id=project.pk, target=target, changes=changes
         )
-    from ingest.tasks import run_erasure_task
+    from analytics.tasks import run_erasure_task  # tasks import this module
 
     broker.send(run_erasure_task, (erasure.pk,), left_to=f"erasure #{erasure.pk}, to the beat")
     return erasure
