@@ -2,7 +2,7 @@
 
 Builds the bodies otlp_bench.py sends (agentops-style spans, no evaluations in them: the cost
 every exporter pays), decodes them once, then maps them with ingest.formats.otlp.map_spans as
-it is, and again with the evaluation pass (otlp._evaluation_records) replaced by one that does
+it is, and again with the evaluation pass (otlp_spans._evaluation_records) replaced by one that does
 nothing (the mapper as it was before scores), alternating rounds so a busy minute hurts both
 alike. Prints this process's CPU per 1,000 spans for each, and the difference.
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     django.setup()
     from otlp_bench import generate
 
-    from ingest.formats import otlp
+    from ingest.formats import otlp, otlp_spans
 
     generator_args = argparse.Namespace(
         session_ids=args.session_ids,
@@ -52,16 +52,16 @@ def main(argv: list[str] | None = None) -> None:
     batches = [otlp.decode_protobuf_traces(b.raw, max_string_chars=1_000_000) for b in bodies]
     spans = sum(len(batch.items) for batch in batches)
     gc.freeze()
-    real = otlp._evaluation_records
+    real = otlp_spans._evaluation_records
     cpu = {"with the evaluation pass": 0.0, "without": 0.0}
     for _ in range(args.rounds):
         for label, finder in (("with the evaluation pass", real), ("without", lambda spans: [])):
-            otlp._evaluation_records = finder
+            otlp_spans._evaluation_records = finder
             started = time.process_time()
             for batch in batches:
                 otlp.map_spans(batch.items)
             cpu[label] += time.process_time() - started
-    otlp._evaluation_records = real
+    otlp_spans._evaluation_records = real
     per_thousand = {
         label: seconds * 1000 / (spans * args.rounds) * 1000 for label, seconds in cpu.items()
     }

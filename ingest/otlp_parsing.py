@@ -13,7 +13,6 @@ from django.db import connection
 
 from ingest.formats.otlp import (
     DEFAULT_SESSION_ATTRIBUTES,
-    WireBatch,
     decode_protobuf_traces,
     map_spans,
     otlp_encoding,
@@ -21,6 +20,7 @@ from ingest.formats.otlp import (
     parse_otlp_metrics,
     parse_otlp_traces,
 )
+from ingest.formats.otlp_wire import WireBatch
 from ingest.formats.records import ParseResult
 from ingest.formats.semconv import BUILTIN_MESSAGE_RULES, MessageRule
 from ingest.models import MessageMappingRule, Project

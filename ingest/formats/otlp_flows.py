@@ -24,7 +24,7 @@ from ingest.formats.records import AgentMessageRecord, Record, StepRecord, Workf
 from ingest.formats.semconv import MessageRule, SpanMeaning, as_count, bare_agent_type
 
 if TYPE_CHECKING:
-    from ingest.formats.otlp import WireLink, WireSpan
+    from ingest.formats.otlp_wire import WireLink, WireSpan
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STATUS_ERROR = 2
