@@ -22,7 +22,7 @@ from ingest.formats.otlp import (
 )
 from ingest.formats.otlp_wire import WireBatch
 from ingest.formats.records import ParseResult
-from ingest.formats.semconv import BUILTIN_MESSAGE_RULES, MessageRule
+from ingest.formats.semconv_rules import BUILTIN_MESSAGE_RULES, MessageRule
 from ingest.models import MessageMappingRule, Project
 
 

@@ -28,7 +28,8 @@ from ingest.formats.records import (
     SpanRecord,
     TranscriptRecord,
 )
-from ingest.formats.semconv import as_count, as_number, normalize_end_state
+from ingest.formats.semconv_sessions import normalize_end_state
+from ingest.formats.semconv_values import as_count, as_number
 
 MAX_ID_CHARS = 128
 MAX_NAME_CHARS = 300

@@ -18,7 +18,7 @@ from ingest.formats.otlp_metrics import decode_json_metrics, decode_protobuf_met
 from ingest.formats.otlp_spans import map_spans
 from ingest.formats.otlp_wire import DEFAULT_SESSION_ATTRIBUTES, JSON_TYPES, PROTOBUF_TYPES
 from ingest.formats.records import BodyError, ParseResult
-from ingest.formats.semconv import BUILTIN_MESSAGE_RULES, MessageRule
+from ingest.formats.semconv_rules import BUILTIN_MESSAGE_RULES, MessageRule
 
 
 def parse_otlp_traces(

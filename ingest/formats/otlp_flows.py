@@ -21,7 +21,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ingest.formats.records import AgentMessageRecord, Record, StepRecord, WorkflowRecord
-from ingest.formats.semconv import MessageRule, SpanMeaning, as_count, bare_agent_type
+from ingest.formats.semconv import SpanMeaning, bare_agent_type
+from ingest.formats.semconv_rules import MessageRule
+from ingest.formats.semconv_values import as_count
 
 if TYPE_CHECKING:
     from ingest.formats.otlp_wire import WireLink, WireSpan

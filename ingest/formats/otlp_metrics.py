@@ -25,7 +25,7 @@ from ingest.formats.otlp_wire import (
     WirePoint,
 )
 from ingest.formats.records import MetricRecord, ParseResult, Record, RecordError
-from ingest.formats.semconv import as_count
+from ingest.formats.semconv_values import as_count
 
 
 def decode_protobuf_metrics(body: bytes, *, max_string_chars: int) -> WireBatch:

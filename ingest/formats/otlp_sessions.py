@@ -20,7 +20,9 @@ from ingest.formats.otlp_wire import (
     WireSpan,
 )
 from ingest.formats.records import Record, SessionRecord, TraceLinkRecord, TranscriptRecord
-from ingest.formats.semconv import SpanMeaning, as_count, first_present, parse_tags, session_fields
+from ingest.formats.semconv import SpanMeaning
+from ingest.formats.semconv_sessions import parse_tags, session_fields
+from ingest.formats.semconv_values import as_count, first_present
 
 
 def _trace_records(

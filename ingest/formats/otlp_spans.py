@@ -24,7 +24,8 @@ from ingest.formats.otlp_wire import (
     WireSpan,
 )
 from ingest.formats.records import DETAILED_KIND_KEY, AgentRecord, Record, ScoreRecord, SpanRecord
-from ingest.formats.semconv import BUILTIN_MESSAGE_RULES, MessageRule, SpanMeaning, describe_span
+from ingest.formats.semconv import SpanMeaning, describe_span
+from ingest.formats.semconv_rules import BUILTIN_MESSAGE_RULES, MessageRule
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from django.test import Client
 
 from ingest.formats.otlp import parse_otlp_traces
 from ingest.formats.records import AgentMessageRecord, ParseResult, StepRecord, WorkflowRecord
-from ingest.formats.semconv import BUILTIN_MESSAGE_RULES, MessageRule
+from ingest.formats.semconv_rules import BUILTIN_MESSAGE_RULES, MessageRule
 from ingest.models import Message, MessageMappingRule, Project, Step, Workflow
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "otlp" / "messaging-workflow.json"

@@ -7,14 +7,8 @@ from typing import Any
 
 import pytest
 
-from ingest.formats.semconv import (
-    bare_agent_type,
-    describe_span,
-    detail_kind,
-    normalize_end_state,
-    parse_tags,
-    session_fields,
-)
+from ingest.formats.semconv import bare_agent_type, describe_span, detail_kind
+from ingest.formats.semconv_sessions import normalize_end_state, parse_tags, session_fields
 
 
 def kinds(name: str, attributes: dict[str, Any]) -> tuple[str, str]:
