@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ingest.formats.native import parse_timestamp
+from ingest.formats.native_reader import parse_timestamp
 from ingest.formats.records import (
     DETAILED_KIND_KEY,
     AgentMessageRecord,

@@ -18,7 +18,8 @@ from typing import Any
 import defusedxml.ElementTree as safe_xml
 from defusedxml import DefusedXmlException
 
-from ingest.formats.native import MAX_LINKED_SESSIONS, MAX_TEST_ID_CHARS, parse_timestamp
+from ingest.formats.native_reader import parse_timestamp
+from ingest.formats.native_testruns import MAX_LINKED_SESSIONS, MAX_TEST_ID_CHARS
 from ingest.formats.records import (
     BodyError,
     ParseResult,

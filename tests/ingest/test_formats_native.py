@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from ingest.formats.native import decode_body, parse_native, parse_records, parse_timestamp
+from ingest.formats.native import decode_body, parse_native, parse_records
+from ingest.formats.native_reader import parse_timestamp
 from ingest.formats.records import BodyError, SessionRecord, SpanRecord, TranscriptRecord
 
 LIMITS = {"max_records": 100, "max_string_chars": 1000}

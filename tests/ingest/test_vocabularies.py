@@ -6,7 +6,7 @@ the SDK builds with a stage or state the server does not know would be refused a
 
 from __future__ import annotations
 
-from ingest.formats import native
+from ingest.formats import native, native_multiagent
 from ingest.formats.records import MESSAGE_STAGES
 from ingest.models import Message
 from observatory_sdk import records as sdk
@@ -24,5 +24,5 @@ def test_message_stage_names_keep_their_stored_values() -> None:
 
 def test_the_sdk_and_the_server_know_the_same_end_states() -> None:
     assert sdk.END_STATES == native.END_STATES
-    assert sdk.WORKFLOW_END_STATES == native.WORKFLOW_END_STATES
-    assert sdk.STEP_END_STATES == native.STEP_END_STATES
+    assert sdk.WORKFLOW_END_STATES == native_multiagent.WORKFLOW_END_STATES
+    assert sdk.STEP_END_STATES == native_multiagent.STEP_END_STATES
