@@ -9,6 +9,8 @@ from dashboard import (
     views_analytics,
     views_compare,
     views_messages,
+    views_overview,
+    views_problems,
     views_scores,
     views_search,
     views_settings,
@@ -18,7 +20,7 @@ from dashboard import (
 app_name = "dashboard"
 
 urlpatterns = [
-    path("", views.overview, name="overview"),
+    path("", views_overview.overview, name="overview"),
     path("sessions/", views.session_list, name="session-list"),
     path("search/", views_search.search_page, name="search"),
     path("sessions/compare/", views_compare.session_compare, name="session-compare"),
@@ -54,13 +56,15 @@ urlpatterns = [
     path("reports/make/", views_analytics.report_make, name="report-make"),
     path("reports/<int:pk>/", views_analytics.report_html, name="report-html"),
     path("compare/", views_analytics.compare, name="compare"),
-    path("ingest-problems/", views.ingest_problems, name="ingest-problems"),
+    path("ingest-problems/", views_problems.ingest_problems, name="ingest-problems"),
     path(
         "ingest-problems/replay/",
-        views.rejection_replay_selected,
+        views_problems.rejection_replay_selected,
         name="rejection-replay-selected",
     ),
-    path("ingest-problems/<int:pk>/replay/", views.rejection_replay, name="rejection-replay"),
+    path(
+        "ingest-problems/<int:pk>/replay/", views_problems.rejection_replay, name="rejection-replay"
+    ),
     path("tests/", views_testruns.heatmap, name="tests"),
     path("tests/runs/", views_testruns.run_list, name="test-runs"),
     path("tests/runs/<int:pk>/", views_testruns.run_detail, name="test-run-detail"),
