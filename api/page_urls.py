@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
 
 
 def page_url(context: dict[str, Any], page: str, pk: int) -> str:
@@ -16,3 +19,16 @@ def page_url(context: dict[str, Any], page: str, pk: int) -> str:
     path = reverse(f"dashboard:{page}", args=[pk])
     request = context.get("request")
     return request.build_absolute_uri(path) if request is not None else path
+
+
+@extend_schema_field(OpenApiTypes.URI)
+class PageUrlField(serializers.Field[int, Any, str, Any]):
+    """A read-only serializer field: the row's dashboard page `page`, found by the row's pk or
+    by the key or attribute `source` names."""
+
+    def __init__(self, page: str, *, source: str = "pk", **kwargs: Any) -> None:
+        super().__init__(source=source, read_only=True, **kwargs)
+        self.page = page
+
+    def to_representation(self, value: int) -> str:
+        return page_url(self.context, self.page, value)

@@ -22,7 +22,7 @@ from analytics import queries
 from analytics.messaging import causality
 from analytics.refresh import expected_workflow_durations
 from analytics.tasks import enqueue_requeue_webhook
-from api import filters, serializers
+from api import filters, serializers_messages
 from api.params import time_range
 from api.renderers import CSVRenderer
 from api.scope import project_of, require_person, visible_projects
@@ -37,7 +37,7 @@ DEFAULT_GRAPH_RANGE = timedelta(hours=24)
 class MessageList(ListView):
     """Messages between agents (without content), newest first."""
 
-    serializer_class = serializers.MessageSerializer
+    serializer_class = serializers_messages.MessageSerializer
     filterset_class = filters.MessageFilter
     csv_filename = "messages.csv"
 
@@ -62,7 +62,7 @@ def message_detail(projects: queries.ProjectScope, pk: int) -> Message:
 class MessageDetail(generics.RetrieveAPIView):  # type: ignore[type-arg]
     """One message with content, metadata, lifecycle records and causality chain."""
 
-    serializer_class = serializers.MessageDetailSerializer
+    serializer_class = serializers_messages.MessageDetailSerializer
     queryset = Message.objects.none()  # for the schema; get_object() does the real lookup
 
     def get_object(self) -> Message:
@@ -72,7 +72,7 @@ class MessageDetail(generics.RetrieveAPIView):  # type: ignore[type-arg]
 class DeadLetterList(ListView):
     """Failed, dead-lettered and expired messages; `?state=open` for those still to handle."""
 
-    serializer_class = serializers.DeadLetterSerializer
+    serializer_class = serializers_messages.DeadLetterSerializer
     filterset_class = filters.DeadLetterFilter
     csv_filename = "dead-letters.csv"
 
@@ -86,7 +86,9 @@ def _dead_letters(request: Request, ids: list[int]) -> QuerySet[Message]:
 
 def _answer(request: Request, ids: list[int], changed: int) -> Response:
     rows = queries.dead_letters_for_projects(visible_projects(request)).filter(pk__in=ids)
-    data = serializers.DeadLetterSerializer(rows, many=True, context={"request": request}).data
+    data = serializers_messages.DeadLetterSerializer(
+        rows, many=True, context={"request": request}
+    ).data
     return Response({"changed": changed, "messages": data})
 
 
@@ -126,7 +128,7 @@ class DeadLetterRequeue(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: serializers.DeadLetterActionResultSerializer},
+        responses={200: serializers_messages.DeadLetterActionResultSerializer},
         operation_id="dead_letter_requeue",
     )
     def post(self, request: Request, pk: int) -> Response:
@@ -140,7 +142,7 @@ class DeadLetterResolve(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: serializers.DeadLetterActionResultSerializer},
+        responses={200: serializers_messages.DeadLetterActionResultSerializer},
         operation_id="dead_letter_resolve",
     )
     def post(self, request: Request, pk: int) -> Response:
@@ -155,11 +157,11 @@ class DeadLetterBulk(APIView):
     action = "requeue"
 
     @extend_schema(
-        request=serializers.DeadLetterActionSerializer,
-        responses={200: serializers.DeadLetterActionResultSerializer},
+        request=serializers_messages.DeadLetterActionSerializer,
+        responses={200: serializers_messages.DeadLetterActionResultSerializer},
     )
     def post(self, request: Request) -> Response:
-        data = serializers.DeadLetterActionSerializer(data=request.data)
+        data = serializers_messages.DeadLetterActionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         ids = data.validated_data["ids"]
         if self.action == "resolve":
@@ -176,19 +178,20 @@ class RequeuedPoll(APIView):
     key_scope = ApiKey.Scope.POLL
 
     @extend_schema(
-        request=serializers.PollSerializer, responses={200: serializers.PollResultSerializer}
+        request=serializers_messages.PollSerializer,
+        responses={200: serializers_messages.PollResultSerializer},
     )
     def post(self, request: Request) -> Response:
         if not isinstance(request.auth, Project):
             raise PermissionDenied("The poll needs a project API key (Authorization: Bearer)")
-        data = serializers.PollSerializer(data=request.data)
+        data = serializers_messages.PollSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         messages = store.claim_requeued_messages(
             request.auth,
             poll_id=data.validated_data["poll_id"],
             limit=data.validated_data["limit"],
         )
-        body = serializers.PolledMessageSerializer(messages, many=True).data
+        body = serializers_messages.PolledMessageSerializer(messages, many=True).data
         return Response({"poll_id": data.validated_data["poll_id"], "messages": body})
 
 
@@ -212,19 +215,23 @@ class AgentEdgeList(APIView):
 
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
 
-    @extend_schema(parameters=RANGE_PARAMS, responses=serializers.AgentEdgeSerializer(many=True))
+    @extend_schema(
+        parameters=RANGE_PARAMS, responses=serializers_messages.AgentEdgeSerializer(many=True)
+    )
     def get(self, request: Request) -> Response:
         project_id = project_of(request)
         since, until = time_range(request, now=timezone.now(), default=DEFAULT_GRAPH_RANGE)
         edges = queries.edge_frame(project_id, since=since, until=until)
         rows = edges.astype(object).where(edges.notna(), None).to_dict("records")
-        return Response(serializers.AgentEdgeSerializer(rows, many=True).data, status.HTTP_200_OK)
+        return Response(
+            serializers_messages.AgentEdgeSerializer(rows, many=True).data, status.HTTP_200_OK
+        )
 
 
 class WorkflowList(ListView):
     """Workflow runs, newest first."""
 
-    serializer_class = serializers.WorkflowSerializer
+    serializer_class = serializers_messages.WorkflowSerializer
     filterset_class = filters.WorkflowFilter
     csv_filename = "workflows.csv"
     queryset = Workflow.objects.none()
@@ -245,7 +252,7 @@ class WorkflowList(ListView):
 class StepList(ListView):
     """Workflow steps, newest first."""
 
-    serializer_class = serializers.StepSerializer
+    serializer_class = serializers_messages.StepSerializer
     filterset_class = filters.StepFilter
     csv_filename = "steps.csv"
 

@@ -16,7 +16,7 @@ from analytics import queries
 from analytics.flakiness import flakiness_scores
 from analytics.refresh import TEST_ANALYSIS_WINDOWS
 from analytics.regressions import duration_regressions, outcome_regressions
-from api import filters, serializers
+from api import filters, serializers_testruns
 from api.scope import visible_projects
 from api.views import FrameList, ListView
 from ingest.models import Project
@@ -38,7 +38,7 @@ class TestRunList(ListView):
     """Test runs, newest first, with a count of results per outcome."""
 
     __test__ = False  # pytest: not a test class
-    serializer_class = serializers.TestRunSerializer
+    serializer_class = serializers_testruns.TestRunSerializer
     filterset_class = filters.TestRunFilter
     csv_filename = "test-runs.csv"
 
@@ -50,7 +50,7 @@ class TestResultList(ListView):
     """Test results (without traces), newest first."""
 
     __test__ = False  # pytest: not a test class
-    serializer_class = serializers.TestResultSerializer
+    serializer_class = serializers_testruns.TestResultSerializer
     filterset_class = filters.TestResultFilter
     csv_filename = "test-results.csv"
 
@@ -103,7 +103,7 @@ def _project_id(request: Request) -> int:
 class FlakyTestList(FrameList):
     """Tests ranked by flakiness over the newest runs; `?all=true` lists the stable ones too."""
 
-    serializer_class = serializers.FlakyTestSerializer
+    serializer_class = serializers_testruns.FlakyTestSerializer
     csv_filename = "flaky-tests.csv"
 
     def frame(self, request: Request) -> pd.DataFrame:
@@ -122,7 +122,7 @@ class TestRegressionList(FrameList):
     """Tests failing since a run after passing before it, per branch, newest breakage first."""
 
     __test__ = False  # pytest: not a test class
-    serializer_class = serializers.TestRegressionSerializer
+    serializer_class = serializers_testruns.TestRegressionSerializer
     csv_filename = "test-regressions.csv"
 
     def frame(self, request: Request) -> pd.DataFrame:
@@ -136,7 +136,7 @@ class TestRegressionList(FrameList):
 class DurationRegressionList(FrameList):
     """Tests whose last 5 passing runs take at least 1.5 times their earlier median."""
 
-    serializer_class = serializers.DurationRegressionSerializer
+    serializer_class = serializers_testruns.DurationRegressionSerializer
     csv_filename = "test-duration-regressions.csv"
 
     def frame(self, request: Request) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """What every dashboard page shares: the current project and the header (Nav), the page shown
-to someone with no project, access to one object (another project's is a 404), htmx fragments
-and the time parameters of the query string.
+to someone with no project, access to one object (another project's is a 404), htmx fragments,
+the time parameters of the query string and links to the read API.
 
 `project_page` is the usual entry: it resolves the current project and hands the view its Nav,
 or answers the no-project page, so a view starts with what it is about.
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -116,3 +117,8 @@ def parse_time(value: str | None) -> datetime | None:
     if parsed is not None and timezone.is_naive(parsed):
         return timezone.make_aware(parsed, UTC)
     return parsed
+
+
+def api_url(name: str, **params: Any) -> str:
+    """The read API's URL `name` with the parameters that have a value (links to CSV exports)."""
+    return f"{reverse(name)}?{urlencode({k: v for k, v in params.items() if v not in ('', None)})}"

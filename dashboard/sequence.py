@@ -1,7 +1,8 @@
 """The message sequence diagram as data: lifelines (one per agent) and arrows in time order. Pure.
 
-One row per (message, receiver), top to bottom in time order; the chart in dashboard/charts.py
-draws them. Sessions with thousands of messages are shown one window at a time.
+One row per (message, receiver), top to bottom in time order; the chart in
+dashboard/charts/multiagent.py draws them. Sessions with thousands of messages are shown one window
+at a time.
 """
 
 from __future__ import annotations

@@ -6,9 +6,13 @@ from django.urls import path
 
 from dashboard import (
     views,
+    views_alerts,
     views_analytics,
     views_compare,
     views_messages,
+    views_overview,
+    views_problems,
+    views_reports,
     views_scores,
     views_search,
     views_settings,
@@ -18,7 +22,7 @@ from dashboard import (
 app_name = "dashboard"
 
 urlpatterns = [
-    path("", views.overview, name="overview"),
+    path("", views_overview.overview, name="overview"),
     path("sessions/", views.session_list, name="session-list"),
     path("search/", views_search.search_page, name="search"),
     path("sessions/compare/", views_compare.session_compare, name="session-compare"),
@@ -48,19 +52,21 @@ urlpatterns = [
     path("incidents/", views_analytics.incidents, name="incidents"),
     path("anomalies/<int:pk>/status/", views_analytics.anomaly_status, name="anomaly-status"),
     path("errors/", views_analytics.errors, name="errors"),
-    path("alerts/", views_analytics.alerts, name="alerts"),
-    path("alerts/<int:pk>/action/", views_analytics.alert_action, name="alert-action"),
-    path("reports/", views_analytics.reports, name="reports"),
-    path("reports/make/", views_analytics.report_make, name="report-make"),
-    path("reports/<int:pk>/", views_analytics.report_html, name="report-html"),
+    path("alerts/", views_alerts.alerts, name="alerts"),
+    path("alerts/<int:pk>/action/", views_alerts.alert_action, name="alert-action"),
+    path("reports/", views_reports.reports, name="reports"),
+    path("reports/make/", views_reports.report_make, name="report-make"),
+    path("reports/<int:pk>/", views_reports.report_html, name="report-html"),
     path("compare/", views_analytics.compare, name="compare"),
-    path("ingest-problems/", views.ingest_problems, name="ingest-problems"),
+    path("ingest-problems/", views_problems.ingest_problems, name="ingest-problems"),
     path(
         "ingest-problems/replay/",
-        views.rejection_replay_selected,
+        views_problems.rejection_replay_selected,
         name="rejection-replay-selected",
     ),
-    path("ingest-problems/<int:pk>/replay/", views.rejection_replay, name="rejection-replay"),
+    path(
+        "ingest-problems/<int:pk>/replay/", views_problems.rejection_replay, name="rejection-replay"
+    ),
     path("tests/", views_testruns.heatmap, name="tests"),
     path("tests/runs/", views_testruns.run_list, name="test-runs"),
     path("tests/runs/<int:pk>/", views_testruns.run_detail, name="test-run-detail"),

@@ -1,4 +1,5 @@
-"""Dashboard pages: resolve the user's project, read (analytics.queries), compute, chart, render.
+"""Session pages: the list, a session's detail (metadata, waterfall, transcript stream), its
+stream, transcript lines and span panels.
 
 Every page requires login and shows only projects the user is a member of; another project's
 objects are a 404. The chosen project is remembered in the Django session (`?project=<slug>`).
@@ -7,15 +8,11 @@ objects are a 404. The chosen project is remembered in the Django session (`?pro
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -23,18 +20,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from analytics import deletion, queries
-from analytics.overview import (
-    RANGES,
-    TimeWindow,
-    activity_over_time,
-    cost_by_model,
-    llm_latency_over_time,
-    overview_kpis,
-    overview_rollups,
-    time_window,
-)
+from analytics.overview import RANGES
 from analytics.scores import score_summary
-from analytics.tasks import enqueue_session_summaries, enqueue_test_analysis
 from api.filters import SessionFilter
 from dashboard import charts
 from dashboard.pages import (
@@ -44,19 +31,16 @@ from dashboard.pages import (
     htmx_partial,
     no_project,
     object_nav,
-    parse_time,
-    project_page,
     session_or_404,
     vary_on_htmx,
 )
 from dashboard.rounds import Round, rounds_with_messages
 from dashboard.views_scores import score_form_context
 from dashboard.waterfall import waterfall_rows
-from ingest import access, audit, store
+from ingest import access
 from ingest.formats.records import DETAILED_KIND_KEY
-from ingest.models import AuditEntry, IngestRejection, Project, Session, TranscriptLine
+from ingest.models import Project, Session, TranscriptLine
 
-OVERVIEW_ANOMALIES = 5
 # Spans per page of a session's waterfall and tree.
 WATERFALL_PAGE = 250
 CHILD_LIMIT = 50
@@ -80,59 +64,8 @@ SESSION_COLUMNS = [
     ("Tags", "", ""),
     ("Scores", "", "col-scores"),
 ]
-REJECTION_STATES = {"unresolved": False, "resolved": True, "all": None}
 # A trace id in a message is cut to this; the agentops SDK's are 32 hex digits.
 TRACE_ID_SHOWN_CHARS = 64
-
-
-# --- Overview ----------------------------------------------------------------------------------
-
-
-def _overview_charts(window: TimeWindow, rollups: Any) -> dict[str, Any]:
-    activity = activity_over_time(rollups, window=window)
-    latency = llm_latency_over_time(rollups, window=window)
-    costs = cost_by_model(rollups)
-    has_activity = bool(len(rollups))
-    return {
-        "activity": charts.figure_data(charts.activity_chart(activity)) if has_activity else None,
-        "latency": (
-            charts.figure_data(charts.latency_chart(latency)) if latency["calls"].sum() else None
-        ),
-        "cost": charts.figure_data(charts.cost_by_model_chart(costs)) if len(costs) else None,
-    }
-
-
-@login_required
-@require_GET
-@project_page
-def overview(request: HttpRequest, nav: Nav) -> HttpResponse:
-    window = time_window(
-        request.GET.get("range"),
-        now=timezone.now(),
-        start=parse_time(request.GET.get("from")),
-        end=parse_time(request.GET.get("to")),
-    )
-    since, until = window.since, window.until
-    rollups = overview_rollups(
-        *queries.window_rollup_frames(nav.project.pk, since=since, until=until)
-    )
-    context = {
-        "nav": nav,
-        "window": window,
-        "ranges": list(RANGES),
-        "kpis": overview_kpis(rollups),
-        "charts": _overview_charts(window, rollups),
-        "open_anomalies": queries.open_anomalies(nav.project.pk, limit=OVERVIEW_ANOMALIES),
-        **_retention_notice(nav.project, since),
-    }
-    return render(request, "dashboard/overview.html", context)
-
-
-def _retention_notice(project: Project, since: datetime) -> dict[str, Any]:
-    """When the range reaches before the raw data retention removed: its days for the notice."""
-    removed = project.raw_removed_before
-    days = deletion.retention_of(project).raw_days
-    return {"raw_retention_days": days if removed and since < removed else None}
 
 
 # --- Sessions list -----------------------------------------------------------------------------
@@ -524,96 +457,3 @@ def span_detail(request: HttpRequest, pk: int, span_pk: int) -> HttpResponse:
         return vary_on_htmx(render(request, "dashboard/span_detail.html#panel", context))
     context["nav"] = object_nav(request, session.project)
     return vary_on_htmx(render(request, "dashboard/span_detail.html", context))
-
-
-# --- Ingest problems ---------------------------------------------------------------------------
-
-
-@login_required
-@require_GET
-@project_page
-def ingest_problems(request: HttpRequest, nav: Nav) -> HttpResponse:
-    state = request.GET.get("state", "unresolved")
-    if state not in REJECTION_STATES:
-        state = "unresolved"
-    rejections = queries.rejections_with_raw_head(nav.project.pk, resolved=REJECTION_STATES[state])
-    page = Paginator(rejections, PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {
-        "nav": nav,
-        "page": page,
-        "rejections": list(page.object_list),
-        "state": state,
-        "states": list(REJECTION_STATES),
-        "editable_chars": queries.REJECTION_EDITABLE_CHARS,
-    }
-    return render(request, "dashboard/ingest_problems.html", context)
-
-
-def _replay(request: HttpRequest, rejection: IngestRejection, raw_text: str) -> store.ReplayOutcome:
-    edited = raw_text != rejection.raw
-    with transaction.atomic():
-        outcome = store.replay_rejection(
-            rejection, raw_text, max_string_chars=settings.OBSERVATORY_MAX_STRING_CHARS
-        )
-        audit.record(
-            request,
-            AuditEntry.Action.PROBLEM_REPLAY,
-            project_id=rejection.project_id,
-            target=f"ingest problem #{rejection.pk}",
-            changes={
-                "raw": [None, "edited by hand" if edited else "as received"],
-                "result": [None, "stored" if outcome.ok else "still fails"],
-            },
-        )
-    if outcome.ok:
-        transaction.on_commit(partial(enqueue_session_summaries, outcome.session_pks))
-    if outcome.has_test_results:
-        transaction.on_commit(partial(enqueue_test_analysis, [rejection.project_id]))
-    return outcome
-
-
-def _back_to_problems(request: HttpRequest) -> HttpResponse:
-    state = request.POST.get("state", "")
-    url = reverse("dashboard:ingest-problems")
-    return redirect(f"{url}?state={state}" if state in REJECTION_STATES else url)
-
-
-@login_required
-@require_POST
-def rejection_replay(request: HttpRequest, pk: int) -> HttpResponse:
-    visible = queries.projects_for_user(request.user)
-    rejection = queries.rejection_for_projects(visible, pk)
-    if rejection is None:
-        raise Http404("No such ingest problem")
-    raw_text = request.POST.get("raw")
-    edited = raw_text is not None and raw_text != rejection.raw
-    action = access.Action.REPLAY_EDITED_PROBLEM if edited else access.Action.REPLAY_PROBLEM
-    access.require(request.user, rejection.project_id, action)
-    outcome = _replay(request, rejection, raw_text if edited else rejection.raw)
-    if outcome.ok:
-        messages.success(request, f"Problem #{rejection.pk} replayed: {outcome.message}")
-    else:
-        messages.error(request, f"Problem #{rejection.pk} still fails: {outcome.message}")
-    return _back_to_problems(request)
-
-
-@login_required
-@require_POST
-def rejection_replay_selected(request: HttpRequest) -> HttpResponse:
-    """Replay each selected problem as stored; one message sums up what happened."""
-    visible = queries.projects_for_user(request.user)
-    ids = [int(value) for value in request.POST.getlist("ids") if value.isdecimal()]
-    chosen = list(queries.rejections_by_pk(visible, ids))
-    access.require(request.user, {r.project_id for r in chosen}, access.Action.REPLAY_PROBLEM)
-    outcomes = []
-    for rejection in chosen:
-        outcomes.append((rejection.pk, _replay(request, rejection, rejection.raw)))
-    failed = [f"#{pk}: {outcome.message}" for pk, outcome in outcomes if not outcome.ok]
-    replayed = len(outcomes) - len(failed)
-    if not outcomes:
-        messages.warning(request, "No problems were selected.")
-    if replayed:
-        messages.success(request, f"{replayed} problem(s) replayed.")
-    if failed:
-        messages.error(request, f"{len(failed)} still fail: " + "; ".join(failed))
-    return _back_to_problems(request)

@@ -1,28 +1,29 @@
-"""Analytics pages: trends, anomalies, error clusters, alerts, reports, and cohorts with
-forecasts. Each resolves the project, reads (analytics.queries), computes (pure modules), charts
-(dashboard.charts) and renders; actions write through analytics.store."""
+"""Analytics pages: trends, anomalies and incidents, error clusters, and cohorts with forecasts.
+Each resolves the project, reads (analytics.queries), computes (pure modules), charts
+(dashboard.charts) and renders; actions write through analytics.store. Alerts and reports have
+their own modules (views_alerts.py, views_reports.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 import pandas as pd
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from analytics import queries, store
-from analytics.alerting import send_test_notification
 from analytics.anomalies import METRICS as ANOMALY_METRICS
 from analytics.cohorts import (
     FORECAST_METRICS,
@@ -31,32 +32,20 @@ from analytics.cohorts import (
     daily_totals,
     forecast_daily,
 )
-from analytics.models import AlertRule, Anomaly
+from analytics.models import Anomaly, Incident
 from analytics.overview import RANGES, TimeWindow, time_window
-from analytics.reporting import make_report
 from analytics.scores import score_trend
 from analytics.trends import merge_rollups, resource_trend, trend_series
 from dashboard import charts
-from dashboard.forms_analytics import (
-    AlertRuleForm,
-    CohortForm,
-    ReportBuilderForm,
-    ReportScheduleForm,
-)
-from dashboard.pages import PAGE_SIZE, Nav, project_page
+from dashboard.forms_analytics import CohortForm
+from dashboard.pages import PAGE_SIZE, Nav, api_url, project_page
 from ingest import access, audit
-from ingest.models import AuditEntry
+from ingest.models import AuditEntry, Session
 
 TREND_GROUPS = {"agent": ("llm", "tool"), "model": ("llm",), "tool": ("tool",)}
 ANOMALY_STATES = ("open", "acknowledged", "resolved", "all")
 INCIDENT_STATES = ("open", "closed", "all")
-ALERT_HISTORY = 50
 FORECAST_HORIZONS = (7, 30)
-SCHEDULE_FIELDS = ("is_daily", "is_weekly", "email_to")
-
-
-def _api_url(name: str, **params: Any) -> str:
-    return f"{reverse(name)}?{urlencode({k: v for k, v in params.items() if v not in ('', None)})}"
 
 
 def _figure(fig: Any) -> dict[str, Any]:
@@ -71,7 +60,7 @@ def _granularity(window: TimeWindow) -> str:
 
 
 def _series_url(nav: Nav, window: TimeWindow, granularity: str, group: str, kinds: str) -> str:
-    return _api_url(
+    return api_url(
         "api:trend-series",
         project=nav.project.slug,
         group=group,
@@ -205,8 +194,8 @@ def trends(request: HttpRequest, nav: Nav) -> HttpResponse:
             "model": csv("model", "llm"),
             "agent": csv("agent", ""),
             "sessions": csv("", "session"),
-            "metrics": _api_url("api:metric-list", project=nav.project.slug, format="csv"),
-            "scores": _api_url(
+            "metrics": api_url("api:metric-list", project=nav.project.slug, format="csv"),
+            "scores": api_url(
                 "api:score-list",
                 project=nav.project.slug,
                 after=window.since.isoformat(),
@@ -221,48 +210,62 @@ def trends(request: HttpRequest, nav: Nav) -> HttpResponse:
 # --- Anomalies ---------------------------------------------------------------------------------
 
 
-def _anomaly_rows(anomalies: list[Anomaly]) -> list[dict[str, Any]]:
-    """Each anomaly with its example sessions (one query for all of them)."""
-    pks = [pk for anomaly in anomalies for pk in anomaly.example_session_ids or []]
-    sessions = queries.sessions_by_pk(pks)
-    return [
-        {
-            "anomaly": a,
-            "examples": [sessions[pk] for pk in a.example_session_ids or [] if pk in sessions],
-        }
-        for a in anomalies
-    ]
+def _examples(flagged: Sequence[Anomaly | Incident]) -> dict[int, list[Session]]:
+    """Each anomaly's or incident's example sessions that still exist, by its pk (one query)."""
+    sessions = queries.sessions_by_pk([pk for f in flagged for pk in f.example_session_ids or []])
+    return {
+        f.pk: [sessions[pk] for pk in f.example_session_ids or [] if pk in sessions]
+        for f in flagged
+    }
+
+
+def _status_listing(
+    request: HttpRequest,
+    nav: Nav,
+    rows: QuerySet[Any],
+    *,
+    states: Sequence[str],
+    default: str,
+    api: str,
+) -> tuple[str, QuerySet[Any], str]:
+    """`?status=` (`default` unless one of `states`), the rows in it, and their CSV link."""
+    state = request.GET.get("status", default)
+    state = state if state in states else default
+    rows = rows if state == "all" else rows.filter(status=state)
+    shown = "" if state == "all" else state
+    return state, rows, api_url(api, project=nav.project.slug, status=shown, format="csv")
 
 
 @login_required
 @require_GET
 @project_page
 def anomalies(request: HttpRequest, nav: Nav) -> HttpResponse:
-    state = request.GET.get("status", "open")
-    state = state if state in ANOMALY_STATES else "open"
+    state, rows, csv_url = _status_listing(
+        request,
+        nav,
+        queries.anomalies_for_projects([nav.project.pk]),
+        states=ANOMALY_STATES,
+        default="open",
+        api="api:anomaly-list",
+    )
     metric = request.GET.get("metric", "")
-    rows = queries.anomalies_for_projects([nav.project.pk])
-    rows = rows if state == "all" else rows.filter(status=state)
     rows = rows.filter(metric=metric) if metric in ANOMALY_METRICS else rows
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    listed = list(page.object_list)
+    examples = _examples(listed)
     timeline = pd.DataFrame(
         list(rows.values("window_start", "metric", "score", "status", "explanation")[:500])
     )
     context = {
         "nav": nav,
         "page": page,
-        "rows": _anomaly_rows(list(page.object_list)),
+        "rows": [{"anomaly": a, "examples": examples[a.pk]} for a in listed],
         "state": state,
         "states": ANOMALY_STATES,
         "metric": metric,
         "metrics": ANOMALY_METRICS,
         "timeline": _figure(charts.anomaly_timeline_chart(timeline)) if len(timeline) else None,
-        "csv_url": _api_url(
-            "api:anomaly-list",
-            project=nav.project.slug,
-            status="" if state == "all" else state,
-            format="csv",
-        ),
+        "csv_url": csv_url,
     }
     return render(request, "dashboard/anomalies.html", context)
 
@@ -271,14 +274,18 @@ def anomalies(request: HttpRequest, nav: Nav) -> HttpResponse:
 @require_GET
 @project_page
 def incidents(request: HttpRequest, nav: Nav) -> HttpResponse:
-    state = request.GET.get("status", "all")
-    state = state if state in INCIDENT_STATES else "all"
-    rows = queries.incidents_for_projects([nav.project.pk])
-    rows = rows if state == "all" else rows.filter(status=state)
+    state, rows, csv_url = _status_listing(
+        request,
+        nav,
+        queries.incidents_for_projects([nav.project.pk]),
+        states=INCIDENT_STATES,
+        default="all",
+        api="api:incident-list",
+    )
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     listed = list(page.object_list)
     flags = queries.anomalies_of_incidents([i.pk for i in listed])
-    sessions = queries.sessions_by_pk([pk for i in listed for pk in i.example_session_ids or []])
+    examples = _examples(listed)
     context = {
         "nav": nav,
         "page": page,
@@ -286,18 +293,13 @@ def incidents(request: HttpRequest, nav: Nav) -> HttpResponse:
             {
                 "incident": i,
                 "flags": flags.get(i.pk, []),
-                "examples": [sessions[pk] for pk in i.example_session_ids or [] if pk in sessions],
+                "examples": examples[i.pk],
             }
             for i in listed
         ],
         "state": state,
         "states": INCIDENT_STATES,
-        "csv_url": _api_url(
-            "api:incident-list",
-            project=nav.project.slug,
-            status="" if state == "all" else state,
-            format="csv",
-        ),
+        "csv_url": csv_url,
     }
     return render(request, "dashboard/incidents.html", context)
 
@@ -351,193 +353,9 @@ def errors(request: HttpRequest, nav: Nav) -> HttpResponse:
         "page": page,
         "clusters": list(page.object_list),
         "chart": _figure(charts.cluster_chart(top)) if len(top) else None,
-        "csv_url": _api_url("api:error-cluster-list", project=nav.project.slug, format="csv"),
+        "csv_url": api_url("api:error-cluster-list", project=nav.project.slug, format="csv"),
     }
     return render(request, "dashboard/errors.html", context)
-
-
-# --- Alerts ------------------------------------------------------------------------------------
-
-
-def _rule_or_404(request: HttpRequest, pk: int) -> AlertRule:
-    rules = queries.alert_rules_for_projects(queries.projects_for_user(request.user))
-    return get_object_or_404(rules.select_related("project"), pk=pk)
-
-
-# What the audit log keeps of a rule; the secret only as "(changed)".
-RULE_AUDIT_FIELDS = (
-    "name",
-    "kind",
-    "metric",
-    "agent",
-    "model",
-    "tool",
-    "window_minutes",
-    "comparator",
-    "threshold",
-    "channel",
-    "target",
-    "secret",
-    "renotify_minutes",
-    "is_enabled",
-)
-
-
-def _rule_fields(rule: AlertRule | None) -> dict[str, Any]:
-    return {} if rule is None else {name: getattr(rule, name) for name in RULE_AUDIT_FIELDS}
-
-
-def _record_rule(
-    request: HttpRequest, action: AuditEntry.Action, rule: AlertRule, before: dict[str, Any]
-) -> None:
-    after = _rule_fields(rule) if action == AuditEntry.Action.ALERT_RULE_SAVE else {}
-    audit.record(
-        request,
-        action,
-        project_id=rule.project_id,
-        target=f"alert rule “{rule.name}”",
-        changes=audit.diff(before, after, secrets=["secret"]),
-    )
-
-
-@login_required
-@project_page
-def alerts(request: HttpRequest, nav: Nav) -> HttpResponse:
-    editing = (
-        _rule_or_404(request, int(request.GET["edit"]))
-        if request.GET.get("edit", "").isdecimal()
-        else None
-    )
-    if request.method == "POST":
-        project_id = nav.project.pk if editing is None else editing.project_id
-        access.require(request.user, project_id, access.Action.EDIT_ALERT_RULES)
-    before = _rule_fields(editing)  # the form writes into `editing` as it validates
-    form = AlertRuleForm(request.POST or None, instance=editing)
-    if request.method == "POST" and form.is_valid():
-        rule = form.save(commit=False)
-        rule.project = nav.project if editing is None else editing.project
-        with transaction.atomic():
-            store.save_alert_rule(rule)
-            _record_rule(request, AuditEntry.Action.ALERT_RULE_SAVE, rule, before)
-        messages.success(request, f"Alert rule “{rule.name}” saved.")
-        return redirect("dashboard:alerts")
-    context = {
-        "nav": nav,
-        "form": form,
-        "editing": editing,
-        "rules": list(queries.alert_rules_for_projects([nav.project.pk])),
-        "events": list(queries.alert_events_for_projects([nav.project.pk])[:ALERT_HISTORY]),
-        "csv_rules": _api_url("api:alert-rule-list", project=nav.project.slug, format="csv"),
-        "csv_events": _api_url("api:alert-event-list", project=nav.project.slug, format="csv"),
-    }
-    return render(request, "dashboard/alerts.html", context, status=400 if form.errors else 200)
-
-
-@login_required
-@require_POST
-def alert_action(request: HttpRequest, pk: int) -> HttpResponse:
-    """test (send a test notification), toggle (enable/disable) or delete."""
-    rule = _rule_or_404(request, pk)
-    access.require(request.user, rule.project_id, access.Action.EDIT_ALERT_RULES)
-    action = request.POST.get("action", "")
-    before = _rule_fields(rule)
-    if action == "test":
-        audit.record(
-            request,
-            AuditEntry.Action.ALERT_RULE_TEST,
-            project_id=rule.project_id,
-            target=f"alert rule “{rule.name}”",
-        )
-        event = send_test_notification(rule, now=timezone.now())
-        event.refresh_from_db()
-        if event.is_delivered:
-            messages.success(request, f"Test notification sent to {rule.target}.")
-        else:
-            messages.error(request, f"Test notification failed: {event.delivery_error}")
-    elif action == "toggle":
-        rule.is_enabled = not rule.is_enabled
-        with transaction.atomic():
-            store.save_alert_rule(rule)
-            _record_rule(request, AuditEntry.Action.ALERT_RULE_SAVE, rule, before)
-        messages.success(request, f"“{rule.name}” {'enabled' if rule.is_enabled else 'disabled'}.")
-    elif action == "delete":
-        with transaction.atomic():
-            _record_rule(request, AuditEntry.Action.ALERT_RULE_DELETE, rule, before)
-            store.delete_alert_rule(rule)
-        messages.success(request, f"“{rule.name}” deleted.")
-    return redirect("dashboard:alerts")
-
-
-# --- Reports -----------------------------------------------------------------------------------
-
-
-@login_required
-@project_page
-def reports(request: HttpRequest, nav: Nav) -> HttpResponse:
-    if request.method == "POST":
-        access.require(request.user, nav.project.pk, access.Action.EDIT_REPORT_SCHEDULE)
-    schedule = queries.report_schedule(nav.project.pk)
-    before = {name: getattr(schedule, name) for name in SCHEDULE_FIELDS}
-    form = ReportScheduleForm(request.POST or None, instance=schedule)
-    if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            store.save_report_schedule(nav.project.pk, **form.cleaned_data)
-            audit.record(
-                request,
-                AuditEntry.Action.REPORT_SCHEDULE,
-                project_id=nav.project.pk,
-                target="report schedule",
-                changes=audit.diff(before, {f: form.cleaned_data[f] for f in SCHEDULE_FIELDS}),
-            )
-        messages.success(request, "Report schedule saved.")
-        return redirect("dashboard:reports")
-    all_reports = queries.reports_for_projects([nav.project.pk])
-    context = {
-        "nav": nav,
-        "form": form,
-        "builder": ReportBuilderForm(
-            initial={
-                "grouping": "day",
-                "metrics": ["count", "error_rate", "latency_p95_ms", "cost"],
-            }
-        ),
-        "builder_url": reverse("api:report-builder"),
-        "page": Paginator(all_reports, PAGE_SIZE).get_page(request.GET.get("page")),
-    }
-    return render(request, "dashboard/reports.html", context, status=400 if form.errors else 200)
-
-
-@login_required
-@require_POST
-@project_page
-def report_make(request: HttpRequest, nav: Nav) -> HttpResponse:
-    """Make (or remake) the latest daily or weekly report now."""
-    access.require(request.user, nav.project.pk, access.Action.MAKE_REPORT)
-    period = request.POST.get("period", "daily")
-    if period not in ("daily", "weekly"):
-        raise Http404("No such period")
-    report = make_report(nav.project.pk, period, now=timezone.now())
-    audit.record(
-        request,
-        AuditEntry.Action.REPORT_MAKE,
-        project_id=nav.project.pk,
-        target=f"{period} report from {report.period_start:%Y-%m-%d}",
-    )
-    messages.success(request, f"The {period} report from {report.period_start:%Y-%m-%d} is ready.")
-    return redirect("dashboard:reports")
-
-
-@login_required
-@require_GET
-def report_html(request: HttpRequest, pk: int) -> HttpResponse:
-    report = queries.report_for_projects(queries.projects_for_user(request.user), pk)
-    if report is None:
-        raise Http404("No such report")
-    # The stored document was rendered by templates/analytics/report.html with auto-escaping on;
-    # it is served as the page itself, never inserted into another template.
-    response = HttpResponse(report.html_text, content_type="text/html; charset=utf-8")
-    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
-    return response
 
 
 # --- Cohorts and forecasts ---------------------------------------------------------------------
@@ -599,7 +417,7 @@ def compare(request: HttpRequest, nav: Nav) -> HttpResponse:
         "horizons": FORECAST_HORIZONS,
         "forecasts": _forecast_charts(nav.project.pk, horizon),
         "forecast_csv": {
-            m: _api_url(
+            m: api_url(
                 "api:forecast-list",
                 project=nav.project.slug,
                 metric=m,

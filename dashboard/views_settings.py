@@ -5,12 +5,14 @@ ingest/projects.py and recorded by ingest/audit.py in one transaction."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -43,6 +45,7 @@ from ingest.models import (
 )
 
 A = AuditEntry.Action
+_Row = TypeVar("_Row", bound=Model)
 
 
 def _nav_for(request: HttpRequest, action: access.Action) -> Nav | None:
@@ -59,6 +62,27 @@ def _page(
     invalid = any(getattr(f, "errors", None) for f in context.values() if hasattr(f, "is_bound"))
     status = 400 if request.method == "POST" and invalid else 200
     return render(request, template, {"nav": nav, "tab": tab, **context}, status=status)
+
+
+def _row_or_404(request: HttpRequest, rows: QuerySet[_Row], pk: int, action: access.Action) -> _Row:
+    """Row `pk` of one of the user's projects (404 for another project's), when the user has
+    the role `action` needs in its project (403 otherwise)."""
+    visible = queries.projects_for_user(request.user)
+    row = get_object_or_404(rows.filter(project_id__in=visible), pk=pk)
+    access.require(request.user, row.project_id, action)
+    return row
+
+
+def _recorded(
+    request: HttpRequest,
+    action: AuditEntry.Action,
+    project_id: int,
+    target: str,
+    write: Callable[[], audit.Changes],
+) -> None:
+    """Make a change (`write` returns what it changed) and its audit entry, in one transaction."""
+    with transaction.atomic():
+        audit.record(request, action, project_id=project_id, target=target, changes=write())
 
 
 def _back(url_name: str, project_id: int) -> HttpResponse:
@@ -239,9 +263,7 @@ def keys(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
-    visible = queries.projects_for_user(request.user)
-    key = get_object_or_404(ApiKey.objects.filter(project_id__in=visible), pk=pk)
-    access.require(request.user, key.project_id, access.Action.MANAGE_KEYS)
+    key = _row_or_404(request, ApiKey.objects.all(), pk, access.Action.MANAGE_KEYS)
     with transaction.atomic():
         changes = projects.revoke_key(key)
         if changes:
@@ -270,15 +292,13 @@ def prices(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         model = data.pop("model").strip()
-        with transaction.atomic():
-            changes = projects.save_price(nav.project, model, **data)
-            audit.record(
-                request,
-                A.PRICE_SAVE,
-                project_id=nav.project.pk,
-                target=f"price of {model}",
-                changes=changes,
-            )
+        _recorded(
+            request,
+            A.PRICE_SAVE,
+            nav.project.pk,
+            f"price of {model}",
+            lambda: projects.save_price(nav.project, model, **data),
+        )
         messages.success(request, f"The price of {model} is saved.")
         return redirect("dashboard:settings-prices")
     return _page(
@@ -295,17 +315,14 @@ def prices(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def price_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    visible = queries.projects_for_user(request.user)
-    price = get_object_or_404(ModelPrice.objects.filter(project_id__in=visible), pk=pk)
-    access.require(request.user, price.project_id, access.Action.EDIT_PROJECT_SETTINGS)
-    with transaction.atomic():
-        audit.record(
-            request,
-            A.PRICE_DELETE,
-            project_id=price.project_id,
-            target=f"price of {price.model}",
-            changes=projects.delete_price(price),
-        )
+    price = _row_or_404(request, ModelPrice.objects.all(), pk, access.Action.EDIT_PROJECT_SETTINGS)
+    _recorded(
+        request,
+        A.PRICE_DELETE,
+        price.project_id,
+        f"price of {price.model}",
+        lambda: projects.delete_price(price),
+    )
     messages.success(request, f"The override for {price.model} is deleted.")
     return _back("dashboard:settings-prices", price.project_id)
 
@@ -336,15 +353,13 @@ def mapping(request: HttpRequest) -> HttpResponse:
     if posted is not None and not is_session and rule_form.is_valid():
         rule = rule_form.save(commit=False)
         rule.project = project
-        with transaction.atomic():
-            changes = projects.save_message_rule(rule, before)
-            audit.record(
-                request,
-                A.MESSAGE_RULE_SAVE,
-                project_id=project.pk,
-                target=f"message rule {rule.name}",
-                changes=changes,
-            )
+        _recorded(
+            request,
+            A.MESSAGE_RULE_SAVE,
+            project.pk,
+            f"message rule {rule.name}",
+            lambda: projects.save_message_rule(rule, before),
+        )
         messages.success(request, f"Message rule “{rule.name}” saved.")
         return redirect("dashboard:settings-mapping")
     return _page(
@@ -376,17 +391,15 @@ def _save_project_field(request: HttpRequest, project: Any, **value: str) -> Non
 @login_required
 @require_POST
 def message_rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    visible = queries.projects_for_user(request.user)
-    rule = get_object_or_404(MessageMappingRule.objects.filter(project_id__in=visible), pk=pk)
-    access.require(request.user, rule.project_id, access.Action.EDIT_PROJECT_SETTINGS)
-    with transaction.atomic():
-        audit.record(
-            request,
-            A.MESSAGE_RULE_DELETE,
-            project_id=rule.project_id,
-            target=f"message rule {rule.name}",
-            changes=projects.delete_message_rule(rule),
-        )
+    rules = MessageMappingRule.objects.all()
+    rule = _row_or_404(request, rules, pk, access.Action.EDIT_PROJECT_SETTINGS)
+    _recorded(
+        request,
+        A.MESSAGE_RULE_DELETE,
+        rule.project_id,
+        f"message rule {rule.name}",
+        lambda: projects.delete_message_rule(rule),
+    )
     messages.success(request, f"Message rule “{rule.name}” deleted.")
     return _back("dashboard:settings-mapping", rule.project_id)
 
@@ -403,14 +416,13 @@ def channels(request: HttpRequest) -> HttpResponse:
         return no_project(request)
     project = nav.project
     if request.method == "POST" and request.POST.get("form") == "rotate-secret":
-        with transaction.atomic():
-            audit.record(
-                request,
-                A.PROJECT_UPDATE,
-                project_id=project.pk,
-                target="requeue webhook secret",
-                changes=projects.rotate_requeue_webhook_secret(project),
-            )
+        _recorded(
+            request,
+            A.PROJECT_UPDATE,
+            project.pk,
+            "requeue webhook secret",
+            lambda: projects.rotate_requeue_webhook_secret(project),
+        )
         messages.success(request, "New signing secret made: give it to the webhook's receiver.")
         return redirect(f"{reverse('dashboard:settings-channels')}?project={project.slug}")
     form = RequeueWebhookForm(request.POST or None, instance=project)

@@ -1,4 +1,4 @@
-/* Draws every [data-chart] element from the JSON <script> it names (built by dashboard/charts.py).
+/* Draws every [data-chart] element from the JSON <script> it names (built by the dashboard/charts package).
    A chart with data-span-url loads a clicked span's (or test result's) detail panel through htmx;
    customdata[0], or customdata itself, is its pk. Plotly and htmx are loaded before this file
    (all three are deferred). */

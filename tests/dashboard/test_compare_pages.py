@@ -18,7 +18,6 @@ from tests.builders import (
     make_session,
     make_span,
     make_test_history,
-    make_user,
 )
 
 pytestmark = pytest.mark.django_db
@@ -26,22 +25,6 @@ pytestmark = pytest.mark.django_db
 COMPARE = reverse("dashboard:session-compare")
 SCRIPT = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
-
-
-@pytest.fixture
-def user() -> Any:
-    return make_user()
-
-
-@pytest.fixture
-def project(user: Any) -> Any:
-    return make_project(name="Acme", user=user)[0]
-
-
-@pytest.fixture
-def logged_in(client: Client, user: Any, project: Any) -> Client:
-    client.force_login(user)
-    return client
 
 
 def compare_url(a: Session, b: Session) -> str:

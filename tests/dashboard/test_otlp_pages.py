@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from ingest.models import Session, Span, SpanPayload, TraceLink
 from tests.builders import make_project, make_session, make_user
+from tests.dashboard.conftest import detail_url
 
 pytestmark = pytest.mark.django_db
 
@@ -25,26 +26,6 @@ STREAM_WITH_LOG = (
     ("llm", "calling gpt-4o"),
     ("assistant", "Built."),
 )
-
-
-@pytest.fixture
-def user() -> Any:
-    return make_user()
-
-
-@pytest.fixture
-def project(user: Any) -> Any:
-    return make_project(name="Acme", user=user)[0]
-
-
-@pytest.fixture
-def logged_in(client: Client, user: Any, project: Any) -> Client:
-    client.force_login(user)
-    return client
-
-
-def detail_url(session: Session) -> str:
-    return reverse("dashboard:session-detail", args=[session.pk])
 
 
 def panel(client: Client, span: Span) -> str:
