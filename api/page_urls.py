@@ -6,12 +6,13 @@ the dashboard); the link is absolute when the serializer has the request.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.urls import reverse
 
 
-def page_url(context: dict[str, Any], page: str, pk: int) -> str:
+def page_url(context: Mapping[str, Any], page: str, pk: int) -> str:
     """The URL of dashboard page `page` (a URL name such as "session-detail") of row `pk`."""
     path = reverse(f"dashboard:{page}", args=[pk])
     request = context.get("request")
