@@ -703,10 +703,7 @@ class Message(models.Model):
     """
 
     # Message.Stage.DEAD_LETTERED etc., built from the one list of stages.
-    # The stubs know only the functional API's names-only form; (name, value) pairs are Django's.
-    Stage = models.TextChoices(  # type: ignore[call-overload]
-        "Stage", [(stage.upper(), stage) for stage in MESSAGE_STAGES]
-    )
+    Stage = models.TextChoices("Stage", [(stage.upper(), stage) for stage in MESSAGE_STAGES])
 
     class DeadLetterState(models.TextChoices):
         NONE = "", "not a dead letter"

@@ -756,8 +756,7 @@ def _json_span(
     if problem is not None or trace_id is None or span_id is None or parent_id is None:
         return _span_error(index, path, problem or ("", "unreadable"), raw)
     truncated: dict[str, int] = {}
-    raw_status = raw.get("status")
-    status: dict[str, Any] = raw_status if isinstance(raw_status, dict) else {}
+    status = raw.get("status") if isinstance(raw.get("status"), dict) else {}
     trace_hex, span_hex = trace_id.hex(), span_id.hex()
     # Positional, in field order: see WireSpan.
     return WireSpan(
@@ -1184,9 +1183,7 @@ def _session_key(value: str) -> str:
     return f"{value[:95]}~{_digest(value)}"
 
 
-def _session_attribute(
-    maps: Sequence[Mapping[str, Any]], names: tuple[str, ...]
-) -> tuple[str, str]:
+def _session_attribute(maps: list[Mapping[str, Any]], names: tuple[str, ...]) -> tuple[str, str]:
     """(session id, "name=value") of the first session attribute found, else ("", "")."""
     for name in names:
         value = session_value(maps, (name,))
@@ -1204,9 +1201,8 @@ def _autogen_team(members: list[WireSpan]) -> tuple[str, str]:
         for key in AUTOGEN_TEAM_KEYS:
             value = span.attributes.get(key)
             # The team's output topic has a uuid of its own: not the team's.
-            if not isinstance(value, str) or value.startswith("output_topic_"):
-                continue
-            match = _TEAM_UUID.search(value)
+            is_team = isinstance(value, str) and not value.startswith("output_topic_")
+            match = _TEAM_UUID.search(value) if is_team else None
             if match:
                 team = match.group(1).lower()
                 return f"autogen-team-{team}", f"AutoGen team {team} (agent types, topics)"
