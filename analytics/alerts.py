@@ -90,7 +90,9 @@ def metric_value(
     rule's score name's scores (value, None for a categorical one)."""
     if metric == "score_mean":
         values = (
-            pd.to_numeric(scores["value"], errors="coerce").dropna() if scores is not None else []
+            pd.to_numeric(scores["value"], errors="coerce").dropna()
+            if scores is not None
+            else pd.Series(dtype="float64")
         )
         return float(values.mean()) if len(values) else None
     if metric == "session_count":

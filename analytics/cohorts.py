@@ -101,7 +101,10 @@ def cohort_labels(
 
 def session_metrics(sessions: pd.DataFrame) -> pd.DataFrame:
     """COHORT_METRICS per session (failed is 1.0 for a failed session, else 0.0)."""
-    number = lambda c: pd.to_numeric(sessions[c], errors="coerce").astype("float64")  # noqa: E731
+
+    def number(column: str) -> pd.Series:
+        return pd.to_numeric(sessions[column], errors="coerce").astype("float64")
+
     return pd.DataFrame(
         {
             "cost": number("cost").fillna(0.0),

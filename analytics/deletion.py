@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -59,6 +59,8 @@ A = AuditEntry.Action
 MAX_RETENTION_DAYS = 36_500
 # How long an erasure waits for a landing in flight (normally well under a second).
 PENDING_WAIT_SECONDS = 30
+# The derived rows that keep example sessions as a plain pk list.
+WithExamples = TypeVar("WithExamples", Anomaly, Incident)
 
 
 def delete_in_batches(queryset: QuerySet[Model], *, batch_rows: int | None = None) -> int:
@@ -112,14 +114,18 @@ def _forget_examples(project_id: int, gone: set[int]) -> None:
     """Drop deleted sessions from the example lists of anomaly flags and incidents (plain pk
     lists, no foreign key): a flag of a day before the raw cutoff is never re-judged, and must
     not link to a session that is gone."""
-    for model in (Anomaly, Incident):
-        rows = model.objects.filter(project_id=project_id).exclude(example_session_ids=[])
-        changed = []
-        for row in rows.only("pk", "example_session_ids"):
-            if gone.intersection(row.example_session_ids):
-                row.example_session_ids = [pk for pk in row.example_session_ids if pk not in gone]
-                changed.append(row)
-        model.objects.bulk_update(changed, ["example_session_ids"], batch_size=500)
+    _forget_examples_in(Anomaly, project_id, gone)
+    _forget_examples_in(Incident, project_id, gone)
+
+
+def _forget_examples_in(model: type[WithExamples], project_id: int, gone: set[int]) -> None:
+    rows = model.objects.filter(project_id=project_id).exclude(example_session_ids=[])
+    changed = []
+    for row in rows.only("pk", "example_session_ids"):
+        if gone.intersection(row.example_session_ids):
+            row.example_session_ids = [pk for pk in row.example_session_ids if pk not in gone]
+            changed.append(row)
+    model.objects.bulk_update(changed, ["example_session_ids"], batch_size=500)
 
 
 def _queue_refresh(project_id: int) -> None:
@@ -290,7 +296,7 @@ def delete_score(request: Any, score: Score) -> bool:
 
 def delete_session(request: Any, session: Session) -> int:
     """Delete one session (delete_sessions) and write its audit entry, with what it held."""
-    held = {"spans": session.event_count, "started_at": session.started_at}
+    started = session.started_at
     deleted = delete_sessions(session.project_id, [session.pk])
     if deleted:
         with transaction.atomic():
@@ -300,8 +306,8 @@ def delete_session(request: Any, session: Session) -> int:
                 project_id=session.project_id,
                 target=f"session {session.external_id}",
                 changes={
-                    k: [v if k != "started_at" or v is None else v.isoformat(), None]
-                    for k, v in held.items()
+                    "spans": [session.event_count, None],
+                    "started_at": [started.isoformat() if started else None, None],
                 },
             )
     return deleted

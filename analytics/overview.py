@@ -122,9 +122,9 @@ def overview_kpis(rollups: pd.DataFrame) -> OverviewKpis:
     """
     sessions, events = _kind(rollups, sessions=True), _kind(rollups, sessions=False)
     llm = events[events["kind"] == "llm"]
-    latency = merge_rollups(llm.assign(all=""), by=["all"]) if len(llm) else None
+    timed = _sum(llm, "timed_count") > 0
+    latency = merge_rollups(llm.assign(all=""), by=["all"]) if timed else None
     event_count, error_count = int(_sum(events, "count")), int(_sum(events, "error_count"))
-    has_latency = latency is not None and _sum(llm, "timed_count") > 0
     return OverviewKpis(
         session_count=int(_sum(sessions, "count")),
         failed_session_count=int(_sum(sessions, "error_count")),
@@ -132,8 +132,8 @@ def overview_kpis(rollups: pd.DataFrame) -> OverviewKpis:
         error_count=error_count,
         error_rate=error_count / event_count if event_count else 0.0,
         llm_call_count=int(_sum(llm, "count")),
-        llm_p50_ms=float(latency["latency_p50_ms"].iloc[0]) if has_latency else None,
-        llm_p95_ms=float(latency["latency_p95_ms"].iloc[0]) if has_latency else None,
+        llm_p50_ms=float(latency["latency_p50_ms"].iloc[0]) if latency is not None else None,
+        llm_p95_ms=float(latency["latency_p95_ms"].iloc[0]) if latency is not None else None,
         prompt_tokens=int(_sum(events, "prompt_tokens")),
         completion_tokens=int(_sum(events, "completion_tokens")),
         cost=_sum(events, "cost"),

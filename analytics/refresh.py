@@ -188,7 +188,7 @@ def refresh_project(
     since: datetime,
     now: datetime,
     lookback: timedelta | None = MAX_ANOMALY_LOOKBACK,
-    progress: Callable[[datetime], None] | None = None,
+    progress: Callable[[datetime], object] | None = None,
 ) -> RefreshResult:
     """Rollups and error clusters of every day from since's day to today, then anomaly flags for
     the hours since `since` (at most `lookback` back; None: all of them). `progress` is called
@@ -224,7 +224,7 @@ def refresh_project(
 
 
 def recompute_project(
-    project_id: int, *, now: datetime, progress: Callable[[datetime], None] | None = None
+    project_id: int, *, now: datetime, progress: Callable[[datetime], object] | None = None
 ) -> RefreshResult:
     """Everything from the project's first span or message: rollups and clusters of every day,
     anomalies over every hour that has enough history."""
@@ -235,7 +235,7 @@ def recompute_project(
 
 
 def recompute_named_rollups(
-    project_id: int, *, now: datetime, progress: Callable[[datetime], None] | None = None
+    project_id: int, *, now: datetime, progress: Callable[[datetime], object] | None = None
 ) -> int:
     """Every day's NamedRollup rows from the stored rollups and its AgentNameRollup rows, from
     the first span or message on (for an install upgraded with rollups in place; a full

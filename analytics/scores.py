@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import pandas as pd
 
@@ -152,7 +153,8 @@ def score_lines(current: pd.DataFrame, previous: pd.DataFrame) -> list[ScoreLine
         if frame.empty:
             return {}
         numbers = frame.assign(value=pd.to_numeric(frame["value"], errors="coerce"))
-        return numbers.dropna(subset=["value"]).groupby("name")["value"].mean().to_dict()
+        by_name = numbers.dropna(subset=["value"]).groupby("name")["value"].mean()
+        return cast(dict[str, float], by_name.to_dict())  # pandas is untyped (pyproject.toml)
 
     now, before = means(current), means(previous)
     counts = current.groupby("name").size().to_dict()

@@ -111,7 +111,8 @@ class _DeadlineSocket:
 
     def makefile(self, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         # http.client reads the answer through this file: its reads must come through _arm.
-        return socket.socket.makefile(self, mode, *args, **kwargs)  # type: ignore[arg-type]
+        # Not a socket subclass (it wraps one), and `mode` is a plain str: hence call-overload.
+        return socket.socket.makefile(self, mode, *args, **kwargs)  # type: ignore[call-overload]
 
 
 class _GuardedConnection(urllib3.connection.HTTPConnection):
@@ -122,7 +123,7 @@ class _GuardedConnection(urllib3.connection.HTTPConnection):
 
     def connect(self) -> None:
         super().connect()
-        self.sock = _DeadlineSocket(self.sock, _policy.get().deadline)  # type: ignore[assignment]
+        self.sock = _DeadlineSocket(self.sock, _policy.get().deadline)
 
 
 class _GuardedHTTPSConnection(urllib3.connection.HTTPSConnection):
@@ -134,7 +135,7 @@ class _GuardedHTTPSConnection(urllib3.connection.HTTPSConnection):
 
     def connect(self) -> None:
         super().connect()
-        self.sock = _DeadlineSocket(self.sock, _policy.get().deadline)  # type: ignore[assignment]
+        self.sock = _DeadlineSocket(self.sock, _policy.get().deadline)
 
 
 class _GuardedPool(HTTPConnectionPool):

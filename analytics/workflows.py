@@ -64,7 +64,7 @@ def _end(step: Step) -> datetime | None:
 def _finish(step: Step) -> datetime:
     """The end of a step known to have a start (its start when it has no end yet)."""
     ended = _time(step.get("ended_at"))
-    return ended if ended is not None else step["started_at"]  # type: ignore[no-any-return]
+    return ended if ended is not None else step["started_at"]
 
 
 def critical_path(steps: Sequence[Step]) -> CriticalPath:

@@ -6,7 +6,7 @@ export costs the database's time rather than a Python serializer call per row (b
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from django.db import connection
@@ -79,7 +79,8 @@ def copy_csv(
     CRLF, like csv_rows(). Lazy: rows are read from the server as the response is written, so
     memory stays flat however many rows there are. Only for can_copy() serializers."""
     fields = [serializer.fields[name] for name in header]
-    sources = [field.source for field in fields]
+    # A bound field always has a source (its name unless declared); the stubs allow None.
+    sources = [cast(str, field.source) for field in fields]
     inner, params = queryset.values(*sources).query.sql_with_params()
     cells = ", ".join(
         str(cell_sql(field)).format(c=connection.ops.quote_name(source))

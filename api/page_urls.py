@@ -6,6 +6,7 @@ the dashboard); the link is absolute when the serializer has the request.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.urls import reverse
@@ -14,7 +15,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
-def page_url(context: dict[str, Any], page: str, pk: int) -> str:
+def page_url(context: Mapping[str, Any], page: str, pk: int) -> str:
     """The URL of dashboard page `page` (a URL name such as "session-detail") of row `pk`."""
     path = reverse(f"dashboard:{page}", args=[pk])
     request = context.get("request")

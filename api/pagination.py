@@ -90,8 +90,12 @@ class KeysetCursorPagination(CursorPagination):
 
     page_size_query_param = "page_size"
     max_page_size = MAX_PAGE_SIZE
+    # Set from the settings' PAGE_SIZE, then per request in paginate_queryset.
+    page_size: int
+    base_url: str
 
-    def paginate_queryset(
+    # Keyset pagination needs a queryset to order and filter; DRF's base also takes a list.
+    def paginate_queryset(  # type: ignore[override]
         self, queryset: QuerySet[Any], request: Request, view: Any = None
     ) -> list[Any]:
         self.request = request

@@ -10,7 +10,6 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 
 from analytics.queries import (
-    ProjectScope,
     project_list,
     projects_for_user,
     sessions_with_external_id,
@@ -21,7 +20,7 @@ from ingest.models import Project, Session
 T = TypeVar("T", bound=Model)
 
 
-def visible_projects(request: Request) -> ProjectScope:
+def visible_projects(request: Request) -> list[int]:
     """An API key sees its own project; a logged-in user the projects they are a member of.
 
     Ids, read first: with `project_id IN (<subquery>)` PostgreSQL cannot walk a list's

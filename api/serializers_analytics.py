@@ -273,7 +273,8 @@ class ReportSerializer(serializers.ModelSerializer[Report]):
 
 class CohortDifferenceSerializer(serializers.Serializer[dict[str, Any]]):
     metric = serializers.CharField()
-    label = serializers.CharField()
+    # DRF's metaclass takes declared fields off the class, so this does not shadow Field.label.
+    label = serializers.CharField()  # type: ignore[assignment]
     a_mean = serializers.FloatField(allow_null=True)
     b_mean = serializers.FloatField(allow_null=True)
     a_count = serializers.IntegerField()

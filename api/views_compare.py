@@ -81,7 +81,10 @@ class AlignedMessageSerializer(serializers.Serializer):  # type: ignore[type-arg
 
 
 class TotalRowSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    label = serializers.CharField(help_text="duration_ms, tokens, cost, errors, steps.")
+    # DRF's metaclass takes declared fields off the class, so this does not shadow Field.label.
+    label = serializers.CharField(  # type: ignore[assignment]
+        help_text="duration_ms, tokens, cost, errors, steps."
+    )
     a = serializers.FloatField(allow_null=True)
     b = serializers.FloatField(allow_null=True)
     change = serializers.FloatField(allow_null=True, help_text="B minus A.")

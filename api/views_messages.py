@@ -55,7 +55,7 @@ def message_detail(projects: queries.ProjectScope, pk: int) -> Message:
     message.ancestors = ancestors  # type: ignore[attr-defined]
     message.descendants = descendants  # type: ignore[attr-defined]
     if not hasattr(message, "body"):
-        message.body = None  # type: ignore[assignment]
+        message.body = None
     return message
 
 
@@ -148,7 +148,9 @@ class DeadLetterResolve(APIView):
     def post(self, request: Request, pk: int) -> Response:
         if not _dead_letters(request, [pk]).exists():
             raise NotFound("No such dead letter")
-        return _resolve(request, [pk], str(request.data.get("note", ""))[:500])
+        # A JSON body may be a list: it names no note.
+        data = request.data if isinstance(request.data, dict) else {}
+        return _resolve(request, [pk], str(data.get("note", ""))[:500])
 
 
 class DeadLetterBulk(APIView):

@@ -15,7 +15,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from drf_spectacular.utils import OpenApiTypes, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
@@ -62,7 +63,7 @@ class ScoreList(ListView):
             require_person(request, project.pk, Action.SCORE_SESSIONS)
         records = _score_records(request, _raw_scores(request.data), is_person=is_person)
         with transaction.atomic():
-            saved = save_records(project, records)
+            saved = save_records(project, list(records))  # a list of any records
             if is_person:
                 for _, record in records:
                     _audit(request, project, record)

@@ -103,8 +103,7 @@ class SearchList(APIView):
 
     @staticmethod
     def _project_ids(request: Request) -> list[int]:
-        visible = visible_projects(request)
-        ids = visible if isinstance(visible, list) else list(visible.values_list("pk", flat=True))
+        ids = visible_projects(request)
         slug = request.query_params.get("project")
         if not slug:
             return ids

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import plotly
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -189,7 +190,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [
     BASE_DIR / "static",
     # plotly.js comes from the pinned plotly wheel, so the JS and Python versions cannot drift.
-    ("plotly", Path(__import__("plotly").__file__).parent / "package_data"),
+    ("plotly", Path(plotly.__file__).parent / "package_data"),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -285,7 +286,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Queues by kind (docs/deployment.md), so a slow analytics refresh never delays an alert: give
 # each queue its own workers with `celery worker -Q <queue>`. A worker started without -Q
 # consumes all four (the demo and the tests run one such worker).
-CELERY_TASK_QUEUES = {name: {} for name in ("ingest", "analytics", "alerts", "reports")}
+CELERY_TASK_QUEUES: dict[str, dict[str, str]] = {
+    name: {} for name in ("ingest", "analytics", "alerts", "reports")
+}
 CELERY_TASK_DEFAULT_QUEUE = "ingest"
 CELERY_TASK_DEFAULT_EXCHANGE = "observatory"
 CELERY_TASK_ROUTES = {

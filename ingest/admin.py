@@ -120,7 +120,8 @@ class UploadedObjectAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[UploadedObject]:
         # The list shows each body's length, not the body, which can be megabytes.
-        return super().get_queryset(request).annotate(body_chars=Length("body")).defer("body")
+        queryset: QuerySet[UploadedObject] = super().get_queryset(request)
+        return queryset.annotate(body_chars=Length("body")).defer("body")
 
     @admin.display(description="characters", ordering="body_chars")
     def size(self, uploaded: UploadedObject) -> int:

@@ -383,7 +383,7 @@ def redact_record(record: Record, redactor: Redactor) -> tuple[Record, int]:
     if isinstance(record, SpanRecord):
         attributes = changes.get("attributes", record.attributes)
         changes["attributes"] = {**attributes, COUNT_ATTRIBUTE: total}
-    return replace(record, **changes), total  # type: ignore[type-var]
+    return replace(record, **changes), total
 
 
 def redact_records(

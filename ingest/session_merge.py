@@ -34,6 +34,7 @@ from ingest.formats.records import (
     StepRecord,
     TranscriptRecord,
     WorkflowRecord,
+    session_id_of,
 )
 
 INDETERMINATE = "indeterminate"
@@ -83,11 +84,12 @@ def session_changes(records: list[Record]) -> dict[str, SessionChange]:
     """One SessionChange per session id the records name, folded in batch order."""
     changes: dict[str, SessionChange] = {}
     for record in records:
-        if not record.session_id:
+        session_id = session_id_of(record)
+        if not session_id:
             continue
-        change = changes.get(record.session_id)
+        change = changes.get(session_id)
         if change is None:
-            change = changes[record.session_id] = SessionChange()
+            change = changes[session_id] = SessionChange()
         if isinstance(record, SessionRecord):
             _fold_session_record(change, record)
         else:
@@ -128,8 +130,10 @@ def merge_change(session: SessionRow, change: SessionChange) -> None:
     """Merge `change` into `session` by the rules above (what the store's UPDATE does in SQL)."""
     started = session.started_at
     if change.started_at is not None:
-        inferred = session.is_inferred or started is None
-        started = change.started_at if inferred else min(started, change.started_at)
+        if session.is_inferred or started is None:
+            started = change.started_at
+        else:
+            started = min(started, change.started_at)
     if (session.is_inferred and not change.is_started) or started is None:
         started = earliest(started, change.earliest)
     session.started_at = started

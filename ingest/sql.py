@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.db import connection
 from django.db.models import Model
@@ -21,7 +21,8 @@ M = TypeVar("M", bound=Model)
 def columns(model: type[Model], alias: str) -> str:
     """The model's concrete columns as `alias.column, ...`, in field order."""
     quote = connection.ops.quote_name
-    return ", ".join(f"{alias}.{quote(f.column)}" for f in model._meta.concrete_fields)
+    # A concrete field always has a column; the stubs type Field.column for every field.
+    return ", ".join(f"{alias}.{quote(cast(str, f.column))}" for f in model._meta.concrete_fields)
 
 
 def field_count(model: type[Model]) -> int:

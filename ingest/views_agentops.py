@@ -24,7 +24,7 @@ from ingest.auth import (
     project_for_otlp_request,
 )
 from ingest.formats import agentops
-from ingest.formats.records import BodyError, ParseResult
+from ingest.formats.records import BodyError, ParseResult, session_id_of
 from ingest.models import Project, Session, UploadedObject
 from ingest.signals import announce_sessions_stored
 from ingest.store import SaveResult, redacted_text, save_records_or_reject
@@ -140,7 +140,8 @@ def _legacy_session(request: HttpRequest, body: dict[str, Any]) -> tuple[Project
     if token:
         return agentops_session_for_token(token)
     project = _legacy_project(request)
-    session = body.get("session") if isinstance(body.get("session"), dict) else body
+    nested = body.get("session")
+    session: dict[str, Any] = nested if isinstance(nested, dict) else body
     session_id = str(session.get("session_id") or session.get("id") or "")
     if not session_id:
         raise AuthError("Without a session token the body must name session_id")
@@ -162,7 +163,7 @@ def v2_create_session(request: HttpRequest) -> JsonResponse:
 
 
 def _session_id_of(parsed: ParseResult) -> str:
-    return next((record.session_id for _, record in parsed.records if record.session_id), "")
+    return next((sid for _, record in parsed.records if (sid := session_id_of(record))), "")
 
 
 @csrf_exempt

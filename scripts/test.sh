@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole check, as CI runs it (.ci/run calls this and nothing else). On a fresh Debian as
 # root: install PostgreSQL, Redis and Chromium if missing, start throwaway PostgreSQL and Redis
-# servers on free ports, lint, then run the whole pytest suite against them.
+# servers on free ports, lint and type-check, then run the whole pytest suite against them.
 #
 #   bash scripts/test.sh                     # lint + every test
 #   bash scripts/test.sh tests/ingest -x     # extra arguments go to pytest
@@ -73,6 +73,10 @@ log "ruff check ."
 ruff check . || lint_failed=true
 log "ruff format --check ."
 ruff format --check . || lint_failed=true
+# The settings import needs only the variables exported above (no database, no broker).
+mypy_failed=false
+log "mypy (pyproject.toml [tool.mypy])"
+mypy || mypy_failed=true
 
 log "python -m pytest $*"
 pytest_log="$tmp_dir/pytest.log"
@@ -85,5 +89,7 @@ elif [ "$pytest_status" -ne 0 ]; then
     die "tests failed (pytest exit code $pytest_status)"
 elif [ "$lint_failed" = true ]; then
     die "the tests passed but lint failed: run 'make format' or fix the ruff errors above"
+elif [ "$mypy_failed" = true ]; then
+    die "the tests passed but mypy failed: fix the type errors above"
 fi
-log "Lint and tests passed"
+log "Lint, types and tests passed"

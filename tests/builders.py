@@ -7,7 +7,7 @@ links, and fills its summary columns from those spans, the way the summary task 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -305,7 +305,7 @@ def result_frame(
     commits: Sequence[str] | None = None,
     branch: str = "main",
     tier: str = "unit",
-    durations: dict[str, Sequence[float]] | None = None,
+    durations: Mapping[str, Sequence[float]] | None = None,
     started_at: datetime = T0,
 ) -> pd.DataFrame:
     """The same histories as a results frame (analytics.testruns.RESULT_COLUMNS), no database:

@@ -292,7 +292,7 @@ def evil_message(rng: random.Random, seed: Seed) -> Any:
     return message
 
 
-EVIL_JSON = [
+EVIL_JSON: list[Any] = [
     None,
     True,
     -1,

@@ -89,7 +89,7 @@ SERVER_APPS = ("config", "ingest", "analytics", "api", "dashboard")
 
 
 def imported_modules(source: str) -> set[str]:
-    modules = set()
+    modules: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             modules.update(alias.name.split(".")[0] for alias in node.names)

@@ -96,9 +96,9 @@ class SpanIndex:
             i, service_fallback=False
         ):
             return False
-        current, seen = i, 0
-        while self.parents[current] is not None and seen <= len(self.spans):
-            current, seen = self.parents[current], seen + 1
+        current, seen, parent = i, 0, self.parents[i]
+        while parent is not None and seen <= len(self.spans):
+            current, seen, parent = parent, seen + 1, self.parents[parent]
         return bool(self.spans[current].parent_span_id)
 
     def nearest_agent_name(self, i: int) -> str:

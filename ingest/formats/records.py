@@ -311,6 +311,11 @@ Record = (
 )
 
 
+def session_id_of(record: Record) -> str:
+    """The session a record belongs to; "" for test records, which belong to a run instead."""
+    return "" if isinstance(record, TestRunRecord | TestResultRecord) else record.session_id
+
+
 @dataclass(slots=True)
 class ParseResult:
     """Records in batch order with their batch index, plus one error per refused record."""

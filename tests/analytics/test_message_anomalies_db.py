@@ -37,7 +37,7 @@ def message(session: Any, i: int, at: datetime, status: str) -> Message:
 def test_a_failing_edge_and_its_dead_letters_are_flagged_with_example_sessions() -> None:
     project = make_project(name="Messages")[0]
     session = make_session(project, started_at=NOW - timedelta(days=9))
-    rows = []
+    rows: list[Message] = []
     for hours_ago in range(24 * 8, 0, -1):
         at = NOW - timedelta(hours=hours_ago)
         bad, status = (12, Message.Stage.DEAD_LETTERED) if at == BURST else (2, "failed")

@@ -500,7 +500,8 @@ def test_a_string_is_indexed_at_the_first_entry_that_said_it() -> None:
 def _conversation(session: str, calls: int, *, system: str = "", first: int = 1) -> list[Any]:
     """LLM calls as agents send them: the system prompt and the whole conversation so far."""
     system = system or "You are Atlas. Never promise a refund without a human."
-    records, history = [], []
+    records: list[Any] = []
+    history: list[dict[str, str]] = []
     for n in range(1, calls + 1):
         question, answer = f"question{n} about parcel{n}", f"answer{n} with tracking{n}"
         prompt = [{"role": "system", "content": system}, *history]

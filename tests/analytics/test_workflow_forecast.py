@@ -4,6 +4,7 @@ pure."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -15,7 +16,8 @@ T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 
 def past_runs(plan_s: list[float], rest_s: list[float]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Finished runs, one a day: a "plan" step of plan_s then a "build" step of rest_s."""
-    runs, steps = [], []
+    runs: list[tuple[Any, ...]] = []
+    steps: list[tuple[Any, ...]] = []
     for pk, (plan, rest) in enumerate(zip(plan_s, rest_s, strict=True), start=1):
         start = T0 - timedelta(days=pk)
         plan_end = start + timedelta(seconds=plan)

@@ -93,7 +93,7 @@ def test_previous_links_walk_back_through_the_same_pages(
     params = {"page_size": 5, "ordering": "-started_at"}
     forward = walk(client, SESSIONS, params)
 
-    backward = []
+    backward: list[list[int]] = []
     body = client.get(SESSIONS, params).json()
     while body["next"]:
         body = client.get(body["next"]).json()

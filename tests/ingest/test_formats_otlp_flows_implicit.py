@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from ingest.formats.otlp import parse_otlp_traces
 from ingest.formats.records import WorkflowRecord
@@ -10,7 +11,7 @@ from ingest.formats.records import WorkflowRecord
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
-def span(span_id: str, parent: str, name: str, kind: str, start: int, end: int) -> dict:
+def span(span_id: str, parent: str, name: str, kind: str, start: int, end: int) -> dict[str, Any]:
     return {
         "traceId": TRACE,
         "spanId": span_id,

@@ -118,7 +118,7 @@ def canonical(project: Project) -> dict[str, Any]:
 
 def regrouped(bodies: list[bytes], rng: random.Random) -> list[bytes]:
     """The same resource spans shuffled and split into random requests."""
-    pieces = []
+    pieces: list[Any] = []
     for body in bodies:
         request = ExportTraceServiceRequest.FromString(body)
         pieces.extend(request.resource_spans)

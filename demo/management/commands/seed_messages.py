@@ -179,7 +179,9 @@ class ArenaMessages:
         reply_to: str = "",
     ) -> str:
         message_id = new_id()
-        ms = lambda low, high: timedelta(milliseconds=self.rng.uniform(low, high))  # noqa: E731
+
+        def ms(low: float, high: float) -> timedelta:
+            return timedelta(milliseconds=self.rng.uniform(low, high))
 
         def stage(name: str, when: datetime, **fields: Any) -> None:
             self.records.append(
