@@ -36,7 +36,7 @@ def test_every_page_sends_an_anonymous_visitor_to_the_login_page(
     client: Client, project: Any, name: str
 ) -> None:
     session = make_session(project)
-    span = session.spans.first()
+    span = session.spans.earliest("pk")
     args = {"session-detail": [session.pk], "session-stream": [session.pk]}.get(name, [])
     url = span_url(span) if name == "span-detail" else reverse(f"dashboard:{name}", args=args)
 
@@ -92,13 +92,13 @@ def test_a_member_of_one_project_gets_404_for_another_projects_objects(logged_in
 
     assert logged_in.get(detail_url(session)).status_code == 404
     assert logged_in.get(stream_url(session)).status_code == 404
-    assert logged_in.get(span_url(session.spans.first())).status_code == 404
+    assert logged_in.get(span_url(session.spans.earliest("pk"))).status_code == 404
     replay = reverse("dashboard:rejection-replay", args=[rejection.pk])
     assert logged_in.post(replay, {"raw": "{}"}).status_code == 404
 
 
 def test_a_span_is_only_found_under_its_own_session(logged_in: Client, project: Any) -> None:
     one, two = make_session(project), make_session(project)
-    url = reverse("dashboard:span-detail", args=[one.pk, two.spans.first().pk])
+    url = reverse("dashboard:span-detail", args=[one.pk, two.spans.earliest("pk").pk])
 
     assert logged_in.get(url).status_code == 404

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from analytics.models import AlertRule
 from ingest.models import Score
-from tests.builders import make_session
+from tests.builders import T0, make_session
 from tests.dashboard.conftest import SESSIONS
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +29,7 @@ def test_the_sessions_page_filters_by_score_and_names_a_bad_condition(
         name="judge",
         data_type="numeric",
         value=0.1,
-        created_at=low.started_at,
+        created_at=T0,
     )
 
     shown = logged_in.get(SESSIONS, {"score": "judge:lt:0.5"}).content.decode()
@@ -48,7 +48,7 @@ def test_the_session_page_shows_scores_escaped(logged_in: Client, project: Any) 
         data_type="categorical",
         label="<script>x</script>",
         comment="<img src=x>",
-        created_at=session.started_at,
+        created_at=T0,
     )
 
     html = logged_in.get(f"/sessions/{session.pk}/").content.decode()

@@ -79,7 +79,7 @@ def test_a_running_sessions_stream_polls_for_lines_after_the_last_one_with_its_f
     logged_in: Client, project: Any
 ) -> None:
     session = make_session(project, end_state="running", transcript=STATUS_AND_MESSAGES)
-    last = TranscriptLine.objects.filter(session=session).order_by("-pk").first()
+    last = TranscriptLine.objects.filter(session=session).latest("pk")
 
     html = logged_in.get(detail_url(session), {"hide": "llm"}).content.decode()
 
@@ -91,7 +91,7 @@ def test_the_stream_partial_returns_only_newer_lines_and_a_fresh_poller(
     logged_in: Client, project: Any
 ) -> None:
     session = make_session(project, end_state="running", transcript=STATUS_AND_MESSAGES)
-    last = TranscriptLine.objects.filter(session=session).order_by("-pk").first()
+    last = TranscriptLine.objects.filter(session=session).latest("pk")
     newer = [
         TranscriptLine.objects.create(
             project=project,
@@ -104,7 +104,7 @@ def test_the_stream_partial_returns_only_newer_lines_and_a_fresh_poller(
         for role in ("llm", "assistant")
     ]
 
-    response = logged_in.get(stream_url(session), {"after": last.pk, "hide": "llm"})
+    response = logged_in.get(stream_url(session), {"after": str(last.pk), "hide": "llm"})
 
     html = response.content.decode()
     assert html.count("<li ") == 1 and "new assistant line" in html
@@ -134,7 +134,7 @@ def test_agent_text_is_escaped_on_every_page_that_shows_it(logged_in: Client, pr
         agents=(SCRIPT,),
         metadata={"note": SCRIPT},
     )
-    span = session.spans.first()
+    span = session.spans.earliest("pk")
     Span.objects.filter(pk=span.pk).update(name=SCRIPT, error_message=SCRIPT)
     span.payload.params = {"q": SCRIPT}
     span.payload.stack_trace = SCRIPT
