@@ -203,7 +203,9 @@ class AgentNameSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(help_text="The agent's name (its id when it has none).")
     sessions = serializers.IntegerField(help_text="Sessions with an instance of it.")
     calls = serializers.IntegerField(help_text="Its events: LLM, tool, action and error spans.")
-    errors = serializers.IntegerField()
+    # The API's column is called errors; DRF builds the output from declared fields, so this
+    # shadowing of Serializer.errors is only a name clash for the type checker.
+    errors = serializers.IntegerField()  # type: ignore[assignment]
     error_rate = serializers.FloatField(allow_null=True)
     cost = serializers.FloatField(help_text="USD.")
     prompt_tokens = serializers.IntegerField()

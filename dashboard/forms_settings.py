@@ -84,7 +84,7 @@ class PriceForm(forms.ModelForm):  # type: ignore[type-arg]
         self.fields["model"].disabled = self.instance.pk is not None
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         for name, value in data.items():
             if isinstance(value, float) and value < 0:
                 self.add_error(name, "A price cannot be negative.")

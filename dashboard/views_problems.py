@@ -83,7 +83,9 @@ def rejection_replay(request: HttpRequest, pk: int) -> HttpResponse:
     edited = raw_text is not None and raw_text != rejection.raw
     action = access.Action.REPLAY_EDITED_PROBLEM if edited else access.Action.REPLAY_PROBLEM
     access.require(request.user, rejection.project_id, action)
-    outcome = _replay(request, rejection, raw_text if edited else rejection.raw)
+    outcome = _replay(
+        request, rejection, raw_text if edited and raw_text is not None else rejection.raw
+    )
     if outcome.ok:
         messages.success(request, f"Problem #{rejection.pk} replayed: {outcome.message}")
     else:

@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -45,7 +45,7 @@ from ingest.models import (
 )
 
 A = AuditEntry.Action
-_Row = TypeVar("_Row", bound=Model)
+_Row = TypeVar("_Row", ApiKey, ModelPrice, MessageMappingRule)
 
 
 def _nav_for(request: HttpRequest, action: access.Action) -> Nav | None:

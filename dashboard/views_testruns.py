@@ -124,7 +124,7 @@ def _stored_analysis(nav: Nav, filters: TestFilters, *, by_runs: bool = True) ->
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return frame.astype(object).where(frame.notna(), None).to_dict("records")  # type: ignore[no-any-return]
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
 # --- Heatmap -----------------------------------------------------------------------------------

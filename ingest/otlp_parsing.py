@@ -12,15 +12,14 @@ from django.conf import settings
 from django.db import connection
 
 from ingest.formats.otlp import (
-    DEFAULT_SESSION_ATTRIBUTES,
-    decode_protobuf_traces,
-    map_spans,
     otlp_encoding,
     parse_otlp_logs,
     parse_otlp_metrics,
     parse_otlp_traces,
 )
-from ingest.formats.otlp_wire import WireBatch
+from ingest.formats.otlp_decode import decode_protobuf_traces
+from ingest.formats.otlp_spans import map_spans
+from ingest.formats.otlp_wire import DEFAULT_SESSION_ATTRIBUTES, WireBatch
 from ingest.formats.records import ParseResult
 from ingest.formats.semconv_rules import BUILTIN_MESSAGE_RULES, MessageRule
 from ingest.models import MessageMappingRule, Project

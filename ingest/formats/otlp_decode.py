@@ -276,7 +276,8 @@ def _json_span(
     if problem is not None or trace_id is None or span_id is None or parent_id is None:
         return _span_error(index, path, problem or ("", "unreadable"), raw)
     truncated: dict[str, int] = {}
-    status = raw.get("status") if isinstance(raw.get("status"), dict) else {}
+    raw_status = raw.get("status")
+    status = raw_status if isinstance(raw_status, dict) else {}
     trace_hex, span_hex = trace_id.hex(), span_id.hex()
     # Positional, in field order: see WireSpan.
     return WireSpan(

@@ -4,7 +4,7 @@ attributes, conversation ids, AutoGen teams, span links) and TaskWeaver rounds. 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ingest.formats.otlp_values import _at, _digest
@@ -61,7 +61,9 @@ def _session_key(value: str) -> str:
     return f"{value[:95]}~{_digest(value)}"
 
 
-def _session_attribute(maps: list[Mapping[str, Any]], names: tuple[str, ...]) -> tuple[str, str]:
+def _session_attribute(
+    maps: Sequence[Mapping[str, Any]], names: tuple[str, ...]
+) -> tuple[str, str]:
     """(session id, "name=value") of the first session attribute found, else ("", "")."""
     for name in names:
         value = session_value(maps, (name,))
@@ -80,7 +82,7 @@ def _autogen_team(members: list[WireSpan]) -> tuple[str, str]:
             value = span.attributes.get(key)
             # The team's output topic has a uuid of its own: not the team's.
             is_team = isinstance(value, str) and not value.startswith("output_topic_")
-            match = _TEAM_UUID.search(value) if is_team else None
+            match = _TEAM_UUID.search(value) if is_team and isinstance(value, str) else None
             if match:
                 team = match.group(1).lower()
                 return f"autogen-team-{team}", f"AutoGen team {team} (agent types, topics)"

@@ -20,7 +20,8 @@ class Message(models.Model):
     """
 
     # Message.Stage.DEAD_LETTERED etc., built from the one list of stages.
-    Stage = models.TextChoices("Stage", [(stage.upper(), stage) for stage in MESSAGE_STAGES])
+    # django-stubs types only the class form of TextChoices, not this functional one.
+    Stage = models.TextChoices("Stage", [(s.upper(), s) for s in MESSAGE_STAGES])  # type: ignore[call-overload]
 
     class DeadLetterState(models.TextChoices):
         NONE = "", "not a dead letter"
