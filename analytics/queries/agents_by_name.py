@@ -6,15 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
-from django.db.models import (
-    Count,
-    F,
-    Max,
-    OuterRef,
-    Q,
-    Subquery,
-    Sum,
-)
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncHour
 
 from analytics.agent_names import (
@@ -28,20 +20,11 @@ from analytics.agent_names import (
     name_of_id,
     rollup_window,
 )
-from analytics.messaging import (
-    FAILURE_STATUSES,
-    whole_hours,
-)
-from analytics.models import (
-    AgentNameRollup,
-    NamedRollup,
-)
+from analytics.messaging import FAILURE_STATUSES, whole_hours
+from analytics.models import AgentNameRollup, NamedRollup
 from analytics.queries.frames import histogram_frame, rows_frame
 from analytics.queries.messages import received_by
-from ingest.models import (
-    Agent,
-    Message,
-)
+from ingest.models import Agent, Message
 
 
 def agent_instance_frame(

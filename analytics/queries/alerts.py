@@ -6,10 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
-from django.db.models import (
-    F,
-    QuerySet,
-)
+from django.db.models import QuerySet
 
 from analytics.clusters import ERROR_SPAN_COLUMNS
 from analytics.cohorts import COHORT_SESSION_COLUMNS
@@ -22,13 +19,10 @@ from analytics.models import (
     ReportSchedule,
 )
 from analytics.queries.frames import rows_frame
-from analytics.queries.scope import ProjectScope, project_ids
+from analytics.queries.scope import ProjectScope, newest_first, project_ids
 from analytics.span_errors import ERROR_SPANS
 from analytics.trends import SPAN_COLUMNS as ROLLUP_SPAN_COLUMNS
-from ingest.models import (
-    Session,
-    Span,
-)
+from ingest.models import Session, Span
 
 
 def error_span_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
@@ -52,13 +46,12 @@ def error_cluster_day_frame(project_id: int, fingerprints: Sequence[str]) -> pd.
 
 def error_clusters_for_projects(projects: ProjectScope) -> QuerySet[ErrorCluster]:
     """Error clusters, most recently seen first."""
-    return (
-        ErrorCluster.objects.filter(project__in=projects)
-        .annotate(
-            project_slug=F("project__slug"),
-            example_session_external_id=F("example_session__external_id"),
-        )
-        .order_by("-last_seen_at", "-id")
+    return newest_first(
+        ErrorCluster,
+        projects,
+        "last_seen_at",
+        project_slug="project__slug",
+        example_session_external_id="example_session__external_id",
     )
 
 
@@ -94,28 +87,19 @@ def enabled_alert_rules() -> list[AlertRule]:
 
 
 def alert_rules_for_projects(projects: ProjectScope) -> QuerySet[AlertRule]:
-    return (
-        AlertRule.objects.filter(project__in=projects)
-        .annotate(project_slug=F("project__slug"))
-        .order_by("-created_at", "-id")
-    )
+    return newest_first(AlertRule, projects, "created_at", project_slug="project__slug")
 
 
 def alert_events_for_projects(projects: ProjectScope) -> QuerySet[AlertEvent]:
-    return (
-        AlertEvent.objects.filter(project__in=projects)
-        .annotate(project_slug=F("project__slug"), rule_name=F("rule__name"))
-        .order_by("-at", "-id")
+    return newest_first(
+        AlertEvent, projects, "at", project_slug="project__slug", rule_name="rule__name"
     )
 
 
 def reports_for_projects(projects: ProjectScope) -> QuerySet[Report]:
     """Reports, newest period first, without their CSV and HTML text."""
-    return (
-        Report.objects.filter(project__in=projects)
-        .annotate(project_slug=F("project__slug"))
-        .defer("csv_text", "html_text")
-        .order_by("-period_start", "-id")
+    return newest_first(Report, projects, "period_start", project_slug="project__slug").defer(
+        "csv_text", "html_text"
     )
 
 

@@ -6,14 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
-from django.db.models import (
-    BooleanField,
-    ExpressionWrapper,
-    F,
-    Prefetch,
-    Q,
-    QuerySet,
-)
+from django.db.models import BooleanField, ExpressionWrapper, F, Prefetch, Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
 
@@ -26,26 +19,12 @@ from analytics.detectors import (
     answered_sessions,
 )
 from analytics.incidents import FlagFacts
-from analytics.messaging import (
-    FAILURE_STATUSES,
-)
-from analytics.models import (
-    Anomaly,
-    Incident,
-    PendingRefresh,
-    SessionFlag,
-)
+from analytics.messaging import FAILURE_STATUSES
+from analytics.models import Anomaly, Incident, PendingRefresh, SessionFlag
 from analytics.queries.frames import json_contains_text, rows_frame, text_digest
-from analytics.queries.scope import ProjectScope
+from analytics.queries.scope import ProjectScope, newest_first
 from analytics.span_errors import ERROR_SPANS
-from ingest.models import (
-    Agent,
-    Message,
-    Score,
-    Session,
-    Span,
-    TranscriptLine,
-)
+from ingest.models import Agent, Message, Score, Session, Span, TranscriptLine
 
 
 def projects_with_pending_refresh(*, scheduled_before: datetime) -> list[int]:
@@ -175,11 +154,7 @@ def _subject_filter(subject_type: str, subject: str, metric: str) -> dict[str, s
 
 def anomalies_for_projects(projects: ProjectScope) -> QuerySet[Anomaly]:
     """Anomaly flags, newest window first."""
-    return (
-        Anomaly.objects.filter(project__in=projects)
-        .annotate(project_slug=F("project__slug"))
-        .order_by("-window_start", "-id")
-    )
+    return newest_first(Anomaly, projects, "window_start", project_slug="project__slug")
 
 
 def incident_flag_facts(project_id: int, *, since: datetime) -> list[FlagFacts]:
@@ -298,10 +273,12 @@ FINISH_REASONS_ATTRIBUTE = "gen_ai.response.finish_reasons"
 
 def session_flags_for_projects(projects: ProjectScope) -> QuerySet[SessionFlag]:
     """Detector flags, newest first, with the session's client id."""
-    return (
-        SessionFlag.objects.filter(project__in=projects)
-        .annotate(session_external_id=F("session__external_id"), project_slug=F("project__slug"))
-        .order_by("-detected_at", "-id")
+    return newest_first(
+        SessionFlag,
+        projects,
+        "detected_at",
+        session_external_id="session__external_id",
+        project_slug="project__slug",
     )
 
 

@@ -17,13 +17,7 @@ from analytics.session_comparison import (
 )
 from analytics.session_comparison import Step as ComparedStep
 from ingest.formats.records import DETAILED_KIND_KEY
-from ingest.models import (
-    Agent,
-    Message,
-    Session,
-    Span,
-    TestResult,
-)
+from ingest.models import Agent, Message, Session, Span, TestResult
 
 # A prompt or output is shown on the comparison by its first characters.
 COMPARISON_PREVIEW_CHARS = 300

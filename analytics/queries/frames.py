@@ -10,11 +10,7 @@ from typing import Any
 import orjson
 import pandas as pd
 from django.db import connection
-from django.db.models import (
-    Q,
-    QuerySet,
-    TextField,
-)
+from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 

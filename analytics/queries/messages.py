@@ -8,15 +8,7 @@ from typing import Any
 
 import pandas as pd
 from django.db import connection, transaction
-from django.db.models import (
-    Count,
-    F,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    Value,
-)
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, NullIf, TruncHour
 
 from analytics.anomalies import MESSAGE_HOUR_COLUMNS
@@ -31,20 +23,12 @@ from analytics.messaging import (
     merge_edge_rollups,
     whole_hours,
 )
-from analytics.models import (
-    AgentEdgeRollup,
-)
+from analytics.models import AgentEdgeRollup
 from analytics.queries.frames import json_contains_text, receiver_list
-from analytics.queries.scope import ProjectScope
+from analytics.queries.scope import ProjectScope, newest_first
 from analytics.queries.scoped import agents_for_projects
 from analytics.span_errors import ERROR_SPANS
-from ingest.models import (
-    Agent,
-    Message,
-    MessageEvent,
-    Session,
-    Span,
-)
+from ingest.models import Agent, Message, MessageEvent, Session, Span
 
 MESSAGE_SEQUENCE_COLUMNS = [
     "pk",
@@ -71,10 +55,12 @@ CAUSALITY_DEPTH = 50
 def messages_for_projects(projects: ProjectScope) -> QuerySet[Message]:
     """Inter-agent messages, newest first, with `session_external_id` and `project_slug`
     annotated; content (MessageContent) is never loaded."""
-    return (
-        Message.objects.filter(project__in=projects)
-        .annotate(session_external_id=F("session__external_id"), project_slug=F("project__slug"))
-        .order_by("-started_at", "-id")
+    return newest_first(
+        Message,
+        projects,
+        "started_at",
+        session_external_id="session__external_id",
+        project_slug="project__slug",
     )
 
 

@@ -6,35 +6,16 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import pandas as pd
-from django.db.models import (
-    Count,
-    F,
-    Max,
-    Min,
-    OuterRef,
-    QuerySet,
-    Subquery,
-    Sum,
-)
+from django.db.models import Count, Max, Min, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
-from analytics.models import (
-    NamedRollup,
-    Rollup,
-)
+from analytics.models import NamedRollup, Rollup
 from analytics.queries.frames import histogram_frame, rows_frame
-from analytics.queries.scope import ProjectScope
+from analytics.queries.scope import ProjectScope, newest_first
 from analytics.trends import PERCENTILE_COLUMNS, ROLLUP_COLUMNS, SUM_COLUMNS
 from analytics.trends import SESSION_COLUMNS as ROLLUP_SESSION_COLUMNS
 from analytics.trends import SPAN_COLUMNS as ROLLUP_SPAN_COLUMNS
-from ingest.models import (
-    Agent,
-    Message,
-    MetricSample,
-    Session,
-    Span,
-    TranscriptLine,
-)
+from ingest.models import Agent, Message, MetricSample, Session, Span, TranscriptLine
 
 
 def rollup_span_frame(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
@@ -172,11 +153,8 @@ def agent_names_by_id(project_id: int, *, since: datetime, until: datetime) -> d
 
 def rollups_for_projects(projects: ProjectScope) -> QuerySet[Rollup]:
     """Stored rollups, newest bucket first, without their histograms."""
-    return (
-        Rollup.objects.filter(project__in=projects)
-        .annotate(project_slug=F("project__slug"))
-        .defer("latency_histogram")
-        .order_by("-bucket_start", "-id")
+    return newest_first(Rollup, projects, "bucket_start", project_slug="project__slug").defer(
+        "latency_histogram"
     )
 
 

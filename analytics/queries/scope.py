@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db.models import (
-    QuerySet,
-)
+from django.db.models import F, Model, QuerySet
 
-from ingest.models import (
-    Project,
-)
+from ingest.models import Project
 
 # A caller's visible projects: a Project QuerySet (used as a subquery) or a list of ids.
 ProjectScope = QuerySet[Project] | Sequence[int]
+
+M = TypeVar("M", bound=Model)
+
+
+def newest_first(model: type[M], projects: ProjectScope, newest: str, **joined: str) -> QuerySet[M]:
+    """The model's rows in the visible projects, the newest `newest` first (ties: the higher id),
+    each annotated with the joined fields: `joined` maps an annotation name to its lookup path,
+    so rows carry e.g. `project_slug` without joined rows."""
+    return (
+        model._default_manager.filter(project__in=projects)
+        .annotate(**{name: F(path) for name, path in joined.items()})
+        .order_by(f"-{newest}", "-id")
+    )
 
 
 def projects_for_user(user: Any) -> QuerySet[Project]:

@@ -11,22 +11,12 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from django.db.models import (
-    Count,
-    Exists,
-    F,
-    Max,
-    Min,
-    OuterRef,
-    Prefetch,
-    Q,
-    QuerySet,
-)
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, Length, Substr
 
 from analytics.queries.frames import rows_frame
-from analytics.queries.scope import ProjectScope
+from analytics.queries.scope import ProjectScope, newest_first
 from analytics.scores import ScoreCondition
 from analytics.span_errors import ERROR_SPANS
 from ingest.formats.records import DETAILED_KIND_KEY
@@ -61,10 +51,12 @@ def spans_for_projects(projects: ProjectScope) -> QuerySet[Span]:
 
     Each row carries `session_external_id` and `project_slug` as annotations (no joined rows).
     """
-    return (
-        Span.objects.filter(project__in=projects)
-        .annotate(session_external_id=F("session__external_id"), project_slug=F("project__slug"))
-        .order_by("-started_at", "-id")
+    return newest_first(
+        Span,
+        projects,
+        "started_at",
+        session_external_id="session__external_id",
+        project_slug="project__slug",
     )
 
 
@@ -151,29 +143,17 @@ def _round_order(row: dict[str, Any]) -> tuple[bool, int, bool, datetime | None]
 
 def agents_for_projects(projects: ProjectScope) -> QuerySet[Agent]:
     """Agents as they lived in each session, newest first."""
-    return (
-        Agent.objects.filter(project__in=projects)
-        .annotate(session_external_id=F("session__external_id"))
-        .order_by("-created_at", "-id")
-    )
+    return newest_first(Agent, projects, "created_at", session_external_id="session__external_id")
 
 
 def metrics_for_projects(projects: ProjectScope) -> QuerySet[MetricSample]:
     """Metric samples, newest first; `session_external_id` is None for project-level samples."""
-    return (
-        MetricSample.objects.filter(project__in=projects)
-        .annotate(session_external_id=F("session__external_id"))
-        .order_by("-at", "-id")
-    )
+    return newest_first(MetricSample, projects, "at", session_external_id="session__external_id")
 
 
 def scores_for_projects(projects: ProjectScope) -> QuerySet[Score]:
     """Scores, newest first, with `session_external_id` (the client's session id)."""
-    return (
-        Score.objects.filter(project__in=projects)
-        .annotate(session_external_id=F("session__external_id"))
-        .order_by("-created_at", "-id")
-    )
+    return newest_first(Score, projects, "created_at", session_external_id="session__external_id")
 
 
 # For lists that show each session's scores (the sessions API and its CSV): one query a page.
@@ -246,12 +226,9 @@ def session_score_frame(session_pks: Sequence[int]) -> pd.DataFrame:
 
 def rejections_for_projects(projects: ProjectScope) -> QuerySet[IngestRejection]:
     """Ingest rejections, newest first, without the raw record text (up to a whole body)."""
-    return (
-        IngestRejection.objects.filter(project__in=projects)
-        .annotate(project_slug=F("project__slug"))
-        .defer("raw")
-        .order_by("-received_at", "-id")
-    )
+    return newest_first(
+        IngestRejection, projects, "received_at", project_slug="project__slug"
+    ).defer("raw")
 
 
 def rejection_for_projects(projects: ProjectScope, pk: int) -> IngestRejection | None:

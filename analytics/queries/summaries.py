@@ -7,11 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from analytics.summaries import SESSION_COLUMNS, SPAN_COLUMNS
-from ingest.models import (
-    Agent,
-    Session,
-    Span,
-)
+from ingest.models import Agent, Session, Span
 
 
 def session_summary_inputs(

@@ -6,9 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from django.db.models import (
-    Sum,
-)
+from django.db.models import Sum
 
 from analytics.coverage import COVERAGE_COLUMNS
 from analytics.coverage import KINDS as COVERAGE_KINDS
@@ -24,9 +22,7 @@ from analytics.models import (
     TestTierReliability,
 )
 from analytics.regressions import DURATION_COLUMNS, REGRESSION_COLUMNS
-from ingest.models import (
-    TestRun,
-)
+from ingest.models import TestRun
 
 
 def test_analysis_computed_at(project_id: int) -> datetime | None:

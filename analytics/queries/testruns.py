@@ -7,24 +7,12 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from django.db.models import (
-    Count,
-    F,
-    Q,
-    QuerySet,
-    Value,
-)
+from django.db.models import Count, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, NullIf
 
 from analytics.queries.scope import ProjectScope
 from analytics.testruns import RESULT_COLUMNS as TEST_RESULT_COLUMNS
-from ingest.models import (
-    Agent,
-    Session,
-    Span,
-    TestResult,
-    TestRun,
-)
+from ingest.models import Agent, Session, Span, TestResult, TestRun
 
 
 def effective_tier() -> Coalesce:

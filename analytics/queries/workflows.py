@@ -7,24 +7,13 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from django.db.models import (
-    Count,
-    F,
-    OuterRef,
-    QuerySet,
-    Subquery,
-)
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from analytics.queries.scope import ProjectScope
 from analytics.workflows import RUN_COLUMNS as WORKFLOW_RUN_COLUMNS
 from analytics.workflows import STEP_COLUMNS as WORKFLOW_STEP_COLUMNS
-from ingest.models import (
-    Project,
-    Session,
-    Step,
-    Workflow,
-)
+from ingest.models import Project, Session, Step, Workflow
 
 
 def workflows_for_projects(projects: ProjectScope) -> QuerySet[Workflow]:
