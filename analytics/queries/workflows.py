@@ -87,19 +87,15 @@ def workflow_run_frames(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The newest `limit` runs started in [since, until) (analytics.workflows.RUN_COLUMNS) and
     their steps (STEP_COLUMNS): two queries, whatever the number of runs."""
-    runs = list(
-        Workflow.objects.filter(project_id=project_id, started_at__gte=since, started_at__lt=until)
-        .order_by("-started_at", "-id")
-        .values_list(*WORKFLOW_RUN_COLUMNS)[:limit]
-    )
-    steps = Step.objects.filter(workflow_id__in=[run[0] for run in runs]).values_list(
-        "workflow_id", *WORKFLOW_STEP_COLUMNS[1:]
+    runs, steps = _runs_and_steps(
+        Workflow.objects.filter(project_id=project_id, started_at__gte=since, started_at__lt=until),
+        limit=limit,
     )
     # Steps stay Python objects (dtype object): the statistics walk them one by one, and
     # converting thousands of times to datetime64 and boxing them back cost more than the walk.
     return (
         pd.DataFrame.from_records(runs, columns=WORKFLOW_RUN_COLUMNS),
-        pd.DataFrame(list(steps), columns=WORKFLOW_STEP_COLUMNS, dtype=object),
+        pd.DataFrame(steps, columns=WORKFLOW_STEP_COLUMNS, dtype=object),
     )
 
 
@@ -108,24 +104,32 @@ def workflow_history_frames(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The newest `limit` successful, ended runs named `name` (analytics.workflows.RUN_COLUMNS)
     and their steps (STEP_COLUMNS): two queries."""
-    runs = list(
+    runs, steps = _runs_and_steps(
         Workflow.objects.filter(
             project_id=project_id,
             name=name,
             status=Workflow.Status.SUCCESS,
             started_at__isnull=False,
             ended_at__isnull=False,
-        )
-        .order_by("-started_at", "-id")
-        .values_list(*WORKFLOW_RUN_COLUMNS)[:limit]
-    )
-    steps = Step.objects.filter(workflow_id__in=[run[0] for run in runs]).values_list(
-        "workflow_id", *WORKFLOW_STEP_COLUMNS[1:]
+        ),
+        limit=limit,
     )
     return (
         pd.DataFrame.from_records(runs, columns=WORKFLOW_RUN_COLUMNS),
-        pd.DataFrame.from_records(list(steps), columns=WORKFLOW_STEP_COLUMNS),
+        pd.DataFrame.from_records(steps, columns=WORKFLOW_STEP_COLUMNS),
     )
+
+
+def _runs_and_steps(
+    workflows: QuerySet[Workflow], *, limit: int
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The newest `limit` of these runs (RUN_COLUMNS rows) and their steps' rows (STEP_COLUMNS,
+    the run's pk first): two queries."""
+    runs = list(workflows.order_by("-started_at", "-id").values_list(*WORKFLOW_RUN_COLUMNS)[:limit])
+    steps = Step.objects.filter(workflow_id__in=[run[0] for run in runs]).values_list(
+        "workflow_id", *WORKFLOW_STEP_COLUMNS[1:]
+    )
+    return runs, list(steps)
 
 
 def steps_of_workflows(workflow_pks: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
