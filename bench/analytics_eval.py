@@ -542,7 +542,8 @@ def static_baseline(rollups: Any) -> list[Reported]:
     on hours with at least 3 calls; consecutive hours of one rule are one alert."""
     import pandas as pd
 
-    from analytics.anomalies import SERIES, _hourly_values
+    from analytics.anomalies import SERIES
+    from analytics.anomalies.baselines import _hourly_values
 
     out: list[Reported] = []
     rollups = rollups.assign(bucket=pd.to_datetime(rollups["bucket"], utc=True))

@@ -1,5 +1,5 @@
 """Hourly agent-edge rollups (analytics/messaging.py): built from messages, merged across hours,
-and the rollup-backed agent graph (analytics/queries.py: edge_frame) against the messages."""
+and the rollup-backed agent graph (analytics/queries/messages.py: edge_frame) against the messages."""
 
 from __future__ import annotations
 
