@@ -310,7 +310,8 @@ def _routine_at_this_time(
     """Whether the same hours of the previous days (±1 h) reached this level: a planned nightly
     batch job is busy and slow every night, long before an hour-of-week baseline (two weeks)
     knows it. Levels: the median of those hours (at least two); rates: their pooled rate."""
-    points, errors, calls = [], 0.0, 0.0
+    points: list[float] = []
+    errors, calls = 0.0, 0.0
     for day in range(1, settings.baseline_days + 1):
         shift = day * _DAY_NS
         where = history.window(start - shift - _HOUR_NS, end - shift + _HOUR_NS)

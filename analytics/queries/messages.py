@@ -260,8 +260,8 @@ def raw_edge_frame(project_id: int, *, since: datetime, until: datetime) -> pd.D
 def dead_letter_pattern_rows(messages: QuerySet[Message]) -> dict[str, list[dict[str, Any]]]:
     """Counts of these dead letters by error type and by (sender, receivers): two queries."""
     plain = messages.order_by()
-    by_type = list(plain.values("error_type").annotate(count=Count("pk")))
-    by_edge = list(plain.values("sender", "receivers").annotate(count=Count("pk")))
+    by_type = [dict(r) for r in plain.values("error_type").annotate(count=Count("pk"))]
+    by_edge = [dict(r) for r in plain.values("sender", "receivers").annotate(count=Count("pk"))]
     return {"error_type": by_type, "edge": by_edge}
 
 
@@ -352,8 +352,9 @@ def requeue_webhook_rows(message_pks: Sequence[int]) -> list[dict[str, Any]]:
     message_id, session_external_id, sender, receivers, channel, requeued_at, project_slug, url,
     secret (the project's signing secret)."""
     rows = Message.objects.filter(pk__in=message_pks).exclude(project__requeue_webhook_url="")
-    return list(
-        rows.order_by("requeued_at", "id").values(
+    return [
+        dict(row)
+        for row in rows.order_by("requeued_at", "id").values(
             "pk",
             "message_id",
             "sender",
@@ -365,4 +366,4 @@ def requeue_webhook_rows(message_pks: Sequence[int]) -> list[dict[str, Any]]:
             url=F("project__requeue_webhook_url"),
             secret=F("project__requeue_webhook_secret"),
         )
-    )
+    ]

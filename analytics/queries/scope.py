@@ -36,7 +36,8 @@ def projects_for_user(user: Any) -> QuerySet[Project]:
 
 def project_list(projects: ProjectScope) -> QuerySet[Project]:
     """The visible projects, ordered by slug."""
-    return Project.objects.filter(pk__in=projects).order_by("slug", "id")
+    # A queryset of projects is a subquery here; the stubs only know lists of ids for pk__in.
+    return Project.objects.filter(pk__in=projects).order_by("slug", "id")  # type: ignore[misc]
 
 
 def project_ids() -> list[int]:

@@ -107,8 +107,8 @@ def session_rounds(session: Session) -> list[dict[str, Any]]:
     if not links:
         return []
     failed = ERROR_SPANS
-    stats = {
-        row["trace_id"]: row
+    stats: dict[str, dict[str, Any]] = {
+        row["trace_id"]: dict(row)
         for row in Span.objects.filter(session=session)
         .exclude(trace_id="")
         .values("trace_id")

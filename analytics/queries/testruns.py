@@ -73,7 +73,7 @@ def test_history(result: TestResult, *, limit: int) -> list[dict[str, Any]]:
         .order_by(F("run__started_at").desc(nulls_last=True), "-id")
         .values("pk", "outcome", "duration_ms", "run_started_at", "commit")[:limit]
     )
-    return list(reversed(rows))
+    return [dict(row) for row in reversed(rows)]
 
 
 def test_run_results(run: TestRun) -> list[dict[str, Any]]:
@@ -86,7 +86,7 @@ def test_run_results(run: TestRun) -> list[dict[str, Any]]:
             "pk", "test_id", "name", "effective_tier", "outcome", "duration_ms", "error_message"
         )
     )
-    return sorted(rows, key=lambda row: (order.get(row["outcome"], 5), row["test_id"]))
+    return sorted((dict(r) for r in rows), key=lambda r: (order.get(r["outcome"], 5), r["test_id"]))
 
 
 TEST_RUN_FRAME_COLUMNS = ["run_pk", "run_started_at", "commit", "branch", "suite", "run_tier"]

@@ -60,8 +60,8 @@ def _replace_rows(model: type[Model], stale: dict[str, Any], rows: Sequence[Mode
     for attempt in range(2):
         try:
             with transaction.atomic():
-                model.objects.filter(**stale).delete()
-                model.objects.bulk_create(rows, batch_size=BULK_BATCH)
+                model._default_manager.filter(**stale).delete()
+                model._default_manager.bulk_create(rows, batch_size=BULK_BATCH)
             return len(rows)
         except IntegrityError:
             if attempt:
