@@ -32,7 +32,7 @@ from analytics.refresh import (
 )
 from analytics.reporting import make_due_reports
 from analytics.requeue_webhook import send_requeue_webhooks
-from analytics.search import index_sessions
+from analytics.search_index import index_sessions
 from analytics.store import (
     claim_refresh,
     claim_test_analysis,

@@ -15,7 +15,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.safe_csv import csv_rows
-from analytics.search import KINDS, MAX_RESULTS, Hit, SearchError, parse_query, search
+from analytics.search import MAX_RESULTS, Hit, search
+from analytics.search_index import KINDS
+from analytics.search_query import SearchError, parse_query
 from api.params import datetime_param
 from api.renderers import CSVRenderer
 from api.scope import visible_projects

@@ -158,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     bodies = bodies_for(generator_args) if args.text == "random" else conversation_bodies(args)
 
     from analytics.models import SearchEntry
-    from analytics.search import index_sessions, parse_query, search
+    from analytics.search import search
+    from analytics.search_index import index_sessions
+    from analytics.search_query import parse_query
     from config.wsgi import application  # as gunicorn loads it
     from ingest.models import ApiKey, Project, Session, Span
 

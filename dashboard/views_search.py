@@ -10,7 +10,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from analytics.overview import RANGES
-from analytics.search import KINDS, SearchError, parse_query, search
+from analytics.search import search
+from analytics.search_index import KINDS
+from analytics.search_query import SearchError, parse_query
 from dashboard.pages import Nav, project_page
 
 PAGE_HITS = 25

@@ -14,14 +14,9 @@ from django.db import connection
 from django.test import Client
 
 from analytics.models import SearchEntry
-from analytics.search import (
-    SearchError,
-    index_sessions,
-    marked_fragment,
-    parse_query,
-    search,
-    snippet_html,
-)
+from analytics.search import search
+from analytics.search_index import index_sessions
+from analytics.search_query import SearchError, marked_fragment, parse_query, snippet_html
 from analytics.tasks import summarize_sessions_task
 from ingest.models import Project, Session
 from tests.builders import make_project, make_user

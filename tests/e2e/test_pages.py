@@ -268,7 +268,7 @@ def test_span_names_show_as_text_in_chart_labels_and_the_page_has_no_injected_sc
 def test_the_search_box_on_the_sessions_page_finds_what_an_agent_said_and_opens_the_span(
     watched_page: Page, live_server: Any, project: Any
 ) -> None:
-    from analytics.search import index_sessions
+    from analytics.search_index import index_sessions
 
     page = watched_page
     session = debate(project)

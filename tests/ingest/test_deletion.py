@@ -15,7 +15,7 @@ from analytics import deletion
 from analytics.deletion import Retention, retention_cutoffs, retention_error
 from analytics.models import Incident, PendingRefresh, Rollup, SearchEntry, SessionFlag
 from analytics.refresh import refresh_project
-from analytics.search import index_sessions
+from analytics.search_index import index_sessions
 from ingest.models import (
     Agent,
     AuditEntry,

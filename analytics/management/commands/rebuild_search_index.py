@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from analytics import queries
-from analytics.search import index_sessions
+from analytics.search_index import index_sessions
 
 SESSION_BATCH = 200
 
