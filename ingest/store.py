@@ -373,9 +373,10 @@ def _claim(
         for trace, link in links.items()
     }
     new_links = {key for key in new_links if key not in known}
+    link_insert = None
     if new_links:
         _, _, traces, sessions, rounds, reasons = zip(*sorted(new_links), strict=True)
-        _insert_missing(
+        link_insert = _insert_missing_sql(
             TraceLink(project=project),
             {"trace_id": traces, "session": sessions, "round_index": rounds, "reason": reasons},
             "project_id, trace_id",
@@ -385,13 +386,18 @@ def _claim(
     new_flows = {key for key in new_flows if key not in known}
     if new_flows:
         _, flow_sessions, workflow_ids = zip(*sorted(new_flows), strict=True)
+        # The links go in the same statement: one commit (a WAL flush) fewer per request.
         made = _insert_missing(
             Workflow(project=project, is_inferred=True),
             {"session": flow_sessions, "workflow_id": workflow_ids},
             "session_id, workflow_id",
             "workflow_id",
+            first=link_insert,
         )
         claimed.workflows = set(made.values())
+    elif link_insert is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(*link_insert)
     known.add({("session", project.pk, sid): pk for sid, pk in pks.items()})
     known.add(dict.fromkeys(new_links | new_flows, 0))
     return claimed
@@ -434,13 +440,31 @@ CLAIMED_KEYS = ClaimedKeys(20_000)
 
 
 def _insert_missing(
-    template: Model, varying: dict[str, Sequence[Any]], conflict: str, key: str
+    template: Model,
+    varying: dict[str, Sequence[Any]],
+    conflict: str,
+    key: str,
+    *,
+    first: tuple[str, list[Any]] | None = None,
 ) -> dict[Any, int]:
     """INSERT rows like `template` but for the `varying` fields (a list of values each, one
     row per position, in that order) unless their unique key is stored already; returns {row's
-    `key` field: pk} for the rows this call inserted. The varying values go as one array per
-    field and the rest once: 50 sessions as rows of parameters were 1,000 values quoted one
-    by one (bench/README.md)."""
+    `key` field: pk} for the rows this call inserted. `first`: another _insert_missing_sql()
+    run before it in the same statement (so in the same commit)."""
+    query, params = _insert_missing_sql(template, varying, conflict, key)
+    if first is not None:
+        query, params = f"WITH first AS ({first[0]}) {query}", [*first[1], *params]
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return dict(cursor.fetchall())
+
+
+def _insert_missing_sql(
+    template: Model, varying: dict[str, Sequence[Any]], conflict: str, key: str
+) -> tuple[str, list[Any]]:
+    """The statement of _insert_missing() and its parameters. The varying values go as one
+    array per field and the rest once: 50 sessions as rows of parameters were 1,000 values
+    quoted one by one (bench/README.md)."""
     model = type(template)
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     names = {model._meta.get_field(name).column: name for name in varying}
@@ -461,9 +485,7 @@ def _insert_missing(
         f"ON CONFLICT ({conflict}) DO NOTHING "
         f"RETURNING {model._meta.get_field(key).column}, id"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *(list(varying[name]) for name in names.values())])
-        return dict(cursor.fetchall())
+    return sql, [*params, *(list(varying[name]) for name in names.values())]
 
 
 def _save_batch(
