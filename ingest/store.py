@@ -305,8 +305,8 @@ class Claimed:
 
 def _claim_shared_rows(project: Project, records: list[tuple[int, Record]]) -> Claimed:
     """PostgreSQL, outside a transaction: create the sessions, trace links and workflows the
-    batch names, each statement committed on its own (INSERT ... ON CONFLICT DO NOTHING, keys
-    in sorted order).
+    batch names, committed at once (INSERT ... ON CONFLICT DO NOTHING, keys in sorted order;
+    the sessions in one statement, the links and workflows together in another).
 
     Concurrent requests of one session used to insert the same session key inside their
     transactions, and the unique index made each wait for the other's commit (then fail and
