@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -305,8 +305,8 @@ class Claimed:
 
 def _claim_shared_rows(project: Project, records: list[tuple[int, Record]]) -> Claimed:
     """PostgreSQL, outside a transaction: create the sessions, trace links and workflows the
-    batch names, each statement committed on its own (INSERT ... ON CONFLICT DO NOTHING, keys
-    in sorted order).
+    batch names, committed at once (INSERT ... ON CONFLICT DO NOTHING, keys in sorted order;
+    the sessions in one statement, the links and workflows together in another).
 
     Concurrent requests of one session used to insert the same session key inside their
     transactions, and the unique index made each wait for the other's commit (then fail and
@@ -373,9 +373,10 @@ def _claim(
         for trace, link in links.items()
     }
     new_links = {key for key in new_links if key not in known}
+    link_insert = None
     if new_links:
         _, _, traces, sessions, rounds, reasons = zip(*sorted(new_links), strict=True)
-        _insert_missing(
+        link_insert = _insert_missing_sql(
             TraceLink(project=project),
             {"trace_id": traces, "session": sessions, "round_index": rounds, "reason": reasons},
             "project_id, trace_id",
@@ -385,13 +386,18 @@ def _claim(
     new_flows = {key for key in new_flows if key not in known}
     if new_flows:
         _, flow_sessions, workflow_ids = zip(*sorted(new_flows), strict=True)
+        # The links go in the same statement: one commit (a WAL flush) fewer per request.
         made = _insert_missing(
             Workflow(project=project, is_inferred=True),
             {"session": flow_sessions, "workflow_id": workflow_ids},
             "session_id, workflow_id",
             "workflow_id",
+            first=link_insert,
         )
         claimed.workflows = set(made.values())
+    elif link_insert is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(*link_insert)
     known.add({("session", project.pk, sid): pk for sid, pk in pks.items()})
     known.add(dict.fromkeys(new_links | new_flows, 0))
     return claimed
@@ -434,13 +440,31 @@ CLAIMED_KEYS = ClaimedKeys(20_000)
 
 
 def _insert_missing(
-    template: Model, varying: dict[str, Sequence[Any]], conflict: str, key: str
+    template: Model,
+    varying: dict[str, Sequence[Any]],
+    conflict: str,
+    key: str,
+    *,
+    first: tuple[str, list[Any]] | None = None,
 ) -> dict[Any, int]:
     """INSERT rows like `template` but for the `varying` fields (a list of values each, one
     row per position, in that order) unless their unique key is stored already; returns {row's
-    `key` field: pk} for the rows this call inserted. The varying values go as one array per
-    field and the rest once: 50 sessions as rows of parameters were 1,000 values quoted one
-    by one (bench/README.md)."""
+    `key` field: pk} for the rows this call inserted. `first`: another _insert_missing_sql()
+    run before it in the same statement (so in the same commit)."""
+    query, params = _insert_missing_sql(template, varying, conflict, key)
+    if first is not None:
+        query, params = f"WITH first AS ({first[0]}) {query}", [*first[1], *params]
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return dict(cursor.fetchall())
+
+
+def _insert_missing_sql(
+    template: Model, varying: dict[str, Sequence[Any]], conflict: str, key: str
+) -> tuple[str, list[Any]]:
+    """The statement of _insert_missing() and its parameters. The varying values go as one
+    array per field and the rest once: 50 sessions as rows of parameters were 1,000 values
+    quoted one by one (bench/README.md)."""
     model = type(template)
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     names = {model._meta.get_field(name).column: name for name in varying}
@@ -461,9 +485,7 @@ def _insert_missing(
         f"ON CONFLICT ({conflict}) DO NOTHING "
         f"RETURNING {model._meta.get_field(key).column}, id"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *(list(varying[name]) for name in names.values())])
-        return dict(cursor.fetchall())
+    return sql, [*params, *(list(varying[name]) for name in names.values())]
 
 
 def _save_batch(
@@ -1352,13 +1374,19 @@ def _nearest_agent(
     parent_of: dict[tuple[int, str], str],
     agents: Collection[tuple[int, str]],
 ) -> str:
+    return next((key[1] for key in _ancestors(session, parent, parent_of) if key in agents), "")
+
+
+def _ancestors(
+    session: int, parent: str, parent_of: dict[tuple[int, str], str]
+) -> Iterator[tuple[int, str]]:
+    """(session pk, span id) of `parent` and the spans above it in the stored trace, nearest
+    first; bounded, so a cycle in agent-written parent ids cannot loop."""
     seen = 0
     while parent and seen <= len(parent_of):
-        if (session, parent) in agents:
-            return parent
+        yield (session, parent)
         parent = parent_of.get((session, parent), "")
         seen += 1
-    return ""
 
 
 def _merge_agent(agent: Agent, record: AgentRecord) -> None:
@@ -2144,28 +2172,20 @@ def _adopt_implicit_steps(
         return
     session_pks = sorted({pk for pk, _ in traces})
     trace_ids = sorted({t for _, t in traces})
-    # Written out (ingest/sql.py), the sessions' runs and the steps of their implicit ones in
-    # one statement: nearly every request with a task span runs it.
+    in_sessions, session_params = sql.in_values("w.session_id", session_pks)
+    in_traces, trace_params = sql.in_values("w.workflow_id", trace_ids)
+    # Written out (ingest/sql.py): nearly every request with a task span runs it. Only the
+    # implicit runs' steps: reading every run of the sessions (and later every step of them)
+    # grew with each session's length and was the top statement of steady-5k (bench/README.md).
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT w.id, w.session_id, w.workflow_id, st.id, st.step_id FROM ingest_workflow w "
-            "LEFT JOIN ingest_step st ON st.workflow_id = w.id AND w.workflow_id IN "
-            f"{sql.placeholders(trace_ids)} WHERE w.session_id IN {sql.placeholders(session_pks)}",
-            [*trace_ids, *session_pks],
+            "SELECT st.id, w.id, w.session_id, st.step_id FROM ingest_workflow w "
+            f"JOIN ingest_step st ON st.workflow_id = w.id WHERE {in_sessions} AND {in_traces}",
+            [*session_params, *trace_params],
         )
-        rows = cursor.fetchall()
-    implicit = [
-        (step, run, session, step_id)
-        for run, session, workflow_id, step, step_id in rows
-        if step is not None and workflow_id in trace_ids
-    ]
+        implicit = cursor.fetchall()
     if not implicit:
         return
-    runs = {
-        (session, workflow_id): run
-        for run, session, workflow_id, _, _ in rows
-        if workflow_id not in trace_ids
-    }
     if parent_of is None:
         parent_of = {
             (session, span): parent
@@ -2173,14 +2193,13 @@ def _adopt_implicit_steps(
                 session_id__in=session_pks, trace_id__in=trace_ids
             ).values_list("session_id", "span_id", "parent_span_id")
         }
-    taken = set(
-        Step.objects.filter(workflow_id__in=runs.values()).values_list("workflow_id", "step_id")
-    )
+    runs, taken = _runs_above(implicit, parent_of)
     moved: list[Step] = []
     doubles: list[int] = []
     emptied: set[int] = set()
     for pk, implicit_run, session, step_id in implicit:
-        target = _nearest_run(session, parent_of.get((session, step_id), ""), parent_of, runs)
+        start = parent_of.get((session, step_id), "")
+        target = next((runs[k] for k in _ancestors(session, start, parent_of) if k in runs), None)
         if target is None:
             continue
         emptied.add(implicit_run)
@@ -2192,6 +2211,36 @@ def _adopt_implicit_steps(
     if moved:
         Step.objects.bulk_update(moved, ["workflow"])
     Workflow.objects.filter(pk__in=emptied, steps__isnull=True).delete()
+
+
+def _runs_above(
+    implicit: list[tuple[int, int, int, str]], parent_of: dict[tuple[int, str], str]
+) -> tuple[dict[tuple[int, str], int], set[tuple[int, str]]]:
+    """The workflow runs keyed by a span above one of these implicit steps (by session pk and
+    workflow id), and which of those steps' ids each run holds already (run pk, step id): one
+    statement on the runs that can take a step, not every run of the sessions."""
+    above = {
+        key
+        for _, _, session, step in implicit
+        for key in _ancestors(session, parent_of.get((session, step), ""), parent_of)
+    }
+    if not above:
+        return {}, set()
+    in_sessions, session_params = sql.in_values("w.session_id", sorted({k[0] for k in above}))
+    in_runs, run_params = sql.in_values("w.workflow_id", sorted({k[1] for k in above}))
+    in_steps, step_params = sql.in_values("st.step_id", sorted({row[3] for row in implicit}))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT w.id, w.session_id, w.workflow_id, st.step_id FROM ingest_workflow w "
+            f"LEFT JOIN ingest_step st ON st.workflow_id = w.id AND {in_steps} "
+            f"WHERE {in_sessions} AND {in_runs}",
+            [*step_params, *session_params, *run_params],
+        )
+        rows = cursor.fetchall()
+    runs = {(session, workflow_id): run for run, session, workflow_id, _ in rows}
+    runs = {key: run for key, run in runs.items() if key in above}
+    taken = {(run, step) for run, _, _, step in rows if step is not None}
+    return runs, taken
 
 
 def _has_stored_children(
@@ -2210,21 +2259,6 @@ def _has_stored_children(
     if parent_of is None:
         return True
     return any((session, parent) in inner for (session, _), parent in parent_of.items())
-
-
-def _nearest_run(
-    session: int,
-    parent: str,
-    parent_of: dict[tuple[int, str], str],
-    runs: dict[tuple[int, str], int],
-) -> int | None:
-    seen = 0
-    while parent and seen <= len(parent_of):
-        if (session, parent) in runs:
-            return runs[(session, parent)]
-        parent = parent_of.get((session, parent), "")
-        seen += 1
-    return None
 
 
 # workflow_merge.merge_workflow_change() in one statement, as UPDATE_STORED_SESSIONS does for
