@@ -1,7 +1,7 @@
 """Model prices and the cost of an LLM call from its tokens. Pure; the table is data.
 
 Every pricing decision is here: which calls are priced (SpanRecord.is_cost_missing), which price
-applies (exact name, then the longest wildcard) and what the tokens cost. ingest/store.py only
+applies (exact name, then the longest wildcard) and what the tokens cost. ingest/store/ only
 reads the project's overrides and stores the estimates.
 """
 

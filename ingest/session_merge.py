@@ -2,8 +2,8 @@
 
 A batch's records are first folded into one SessionChange per session (session_changes), and
 the change is then merged into the row as it is (merge_change; on PostgreSQL the store does the
-same in one UPDATE, store._update_stored_sessions). Merging a change needs nothing read before,
-so concurrent requests of one session never re-read and lock the row in the middle of their
+same in one UPDATE, store.sessions._update_stored_sessions). Merging a change needs nothing read
+before, so concurrent requests of one session never re-read and lock the row in the middle of their
 transactions. The rules, field by field:
 
 - start: a session.start ends the inference (`is_inferred`); the earliest start said wins. Until

@@ -1,4 +1,4 @@
-"""Thin ingest endpoints: authenticate, parse, store, answer. Logic is in formats/ and store.py."""
+"""Thin ingest endpoints: authenticate, parse, store, answer. Logic is in formats/ and store/."""
 
 from __future__ import annotations
 

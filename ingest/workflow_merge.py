@@ -3,8 +3,8 @@ Pure.
 
 As for sessions (session_merge.py), a batch's records are folded into one WorkflowChange per run
 (workflow_change), which is merged into the row as it is (merge_workflow_change; on PostgreSQL
-the store does the same in one UPDATE, store._update_stored_workflows), so concurrent batches
-of one run, such as one-span requests of one trace, keep each other's changes. The rules:
+the store does the same in one UPDATE, store.workflows._update_stored_workflows), so concurrent
+batches of one run, such as one-span requests of one trace, keep each other's changes. The rules:
 
 - start: a workflow start ends the inference (`is_inferred`) and sets the start (the last said).
 - until then the run starts at the earliest step record seen in it (LEAST).

@@ -91,7 +91,7 @@ class SpanIndex:
     def agent_pending(self, i: int) -> bool:
         """Span i names no agent and none of its ancestors in this request is one, but its
         ancestry goes on in another request: the store names its agent once that part is
-        stored (store._fill_pending_ends), so the result does not depend on the split."""
+        stored (store.agents._fill_pending_ends), so the result does not depend on the split."""
         if self.spans[i].scope_name.startswith("autogen") or self.agent_name(
             i, service_fallback=False
         ):
@@ -412,13 +412,13 @@ def _handoff_records(index: SpanIndex, i: int) -> list[Record]:
     - recorded: CrewAI's delegation tool spans ("Delegate work to coworker", "Ask question to
       coworker"), to the coworker its input names, from the agent using the tool: named here
       when that agent's span is in the request, else by the store once it is
-      (store._fill_pending_ends);
+      (store.agents._fill_pending_ends);
     - inferred: an OpenInference agent span whose graph.node.parent_id names another agent and
       that has no agent.name (CrewAI: the previous task's agent hands its result on). OpenAI
       Agents also set graph.node.parent_id, but record the hand-off itself (above).
 
     Delegations that only the span tree shows (an agent span under another agent's span) are
-    found by the store over the whole stored trace (store._trace_messages).
+    found by the store over the whole stored trace (store.agents._trace_messages).
     """
     span, meaning = index.spans[i], index.meanings[i]
     attributes = span.attributes

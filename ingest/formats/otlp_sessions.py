@@ -123,7 +123,8 @@ def _trace_link(
 def _autogen_definition(trace_id: str, members: list[WireSpan]) -> TraceLinkRecord | None:
     """AutoGen traces an agent's construction as a root `create_agent <name>` span of its own,
     naming no team (the team comes later and may reuse the agent). The store puts it in the
-    team run that next uses an agent of that name (store._batch_links, _adopt_definitions)."""
+    team run that next uses an agent of that name (store.traces._batch_links and
+    _adopt_definitions)."""
     if len(members) != 1 or members[0].parent_span_id:
         return None
     span = members[0]
@@ -148,7 +149,7 @@ def _linked_trace(trace_id: str, members: list[WireSpan]) -> tuple[str, str]:
     """(trace id, reason) of the other trace a span of this one links to: a consumer that
     starts a trace of its own (AutoGen's runtime at every publish, a queue worker) belongs with
     its producer. The request's earliest linking span decides; once stored, a trace's link is
-    not replaced by a span link from a later request (store._batch_links)."""
+    not replaced by a span link from a later request (store.traces._batch_links)."""
     linking = [s for s in members if any(link.trace_id != trace_id for link in s.links)]
     if not linking:
         return "", ""

@@ -1,4 +1,4 @@
-"""The one internal shape every wire format parses into; store.py only knows these. Pure.
+"""The one internal shape every wire format parses into; the store only knows these. Pure.
 
 Records are read-only by convention (dataclasses.replace makes a changed copy) but not frozen:
 a frozen dataclass sets every field through object.__setattr__, four times the cost of a
@@ -117,7 +117,8 @@ class TraceLinkRecord:
     its hex trace id. round_index orders the rounds when the client says it (else start time).
 
     With follows_trace, session_id is another trace's id (a span link points there): the trace
-    is in whatever session that trace is in, which the store resolves (store._batch_links)."""
+    is in whatever session that trace is in, which the store resolves
+    (store.traces._batch_links)."""
 
     record_id: str
     trace_id: str

@@ -1,7 +1,7 @@
 """The telemetry system of record: projects and keys, sessions and their telemetry, the ingest
 ledger, test runs, and multi-agent messages and workflows, a module each.
 
-Ingest writes these tables (through ingest/store.py); the API and dashboard only read them.
+Ingest writes these tables (through ingest/store/); the API and dashboard only read them.
 Every model is imported here, so `ingest.models.X` is each one's name for code and migrations.
 """
 
