@@ -12,12 +12,28 @@ import orjson
 from django.db import (
     connection,
 )
-from django.db.models import Model
+from django.db.models import Field, ForeignKey, Model
 from psycopg.types.json import set_json_dumps
 
 from ingest import sql
 
 M = TypeVar("M", bound=Model)
+
+
+def stored_field(model: type[Model], name: str) -> Field[Any, Any]:
+    """The field of a stored column (`get_field` also answers reverse relations, which have
+    none); "pk" is the primary key's."""
+    field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+    if not isinstance(field, Field) or field.column is None:
+        raise LookupError(f"{model.__name__}.{name} is not a stored column")
+    return field
+
+
+def column_of(model: type[Model], name: str) -> str:
+    """The database column of a model field."""
+    column = stored_field(model, name).column
+    assert column is not None  # stored_field refuses a field without one
+    return column
 
 
 def _stored_rows(
@@ -31,8 +47,8 @@ def _stored_rows(
     if not wanted:
         return {}
     parents, children = sorted({k[0] for k in wanted}), sorted({k[1] for k in wanted})
-    in_parents, parent_params = sql.in_values(f"t.{model._meta.get_field(parent).column}", parents)
-    in_children, child_params = sql.in_values(f"t.{model._meta.get_field(child).column}", children)
+    in_parents, parent_params = sql.in_values(f"t.{column_of(model, parent)}", parents)
+    in_children, child_params = sql.in_values(f"t.{column_of(model, child)}", children)
     # Written out (ingest/sql.py): every request of a stored session runs this for its spans.
     rows = sql.select_rows(
         model, f"{in_parents} AND {in_children}", [*parent_params, *child_params]
@@ -61,7 +77,7 @@ def _copy_types(model: type[Model], columns: tuple[str, ...]) -> list[str]:
     types = []
     for name in columns:
         field = by_column[name]
-        target = field.target_field if field.is_relation else field
+        target = field.target_field if isinstance(field, ForeignKey) else field
         types.append(COPY_TYPES[target.get_internal_type()])
     return types
 
@@ -96,9 +112,10 @@ def _update_rows(rows: Sequence[Model], names: Sequence[str]) -> None:
         return
     meta = type(rows[0])._meta
     quote = connection.ops.quote_name
-    fields = [meta.get_field(name) for name in names]
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+    fields = [stored_field(type(rows[0]), name) for name in names]
+    assignments = ", ".join(f"{quote(column_of(type(rows[0]), name))} = %s" for name in names)
+    pk_column = column_of(type(rows[0]), "pk")
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(pk_column)} = %s"
     params = [
         [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields]
         + [row.pk]
@@ -130,14 +147,14 @@ def _create(objs: Sequence[Model]) -> None:
         return
     model = type(objs[0])
     if connection.vendor != "postgresql":
-        model.objects.bulk_create(objs)
+        model._default_manager.bulk_create(objs)
         return
     fields = model._meta.concrete_fields
     for obj, pk in zip(objs, _next_ids(model, len(objs)), strict=True):
         obj.pk = pk
         obj._state.adding, obj._state.db = False, connection.alias
     rows = [tuple(field.pre_save(obj, True) for field in fields) for obj in objs]
-    _copy_rows(model, tuple(field.column for field in fields), rows)
+    _copy_rows(model, tuple(column_of(model, field.name) for field in fields), rows)
 
 
 def _insert_rows(model: type[Model], columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
@@ -148,4 +165,6 @@ def _insert_rows(model: type[Model], columns: tuple[str, ...], rows: list[tuple[
     if connection.vendor == "postgresql":
         _copy_rows(model, columns, rows)
     else:
-        model.objects.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows])
+        model._default_manager.bulk_create(
+            [model(**dict(zip(columns, row, strict=True))) for row in rows]
+        )

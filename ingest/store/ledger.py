@@ -33,7 +33,7 @@ from ingest.models import (
     TraceLink,
     Workflow,
 )
-from ingest.store.bulk import _copy_types
+from ingest.store.bulk import _copy_types, column_of
 from ingest.store.traces import _linked
 from ingest.store.workflows import FlowRecord
 
@@ -235,7 +235,7 @@ def _insert_missing_sql(
     quoted one by one (bench/README.md)."""
     model = type(template)
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    names = {model._meta.get_field(name).column: name for name in varying}
+    names = {column_of(model, name): name for name in varying}
     types = dict(zip(names, _copy_types(model, tuple(names)), strict=True))
     select, params = [], []
     for f in fields:
@@ -246,12 +246,13 @@ def _insert_missing_sql(
             params.append(f.get_db_prep_save(f.pre_save(template, True), connection))
     arrays = ", ".join(f"%s::{types[column]}[]" for column in names)
     quote = connection.ops.quote_name
+    inserted = ", ".join(quote(column_of(model, f.name)) for f in fields)
     sql = (
-        f"INSERT INTO {model._meta.db_table} ({', '.join(quote(f.column) for f in fields)}) "
+        f"INSERT INTO {model._meta.db_table} ({inserted}) "
         f"SELECT {', '.join(select)} FROM unnest({arrays}) WITH ORDINALITY "
         f"AS v({', '.join(names)}, n) ORDER BY v.n "
         f"ON CONFLICT ({conflict}) DO NOTHING "
-        f"RETURNING {model._meta.get_field(key).column}, id"
+        f"RETURNING {column_of(model, key)}, id"
     )
     return sql, [*params, *(list(varying[name]) for name in names.values())]
 

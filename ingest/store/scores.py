@@ -50,7 +50,9 @@ def _upsert_scores(
         for score in Score.objects.filter(project=project, client_id__in=list(latest))
     }
     now = timezone.now()
-    new, changed, unchanged = [], [], set()
+    new: list[Score] = []
+    changed: list[Score] = []
+    unchanged: set[str] = set()
     for client_id, record in latest.items():
         score = stored.get(client_id) or Score(project=project, client_id=client_id)
         before = _score_snapshot(score)

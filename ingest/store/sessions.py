@@ -15,6 +15,7 @@ from ingest import sql
 from ingest.formats.records import (
     AgentRecord,
     Record,
+    session_id_of,
 )
 from ingest.models import (
     Agent,
@@ -43,7 +44,7 @@ SESSION_MERGE_FIELDS = (
 
 
 def _session_ids_in(records: list[Record]) -> set[str]:
-    return {r.session_id for r in records if r.session_id}
+    return {sid for r in records if (sid := session_id_of(r))}
 
 
 def _upsert_sessions(
@@ -70,7 +71,9 @@ def _upsert_sessions(
         for sid in sorted(wanted - existing.keys())
     ]
     news = {session.external_id: session for session in created}
-    for session_id, change in session_changes([r for r in records if r.session_id in news]).items():
+    for session_id, change in session_changes(
+        [r for r in records if session_id_of(r) in news]
+    ).items():
         merge_change(news[session_id], change)
     existing.update(news)
     _create(created)
@@ -97,7 +100,7 @@ def _merge_stored_sessions(
     stored = {sid: s for sid, s in sessions.items() if s.pk not in created}
     if not stored:
         return
-    changes = session_changes([r for r in records if r.session_id in stored])
+    changes = session_changes([r for r in records if session_id_of(r) in stored])
     touched: dict[int, SessionChange] = {}
     for session_id, change in changes.items():
         session = stored[session_id]

@@ -160,7 +160,7 @@ def _definition_links(
             .values_list("created_at", "session__external_id")
             .first()
         )
-        uses += [stored] if stored else []
+        uses += [(stored[0], stored[1])] if stored and stored[0] is not None else []
         if uses:
             team = min(uses)[1]
             reason = _definition_reason(record.defined_agent, team)
@@ -204,6 +204,7 @@ def _adopt_definitions(
             (at, team)
             for name, at, team in used
             if name == definition.name
+            and definition.created_at is not None
             and definition.created_at <= at <= definition.created_at + DEFINITION_WINDOW
         )
         if not uses:

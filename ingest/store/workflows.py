@@ -331,7 +331,7 @@ def _upsert_steps(
     steps: dict[tuple[int, str], Step | _NewStep] = {
         **_stored_rows(Step, ("workflow", "step_id"), keys, new_workflows)
     }
-    existing = list(steps.values())
+    existing = [step for step in steps.values() if isinstance(step, Step)]  # all stored rows
     created = []
     for key in keys - steps.keys():
         steps[key] = _NewStep(workflow_id=key[0], step_id=key[1])
