@@ -62,7 +62,10 @@ class StatementCounter:
 # --stages: (module, function) pairs timed by CPU; a function is patched where the caller
 # looks it up (views_otlp imports its helpers by name).
 STAGES = (
-    ("ingest.views_otlp", "project_for_otlp_request"),
+    ("ingest.auth", "_live_key_by_hash"),  # the view holds project_for_otlp_request itself
+    ("ingest.views_otlp", "read_body"),
+    ("ingest.views_otlp", "decoded_traces"),
+    ("ingest.views_otlp", "request_key"),
     ("ingest.otlp_parsing", "message_rules"),
     ("ingest.otlp_parsing", "parse_otlp_traces"),
     ("ingest.views_otlp", "save_records_or_reject"),
@@ -71,6 +74,7 @@ STAGES = (
     ("ingest.views_otlp", "export_response"),
     ("ingest.views_otlp", "defer_request"),
     ("ingest.landing", "land_pending"),
+    ("ingest.landing", "claim_pending"),
     ("ingest.landing", "parser_for"),
     ("ingest.landing", "save_records_or_reject"),  # counted with the inline call's
     *(

@@ -211,6 +211,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = OBSERVATORY_MAX_BATCH_BYTES + 1024 * 1024
 OBSERVATORY_DEFER_BELOW_RECORDS = env_int("OBSERVATORY_DEFER_BELOW_RECORDS", 64)
 OBSERVATORY_LANDING_BATCH_REQUESTS = env_int("OBSERVATORY_LANDING_BATCH_REQUESTS", 200)
 OBSERVATORY_LANDING_SWEEP_SECONDS = env_int("OBSERVATORY_LANDING_SWEEP_SECONDS", 5)
+# Each process keeps an API key it has read (its project and scopes with it) this long: a
+# revocation, a scope change or a project setting (redaction, session attributes) reaches every
+# process within this time (docs/access.md); 0 reads the key on every request.
+OBSERVATORY_API_KEY_CACHE_SECONDS = env_int("OBSERVATORY_API_KEY_CACHE_SECONDS", 1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

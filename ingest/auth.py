@@ -1,7 +1,11 @@
-"""API-key authentication for ingest and the REST API: one indexed lookup per request."""
+"""API-key authentication for ingest and the REST API: one indexed lookup per key and process
+every OBSERVATORY_API_KEY_CACHE_SECONDS (docs/access.md says what that delays)."""
 
 from __future__ import annotations
 
+import time
+
+from django.conf import settings
 from django.core import signing
 from django.db import connection
 from django.http import HttpRequest
@@ -44,6 +48,7 @@ def key_for_raw(raw_key: str, *, scope: str | None) -> ApiKey:
     # Write last_used_at at most once a minute so a busy key does not add a write per request.
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now  # the cached key too, or every request would write it
     return key
 
 
@@ -151,10 +156,40 @@ def scope_error(key: ApiKey, scope: str, *, field: str = "Authorization") -> Aut
     )
 
 
+# key hash -> (time.monotonic() when read, the live key with its project): this process's
+# recent answers. A one-span OTLP request spent a fifth of its CPU reading the same key again.
+_recent_keys: dict[str, tuple[float, ApiKey]] = {}
+# Past this many keys the cache starts again: it holds only keys in use, so this is a guard.
+MAX_CACHED_KEYS = 1000
+
+
+def forget_cached_keys() -> None:
+    """Drop this process's cached keys, so a change made here (a revocation) applies at once;
+    other processes see it within OBSERVATORY_API_KEY_CACHE_SECONDS."""
+    _recent_keys.clear()
+
+
 def _live_key_by_hash(key_hash: str) -> ApiKey | None:
-    """The unrevoked key with this hash, its project loaded, or None. Written out
-    (ingest/sql.py) because the ORM's compile of the same select_related() query cost a
-    one-span OTLP request 1-2 ms of CPU; it is read on every request, so revoking works at once."""
+    """The unrevoked key with this hash, its project loaded, or None; as read at most
+    OBSERVATORY_API_KEY_CACHE_SECONDS ago by this process. Unknown keys are not cached: a key
+    made a moment ago works at once."""
+    now = time.monotonic()
+    recent = _recent_keys.get(key_hash)
+    if recent is not None and now - recent[0] < settings.OBSERVATORY_API_KEY_CACHE_SECONDS:
+        return recent[1]
+    key = _read_live_key(key_hash)
+    if key is None:
+        _recent_keys.pop(key_hash, None)
+        return None
+    if len(_recent_keys) >= MAX_CACHED_KEYS:
+        _recent_keys.clear()
+    _recent_keys[key_hash] = (now, key)
+    return key
+
+
+def _read_live_key(key_hash: str) -> ApiKey | None:
+    """Written out (ingest/sql.py) because the ORM's compile of the same select_related() query
+    cost a one-span OTLP request 1-2 ms of CPU."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {sql.columns(ApiKey, 'k')}, {sql.columns(Project, 'p')} "

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from ingest.audit import Changes, diff
+from ingest.auth import forget_cached_keys
 from ingest.models import (
     ApiKey,
     Membership,
@@ -176,6 +177,7 @@ def revoke_key(key: ApiKey) -> Changes:
         return {}
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at"])
+    transaction.on_commit(forget_cached_keys)
     return diff({"revoked": False}, {"revoked": True})
 
 

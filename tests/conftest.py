@@ -30,6 +30,16 @@ if HAS_REPLICA:
 
 
 @pytest.fixture(autouse=True)
+def _forget_cached_api_keys() -> Iterator[None]:
+    """Each test's database starts empty, but raw keys written into tests recur: a key cached
+    by an earlier test must not authenticate in this one."""
+    from ingest.auth import forget_cached_keys
+
+    forget_cached_keys()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _close_replica_connection() -> Iterator[None]:
     """Close the replica connection a test's requests opened (it persists like any connection
     with CONN_MAX_AGE): left open, it keeps the test database from being dropped at the end."""

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from ingest.auth import AuthError, project_for_key
 from ingest.models import ApiKey, Project, hash_api_key
+from ingest.projects import revoke_key
 
 
 def new_key() -> tuple[Project, str]:
@@ -50,6 +51,47 @@ def test_a_revoked_uuid_key_is_refused(db: None) -> None:
     ApiKey.objects.filter(project=project).update(revoked_at=timezone.now())
     with pytest.raises(AuthError, match="Unknown or revoked"):
         project_for_key(raw)
+
+
+def test_a_key_revoked_elsewhere_works_here_only_until_the_cache_time_has_passed(
+    db: None, settings: Any
+) -> None:
+    """Revoked by another process (here: a bare UPDATE), the key this process read a moment
+    ago is still its project's for OBSERVATORY_API_KEY_CACHE_SECONDS; once that much time has
+    passed since it was read (a cache time of 0: any time at all), it is refused."""
+    settings.OBSERVATORY_API_KEY_CACHE_SECONDS = 60
+    project, raw = new_key()
+    assert project_for_key(raw) == project
+    ApiKey.objects.filter(project=project).update(revoked_at=timezone.now())
+    assert project_for_key(raw) == project
+    settings.OBSERVATORY_API_KEY_CACHE_SECONDS = 0
+    with pytest.raises(AuthError, match="Unknown or revoked"):
+        project_for_key(raw)
+
+
+def test_a_key_revoked_in_this_process_is_refused_at_once(
+    db: None, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.OBSERVATORY_API_KEY_CACHE_SECONDS = 60
+    project, raw = new_key()
+    assert project_for_key(raw) == project
+    with django_capture_on_commit_callbacks(execute=True):
+        revoke_key(ApiKey.objects.get(project=project))
+    with pytest.raises(AuthError, match="Unknown or revoked"):
+        project_for_key(raw)
+
+
+def test_a_key_is_read_once_per_cache_time_and_an_unknown_one_every_time(
+    db: None, settings: Any, django_assert_num_queries: Any
+) -> None:
+    settings.OBSERVATORY_API_KEY_CACHE_SECONDS = 60
+    project, raw = new_key()
+    project_for_key(raw)
+    with django_assert_num_queries(0):
+        assert project_for_key(raw) == project
+    for _ in range(2):
+        with django_assert_num_queries(1), pytest.raises(AuthError):
+            project_for_key(str(uuid.uuid4()))
 
 
 def test_otlp_accepts_a_uuid_key_as_a_bearer_token(client: Any, db: None) -> None:
