@@ -186,11 +186,14 @@ def test_the_embedded_broker_never_hands_out_a_half_written_message(tmp_path: Pa
     ):
         outbox = producer_conn.SimpleQueue("race")
         inbox = consumer_conn.SimpleQueue("race")
-        writer = threading.Thread(
-            target=lambda: [outbox.put({"n": n, "pad": padding}) for n in range(count)]
-        )
+
+        def write() -> None:
+            for n in range(count):
+                outbox.put({"n": n, "pad": padding})
+
+        writer = threading.Thread(target=write)
         writer.start()
-        received = []
+        received: list[int] = []
         while len(received) < count:
             try:
                 message = inbox.get(timeout=DEADLINE)

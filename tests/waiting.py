@@ -21,8 +21,11 @@ DEADLINE_MS = int(DEADLINE * 1000)
 T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], T], *, what: str, timeout: float = DEADLINE) -> T:
-    """Call `condition` until it returns something truthy and return that; fail naming `what`."""
+def wait_until(condition: Callable[[], T | None], *, what: str, timeout: float = DEADLINE) -> T:
+    """Call `condition` until it returns something truthy and return that; fail naming `what`.
+
+    A condition that answers None until the thing exists (a `.first()`) returns the thing.
+    """
     deadline = time.monotonic() + timeout
     while True:
         found = condition()

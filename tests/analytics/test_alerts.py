@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -193,7 +194,7 @@ def test_an_anomaly_rule_message_quotes_the_first_explanation() -> None:
 
 
 def test_a_slack_payload_adds_text_to_the_structured_fields() -> None:
-    fields = {
+    fields: dict[str, Any] = {
         "rule_id": 3,
         "rule": "R",
         "project": "p",

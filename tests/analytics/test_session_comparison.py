@@ -216,7 +216,8 @@ def test_a_repeating_loop_with_scattered_retries_keeps_every_iteration_paired() 
     result = compare_steps(a, b)
 
     assert result.counts == {"same": 180, "changed": 0, "inserted": 3, "deleted": 0}
-    assert [row.b.status for row in result.rows if row.operation == "inserted"] == ["error"] * 3
+    inserted = [row.b for row in result.rows if row.operation == "inserted"]
+    assert [step.status if step is not None else None for step in inserted] == ["error"] * 3
 
 
 def test_the_anchors_are_a_longest_common_subsequence() -> None:

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from analytics.refresh import refresh_project
 from tests.builders import make_message, make_project, make_session
+from tests.responses import streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -64,9 +65,10 @@ def test_the_name_list_answers_csv_and_narrows_to_one_name(
 ) -> None:
     _, key = crew
     client = key_client(key)
-    answer = client.get(reverse("api:agent-list"), {"format": "csv", "days": 7})
+    params: dict[str, str | int] = {"format": "csv", "days": 7}
+    answer = client.get(reverse("api:agent-list"), params)
     assert answer["Content-Disposition"] == 'attachment; filename="agents.csv"'
-    rows = list(csv.DictReader(io.StringIO(b"".join(answer.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(streamed(answer).decode())))
     assert [row["name"] for row in rows] == ["planner", "critic"]
     assert rows[0]["sessions"] == "2"
 

@@ -25,6 +25,7 @@ from tests.builders import (
     make_span,
     make_user,
 )
+from tests.responses import streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -59,11 +60,7 @@ def rows(response: Any) -> list[dict[str, Any]]:
 
 def csv_of(response: Any) -> list[dict[str, str]]:
     assert response.status_code == 200, response.content
-    text = (
-        b"".join(response.streaming_content).decode()
-        if response.streaming
-        else response.content.decode()
-    )
+    text = streamed(response).decode() if response.streaming else response.content.decode()
     return list(csv.DictReader(io.StringIO(text)))
 
 
@@ -176,7 +173,7 @@ def test_alert_rules_never_show_their_secret(
 
     assert found[0]["name"] == "Errors"
     assert "secret" not in found[0]
-    assert b"do-not-leak" not in b"".join(exported.streaming_content)
+    assert b"do-not-leak" not in streamed(exported)
 
 
 def test_the_report_builder_groups_the_chosen_metrics(api: APIClient) -> None:

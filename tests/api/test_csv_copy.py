@@ -18,6 +18,7 @@ from api.csv_copy import can_copy
 from api.serializers import EventSerializer, SessionSerializer, header_of
 from ingest.models import Span
 from tests.builders import T0, make_project, make_session
+from tests.responses import streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +36,7 @@ def serializer_csv(project: Any, **filters: Any) -> bytes:
 def csv_body(client: APIClient, **params: str) -> bytes:
     response = client.get(reverse("api:event-list"), {"format": "csv", **params})
     assert response.status_code == 200
-    return b"".join(response.streaming_content)
+    return streamed(response)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from ingest.models import Session
 from tests.builders import T0, make_metric, make_project, make_rejection, make_session
+from tests.responses import streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.django_db
 def read_csv(response: Any) -> list[dict[str, str]]:
     assert response.status_code == 200, response.content
     assert response.streaming
-    text = b"".join(response.streaming_content).decode()
+    text = streamed(response).decode()
     return list(csv.DictReader(io.StringIO(text)))
 
 

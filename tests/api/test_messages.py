@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from analytics.tasks import enqueue_requeue_webhook
 from ingest.models import Membership, Message, Project
 from tests.builders import T0, make_message, make_project, make_session, make_workflow
+from tests.responses import streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -68,7 +69,7 @@ def test_messages_csv_has_the_list_fields_and_every_row(
     arena: dict[str, Any], key_client: KeyClient
 ) -> None:
     response = key_client(arena["key"]).get("/api/v1/messages/?format=csv&ordering=started_at")
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(streamed(response).decode())))
     assert [row["message_id"] for row in rows] == ["m1", "m2", "m3"]
     assert rows[2]["receivers"] == '["attacker"]'
     assert rows[2]["preview"] == "<script>alert(1)</script>"

@@ -90,7 +90,7 @@ def test_previous_links_walk_back_through_the_same_pages(
 ) -> None:
     project, client = project_and_client
     bulk_sessions(project, [T0] * 4 + [None] * 2 + [T0 + timedelta(minutes=i) for i in range(6)])
-    params = {"page_size": 5, "ordering": "-started_at"}
+    params: dict[str, str | int] = {"page_size": 5, "ordering": "-started_at"}
     forward = walk(client, SESSIONS, params)
 
     backward: list[list[int]] = []

@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 
 from ingest.models import ApiKey, AuditEntry, Membership, Project, Score
+from tests.responses import streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -118,7 +119,7 @@ def test_the_csv_has_every_score_with_the_json_fields(project_with_key: tuple[An
     _, key = project_with_key
     some_scores(key)
     answer = Client().get("/api/v1/scores/?format=csv", headers={"Authorization": f"Bearer {key}"})
-    rows = list(csv.DictReader(io.StringIO(b"".join(answer.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(streamed(answer).decode())))
     assert len(rows) == 4
     assert {row["name"] for row in rows} == {"judge", "tone", "correct"}
     assert {row["label"] for row in rows if row["name"] == "correct"} == {"false"}
@@ -196,7 +197,7 @@ def test_the_sessions_csv_carries_each_sessions_scores(project_with_key: tuple[A
     answer = Client().get(
         "/api/v1/sessions/?format=csv", headers={"Authorization": f"Bearer {key}"}
     )
-    rows = list(csv.DictReader(io.StringIO(b"".join(answer.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(streamed(answer).decode())))
     assert {row["id"]: row["scores"] for row in rows} == {
         "s1": "judge=0.9",
         "s2": "judge=0.3; tone=rude",

@@ -11,6 +11,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.builders import make_project, make_test_history, make_user
+from tests.responses import streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +33,7 @@ def project_key() -> tuple[Any, str]:
 
 def rows_of(response: Any) -> list[dict[str, str]]:
     assert response.status_code == 200, response.content
-    text = b"".join(response.streaming_content).decode()
+    text = streamed(response).decode()
     return list(csv.DictReader(io.StringIO(text)))
 
 
@@ -105,7 +106,7 @@ def test_computed_lists_export_csv_with_their_columns_even_when_empty(
 
     flaky = rows_of(api.get("/api/v1/flaky-tests/?format=csv"))
     empty = api.get("/api/v1/test-duration-regressions/?format=csv")
-    header = b"".join(empty.streaming_content).decode().splitlines()
+    header = streamed(empty).decode().splitlines()
 
     assert [row["test_id"] for row in flaky] == ["t::flaky"]
     assert header == [

@@ -359,6 +359,7 @@ def test_the_nav_links_every_analytics_page(client: Client, project: Any) -> Non
 
 def test_chart_data_escapes_agent_text_for_the_script_tag(client: Client, project: Any) -> None:
     session = make_session(project, started_at=timezone.now() - timedelta(hours=1), model=SCRIPT)
+    assert session.started_at is not None
     refresh_project(project.pk, since=session.started_at, now=timezone.now())
 
     html = client.get("/trends/?range=24h&group=model").content.decode()

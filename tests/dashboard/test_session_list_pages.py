@@ -13,6 +13,7 @@ from django.test import Client
 
 from tests.builders import T0, make_project, make_session
 from tests.dashboard.conftest import SESSIONS, detail_url, names
+from tests.responses import streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +94,7 @@ def test_the_empty_fields_a_submitted_filter_form_sends_are_ignored_here_and_in_
     assert names(response) == ["only"]
     assert not response.context["filterset"].errors
     assert export.status_code == 200
-    assert len(b"".join(export.streaming_content).splitlines()) == 2  # type: ignore[attr-defined]
+    assert len(streamed(export).splitlines()) == 2
 
 
 def test_a_bad_filter_value_is_shown_as_an_error_instead_of_failing(
@@ -132,7 +133,7 @@ def test_the_export_link_gives_exactly_the_rows_on_the_page(
     export = logged_in.get(page.context["export_url"])
 
     assert export.status_code == 200, export.content[:500]
-    body = b"".join(export.streaming_content).decode()  # type: ignore[attr-defined]
+    body = streamed(export).decode()
     rows = list(csv.DictReader(io.StringIO(body)))
     page_ids = [s.external_id for s in page.context["sessions"]]
     assert page_ids == ["keep-2", "keep-1"]

@@ -17,6 +17,7 @@ from django.test import Client
 from ingest.auth import AuthError, project_for_key
 from ingest.models import ApiKey, AuditEntry, Membership, ModelPrice, Project
 from tests.builders import make_alert_rule, make_message, make_project, make_session
+from tests.responses import streamed
 
 UUID_SHAPE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
@@ -243,7 +244,7 @@ def test_the_audit_api_filters_and_exports_csv(client: Client, project: Project)
     assert [(e["action"], e["summary"], e["actor_type"]) for e in listed] == [
         ("project.update", "name: Settings → Renamed", "user")
     ]
-    text = b"".join(exported.streaming_content).decode()  # type: ignore[attr-defined]
+    text = streamed(exported).decode()
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["action"] for r in rows] == ["key.create", "project.update"]
     assert set(rows[0]) >= {"at", "actor", "action", "target", "summary", "address"}

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from analytics.refresh import expected_workflow_durations
 from ingest.models import Step, Workflow
 from tests.builders import make_project, make_session, make_user, make_workflow
+from tests.responses import streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -80,5 +81,5 @@ def test_the_workflows_api_carries_the_expected_duration_of_running_runs(
     assert by_status["success"] is None
     assert by_status["running"]["basis"] == "steps"
     assert by_status["running"]["total_p50_ms"] == pytest.approx(80_000, abs=1)
-    csv_text = b"".join(client.get("/api/v1/workflows/?format=csv").streaming_content).decode()
+    csv_text = streamed(client.get("/api/v1/workflows/?format=csv")).decode()
     assert "expected_duration" in csv_text.splitlines()[0]

@@ -80,7 +80,9 @@ def run_agent(
             **options,
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the agent did not finish within {AGENT_TIMEOUT:.0f} s; stderr:\n{exc.stderr}")
+        pytest.fail(
+            f"the agent did not finish within {AGENT_TIMEOUT:.0f} s; stderr:\n{exc.stderr!r}"
+        )
     assert done.returncode == 0, (
         f"the agent exited with {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     )

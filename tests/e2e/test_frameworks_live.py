@@ -229,7 +229,9 @@ def run_framework(name: str, mode: str, python: Path, server_url: str, key: str,
         try:
             done = run_scenario(name, python, environ, cwd, timeout=SCENARIO_TIMEOUT)
         except subprocess.TimeoutExpired as exc:
-            pytest.fail(f"{name}/{mode} did not finish in {SCENARIO_TIMEOUT:.0f} s:\n{exc.stderr}")
+            pytest.fail(
+                f"{name}/{mode} did not finish in {SCENARIO_TIMEOUT:.0f} s:\n{exc.stderr!r}"
+            )
     assert done.returncode == 0, (
         f"{name}/{mode} exited {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     )

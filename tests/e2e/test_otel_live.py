@@ -32,7 +32,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ProtoResource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -392,8 +393,8 @@ def raw_trace(name: str, spans: int, *, bad_span_ids: int = 0) -> tuple[str, byt
     request = ExportTraceServiceRequest(
         resource_spans=[
             ResourceSpans(
-                resource={"attributes": [kv("service.name", "raw-client")]},
-                scope_spans=[ScopeSpans(scope={"name": "raw"}, spans=made)],
+                resource=ProtoResource(attributes=[kv("service.name", "raw-client")]),
+                scope_spans=[ScopeSpans(scope=InstrumentationScope(name="raw"), spans=made)],
             )
         ]
     )

@@ -73,6 +73,7 @@ def test_a_member_deletes_their_own_score_but_sees_no_delete_on_another_s(
     project, _ = project_with_key
     Membership.objects.filter(user=admin_user, project=project).update(role="member")
     session = make_session(project, name="refund chat", spans=2)
+    assert session.started_at is not None
     Score.objects.create(
         project=project,
         session=session,

@@ -143,7 +143,7 @@ def decide(items: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Decision
         and f"'{_tool_name(t)}'" not in called
     ]
     handoffs = [t for t in fresh if _tool_name(t).startswith(HANDOFF_PREFIXES)]
-    chosen = (handoffs or fresh or [None])[0]
+    chosen = next(iter(handoffs or fresh), None)
     if chosen is not None:
         return Decision(chosen, _arguments(chosen, _first_user_text(items), answer), None)
     final = [t for t in tools if _tool_name(t) == FINAL_ANSWER_TOOL]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -44,7 +45,7 @@ def test_the_key_is_stored_only_as_a_hash_with_a_visible_prefix() -> None:
 
 
 def test_create_project_reuses_an_existing_project_and_makes_the_owner_admin(
-    django_user_model: type,
+    django_user_model: Any,
 ) -> None:
     owner = django_user_model.objects.create_user("owner", password="pw")
     run("create_project", "Arena")

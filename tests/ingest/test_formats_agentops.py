@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -35,6 +35,8 @@ SESSION = "c4f9429f-eb6a-406c-a236-16da25af1e23"
 AGENT = "e2e27d93-1595-47fc-b252-a7c0f33c8e48"
 LIMIT = 10_000
 
+R = TypeVar("R")
+
 
 def legacy_bodies(path: str) -> list[bytes]:
     """The JSON bodies the 0.3.26 client sent to `path`, in order."""
@@ -50,7 +52,16 @@ def only(result: ParseResult) -> Any:
     return record
 
 
-def events(*raw: dict[str, Any]) -> bytes:
+def records_of(kind: type[R], result: ParseResult) -> list[R]:
+    """The records of `result`, in order, each asserted to be a `kind` (for the type checker)."""
+    found: list[R] = []
+    for _, record in result.records:
+        assert isinstance(record, kind), record
+        found.append(record)
+    return found
+
+
+def events(*raw: object) -> bytes:
     return json.dumps({"events": list(raw)}).encode()
 
 
@@ -89,8 +100,9 @@ def test_the_first_update_adds_tags_and_the_final_one_ends_the_session() -> None
         "update",
         ("legacy", "probe", "session-tag", "added-later"),
     )
-    records = [record for _, record in result.records]
+    records = records_of(SessionRecord, result)
     assert [r.action for r in records] == ["update", "end"]
+    assert records[0].metadata is not None
     assert records[0].metadata["video"] == "http://example.invalid/v.mp4"
     end = records[1]
     assert end.ended_at == datetime(2026, 11, 21, 18, 47, 36, 863727, tzinfo=UTC)
@@ -360,7 +372,7 @@ def test_the_log_upload_becomes_log_lines_of_the_decimal_trace() -> None:
     )
 
     assert result.errors == []
-    lines = [record for _, record in result.records]
+    lines = records_of(TranscriptRecord, result)
     assert all(isinstance(line, TranscriptRecord) for line in lines)
     assert [(line.session_id, line.trace_id, line.role) for line in lines] == [
         ("745e084a12d16fd275ac148b2c76b5b6", "745e084a12d16fd275ac148b2c76b5b6", "log")
@@ -380,12 +392,12 @@ def test_the_log_upload_becomes_log_lines_of_the_decimal_trace() -> None:
 def test_the_auto_scenario_upload_belongs_to_its_trace() -> None:
     body = (AGENTOPS / "raw-auto" / "003-POST-v4_logs_upload.bin").read_bytes()
 
-    (line,) = [
-        r
-        for _, r in parse_agentops_log_upload(
+    (line,) = records_of(
+        TranscriptRecord,
+        parse_agentops_log_upload(
             body, "172924635976111948373479988430144363269", max_string_chars=LIMIT
-        ).records
-    ]
+        ),
+    )
 
     assert line.session_id == "821812cdf0259bb2dc3c55907f415b05"
     assert line.text == "auto scenario running"
@@ -420,7 +432,7 @@ def test_levels_other_than_info_are_kept_and_lines_without_a_time_borrow_one() -
 
     result = parse_agentops_log_upload(body, "1", max_string_chars=LIMIT)
 
-    lines = [record for _, record in result.records]
+    lines = records_of(TranscriptRecord, result)
     assert [(line.text, line.at.second) for line in lines] == [
         ("continued from before", 29),
         ("WARNING: disk almost full", 29),
@@ -440,7 +452,7 @@ def test_log_lines_with_no_time_anywhere_use_the_receive_time_or_are_refused() -
     assert [(e.field, e.message) for e in refused.errors] == [
         ("body.lines[0]", "body.lines[0]: log line has no timestamp")
     ]
-    assert [r.at for _, r in kept.records] == [received]
+    assert [r.at for r in records_of(TranscriptRecord, kept)] == [received]
 
 
 @pytest.mark.parametrize(

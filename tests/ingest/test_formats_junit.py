@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,8 @@ REPORT = b"""<?xml version="1.0" encoding="utf-8"?>
 """
 
 
-def parse(body: bytes = REPORT, **run: str) -> list[object]:
+def parse(body: bytes = REPORT, **run: str) -> list[Any]:
+    # Any: the tests unpack a run and its results by position; each is the record it names.
     parsed = parse_junit(body, JUnitRun(**run), now=NOW, max_string_chars=10_000)
     assert parsed.errors == []
     return [record for _, record in parsed.records]
@@ -50,6 +52,7 @@ def test_it_reads_every_outcome_and_the_run_times() -> None:
         "junit",
     )
     assert run.started_at == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    assert run.ended_at is not None
     assert (run.ended_at - run.started_at).total_seconds() == 2.5
     assert [(r.test_id, r.outcome) for r in results] == [
         ("tools.search::test_finds", "pass"),

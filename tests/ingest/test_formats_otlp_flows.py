@@ -124,6 +124,7 @@ def test_posting_the_spans_stores_merged_messages_a_workflow_and_rule_messages(
         ("Planner", ["CodeInterpreter"]),
         ("CodeInterpreter", ["Planner"]),
     ]
+    assert posts[0].body.content is not None
     assert posts[0].body.content.startswith("<script>")
     workflow = Workflow.objects.get()
     assert (workflow.name, workflow.status, workflow.session.external_id) == (

@@ -5,9 +5,7 @@ Traceloop, GenAI and TaskWeaver conventions; and sessions that span several trac
 
 from __future__ import annotations
 
-from ingest.formats.otlp import (
-    DEFAULT_SESSION_ATTRIBUTES,
-)
+from ingest.formats.otlp_wire import DEFAULT_SESSION_ATTRIBUTES
 from ingest.formats.records import (
     AgentRecord,
     SpanRecord,

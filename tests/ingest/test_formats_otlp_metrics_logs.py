@@ -11,6 +11,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
+from opentelemetry.proto.logs.v1.logs_pb2 import SeverityNumber
 
 from ingest.formats.otlp import (
     parse_otlp_logs,
@@ -193,7 +194,7 @@ def test_protobuf_logs_carry_their_trace_and_span_ids() -> None:
     request = ExportLogsServiceRequest()
     log = request.resource_logs.add().scope_logs.add().log_records.add()
     log.time_unix_nano = 1795290001000000000
-    log.severity_number = 17
+    log.severity_number = SeverityNumber.SEVERITY_NUMBER_ERROR  # 17
     log.body.string_value = "tool failed"
     log.trace_id = bytes.fromhex(SUCCESS_TRACE)
     log.span_id = bytes.fromhex(WEATHER_AGENT)

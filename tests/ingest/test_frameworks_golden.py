@@ -350,5 +350,6 @@ def test_camel_agents_are_named_by_their_roles_with_the_turns_as_messages(
     turns = Message.objects.filter(project=project)
     assert {t.status for t in turns} == {"processed"}
     assert all(t.body.metadata["observatory.inferred"] for t in turns)
-    first = turns.order_by("started_at").first()
+    first = turns.earliest("started_at")
+    assert first.body.content is not None
     assert first.body.content.startswith("Now start to give me instructions")

@@ -160,6 +160,8 @@ def test_an_end_before_its_start_is_merged_not_dropped(
     assert not session.is_inferred
     assert session.name == "arena"
     assert session.end_state == "success"
+    assert session.started_at is not None
+    assert session.ended_at is not None
     assert session.started_at.isoformat() == "2026-11-21T10:00:00+00:00"
     assert session.ended_at.isoformat() == "2026-11-21T10:00:05+00:00"
 
@@ -171,6 +173,7 @@ def test_events_before_their_session_create_an_inferred_session(
     post(client, key, arena_batch()[2:4])
     session = Session.objects.get()
     assert session.is_inferred
+    assert session.started_at is not None
     assert session.started_at.isoformat() == "2026-11-21T10:00:01+00:00"
 
 

@@ -27,7 +27,7 @@ from tests.builders import make_project
 
 pytestmark = pytest.mark.django_db
 
-BATCH = [
+BATCH: list[dict[str, Any]] = [
     {
         "type": "session.start",
         "id": "s-start",

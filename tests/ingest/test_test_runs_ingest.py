@@ -217,6 +217,8 @@ def test_results_before_their_run_start_make_an_inferred_run_that_the_start_comp
 
     run = TestRun.objects.get()
     assert (run.is_inferred, run.tier, run.commit) == (False, "chaos", "abc")
+    assert run.started_at is not None
+    assert run.ended_at is not None
     assert run.started_at.isoformat() == "2026-11-21T10:00:00+00:00"
     assert run.ended_at.isoformat() == "2026-11-21T10:01:00+00:00"
 

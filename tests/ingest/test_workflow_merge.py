@@ -57,7 +57,7 @@ def merged(batches: list[list[StepRecord | WorkflowRecord]]) -> Row:
 def test_an_inferred_run_starts_at_its_earliest_step_and_ends_at_its_latest_end_in_any_order() -> (
     None
 ):
-    records = [step(5), step(2), end(9, "fail"), step(7), end(4)]
+    records: list[StepRecord | WorkflowRecord] = [step(5), step(2), end(9, "fail"), step(7), end(4)]
     results = {
         (row.started_at, row.ended_at, row.status, row.duration_ms, row.is_inferred)
         for order in itertools.permutations(records)
