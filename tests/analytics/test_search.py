@@ -20,6 +20,7 @@ from analytics.search_query import SearchError, marked_fragment, parse_query, sn
 from analytics.tasks import summarize_sessions_task
 from ingest.models import Project, Session
 from tests.builders import make_project, make_user
+from tests.responses import streamed
 
 S, E = "\ue000", "\ue001"
 
@@ -339,13 +340,13 @@ def test_the_search_api_pages_exports_csv_and_refuses_bad_queries(
     _, read_key = _read_key(project)
     client = Client(headers={"Authorization": f"Bearer {read_key}"})
 
-    page = client.get("/api/v1/search/", {"q": "refund", "limit": 2, "offset": 1}).json()
+    page = client.get("/api/v1/search/", {"q": "refund", "limit": "2", "offset": "1"}).json()
     exported = client.get("/api/v1/search/", {"q": "refund", "format": "csv"})
     refused = client.get("/api/v1/search/", {"q": "-refund"})
     bad_kind = client.get("/api/v1/search/", {"q": "refund", "kind": "prompt"})
 
     assert [r["session_id"] for r in page["results"]] == ["ticket-2", "ticket-1"]
-    rows = list(csv.DictReader(io.StringIO(b"".join(exported.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(streamed(exported).decode())))
     assert [r["session_id"] for r in rows] == ["ticket-3", "ticket-2", "ticket-1"]
     assert refused.status_code == 400 and refused.json()["field"] == "q"
     assert bad_kind.status_code == 400 and bad_kind.json()["field"] == "kind"

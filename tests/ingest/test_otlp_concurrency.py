@@ -316,7 +316,7 @@ def test_a_sessions_start_and_end_do_not_depend_on_the_order_its_traces_arrive_i
         rows.append(session_row(project))
     first_root, last_root = traces[1][-1], traces[3][-1]
     started, ended = rows[0][0], rows[0][1]
-    assert started is not None and ended is not None
+    assert isinstance(started, datetime) and isinstance(ended, datetime)
     assert int(started.timestamp()) == first_root.start_time_unix_nano // SECOND
     assert int(ended.timestamp()) == last_root.end_time_unix_nano // SECOND
     assert rows[0] == rows[1] == rows[2]
