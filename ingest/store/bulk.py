@@ -110,12 +110,12 @@ def _update_rows(rows: Sequence[Model], names: Sequence[str]) -> None:
     column over every row, which cost seconds for a batch of merged messages (bench/README.md)."""
     if not rows:
         return
-    meta = type(rows[0])._meta
+    model = type(rows[0])
     quote = connection.ops.quote_name
-    fields = [stored_field(type(rows[0]), name) for name in names]
-    assignments = ", ".join(f"{quote(column_of(type(rows[0]), name))} = %s" for name in names)
-    pk_column = column_of(type(rows[0]), "pk")
-    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(pk_column)} = %s"
+    fields = [stored_field(model, name) for name in names]
+    assignments = ", ".join(f"{quote(column_of(model, name))} = %s" for name in names)
+    pk_column = column_of(model, "pk")
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(pk_column)} = %s"
     params = [
         [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields]
         + [row.pk]

@@ -3,8 +3,6 @@ requests, and a late retry of an older version of a span."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.test import Client
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -12,16 +10,11 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from ingest.models import Project, Session, Step
 from ingest.models import Span as SpanRow
+from tests.builders import attrs
 
 TRACE = bytes.fromhex("5b8efff798038103d269b633813fc60c")
 START = 1_795_286_852_000_000_000
 SECOND = 1_000_000_000
-
-
-def attrs(values: dict[str, Any]) -> dict[str, Any]:
-    """Dotted attribute keys for **: typed Any so mypy does not match them against the named
-    parameters of the span builder."""
-    return values
 
 
 def span(

@@ -4,8 +4,6 @@ create_agent traces join the team run that uses the agent next."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.test import Client
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -14,17 +12,12 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from ingest.models import Message, Project, Session, Step, TraceLink
 from ingest.models import Span as SpanRow
+from tests.builders import attrs
 from tests.ingest.test_otlp_requests import START, body, post
 
 PRODUCER = bytes.fromhex("11" * 16)
 CONSUMER = bytes.fromhex("22" * 16)
 LATER_CONSUMER = bytes.fromhex("33" * 16)
-
-
-def attrs(values: dict[str, Any]) -> dict[str, Any]:
-    """Dotted attribute keys for **: typed Any so mypy does not match them against the named
-    parameters of the span builder."""
-    return values
 
 
 def traced(
