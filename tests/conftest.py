@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.waiting import DEADLINE, DEADLINE_MS
+from tests.waiting import DEADLINE, DEADLINE_MS, wait_until
 
 # With a read replica configured (scripts/test.sh sets one, a TEST MIRROR of the primary),
 # every test may use it: pages read from it through config.replica's router. Inside a test's
@@ -48,6 +48,39 @@ def _close_replica_connection() -> Iterator[None]:
         from django.db import connections
 
         connections["replica"].close()
+
+
+@pytest.fixture(autouse=True)
+def _live_server_landings_done(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The live server lands a small request just after its answer (ingest/landing.py), so the
+    last request of a test (an exporter's final export at shutdown) may still be landing when
+    the test ends. Its transaction and the TRUNCATE that empties the tables after the test can
+    then deadlock, and every later test meets the last one's rows. So a test that used the live
+    server ends only once nothing is pending and no landing holds its lock."""
+    if "live_server" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # set up before, so emptied after, this wait
+    yield
+    from django.db import connection
+
+    from ingest.landing import LANDING_LOCK
+    from ingest.models import PendingRequest
+
+    def settled() -> bool:
+        if PendingRequest.objects.exists():
+            return False
+        if connection.vendor != "postgresql":
+            return True
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                "AND classid = %s AND objsubid = 2)",
+                [LANDING_LOCK],
+            )
+            return bool(cursor.fetchone()[0])
+
+    wait_until(settled, what="the live server to land its pending requests")
 
 
 # Playwright's sync API runs an event loop in the test thread, so Django's ORM would refuse
