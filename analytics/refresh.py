@@ -22,6 +22,7 @@ from analytics.clusters import cluster_totals, error_cluster_days
 from analytics.detectors import detect_failures
 from analytics.incidents import GROUP_GAP, group_incidents
 from analytics.messaging import edge_rollups
+from analytics.queries.rollups import floor_hour
 from analytics.scores import DropSettings, score_drops
 from analytics.testanalysis import RangeUsage, TestAnalysis, project_test_analysis
 from analytics.trends import FREQS, named_rollups, session_rollups, span_rollups
@@ -50,10 +51,6 @@ class RefreshResult:
 
 def floor_day(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def floor_hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def days_between(since: datetime, until: datetime) -> Iterator[datetime]:
