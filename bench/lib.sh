@@ -15,7 +15,8 @@ keep=false
 # parse_bench_args "ALLOWED" ARGS...: parse the options before -- into globals; ALLOWED lists
 # the options the script accepts, out of --sqlite (db=sqlite, default postgres), --keep
 # (keep=true), and for the ingest servers --workers N (default 2 x cores + 1), --threads N
-# (default 1), --broker redis|filesystem (default redis), --celery-worker (celery_worker=true).
+# (default 1), --broker redis|filesystem (default redis), --celery-worker (celery_worker=true),
+# --pg-option NAME=VALUE (repeatable: a postgres setting, in pg_options).
 # Everything after -- goes to bench_args.
 parse_bench_args() {
     local allowed=" $1 "
@@ -25,6 +26,7 @@ parse_bench_args() {
     threads=1
     broker=redis
     celery_worker=false
+    pg_options=""
     bench_args=()
     while [ $# -gt 0 ]; do
         if [ "$1" = -- ]; then
@@ -39,6 +41,7 @@ parse_bench_args() {
             --threads) threads=$2; shift ;;
             --broker) broker=$2; shift ;;
             --celery-worker) celery_worker=true ;;
+            --pg-option) pg_options+=" -c $2"; shift ;;
             --keep) keep=true ;;
         esac
         shift
@@ -87,7 +90,7 @@ make_tmp_dir() {
 start_bench_postgres() {
     pg_port=$(free_port)
     log "Starting PostgreSQL${2:+ ($2)} on 127.0.0.1:$pg_port"
-    start_postgres "$pg_port" "$1"
+    start_postgres "$pg_port" "$1" "${pg_options:-}"
     export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/observatory"
 }
 
@@ -174,7 +177,7 @@ print_bench_date() {
 print_ingest_server() {
     local pg_note=""
     if [ "$db" = postgres ]; then
-        pg_note=" (fsync=on synchronous_commit=on full_page_writes=on)"
+        pg_note=" (fsync=on synchronous_commit=on full_page_writes=on${pg_options:+;$pg_options})"
     fi
     echo "server: gunicorn $workers $worker_class workers x $threads threads;" \
         "database $db$pg_note; broker $broker; celery worker running: $celery_worker"

@@ -13,14 +13,15 @@
 # Options (before --): --sqlite, --workers N (gunicorn workers, default 2 x cores + 1),
 # --threads N (gunicorn gthread threads per worker, default 1 = sync worker),
 # --broker redis|filesystem (default redis), --celery-worker (also run a Celery worker so the
-# summary tasks compete for the same cores, as in production), --keep (leave the temp dir).
+# summary tasks compete for the same cores, as in production), --pg-option NAME=VALUE (a
+# PostgreSQL setting, repeatable: --pg-option commit_delay=100), --keep (leave the temp dir).
 # Everything after -- goes to otlp_bench.py (default: --spans 204800 --batch 512).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
-parse_bench_args "--sqlite --workers --threads --broker --celery-worker --keep" "$@"
+parse_bench_args "--sqlite --workers --threads --broker --celery-worker --pg-option --keep" "$@"
 trap_cleanup_bench
 start_ingest_server otlp-bench
 

@@ -188,12 +188,13 @@ def land_after_response(sender: Any = None, **kwargs: Any) -> None:
 
 # pg_try_advisory_lock(LANDING_LOCK, project pk): the one process landing a project's backlog.
 LANDING_LOCK = 0x4C414E44  # "LAND"
-# A lander stops after this many batches (a sync worker must get back to its requests); the
-# next request's landing or the sweep takes what is left.
+# A lander in a request's request_finished stops after this many batches (a sync worker must get
+# back to its requests, and gunicorn kills a worker silent for its timeout); what is left it
+# hands to a thread of its process, which lands without this bound.
 MAX_LANDING_BATCHES = 20
 
 
-def land_backlog(project: Project) -> int:
+def land_backlog(project: Project, *, max_batches: int | None = MAX_LANDING_BATCHES) -> int:
     """Land the project's pending requests unless another process is landing them right now:
     that one takes these too, with whatever else arrives while it lands. So a busy server lands
     in batches of every request answered during the last landing (per-request landings would
@@ -201,24 +202,53 @@ def land_backlog(project: Project) -> int:
 
     Why nothing is stranded: a request commits its row before it tries the lock, and a lander
     looks for rows again after it releases the lock; either the request gets the lock, or its
-    row was committed before that last look. SQLite (one writer) lands directly."""
+    row was committed before that last look, and the lander lands it, or, when it stopped after
+    `max_batches`, a thread of its process does (the requests that met its lock may be the last
+    ones the server gets). SQLite (one writer) lands directly."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return land_pending(project)
     landed = 0
     while _try_landing_lock(project):
         try:
-            for _ in range(MAX_LANDING_BATCHES):
-                count = land_pending(project)
-                landed += count
-                if not count:
-                    break
-            else:
-                return landed
+            count, is_drained = _land_batches(project, max_batches)
+            landed += count
         finally:
             _unlock_landing(project)
         if not _has_free_pending(project):
             break
+        if not is_drained:
+            _land_in_thread(project)
+            break
     return landed
+
+
+def _land_batches(project: Project, max_batches: int | None) -> tuple[int, bool]:
+    """Land batch after batch until none is left or `max_batches` ran: how many requests were
+    landed, and whether the last batch found nothing left."""
+    landed, batches = 0, 0
+    while max_batches is None or batches < max_batches:
+        count = land_pending(project)
+        if not count:
+            return landed, True
+        landed += count
+        batches += 1
+    return landed, False
+
+
+def _land_in_thread(project: Project) -> None:
+    threading.Thread(
+        target=_land_backlog_and_close, args=(project,), name="landing", daemon=True
+    ).start()
+
+
+def _land_backlog_and_close(project: Project) -> None:
+    try:
+        land_backlog(project, max_batches=None)
+    except Exception:
+        logger.exception("ingest: landing pending requests of project %s failed", project.pk)
+    finally:
+        # The thread's own connection: nothing else would ever close it.
+        connection.close()
 
 
 def _try_landing_lock(project: Project) -> bool:

@@ -115,11 +115,12 @@ runuser_pg() {
     fi
 }
 
-# start_postgres PORT [durable|fast]: initdb a cluster in $tmp_dir/pg/data, start it on
+# start_postgres PORT [durable|fast] [OPTIONS]: initdb a cluster in $tmp_dir/pg/data, start it on
 # 127.0.0.1:PORT (socket in $tmp_dir/pg, max_connections=200) and create the observatory
 # database. durable (the default) keeps fsync, synchronous_commit and full_page_writes at the
 # server defaults (on), so "accepted" means flushed to disk, as in production; fast turns them
-# off, which is fine for a server that is deleted after the run. Sets pg_ctl.
+# off, which is fine for a server that is deleted after the run. OPTIONS are more postgres
+# options ("-c commit_delay=100"). Sets pg_ctl.
 start_postgres() {
     local bin port=$1 mode=${2:-durable} options
     options="-p $port -k $tmp_dir/pg -c listen_addresses=127.0.0.1 -c max_connections=200"
@@ -128,6 +129,7 @@ start_postgres() {
         fast) options+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off" ;;
         *) die "start_postgres: mode is durable or fast, not '$mode'" ;;
     esac
+    options+=" ${3:-}"
     bin=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d | sort -V | tail -n 1)
     [ -x "$bin/initdb" ] || die "PostgreSQL binaries not found under /usr/lib/postgresql"
     pg_ctl=$bin/pg_ctl

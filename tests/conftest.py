@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.waiting import DEADLINE, DEADLINE_MS, wait_until
+from tests.waiting import DEADLINE, DEADLINE_MS, landings_settled, wait_until
 
 # With a read replica configured (scripts/test.sh sets one, a TEST MIRROR of the primary),
 # every test may use it: pages read from it through config.replica's router. Inside a test's
@@ -62,25 +62,7 @@ def _live_server_landings_done(request: pytest.FixtureRequest) -> Iterator[None]
         return
     request.getfixturevalue("transactional_db")  # set up before, so emptied after, this wait
     yield
-    from django.db import connection
-
-    from ingest.landing import LANDING_LOCK
-    from ingest.models import PendingRequest
-
-    def settled() -> bool:
-        if PendingRequest.objects.exists():
-            return False
-        if connection.vendor != "postgresql":
-            return True
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
-                "AND classid = %s AND objsubid = 2)",
-                [LANDING_LOCK],
-            )
-            return bool(cursor.fetchone()[0])
-
-    wait_until(settled, what="the live server to land its pending requests")
+    wait_until(landings_settled, what="the live server to land its pending requests")
 
 
 # Playwright's sync API runs an event loop in the test thread, so Django's ORM would refuse

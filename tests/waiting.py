@@ -34,3 +34,24 @@ def wait_until(condition: Callable[[], T | None], *, what: str, timeout: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"still waiting after {timeout:.0f} s for {what}")
         time.sleep(0.1)
+
+
+def landings_settled() -> bool:
+    """Whether nothing is pending and no landing holds its lock (ingest/landing.py): a landing
+    runs after the answer, in a server process or a thread of one."""
+    from django.db import connection
+
+    from ingest.landing import LANDING_LOCK
+    from ingest.models import PendingRequest
+
+    if PendingRequest.objects.exists():
+        return False
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+            "AND classid = %s AND objsubid = 2)",
+            [LANDING_LOCK],
+        )
+        return bool(cursor.fetchone()[0])
