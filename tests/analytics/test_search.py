@@ -555,3 +555,33 @@ def test_text_replaced_at_the_span_that_said_it_first_is_still_found_where_it_is
     assert _hit_spans(project, "atlas refund") == ["chat-2-e2"], "the first that still says it"
     assert _hit_spans(project, "question1") == ["chat-2-e1"]
     assert index_sessions(Session.objects.values_list("pk", flat=True)) == 0
+
+
+def test_a_span_moved_to_another_session_is_found_there_and_its_old_session_still_finds_the_rest(
+    db: None,
+) -> None:
+    """A trace link moves rows already stored (and indexed) under a trace's own session to the
+    session it names (docs/architecture.md, step 3); the span is moved here as the store moves
+    rows, and only the session it moved to is indexed, as after the batch that moved it. The
+    moved span said the system prompt first: its old session's next call, which repeats it,
+    must now index it."""
+    from ingest.models import Span
+
+    project, key = make_project(name="Queue")
+    _ingest(key, _conversation("consumer", 2))
+    _ingest(key, [_llm_call("producer", 9, "Where is parcel nine?", "It left the depot.")])
+    _summarize(project)
+    producer = Session.objects.get(project=project, external_id="producer")
+    Span.objects.filter(span_id="consumer-e1").update(session=producer)
+
+    written = index_sessions([producer.pk])
+
+    assert written == 2, "the moved span, and the consumer's call indexed again from the start"
+    [hit] = search([project.pk], parse_query("question1 -question2"))
+    assert hit.session_external_id == "producer"
+    assert SearchEntry.objects.filter(project=project).count() == 3, "one entry per span"
+    assert [h.session_external_id for h in search([project.pk], parse_query("atlas"))] == [
+        "consumer",
+        "producer",
+    ], "each session finds the system prompt at its first call that says it"
+    assert index_sessions(Session.objects.values_list("pk", flat=True)) == 0
