@@ -296,6 +296,26 @@ def test_a_huge_prompt_is_indexed_from_its_first_part(support: tuple[Project, st
     assert _found(project, "needle") == [("span", "big-1", "prompt")]
 
 
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's FTS5 table")
+def test_a_deleted_session_takes_its_fts5_rows_with_it_on_sqlite(
+    support: tuple[Project, str],
+) -> None:
+    """The trigger of migration 0006 was lost when 0009 copied the table; 0012 makes it again."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM analytics_searchfts")
+        [before] = cursor.fetchone()
+
+        Session.objects.filter(external_id="ticket-1").delete()
+
+        cursor.execute(
+            "SELECT count(*) FROM analytics_searchfts "
+            "WHERE rowid NOT IN (SELECT id FROM analytics_searchentry)"
+        )
+        assert cursor.fetchone() == (0,)
+        cursor.execute("SELECT count(*) FROM analytics_searchfts")
+        assert cursor.fetchone()[0] == before - 1
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's plan")
 @pytest.mark.usefixtures("support")
 def test_postgresql_answers_a_search_from_the_gin_index() -> None:
