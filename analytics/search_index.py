@@ -369,30 +369,61 @@ def _upsert_entries(
 
 
 def _write_sqlite(cursor: Any, rows: list[_Row], documents: list[Any]) -> None:
-    for row, document in zip(rows, documents, strict=True):
-        facts = [row.session_id, row.at, row.signature, pack(document.strings), pack(document.said)]
-        if row.entry is not None:
-            cursor.execute("DELETE FROM analytics_searchfts WHERE rowid = %s", [row.entry])
-            cursor.execute(
-                "UPDATE analytics_searchentry SET session_id = %s, at = %s, signature = %s, "
-                "strings = %s, said = %s WHERE id = %s",
-                [*facts, row.entry],
-            )
-            entry = row.entry
-        else:
-            cursor.execute(
-                "INSERT INTO analytics_searchentry (project_id, kind, target_id, session_id, at, "
-                "signature, strings, said) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                [row.project_id, _KIND_CODES[row.kind], row.target_id, *facts],
-            )
-            entry = cursor.lastrowid
-        if any(document.texts.values()):
-            columns = _SQLITE_KIND_COLUMNS[row.kind]
-            cursor.execute(
+    """A few statements for any number of entries (executemany): one call of Django's cursor
+    per entry was a third of SQLite's indexing (bench/README.md, "Search index", third pass)."""
+    pairs = list(zip(rows, documents, strict=True))
+    known = [(row, document) for row, document in pairs if row.entry is not None]
+    new = [(row, document) for row, document in pairs if row.entry is None]
+    if known:
+        cursor.executemany(
+            "DELETE FROM analytics_searchfts WHERE rowid = %s", [[row.entry] for row, _ in known]
+        )
+        cursor.executemany(
+            "UPDATE analytics_searchentry SET session_id = %s, at = %s, signature = %s, "
+            "strings = %s, said = %s WHERE id = %s",
+            [[*_sqlite_facts(row, document), row.entry] for row, document in known],
+        )
+    if new:
+        cursor.executemany(
+            "INSERT INTO analytics_searchentry (project_id, kind, target_id, session_id, at, "
+            "signature, strings, said) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                [row.project_id, _KIND_CODES[row.kind], row.target_id, *_sqlite_facts(row, d)]
+                for row, d in new
+            ],
+        )
+        ids = _sqlite_entry_ids(cursor, sorted({row.session_id for row, _ in new}))
+        for row, _ in new:
+            row.entry = ids[(_KIND_CODES[row.kind], row.target_id)]
+    for kind, columns in _SQLITE_KIND_COLUMNS.items():
+        texts = [
+            [row.entry, *(document.texts.get(column, "") for column in columns)]
+            for row, document in pairs
+            if row.kind == kind and any(document.texts.values())
+        ]
+        if texts:
+            cursor.executemany(
                 f"INSERT INTO analytics_searchfts (rowid, {', '.join(columns)}) "
                 f"VALUES (%s{', %s' * len(columns)})",
-                [entry, *(document.texts.get(column, "") for column in columns)],
+                texts,
             )
+
+
+def _sqlite_facts(row: _Row, document: Any) -> list[Any]:
+    return [row.session_id, row.at, row.signature, pack(document.strings), pack(document.said)]
+
+
+def _sqlite_entry_ids(cursor: Any, sessions: list[int]) -> dict[tuple[int, int], int]:
+    """(kind, target) → entry id of these sessions' entries."""
+    ids: dict[tuple[int, int], int] = {}
+    for start in range(0, len(sessions), 500):
+        members, params = _members(sessions[start : start + 500])
+        cursor.execute(
+            f"SELECT kind, target_id, id FROM analytics_searchentry WHERE session_id {members}",
+            params,
+        )
+        ids.update(((kind, target), entry) for kind, target, entry in cursor.fetchall())
+    return ids
 
 
 def _sessions_to_rebuild(cursor: Any, lost: dict[int, set[int]]) -> list[int]:
