@@ -145,15 +145,16 @@ def _index(cursor: Any, pks: list[int]) -> int:
                 seen.setdefault(row.session_id, set()).update(row.stored_said)
                 continue
         changed.append(row)
-    _find_moved_entries(cursor, [row for row in changed if row.entry is None])
+    if connection.vendor != "postgresql":  # PostgreSQL's insert finds them (_write_postgresql)
+        _find_moved_entries(cursor, [row for row in changed if row.entry is None])
     lost = _drop_gone(cursor, stored)  # entries of these sessions whose row is gone
     documents = _documents(cursor, changed, seen)
+    _write(cursor, changed, documents)
     for row, document in zip(changed, documents, strict=True):
         if row.stored_session is not None and row.stored_session != row.session_id:
             lost.setdefault(row.stored_session, set()).update(row.stored_said)
         elif row.stored_said - document.strings:
             lost.setdefault(row.session_id, set()).update(row.stored_said - document.strings)
-    _write(cursor, changed, documents)
     rebuilt = _sessions_to_rebuild(cursor, lost)
     if not rebuilt:
         return len(changed)
@@ -310,10 +311,38 @@ def _write(cursor: Any, rows: list[_Row], documents: list[Any]) -> None:
 
 
 def _write_postgresql(cursor: Any, rows: list[_Row], documents: list[Any]) -> None:
-    """One upsert of every changed entry; the text vector only of the strings it said first."""
-    bodies = ["\n".join(text for text in d.texts.values() if text) for d in documents]
+    """The new entries inserted, then the changed and moved ones upserted; the text vector only
+    of the strings each said first. An insert that meets an entry is a row moved here from a
+    session not being indexed: found that way, the unique index is probed once per row, where
+    looking every new row up first cost PostgreSQL ~10-20 µs a span (bench/README.md, "Fourth
+    pass": the planner hashed the whole table)."""
+    new = [i for i, row in enumerate(rows) if row.entry is None]
+    inserted = set(
+        _upsert_entries(cursor, rows, documents, new, "NOTHING RETURNING kind, target_id")
+    )
+    moved = [i for i in new if (_KIND_CODES[rows[i].kind], rows[i].target_id) not in inserted]
+    _find_moved_entries(cursor, [rows[i] for i in moved])  # their entries, what they said first
+    _upsert_entries(
+        cursor,
+        rows,
+        documents,
+        sorted({i for i, row in enumerate(rows) if row.entry is not None}.union(moved)),
+        "UPDATE SET session_id = EXCLUDED.session_id, at = EXCLUDED.at, "
+        "signature = EXCLUDED.signature, strings = EXCLUDED.strings, said = EXCLUDED.said, "
+        "document = EXCLUDED.document",
+    )
+
+
+def _upsert_entries(
+    cursor: Any, rows: list[_Row], documents: list[Any], which: list[int], on_conflict: str
+) -> list[tuple[int, int]]:
+    """One INSERT of these rows' entries, `ON CONFLICT … DO {on_conflict}`; what it returns."""
+    if not which:
+        return []
+    bodies = ["\n".join(text for text in documents[i].texts.values() if text) for i in which]
+    some = [rows[i] for i in which]
     cursor.execute(
-        """
+        f"""
         INSERT INTO analytics_searchentry
             (project_id, session_id, kind, target_id, at, signature, strings, said, document)
         SELECT u.project_id, u.session_id, u.kind, u.target_id, u.at, u.signature, u.strings,
@@ -322,49 +351,79 @@ def _write_postgresql(cursor: Any, rows: list[_Row], documents: list[Any]) -> No
         FROM unnest(%b::bigint[], %b::bigint[], %b::smallint[], %b::bigint[], %b::timestamptz[],
                     %b::text[], %b::bytea[], %b::bytea[], %b::text[])
             AS u(project_id, session_id, kind, target_id, at, signature, strings, said, body)
-        ON CONFLICT (kind, target_id) DO UPDATE SET
-            session_id = EXCLUDED.session_id, at = EXCLUDED.at, signature = EXCLUDED.signature,
-            strings = EXCLUDED.strings, said = EXCLUDED.said, document = EXCLUDED.document
+        ON CONFLICT (kind, target_id) DO {on_conflict}
         """,
         [
-            [row.project_id for row in rows],
-            [row.session_id for row in rows],
-            [_KIND_CODES[row.kind] for row in rows],
-            [row.target_id for row in rows],
-            [row.at for row in rows],
-            [row.signature for row in rows],
-            [pack(d.strings) for d in documents],
-            [pack(d.said) for d in documents],
+            [row.project_id for row in some],
+            [row.session_id for row in some],
+            [_KIND_CODES[row.kind] for row in some],
+            [row.target_id for row in some],
+            [row.at for row in some],
+            [row.signature for row in some],
+            [pack(documents[i].strings) for i in which],
+            [pack(documents[i].said) for i in which],
             bodies,
         ],
     )
+    return [tuple(row) for row in cursor.fetchall()] if "RETURNING" in on_conflict else []
 
 
 def _write_sqlite(cursor: Any, rows: list[_Row], documents: list[Any]) -> None:
-    for row, document in zip(rows, documents, strict=True):
-        facts = [row.session_id, row.at, row.signature, pack(document.strings), pack(document.said)]
-        if row.entry is not None:
-            cursor.execute("DELETE FROM analytics_searchfts WHERE rowid = %s", [row.entry])
-            cursor.execute(
-                "UPDATE analytics_searchentry SET session_id = %s, at = %s, signature = %s, "
-                "strings = %s, said = %s WHERE id = %s",
-                [*facts, row.entry],
-            )
-            entry = row.entry
-        else:
-            cursor.execute(
-                "INSERT INTO analytics_searchentry (project_id, kind, target_id, session_id, at, "
-                "signature, strings, said) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                [row.project_id, _KIND_CODES[row.kind], row.target_id, *facts],
-            )
-            entry = cursor.lastrowid
-        if any(document.texts.values()):
-            columns = _SQLITE_KIND_COLUMNS[row.kind]
-            cursor.execute(
+    """A few statements for any number of entries (executemany): one call of Django's cursor
+    per entry was a third of SQLite's indexing (bench/README.md, "Search index", third pass)."""
+    pairs = list(zip(rows, documents, strict=True))
+    known = [(row, document) for row, document in pairs if row.entry is not None]
+    new = [(row, document) for row, document in pairs if row.entry is None]
+    if known:
+        cursor.executemany(
+            "DELETE FROM analytics_searchfts WHERE rowid = %s", [[row.entry] for row, _ in known]
+        )
+        cursor.executemany(
+            "UPDATE analytics_searchentry SET session_id = %s, at = %s, signature = %s, "
+            "strings = %s, said = %s WHERE id = %s",
+            [[*_sqlite_facts(row, document), row.entry] for row, document in known],
+        )
+    if new:
+        cursor.executemany(
+            "INSERT INTO analytics_searchentry (project_id, kind, target_id, session_id, at, "
+            "signature, strings, said) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                [row.project_id, _KIND_CODES[row.kind], row.target_id, *_sqlite_facts(row, d)]
+                for row, d in new
+            ],
+        )
+        ids = _sqlite_entry_ids(cursor, sorted({row.session_id for row, _ in new}))
+        for row, _ in new:
+            row.entry = ids[(_KIND_CODES[row.kind], row.target_id)]
+    for kind, columns in _SQLITE_KIND_COLUMNS.items():
+        texts = [
+            [row.entry, *(document.texts.get(column, "") for column in columns)]
+            for row, document in pairs
+            if row.kind == kind and any(document.texts.values())
+        ]
+        if texts:
+            cursor.executemany(
                 f"INSERT INTO analytics_searchfts (rowid, {', '.join(columns)}) "
                 f"VALUES (%s{', %s' * len(columns)})",
-                [entry, *(document.texts.get(column, "") for column in columns)],
+                texts,
             )
+
+
+def _sqlite_facts(row: _Row, document: Any) -> list[Any]:
+    return [row.session_id, row.at, row.signature, pack(document.strings), pack(document.said)]
+
+
+def _sqlite_entry_ids(cursor: Any, sessions: list[int]) -> dict[tuple[int, int], int]:
+    """(kind, target) → entry id of these sessions' entries."""
+    ids: dict[tuple[int, int], int] = {}
+    for start in range(0, len(sessions), 500):
+        members, params = _members(sessions[start : start + 500])
+        cursor.execute(
+            f"SELECT kind, target_id, id FROM analytics_searchentry WHERE session_id {members}",
+            params,
+        )
+        ids.update(((kind, target), entry) for kind, target, entry in cursor.fetchall())
+    return ids
 
 
 def _sessions_to_rebuild(cursor: Any, lost: dict[int, set[int]]) -> list[int]:

@@ -19,9 +19,17 @@ class SearchEntry(models.Model):
         LINE = 2
         MESSAGE = 3
 
-    # Indexed by the Meta indexes that start with them, not by a copy each (issue 15).
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # Indexed by the Meta indexes that start with them, not by a copy each (issue 15). No
+    # constraint in the database: its check of every entry written cost PostgreSQL ~6 µs a span
+    # (bench/README.md, "Fourth pass"), and an entry is derived: deletes go through the ORM,
+    # which cascades to it, and an entry of a session deleted while it was indexed is never
+    # found (searches join the session) and goes with the raw retention.
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     kind = models.SmallIntegerField(choices=Kind.choices)
     target_id = models.BigIntegerField(help_text="The span, transcript line or message id.")
     at = models.DateTimeField()

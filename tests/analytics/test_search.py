@@ -296,6 +296,26 @@ def test_a_huge_prompt_is_indexed_from_its_first_part(support: tuple[Project, st
     assert _found(project, "needle") == [("span", "big-1", "prompt")]
 
 
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's FTS5 table")
+def test_a_deleted_session_takes_its_fts5_rows_with_it_on_sqlite(
+    support: tuple[Project, str],
+) -> None:
+    """The trigger of migration 0006 was lost when 0009 copied the table; 0012 makes it again."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM analytics_searchfts")
+        [before] = cursor.fetchone()
+
+        Session.objects.filter(external_id="ticket-1").delete()
+
+        cursor.execute(
+            "SELECT count(*) FROM analytics_searchfts "
+            "WHERE rowid NOT IN (SELECT id FROM analytics_searchentry)"
+        )
+        assert cursor.fetchone() == (0,)
+        cursor.execute("SELECT count(*) FROM analytics_searchfts")
+        assert cursor.fetchone()[0] == before - 1
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's plan")
 @pytest.mark.usefixtures("support")
 def test_postgresql_answers_a_search_from_the_gin_index() -> None:
@@ -554,4 +574,34 @@ def test_text_replaced_at_the_span_that_said_it_first_is_still_found_where_it_is
     assert _hit_spans(project, "weather bot") == ["chat-2-e1"]
     assert _hit_spans(project, "atlas refund") == ["chat-2-e2"], "the first that still says it"
     assert _hit_spans(project, "question1") == ["chat-2-e1"]
+    assert index_sessions(Session.objects.values_list("pk", flat=True)) == 0
+
+
+def test_a_span_moved_to_another_session_is_found_there_and_its_old_session_still_finds_the_rest(
+    db: None,
+) -> None:
+    """A trace link moves rows already stored (and indexed) under a trace's own session to the
+    session it names (docs/architecture.md, step 3); the span is moved here as the store moves
+    rows, and only the session it moved to is indexed, as after the batch that moved it. The
+    moved span said the system prompt first: its old session's next call, which repeats it,
+    must now index it."""
+    from ingest.models import Span
+
+    project, key = make_project(name="Queue")
+    _ingest(key, _conversation("consumer", 2))
+    _ingest(key, [_llm_call("producer", 9, "Where is parcel nine?", "It left the depot.")])
+    _summarize(project)
+    producer = Session.objects.get(project=project, external_id="producer")
+    Span.objects.filter(span_id="consumer-e1").update(session=producer)
+
+    written = index_sessions([producer.pk])
+
+    assert written == 2, "the moved span, and the consumer's call indexed again from the start"
+    [hit] = search([project.pk], parse_query("question1 -question2"))
+    assert hit.session_external_id == "producer"
+    assert SearchEntry.objects.filter(project=project).count() == 3, "one entry per span"
+    assert [h.session_external_id for h in search([project.pk], parse_query("atlas"))] == [
+        "consumer",
+        "producer",
+    ], "each session finds the system prompt at its first call that says it"
     assert index_sessions(Session.objects.values_list("pk", flat=True)) == 0
