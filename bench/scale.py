@@ -305,7 +305,9 @@ def bytes_report(spans: int, *, vacuum: bool = True) -> list[str]:
             cursor.execute(INDEXES_SQL, [oid])
             for index, size in cursor.fetchall():
                 lines.append(row_of(f"{name}: index {index}", None, size, spans))
-        lines.append(row_of(f"the other {small} tables, with their indexes", None, small_bytes, spans))
+        lines.append(
+            row_of(f"the other {small} tables, with their indexes", None, small_bytes, spans)
+        )
         cursor.execute("SELECT pg_database_size(current_database())")
         lines.append(row_of("**whole database**", None, cursor.fetchone()[0], spans))
     return lines
