@@ -260,20 +260,62 @@ def time_csv(client: Any) -> tuple[int, float, float, float, float]:
     return rows, rows / seconds, max(peak, rss_mb()) - before, *per_row
 
 
-def span_bytes() -> list[tuple[str, int]]:
+RELATIONS_SQL = """
+    SELECT c.oid, c.relname, pg_relation_size(c.oid),
+           COALESCE(pg_total_relation_size(NULLIF(c.reltoastrelid, 0)), 0),
+           pg_total_relation_size(c.oid), c.reltuples::bigint
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+    ORDER BY pg_total_relation_size(c.oid) DESC
+"""
+INDEXES_SQL = """
+    SELECT i.indexrelid::regclass::text, pg_relation_size(i.indexrelid)
+    FROM pg_index i WHERE i.indrelid = %s ORDER BY pg_relation_size(i.indexrelid) DESC
+"""
+
+
+def bytes_report(spans: int, *, vacuum: bool = True) -> list[str]:
+    """Bytes per span of every table (heap, TOAST, each index) and of the whole database, after
+    VACUUM ANALYZE (dead rows and stale statistics would blur the figures), as Markdown rows.
+    Tables under 1 B per span are summed in one row. PostgreSQL only."""
     from django.db import connection
 
-    tables = ("ingest_span", "ingest_spanpayload")
+    if connection.vendor != "postgresql" or not spans:
+        return []
     with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
-            return []
-        sizes = []
-        for table in tables:
-            cursor.execute("SELECT pg_total_relation_size(%s)", [table])
-            sizes.append((table, cursor.fetchone()[0]))
+        if vacuum:
+            cursor.execute("VACUUM (ANALYZE)")
+        cursor.execute(RELATIONS_SQL)
+        tables = cursor.fetchall()
+        lines = [
+            f"bytes per span ({spans:,} spans), after VACUUM ANALYZE:",
+            "",
+            "| relation | rows | MB | B per span |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        small, small_bytes = 0, 0
+        for oid, name, heap, toast, total, rows in tables:
+            if total / spans < 1:
+                small, small_bytes = small + 1, small_bytes + total
+                continue
+            lines.append(row_of(f"**{name}** (all)", rows, total, spans))
+            lines.append(row_of(f"{name}: heap", rows, heap, spans))
+            if toast:
+                lines.append(row_of(f"{name}: TOAST", None, toast, spans))
+            cursor.execute(INDEXES_SQL, [oid])
+            for index, size in cursor.fetchall():
+                lines.append(row_of(f"{name}: index {index}", None, size, spans))
+        lines.append(
+            row_of(f"the other {small} tables, with their indexes", None, small_bytes, spans)
+        )
         cursor.execute("SELECT pg_database_size(current_database())")
-        sizes.append(("database", cursor.fetchone()[0]))
-    return sizes
+        lines.append(row_of("**whole database**", None, cursor.fetchone()[0], spans))
+    return lines
+
+
+def row_of(label: str, rows: int | None, size: int, spans: int) -> str:
+    shown_rows = "" if rows is None else f"{rows:,}"
+    return f"| {label} | {shown_rows} | {size / 2**20:,.1f} | {size / spans:,.1f} |"
 
 
 def page_rows(
@@ -330,6 +372,10 @@ def main() -> None:
         help="Time only the pages whose URL holds one of these (comma-separated)",
     )
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument(
+        "--bytes-only", action="store_true", help="Print only the bytes per span (no pages, no CSV)"
+    )
+    parser.add_argument("--no-vacuum", action="store_true", help="Bytes as they are, no VACUUM")
     args = parser.parse_args()
     configure()
     from django.contrib.auth import get_user_model
@@ -354,6 +400,9 @@ def main() -> None:
     big_spans = Span.objects.filter(session=big).count()
     print(f"database: {connection.vendor}; {spans:,} spans in {sessions:,} sessions; ", end="")
     print(f"session {big.pk} holds {big_spans:,} spans")
+    if args.bytes_only:
+        print("\n".join(bytes_report(spans, vacuum=not args.no_vacuum)))
+        return
 
     client = Client()
     client.force_login(user)
@@ -369,8 +418,7 @@ def main() -> None:
             f" CPU per row: web {web_us:.1f} µs + database {db_us:.1f} µs"
             f" (= {1e6 / (web_us + db_us):,.0f} rows per CPU second)"
         )
-    for table, size in span_bytes():
-        extra.append(f"{table}: {size / 2**20:,.0f} MB = {size / spans:,.0f} bytes per span")
+    extra += ["", *bytes_report(spans, vacuum=not args.no_vacuum)]
     print_table(rows, extra)
 
 

@@ -30,8 +30,12 @@ class Message(models.Model):
         REQUEUED = "requeued"
         RECOVERED = "recovered"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE)
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="agent_messages")
+    # No foreign-key indexes: the (project, started_at) index starts with project,
+    # message_unique with session.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="agent_messages", db_index=False
+    )
     message_id = models.CharField(max_length=128, help_text="The client's message id.")
     sender = models.CharField(max_length=128, blank=True, help_text="Sending agent id.")
     receivers = models.JSONField(
@@ -39,19 +43,17 @@ class Message(models.Model):
     )
     channel = models.CharField(max_length=200, blank=True, help_text="Channel, topic or queue.")
     correlation_id = models.CharField(
-        max_length=128, blank=True, db_index=True, help_text="The message this one replies to."
+        max_length=128, blank=True, help_text="The message this one replies to."
     )
     causation_id = models.CharField(
-        max_length=128, blank=True, db_index=True, help_text="The message that caused this one."
+        max_length=128, blank=True, help_text="The message that caused this one."
     )
     content_type = models.CharField(max_length=100, blank=True)
     content_size = models.IntegerField(null=True, blank=True, help_text="Content size in bytes.")
     preview = models.CharField(
         max_length=200, blank=True, help_text="The start of the content, for lists and hovers."
     )
-    status = models.CharField(
-        max_length=20, choices=Stage.choices, default=Stage.CREATED, db_index=True
-    )
+    status = models.CharField(max_length=20, choices=Stage.choices, default=Stage.CREATED)
     started_at = models.DateTimeField(help_text="The earliest lifecycle time seen.")
     created_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -75,7 +77,7 @@ class Message(models.Model):
     error_message = models.CharField(max_length=2000, blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     dead_letter_state = models.CharField(
-        max_length=10, choices=DeadLetterState.choices, blank=True, default="", db_index=True
+        max_length=10, choices=DeadLetterState.choices, blank=True, default=""
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolution_note = models.CharField(max_length=500, blank=True)
@@ -96,6 +98,11 @@ class Message(models.Model):
             models.Index(fields=["session", "started_at", "id"]),
             models.Index(fields=["project", "dead_letter_state", "started_at"]),
             models.Index(fields=["project", "poll_id"]),
+            # Plain btrees: a CharField's db_index also builds a LIKE twin on PostgreSQL.
+            models.Index(fields=["correlation_id"], name="message_correlation"),
+            models.Index(fields=["causation_id"], name="message_causation"),
+            models.Index(fields=["status"], name="message_status"),
+            models.Index(fields=["dead_letter_state"], name="message_dead_letter_state"),
         ]
 
     def __str__(self) -> str:
@@ -118,8 +125,11 @@ class MessageContent(models.Model):
 class MessageEvent(models.Model):
     """One lifecycle record of a message as received: its stage timeline on the detail page."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE)
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    # No foreign-key indexes: message_event_unique starts with project, (message, at) with message.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
     client_id = models.CharField(max_length=128)
     stage = models.CharField(max_length=20, choices=Message.Stage.choices)
     at = models.DateTimeField()
@@ -176,10 +186,14 @@ class Workflow(models.Model):
         FAIL = "fail"
         CANCELLED = "cancelled"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE)
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="workflows")
+    # No foreign-key indexes: the (project, name, started_at) index starts with project,
+    # workflow_unique with session; name is found by (project, name) too.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="workflows", db_index=False
+    )
     workflow_id = models.CharField(max_length=128, help_text="The client's workflow run id.")
-    name = models.CharField(max_length=300, blank=True, db_index=True)
+    name = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)

@@ -21,7 +21,9 @@ class Session(models.Model):
         FAIL = "fail"
         INDETERMINATE = "indeterminate"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="sessions")
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="sessions", db_index=False
+    )  # session_unique starts with project
     external_id = models.CharField(max_length=128, help_text="The session id the client sent.")
     name = models.CharField(max_length=300, blank=True)
     name_at = models.DateTimeField(
@@ -32,16 +34,14 @@ class Session(models.Model):
     )
     started_at = models.DateTimeField(null=True, blank=True, db_index=True)
     ended_at = models.DateTimeField(null=True, blank=True)
-    end_state = models.CharField(
-        max_length=20, choices=EndState.choices, default=EndState.RUNNING, db_index=True
-    )
+    end_state = models.CharField(max_length=20, choices=EndState.choices, default=EndState.RUNNING)
     end_state_reason = models.TextField(blank=True)
     tags = models.JSONField(default=list, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     config = models.JSONField(default=dict, blank=True)
     user_query = models.TextField(blank=True, help_text="The user's first query.")
-    parent_external_id = models.CharField(max_length=128, blank=True, db_index=True)
-    group_key = models.CharField(max_length=200, blank=True, db_index=True)
+    parent_external_id = models.CharField(max_length=128, blank=True)
+    group_key = models.CharField(max_length=200, blank=True)
     is_inferred = models.BooleanField(
         default=False, help_text="Created from a child record before its session.start arrived."
     )
@@ -66,7 +66,14 @@ class Session(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "external_id"], name="session_unique"),
         ]
-        indexes = [models.Index(fields=["project", "-started_at"])]
+        # Plain btrees: a CharField's db_index also builds a LIKE (pattern_ops) twin on
+        # PostgreSQL, and nothing matches these by pattern.
+        indexes = [
+            models.Index(fields=["project", "-started_at"]),
+            models.Index(fields=["end_state"], name="session_end_state"),
+            models.Index(fields=["parent_external_id"], name="session_parent"),
+            models.Index(fields=["group_key"], name="session_group_key"),
+        ]
 
     def __str__(self) -> str:
         return self.name or self.external_id
@@ -80,7 +87,9 @@ class Agent(models.Model):
         TERMINATED = "terminated"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE)
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="agents")
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="agents", db_index=False
+    )  # agent_unique starts with session
     external_id = models.CharField(max_length=128)
     name = models.CharField(max_length=200, blank=True)
     role = models.CharField(max_length=200, blank=True)
@@ -200,8 +209,12 @@ class TranscriptLine(models.Model):
     CONVERSATION_ROLES = (Role.USER, Role.ASSISTANT, Role.SYSTEM)
     STATUS_ROLES = (Role.AGENT, Role.LLM, Role.TOOL, Role.LOG)
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE)
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="transcript")
+    # No foreign-key indexes: transcript_unique starts with project, the (session, at, id) index
+    # with session.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="transcript", db_index=False
+    )
     client_id = models.CharField(max_length=128)
     role = models.CharField(max_length=10, choices=Role.choices)
     text = models.TextField()
@@ -223,7 +236,9 @@ class TranscriptLine(models.Model):
 class MetricSample(models.Model):
     """A numeric sample: memory, CPU, rate-limit hits or any custom metric."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, db_index=False
+    )  # metric_unique starts with project
     session = models.ForeignKey(
         Session, on_delete=models.CASCADE, null=True, blank=True, related_name="metrics"
     )
@@ -261,8 +276,11 @@ class Score(models.Model):
         HUMAN = "human"
         EVAL = "eval"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE)
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="scores")
+    # No foreign-key indexes: score_unique starts with project, (session, created_at) with session.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="scores", db_index=False
+    )
     span_id = models.CharField(
         max_length=128, blank=True, help_text="The client's span id; blank: the whole session."
     )
@@ -314,7 +332,9 @@ class TraceLink(models.Model):
 
     Traces without a link are sessions of their own, keyed by their hex trace id."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, db_index=False
+    )  # trace_link_unique starts with project
     trace_id = models.CharField(max_length=32)
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="trace_links")
     round_index = models.IntegerField(null=True, blank=True)

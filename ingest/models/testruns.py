@@ -57,8 +57,12 @@ class TestResult(models.Model):
         SKIP = "skip"
         XFAIL = "xfail"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE)
-    run = models.ForeignKey(TestRun, on_delete=models.CASCADE, related_name="results")
+    # No foreign-key indexes: the (project, test_id) index starts with project,
+    # test_result_unique with run.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    run = models.ForeignKey(
+        TestRun, on_delete=models.CASCADE, related_name="results", db_index=False
+    )
     test_id = models.CharField(max_length=500, help_text="Stable test id (e.g. a pytest node id).")
     name = models.CharField(max_length=500, blank=True)
     tier = models.CharField(max_length=50, blank=True, help_text="Blank: the run's tier.")
