@@ -170,17 +170,32 @@ def _candidates(
         sizes = rows.groupby("session_id").size() if len(rows) else pd.Series(dtype=int)
         return set(sizes.index[sizes > least])
 
+    def alike(frame: pd.DataFrame, mask: pd.Series, keys: list[str], least: int) -> set[object]:
+        """The sessions with `least` or more rows (of those `mask` keeps) sharing `keys`,
+        grouped as tool_loop and repeated_prompt group them (a null key is left out)."""
+        rows = frame[mask]
+        if not len(rows):
+            return set()
+        sizes = rows.groupby(["session_id", *keys]).size()
+        return {key[0] for key in sizes.index[sizes >= least]}
+
     # ping_pong keeps the truthy ones (`if a`): astype(bool) is that test, row by row.
     has_agent = spans["agent_external_id"].astype(bool)
     has_sender = messages["sender"].astype(bool)
     chat = lines[lines["role"].isin(CHAT_ROLES)] if len(lines) else lines
     storm = pd.concat([chat["session_id"], messages["session_id"]]).value_counts()
     possible: dict[Detector, set[object]] = {
-        tool_loop: more_than(
-            spans, (spans["kind"] == "tool") & (spans["args_hash"] != ""), cfg.loop_calls - 1
+        tool_loop: alike(
+            spans,
+            (spans["kind"] == "tool") & (spans["args_hash"] != ""),
+            ["name", "args_hash"],
+            cfg.loop_calls,
         ),
-        repeated_prompt: more_than(
-            spans, (spans["kind"] == "llm") & (spans["prompt_hash"] != ""), cfg.repeated_prompts - 1
+        repeated_prompt: alike(
+            spans,
+            (spans["kind"] == "llm") & (spans["prompt_hash"] != ""),
+            ["agent_external_id", "prompt_hash"],
+            cfg.repeated_prompts,
         ),
         # A run of n alternations needs n + 1 turns, each a span's agent or a message's sender.
         ping_pong: more_than(spans, has_agent, cfg.ping_pong_turns)
@@ -188,11 +203,18 @@ def _candidates(
         # n spans make a tree at most n deep, or 2n with a cycle (counted from the span count).
         deep_delegation: more_than(spans, None, cfg.max_depth / 2),
         message_storm: set(storm.index[storm >= cfg.storm_messages]),
+        # Its whole rule, over the batch: ended, asked something, and nothing answered.
         no_final_answer: {
             row.id
             for row in sessions.itertuples(index=False)
             if getattr(row, "end_state", "") in ENDED_STATES
-        },
+            and not bool(getattr(row, "has_completion", False))
+        }
+        & (
+            more_than(lines, lines["role"] == "user", 0)
+            | more_than(spans, spans["kind"] == "llm", 0)
+        )
+        - more_than(lines, lines["role"] == "assistant", 0),
         retry_storm: more_than(
             spans,
             spans["kind"].isin(("tool", "llm")) & (spans["status"] == "error"),
