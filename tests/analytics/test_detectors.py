@@ -398,7 +398,7 @@ def random_session(rng: random.Random, session_id: int) -> tuple[Session, list[t
             rng.choice(["user", "assistant", "tool"]), at=T0 + timedelta(seconds=rng.randrange(12))
         )
     senders = [rng.choice(["a", "b"]) for _ in range(rng.choice([0, 5, 30]))]
-    messages = [
+    messages: list[tuple[object, ...]] = [
         (session_id, sender, T0 + timedelta(seconds=rng.random() * 20)) for sender in senders
     ]
     return session, messages

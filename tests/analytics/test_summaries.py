@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -18,7 +19,9 @@ def span(session_id: int, kind: str, **fields: object) -> tuple[object, ...]:
     return tuple(values[column] for column in SPAN_COLUMNS)
 
 
-def summaries(spans: list[tuple[object, ...]], sessions: list[tuple[object, ...]]) -> dict:
+def summaries(
+    spans: list[tuple[object, ...]], sessions: list[tuple[object, ...]]
+) -> dict[int, dict[str, Any]]:
     return session_summaries(
         pd.DataFrame(spans, columns=SPAN_COLUMNS),
         pd.DataFrame(sessions, columns=SESSION_COLUMNS),
