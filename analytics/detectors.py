@@ -70,6 +70,7 @@ class SessionFrames:
 
 
 _NO_MESSAGES = pd.DataFrame(columns=DETECTOR_MESSAGE_COLUMNS)
+Detector = Callable[[SessionFrames, object, DetectorSettings], "Flag | None"]
 
 
 def llm_call_answered(has_completion: object, completion_tokens: object, reasons: object) -> bool:
@@ -113,28 +114,117 @@ def detect_failures(
     row per session and detector, sorted by session and detector.
     """
     settings = settings or DetectorSettings()
-    span_groups = dict(list(spans.groupby("session_id"))) if len(spans) else {}
-    line_groups = dict(list(lines.groupby("session_id"))) if len(lines) else {}
     messages = _NO_MESSAGES if messages is None else messages
-    message_groups = dict(list(messages.groupby("session_id"))) if len(messages) else {}
     empty_spans = pd.DataFrame(columns=[*DETECTOR_SPAN_COLUMNS, "args_hash", "prompt_hash"])
     empty_lines = pd.DataFrame(columns=[*DETECTOR_LINE_COLUMNS, "text_hash"])
+    span_slices = _sorted_slices(spans, ["started_at", "span_id"], empty_spans)
+    line_slices = _sorted_slices(lines, ["at"], empty_lines)
+    message_slices = _sorted_slices(messages, ["started_at"], _NO_MESSAGES)
+    candidates = _candidates(spans, lines, messages, sessions, settings)
     rows = []
     for session in sessions.itertuples(index=False):
-        session_spans = span_groups.get(session.id, empty_spans).sort_values(
-            ["started_at", "span_id"], kind="stable"
+        detectors = candidates.get(session.id, ())
+        if not detectors:
+            continue
+        frames = SessionFrames(
+            span_slices(session.id), line_slices(session.id), message_slices(session.id)
         )
-        session_lines = line_groups.get(session.id, empty_lines).sort_values("at", kind="stable")
-        session_messages = message_groups.get(session.id, _NO_MESSAGES).sort_values(
-            "started_at", kind="stable"
-        )
-        frames = SessionFrames(session_spans, session_lines, session_messages)
-        for detector in _DETECTORS:
+        for detector in detectors:
             found = detector(frames, session, settings)
             if found is not None:
                 rows.append((int(session.id), *found))
     frame = pd.DataFrame(rows, columns=FLAG_COLUMNS)
     return frame.sort_values(["session_id", "detector"]).reset_index(drop=True)
+
+
+def _sorted_slices(
+    frame: pd.DataFrame, by: list[str], empty: pd.DataFrame
+) -> Callable[[object], pd.DataFrame]:
+    """Each session's rows sorted by `by` (stable), as a function of the session id. One sort
+    of the whole frame by session first and then `by` gives every session's rows in the order
+    a stable sort of its own rows would, and a session's rows are then one slice."""
+    if not len(frame):
+        return lambda _: empty
+    ordered = frame.sort_values(["session_id", *by], kind="stable")
+    keys = ordered["session_id"].to_numpy()
+    starts = {key: int(i) for i, key in reversed(list(enumerate(keys)))}
+    stops = {key: int(i) + 1 for i, key in enumerate(keys)}
+    return lambda key: ordered.iloc[starts[key] : stops[key]] if key in starts else empty
+
+
+def _candidates(
+    spans: pd.DataFrame,
+    lines: pd.DataFrame,
+    messages: pd.DataFrame,
+    sessions: pd.DataFrame,
+    cfg: DetectorSettings,
+) -> dict[object, list[Detector]]:
+    """The detectors that could flag each session, in _DETECTORS order: each one's necessary
+    condition, counted over the whole batch at once. A detector left out would have returned
+    None (its docstring's threshold cannot be met), so the flags are the same, for a fraction
+    of the per-session work on healthy sessions (bench/followup_bench.py)."""
+
+    def more_than(frame: pd.DataFrame, mask: pd.Series | None, least: float) -> set[object]:
+        """The sessions with more than `least` rows (of those `mask` keeps)."""
+        rows = frame if mask is None else frame[mask]
+        sizes = rows.groupby("session_id").size() if len(rows) else pd.Series(dtype=int)
+        return set(sizes.index[sizes > least])
+
+    def alike(frame: pd.DataFrame, mask: pd.Series, keys: list[str], least: int) -> set[object]:
+        """The sessions with `least` or more rows (of those `mask` keeps) sharing `keys`,
+        grouped as tool_loop and repeated_prompt group them (a null key is left out)."""
+        rows = frame[mask]
+        if not len(rows):
+            return set()
+        sizes = rows.groupby(["session_id", *keys]).size()
+        return {key[0] for key in sizes.index[sizes >= least]}
+
+    # ping_pong keeps the truthy ones (`if a`): astype(bool) is that test, row by row.
+    has_agent = spans["agent_external_id"].astype(bool)
+    has_sender = messages["sender"].astype(bool)
+    chat = lines[lines["role"].isin(CHAT_ROLES)] if len(lines) else lines
+    storm = pd.concat([chat["session_id"], messages["session_id"]]).value_counts()
+    possible: dict[Detector, set[object]] = {
+        tool_loop: alike(
+            spans,
+            (spans["kind"] == "tool") & (spans["args_hash"] != ""),
+            ["name", "args_hash"],
+            cfg.loop_calls,
+        ),
+        repeated_prompt: alike(
+            spans,
+            (spans["kind"] == "llm") & (spans["prompt_hash"] != ""),
+            ["agent_external_id", "prompt_hash"],
+            cfg.repeated_prompts,
+        ),
+        # A run of n alternations needs n + 1 turns, each a span's agent or a message's sender.
+        ping_pong: more_than(spans, has_agent, cfg.ping_pong_turns)
+        | more_than(messages, has_sender, cfg.ping_pong_turns),
+        # n spans make a tree at most n deep, or 2n with a cycle (counted from the span count).
+        deep_delegation: more_than(spans, None, cfg.max_depth / 2),
+        message_storm: set(storm.index[storm >= cfg.storm_messages]),
+        # Its whole rule, over the batch: ended, asked something, and nothing answered.
+        no_final_answer: {
+            row.id
+            for row in sessions.itertuples(index=False)
+            if getattr(row, "end_state", "") in ENDED_STATES
+            and not bool(getattr(row, "has_completion", False))
+        }
+        & (
+            more_than(lines, lines["role"] == "user", 0)
+            | more_than(spans, spans["kind"] == "llm", 0)
+        )
+        - more_than(lines, lines["role"] == "assistant", 0),
+        retry_storm: more_than(
+            spans,
+            spans["kind"].isin(("tool", "llm")) & (spans["status"] == "error"),
+            cfg.retry_errors - 1,
+        ),
+    }
+    return {
+        row.id: [detector for detector in _DETECTORS if row.id in possible[detector]]
+        for row in sessions.itertuples(index=False)
+    }
 
 
 def tool_loop(frames: SessionFrames, _s: object, cfg: DetectorSettings) -> Flag | None:
@@ -277,7 +367,7 @@ def retry_storm(frames: SessionFrames, _s: object, cfg: DetectorSettings) -> Fla
     return "retry_storm", f"{best_name} failed {best} times in a row", best
 
 
-_DETECTORS: tuple[Callable[[SessionFrames, object, DetectorSettings], Flag | None], ...] = (
+_DETECTORS: tuple[Detector, ...] = (
     tool_loop,
     repeated_prompt,
     ping_pong,

@@ -162,6 +162,18 @@ start_ingest_server() {
     wait_for_port "$port" "$gunicorn_pid" gunicorn "$tmp_dir/gunicorn.log"
 }
 
+# start_bench_broker_and_migrate: for the benches that call the application in process (no
+# worker): a Redis broker on a free port, the settings they run with, the migrated database,
+# and the first line of the figures.
+start_bench_broker_and_migrate() {
+    redis_port=$(free_port)
+    start_redis "$redis_port"
+    export CELERY_BROKER_URL="redis://127.0.0.1:$redis_port/0"
+    export DEBUG=false SECRET_KEY=bench LOG_LEVEL=WARNING
+    python manage.py migrate --no-input -v 0
+    print_bench_date
+}
+
 # The first line of a bench's figures: date, cores, and the CPU model or (--load) the load.
 print_bench_date() {
     if [ "${1:-}" = --load ]; then

@@ -17,10 +17,5 @@ ensure_apt_packages postgresql redis-server python3-venv
 ensure_venv requirements.txt
 make_tmp_dir otlp-requests --data-dir
 start_bench_postgres durable "durable: fsync=on, synchronous_commit=on"
-redis_port=$(free_port)
-start_redis "$redis_port"
-export CELERY_BROKER_URL="redis://127.0.0.1:$redis_port/0"
-export DEBUG=false SECRET_KEY=bench LOG_LEVEL=WARNING
-python manage.py migrate --no-input -v 0
-print_bench_date
+start_bench_broker_and_migrate
 python bench/otlp_requests.py ${bench_args[@]+"${bench_args[@]}"}

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model
 
 from analytics.models import AgentEdgeRollup, AgentNameRollup, NamedRollup, Rollup, RollupFields
+from ingest.store.bulk import _create
 
 # Rows per INSERT for every bulk write of the package (rollups, anomalies, test analysis).
 BULK_BATCH = 2000
@@ -61,7 +62,9 @@ def _replace_rows(model: type[Model], stale: dict[str, Any], rows: Sequence[Mode
         try:
             with transaction.atomic():
                 model._default_manager.filter(**stale).delete()
-                model._default_manager.bulk_create(rows, batch_size=BULK_BATCH)
+                # The store's insert (a binary COPY on PostgreSQL): bulk_create's compile of
+                # every value was most of a refresh's CPU (bench/followup_bench.py).
+                _create(rows)
             return len(rows)
         except IntegrityError:
             if attempt:

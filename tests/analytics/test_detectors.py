@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
 
 from analytics.detectors import (
+    _DETECTORS,
     DETECTOR_LINE_COLUMNS,
     DETECTOR_MESSAGE_COLUMNS,
     DETECTOR_SPAN_COLUMNS,
+    DETECTORS,
     LLM_CALL_COLUMNS,
+    DetectorSettings,
+    SessionFrames,
     answered_sessions,
     detect_failures,
     llm_call_answered,
@@ -319,3 +324,87 @@ def test_inter_agent_messages_spread_over_minutes_are_no_storm() -> None:
     found = message_flags(Session().healthy(), messages_frame(*senders, gap=5.0))
 
     assert "message_storm" not in found
+
+
+def test_a_cycle_of_five_parent_ids_counts_as_a_deep_tree() -> None:
+    """Five spans alone (fewer than the depth limit) whose parents form a cycle: the cycle
+    counts as deep as the span count on top of each span's place in it."""
+    session = Session()
+    for i in range(5):
+        session.span("action", "loop", parent=f"s{(i + 4) % 5}")
+
+    assert flags(session)["deep_delegation"][1] == 10
+
+
+def every_detector_on_every_session(
+    spans: pd.DataFrame, lines: pd.DataFrame, sessions: pd.DataFrame, messages: pd.DataFrame
+) -> list[tuple[object, ...]]:
+    """The flags of each detector run on each session's own sorted rows, none skipped."""
+
+    def own(frame: pd.DataFrame, session_id: object, by: list[str]) -> pd.DataFrame:
+        rows = frame[frame["session_id"] == session_id]
+        return rows.sort_values(by, kind="stable")
+
+    found = []
+    for session in sessions.itertuples(index=False):
+        frames = SessionFrames(
+            own(spans, session.id, ["started_at", "span_id"]),
+            own(lines, session.id, ["at"]),
+            own(messages, session.id, ["started_at"]),
+        )
+        for detector in _DETECTORS:  # the list, not the skipping under test
+            flag = detector(frames, session, DetectorSettings())
+            if flag is not None:
+                found.append((session.id, *flag))
+    return sorted(found, key=lambda row: (row[0], row[1]))
+
+
+def random_session(rng: random.Random, session_id: int) -> tuple[Session, list[tuple[object, ...]]]:
+    """A session of 0-40 spans, lines and messages drawn from few names, agents, arguments and
+    prompts, with errors, so that every detector fires on some sessions and not on others."""
+    session = Session(session_id, end_state=rng.choice(["success", "fail", "", "running"]))
+    session.has_completion = rng.random() < 0.5
+    for _ in range(rng.randrange(0, 40)):
+        parent = f"s{rng.randrange(len(session.spans))}" if session.spans else ""
+        session.span(
+            rng.choice(["tool", "llm", "action", "error"]),
+            rng.choice(["search", "fetch", "chat"]),
+            agent=rng.choice(["a", "b", ""]),
+            parent=parent if rng.random() < 0.8 else "",
+            status=rng.choice(["ok", "error", "ok"]),
+            args=rng.choice(["", "x", "y"]),
+            prompt=rng.choice(["", "p", "q"]),
+            at=T0 + timedelta(seconds=rng.randrange(30)),
+        )
+    for _ in range(rng.choice([0, 3, 60])):
+        session.line(
+            rng.choice(["user", "assistant", "tool"]), at=T0 + timedelta(seconds=rng.randrange(12))
+        )
+    senders = [rng.choice(["a", "b"]) for _ in range(rng.choice([0, 5, 30]))]
+    messages: list[tuple[object, ...]] = [
+        (session_id, sender, T0 + timedelta(seconds=rng.random() * 20)) for sender in senders
+    ]
+    return session, messages
+
+
+def test_the_flags_are_those_of_every_detector_run_on_every_session() -> None:
+    """detect_failures skips the detectors a session cannot meet the threshold of: on 300
+    random sessions its flags are exactly those of running all seven on each."""
+    rng = random.Random(7)
+    built = [random_session(rng, session_id) for session_id in range(1, 301)]
+    sessions = [session for session, _ in built]
+    spans = pd.DataFrame([row for s in sessions for row in s.spans], columns=SPAN_COLUMNS)
+    lines = pd.DataFrame([row for s in sessions for row in s.lines], columns=LINE_COLUMNS)
+    messages = pd.DataFrame(
+        [row for _, rows in built for row in rows], columns=DETECTOR_MESSAGE_COLUMNS
+    )
+    frame = pd.DataFrame(
+        [(s.session_id, 1, s.end_state, s.has_completion) for s in sessions],
+        columns=["id", "project_id", "end_state", "has_completion"],
+    )
+
+    found = detect_failures(spans, lines, frame, messages=messages)
+
+    expected = every_detector_on_every_session(spans, lines, frame, messages)
+    assert [tuple(row) for row in found.itertuples(index=False)] == expected
+    assert {row[1] for row in expected} == set(DETECTORS)  # every detector fired somewhere
