@@ -23,10 +23,5 @@ if [ "$db" = postgres ]; then
 else
     export DATABASE_URL="sqlite:///$OBSERVATORY_DATA_DIR/db.sqlite3"
 fi
-redis_port=$(free_port)
-start_redis "$redis_port"
-export CELERY_BROKER_URL="redis://127.0.0.1:$redis_port/0"
-export DEBUG=false SECRET_KEY=bench LOG_LEVEL=WARNING
-python manage.py migrate --no-input -v 0
-print_bench_date
+start_bench_broker_and_migrate
 python bench/search_index_bench.py ${bench_args[@]+"${bench_args[@]}"}
