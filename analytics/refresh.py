@@ -24,8 +24,9 @@ from analytics.incidents import GROUP_GAP, group_incidents
 from analytics.messaging import edge_rollups
 from analytics.queries.rollups import floor_hour
 from analytics.scores import DropSettings, score_drops
+from analytics.store.rollups import AGENT_LENGTH
 from analytics.testanalysis import RangeUsage, TestAnalysis, project_test_analysis
-from analytics.trends import FREQS, named_rollups, session_rollups, span_rollups
+from analytics.trends import FREQS, day_rollups, named_rollups, session_rollups, span_rollups
 from analytics.workflows import DurationForecast, expected_duration
 from ingest.models import Workflow
 
@@ -67,26 +68,51 @@ def _rollups_of(spans: pd.DataFrame, sessions: pd.DataFrame, freq: str) -> pd.Da
     return pd.concat(parts, ignore_index=True) if parts else span_rollups(spans, freq=freq)
 
 
-def refresh_rollups_of_day(project_id: int, day: datetime) -> int:
-    """Rebuild the hour and day rollups of one UTC day from its spans and sessions, and the
-    same rows by agent name (NamedRollup)."""
-    spans = queries.rollup_span_frame(project_id, since=day, until=day + DAY)
-    sessions = queries.rollup_session_frame(project_id, since=day, until=day + DAY)
-    names = queries.agent_names_by_id(project_id, since=day - DAY, until=day + DAY)
-    rows = 0
-    for granularity, freq in FREQS.items():
-        rollups = _rollups_of(spans, sessions, freq)
-        rows += store.replace_rollups(
-            project_id, granularity, since=day, until=day + DAY, rollups=rollups
+def refresh_rollups_of_day(
+    project_id: int, day: datetime, *, changed_since: datetime | None = None
+) -> int:
+    """Rebuild the hour rollups of one UTC day from its spans and sessions, from changed_since's
+    hour on (the whole day without it), then the day's rollups from its hour rows; and the same
+    rows by agent name (NamedRollup).
+
+    A refresh runs every few seconds while data flows, so it reads only the changed hours' spans
+    and rewrites only the day rows of the agents those hours held (before or after): OTLP and
+    agentops give each session's agent its own id, so a day holds a row per session's agent, and
+    rewriting all of them grew each refresh with the day so far."""
+    start = day if changed_since is None else max(day, floor_hour(changed_since))
+    until = day + DAY
+    spans = queries.rollup_span_frame(project_id, since=start, until=until)
+    sessions = queries.rollup_session_frame(project_id, since=start, until=until)
+    names = queries.agent_names_by_id(project_id, since=day - DAY, until=until)
+    hours = _rollups_of(spans, sessions, FREQS["hour"])
+    agents: set[str] | None = None
+    if start > day:
+        before = queries.rollup_agents(project_id, granularity="hour", since=start, until=until)
+        agents = before | {agent[:AGENT_LENGTH] for agent in hours["agent"]}
+    rows = store.replace_rollups(project_id, "hour", since=start, until=until, rollups=hours)
+    store.replace_rollups(
+        project_id,
+        "hour",
+        since=start,
+        until=until,
+        rollups=named_rollups(hours, names),
+        named=True,
+    )
+    if agents is not None:
+        earlier = queries.rollup_frame(
+            project_id, granularity="hour", since=day, until=start, agents=agents
         )
-        store.replace_rollups(
-            project_id,
-            granularity,
-            since=day,
-            until=day + DAY,
-            rollups=named_rollups(rollups, names),
-            named=True,
-        )
+        hours = pd.concat([earlier, hours], ignore_index=True) if len(earlier) else hours
+    rows += store.replace_rollups(
+        project_id, "day", since=day, until=until, rollups=day_rollups(hours), agents=agents
+    )
+    # Named rows are few (names, not ids): the day's are merged from all its named hours.
+    named_hours = queries.rollup_frame(
+        project_id, granularity="hour", since=day, until=until, named=True
+    )
+    store.replace_rollups(
+        project_id, "day", since=day, until=until, rollups=day_rollups(named_hours), named=True
+    )
     return rows
 
 
@@ -110,20 +136,28 @@ def refresh_named_rollups_of_day(project_id: int, day: datetime) -> int:
     return rows
 
 
-def refresh_edge_rollups_of_day(project_id: int, day: datetime) -> int:
-    """Rebuild the hourly agent-edge rollups of one UTC day from its messages."""
-    messages = queries.message_edge_rollup_frame(project_id, since=day, until=day + DAY)
+def refresh_edge_rollups_of_day(
+    project_id: int, day: datetime, *, changed_since: datetime | None = None
+) -> int:
+    """Rebuild the hourly agent-edge rollups of one UTC day from its messages, from
+    changed_since's hour on (the whole day without it)."""
+    start = day if changed_since is None else max(day, floor_hour(changed_since))
+    messages = queries.message_edge_rollup_frame(project_id, since=start, until=day + DAY)
     return store.replace_edge_rollups(
-        project_id, since=day, until=day + DAY, rollups=edge_rollups(messages)
+        project_id, since=start, until=day + DAY, rollups=edge_rollups(messages)
     )
 
 
-def refresh_agent_name_rollups_of_day(project_id: int, day: datetime) -> int:
+def refresh_agent_name_rollups_of_day(
+    project_id: int, day: datetime, *, changed_since: datetime | None = None
+) -> int:
     """Rebuild the hourly activity per agent name of one UTC day (AgentNameRollup) from its
-    sessions' agent instances and its messages (no span is read)."""
-    activity = queries.agent_activity_frame(project_id, [(day, day + DAY)])
+    sessions' agent instances and its messages (no span is read), from changed_since's hour on
+    (the whole day without it)."""
+    start = day if changed_since is None else max(day, floor_hour(changed_since))
+    activity = queries.agent_activity_frame(project_id, [(start, day + DAY)])
     return store.replace_agent_name_rollups(
-        project_id, since=day, until=day + DAY, activity=activity
+        project_id, since=start, until=day + DAY, activity=activity
     )
 
 
@@ -198,9 +232,9 @@ def refresh_project(
         days = [day for day in days if day >= removed_before]
     rows = 0
     for day in days:
-        rows += refresh_rollups_of_day(project_id, day)
-        refresh_edge_rollups_of_day(project_id, day)
-        refresh_agent_name_rollups_of_day(project_id, day)
+        rows += refresh_rollups_of_day(project_id, day, changed_since=since)
+        refresh_edge_rollups_of_day(project_id, day, changed_since=since)
+        refresh_agent_name_rollups_of_day(project_id, day, changed_since=since)
         if progress is not None:
             progress(day)
     clusters = refresh_clusters_of_days(project_id, days)

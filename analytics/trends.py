@@ -298,11 +298,11 @@ def merge_rollups(
 ) -> pd.DataFrame:
     """Rollup rows summed over every dimension not in `by` (e.g. by=["bucket", "model"]).
 
-    Sums add up; percentiles come from the merged histograms, except for a group of one row,
-    which keeps its exact percentiles. Adds error_rate (errors / count), tokens_per_call and
-    latency_mean_ms. Returns the `by` columns then the sums, percentiles and ratios, sorted by `by`.
-    `percentiles=False` leaves the percentiles empty (NaN) for a caller that shows none: merging
-    the histograms is most of the cost.
+    Sums add up; percentiles come from the merged histograms, within the range of the rows' own
+    percentiles (so a group of one row keeps its exact ones). Adds error_rate (errors / count),
+    tokens_per_call and latency_mean_ms. Returns the `by` columns then the sums, percentiles and
+    ratios, sorted by `by`. `percentiles=False` leaves the percentiles empty (NaN) for a caller
+    that shows none: merging the histograms is most of the cost.
     """
     by = list(by)
     columns = [*by, *SUM_COLUMNS, "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"]
@@ -313,15 +313,16 @@ def merge_rollups(
     if not percentiles:
         sums = sums.assign(**dict.fromkeys(PERCENTILE_COLUMNS, np.nan))
         return _with_ratios(sums.reset_index()[columns])
-    sizes = grouped.size()
-    exact = grouped[PERCENTILE_COLUMNS].first()
     merged = grouped_histogram_quantiles(rollups, by=by).set_index(by)
     merged.columns = PERCENTILE_COLUMNS
     merged = merged.reindex(sums.index)
-    # A group of one row keeps its exact percentiles; larger groups take the merged ones.
-    single = (sizes == 1).to_numpy()
+    # A quantile of merged rows lies between the rows' own (exact) quantiles: the histogram's
+    # bin-middle estimate is clamped into that range, so a group of one row keeps its exact
+    # percentiles, and hours that all took 500 ms merge into a day that took 500 ms.
+    lowest = grouped[PERCENTILE_COLUMNS].min()
+    highest = grouped[PERCENTILE_COLUMNS].max()
     for column in PERCENTILE_COLUMNS:
-        sums[column] = np.where(single, exact[column].to_numpy(), merged[column].to_numpy())
+        sums[column] = merged[column].clip(lower=lowest[column], upper=highest[column])
     return _with_ratios(sums.reset_index()[columns])
 
 
@@ -334,7 +335,25 @@ def named_rollups(rollups: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     rollups: ROLLUP_COLUMNS. Returns ROLLUP_COLUMNS sorted by bucket then dimensions."""
     if len(rollups) == 0:
         return empty_rollups()
-    rollups = rollups.assign(agent=rollups["agent"].map(lambda agent: names.get(agent, agent)))
+    return _merged_by_bucket(
+        rollups.assign(agent=rollups["agent"].map(lambda agent: names.get(agent, agent)))
+    )
+
+
+def day_rollups(hour_rollups: pd.DataFrame) -> pd.DataFrame:
+    """The day rows of hourly rollups: the hours of each UTC day and dimensions merged (sums
+    added, histograms merged, percentiles from the merged histogram; a group with one hour keeps
+    its exact ones), so a refresh rebuilds a day without reading its spans again.
+
+    hour_rollups: ROLLUP_COLUMNS. Returns ROLLUP_COLUMNS sorted by bucket then dimensions."""
+    if len(hour_rollups) == 0:
+        return empty_rollups()
+    days = pd.to_datetime(hour_rollups["bucket"], utc=True).dt.floor(FREQS["day"])
+    return _merged_by_bucket(hour_rollups.assign(bucket=days))
+
+
+def _merged_by_bucket(rollups: pd.DataFrame) -> pd.DataFrame:
+    """Rows that share bucket and dimensions merged into one, with the merged histogram."""
     keys = ["bucket", *DIMENSIONS]
     merged = merge_rollups(rollups, by=keys)
     grouped = rollups.groupby(keys, sort=True, dropna=False)["latency_histogram"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -48,10 +48,17 @@ def rollup_session_frame(project_id: int, *, since: datetime, until: datetime) -
 
 
 def rollup_frame(
-    project_id: int, *, granularity: str, since: datetime, until: datetime, named: bool = False
+    project_id: int,
+    *,
+    granularity: str,
+    since: datetime,
+    until: datetime,
+    named: bool = False,
+    agents: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """Stored rollups with bucket_start in [since, until) as analytics.trends.ROLLUP_COLUMNS; with
-    `named` the NamedRollup rows (agents by name), a few per hour however many sessions ran."""
+    `named` the NamedRollup rows (agents by name), a few per hour however many sessions ran; with
+    `agents` only the rows of those agents."""
     fields = ["bucket_start", *ROLLUP_COLUMNS[1:]]
     table = NamedRollup if named else Rollup
     rows = table.objects.filter(
@@ -60,9 +67,24 @@ def rollup_frame(
         bucket_start__gte=since,
         bucket_start__lt=until,
     )
+    if agents is not None:
+        rows = rows.filter(agent__in=sorted(agents))
     frame = histogram_frame(rows, fields).rename(columns={"bucket_start": "bucket"})
     frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
     return frame
+
+
+def rollup_agents(
+    project_id: int, *, granularity: str, since: datetime, until: datetime
+) -> set[str]:
+    """The agents (ids) of the stored rollups with bucket_start in [since, until)."""
+    rows = Rollup.objects.filter(
+        project_id=project_id,
+        granularity=granularity,
+        bucket_start__gte=since,
+        bucket_start__lt=until,
+    )
+    return set(rows.values_list("agent", flat=True).distinct().order_by())
 
 
 def rolled_up_until(project_id: int) -> datetime | None:

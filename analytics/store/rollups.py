@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,8 @@ from ingest.store.bulk import _create
 
 # Rows per INSERT for every bulk write of the package (rollups, anomalies, test analysis).
 BULK_BATCH = 2000
+# The stored length of a rollup's agent (an id or a name): longer ones are cut.
+AGENT_LENGTH = 128
 
 
 def _none_if_nan(value: Any) -> Any:
@@ -30,7 +32,7 @@ def _rollup_rows(
             project_id=project_id,
             granularity=granularity,
             bucket_start=row.bucket.to_pydatetime(),
-            agent=row.agent[:128],
+            agent=row.agent[:AGENT_LENGTH],
             model=row.model[:200],
             tool=row.tool[:300],
             kind=row.kind,
@@ -80,19 +82,23 @@ def replace_rollups(
     until: datetime,
     rollups: pd.DataFrame,
     named: bool = False,
+    agents: Collection[str] | None = None,
 ) -> int:
     """Make the stored rollups (Rollup, or with `named` NamedRollup: rows by agent name) of
     buckets in [since, until) exactly `rollups`, in one transaction: dimension values that no
-    longer occur disappear. Idempotent. Two refreshes of one project racing each other collide on
+    longer occur disappear. With `agents`, only the rows of those agents are replaced (`rollups`
+    must hold no other). Idempotent. Two refreshes of one project racing each other collide on
     the unique constraint; the loser retries once."""
     table: type[RollupFields] = NamedRollup if named else Rollup
     rows = _rollup_rows(project_id, granularity, rollups, table)
-    stale = {
+    stale: dict[str, Any] = {
         "project_id": project_id,
         "granularity": granularity,
         "bucket_start__gte": since,
         "bucket_start__lt": until,
     }
+    if agents is not None:
+        stale["agent__in"] = sorted(agents)
     return _replace_rows(table, stale, rows)
 
 

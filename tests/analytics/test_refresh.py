@@ -10,7 +10,14 @@ import pytest
 
 from analytics import queries, store
 from analytics.anomalies import AnomalyFlag
-from analytics.models import Anomaly, ErrorCluster, PendingRefresh, Rollup, SessionFlag
+from analytics.models import (
+    Anomaly,
+    ErrorCluster,
+    NamedRollup,
+    PendingRefresh,
+    Rollup,
+    SessionFlag,
+)
 from analytics.refresh import (
     detect_session_failures,
     recompute_project,
@@ -56,6 +63,81 @@ def test_a_refresh_removes_rollups_of_spans_that_are_gone(project: Any) -> None:
     refresh_project(project.pk, since=T0, now=NOW)
 
     assert not Rollup.objects.filter(kind="tool").exists()
+
+
+ROLLUP_FIELDS = (
+    "granularity",
+    "bucket_start",
+    "agent",
+    "model",
+    "tool",
+    "kind",
+    "count",
+    "error_count",
+    "timed_count",
+    "latency_sum_ms",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "latency_histogram",
+    "prompt_tokens",
+    "cost",
+    "step_count",
+)
+
+
+def _rollup_rows(project: Any) -> list[tuple[Any, ...]]:
+    rows = []
+    for table in (Rollup, NamedRollup):
+        values = table.objects.filter(project=project).values_list(*ROLLUP_FIELDS)
+        rows += sorted((table.__name__, *row[:-4], str(row[-4]), *row[-3:]) for row in values)
+    return rows
+
+
+def test_refreshes_from_each_change_give_the_rollups_of_a_full_rebuild(project: Any) -> None:
+    make_session(project, started_at=T0, spans=6, llm_spans=3, failed=1)
+    refresh_project(project.pk, since=T0, now=NOW)
+    later = make_session(project, started_at=T0 + timedelta(hours=2), spans=4, llm_spans=2)
+    for i, ms in enumerate((90.0, 2500.0, 40.0)):
+        make_span(
+            later, name="fetch", started_at=T0 + timedelta(hours=2, minutes=i), duration_ms=ms
+        )
+
+    refresh_project(project.pk, since=T0 + timedelta(hours=2), now=NOW)
+    incremental = _rollup_rows(project)
+    recompute_project(project.pk, now=NOW)
+
+    assert incremental == _rollup_rows(project)
+    day = Rollup.objects.get(granularity="day", kind="llm", model="gpt-4o")
+    assert (day.count, day.prompt_tokens) == (5, 500)
+    fetches = Rollup.objects.get(granularity="day", kind="tool", tool="fetch")
+    assert fetches.count == 3
+    assert fetches.latency_p50_ms is not None
+    assert 40.0 <= fetches.latency_p50_ms <= 2500.0
+
+
+def test_a_refresh_rebuilds_only_the_hours_from_where_data_changed(project: Any) -> None:
+    early = make_session(project, started_at=T0, spans=4, llm_spans=1)
+    refresh_project(project.pk, since=T0, now=NOW)
+    # Spans of an earlier hour changed without a mark from that hour: a refresh from a later
+    # hour keeps what the earlier hour's rollups said, so it cannot have read its spans again.
+    early.spans.filter(kind=Span.Kind.TOOL).delete()
+    make_session(project, started_at=T0 + timedelta(hours=2), spans=2, llm_spans=0)
+
+    refresh_project(project.pk, since=T0 + timedelta(hours=2), now=NOW)
+
+    def tool_calls(granularity: str) -> dict[datetime, int]:
+        rows = Rollup.objects.filter(kind="tool", granularity=granularity)
+        counts: dict[datetime, int] = {}
+        for bucket, count in rows.values_list("bucket_start", "count"):
+            counts[bucket] = counts.get(bucket, 0) + count
+        return counts
+
+    assert tool_calls("hour") == {T0: 2, T0 + timedelta(hours=2): 1}
+    assert tool_calls("day") == {T0.replace(hour=0): 3}
+    refresh_project(project.pk, since=T0, now=NOW)
+    assert tool_calls("hour") == {T0 + timedelta(hours=2): 1}
+    assert tool_calls("day") == {T0.replace(hour=0): 1}
 
 
 def test_rollup_frame_reads_back_what_was_stored(project: Any) -> None:
