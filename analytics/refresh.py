@@ -14,7 +14,6 @@ import pandas as pd
 from analytics import queries, store
 from analytics.anomalies import (
     DetectionSettings,
-    agents_by_name,
     detect_anomalies,
     detect_message_anomalies,
 )
@@ -179,9 +178,12 @@ def refresh_anomalies(project_id: int, *, since: datetime, until: datetime) -> i
     """Judge the hours in [since, until) against the stored hourly rollups before them (and the
     inter-agent messages' hours), and upsert the flags with up to three example sessions each."""
     history = floor_hour(since) - timedelta(weeks=DETECTION.seasonal_weeks)
-    rollups = queries.rollup_frame(project_id, granularity="hour", since=history, until=until)
-    names = queries.agent_names_by_id(project_id, since=history - DAY, until=until)
-    rollups = agents_by_name(rollups, names)
+    # By name: OTLP and agentops give each session's agent its own id, and a series per
+    # instance would hold a handful of calls. The named rows are the by-id rows merged (sums,
+    # histograms), so the series are the same, from far fewer rows.
+    rollups = queries.rollup_frame(
+        project_id, granularity="hour", since=history, until=until, named=True
+    )
     flags = detect_anomalies(rollups, since=floor_hour(since), until=until, settings=DETECTION)
     messages = queries.message_hour_frame(project_id, since=history, until=until)
     flags += detect_message_anomalies(

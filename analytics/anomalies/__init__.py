@@ -15,7 +15,7 @@ from analytics.anomalies.baselines import (
     AnomalyFlag,
     DetectionSettings,
 )
-from analytics.anomalies.detection import agents_by_name, detect_anomalies
+from analytics.anomalies.detection import detect_anomalies
 from analytics.anomalies.messages import detect_message_anomalies
 from analytics.anomalies.sentence import explain, format_value
 
@@ -27,7 +27,6 @@ __all__ = [
     "SERIES",
     "AnomalyFlag",
     "DetectionSettings",
-    "agents_by_name",
     "detect_anomalies",
     "detect_message_anomalies",
     "explain",

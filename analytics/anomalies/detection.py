@@ -52,15 +52,6 @@ def detect_anomalies(
     return sorted(flags, key=lambda f: (f.window_start, f.subject_type, f.subject, f.metric))
 
 
-def agents_by_name(rollups: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
-    """The rollups with each agent id replaced by its name (ids without one stay): an agent is
-    judged by name, since OTLP and agentops give each session's instance its own id and a
-    series per instance would hold a handful of calls."""
-    if not names or len(rollups) == 0:
-        return rollups
-    return rollups.assign(agent=rollups["agent"].map(names).fillna(rollups["agent"]))
-
-
 def _subject_column(series: Series) -> str | None:
     return None if series.subject_type == "project" else series.subject_type
 
