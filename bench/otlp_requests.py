@@ -65,29 +65,36 @@ STAGES = (
     ("ingest.auth", "_live_key_by_hash"),  # the view holds project_for_otlp_request itself
     ("ingest.views_otlp", "read_body"),
     ("ingest.views_otlp", "decoded_traces"),
-    ("ingest.views_otlp", "request_key"),
+    ("ingest.views_otlp", "mapped_traces"),
     ("ingest.otlp_parsing", "message_rules"),
     ("ingest.otlp_parsing", "parse_otlp_traces"),
+    ("ingest.views_otlp", "request_key"),
     ("ingest.views_otlp", "save_records_or_reject"),
-    ("ingest.store", "redact_records"),
-    ("ingest.views_otlp", "enqueue_session_summaries_soon"),
+    ("ingest.store.batch", "redact_records"),
+    ("ingest.views_otlp", "announce_sessions_stored"),
     ("ingest.views_otlp", "export_response"),
     ("ingest.views_otlp", "defer_request"),
     ("ingest.landing", "land_pending"),
     ("ingest.landing", "claim_pending"),
     ("ingest.landing", "parser_for"),
     ("ingest.landing", "save_records_or_reject"),  # counted with the inline call's
+    ("ingest.store.traces", "_follow_trace_links"),
+    # The store is a package: its steps are patched in ingest.store.batch, where _save_batch
+    # looks them up.
     *(
-        ("ingest.store", name)
+        ("ingest.store.batch", name)
         for name in (
             "_claim_shared_rows",
             "_claim_request",
-            "_follow_trace_links",
             "_upsert_sessions",
             "_save_trace_links",
             "_upsert_agents",
             "_upsert_spans",
+            "_lock_traces",
             "_relink_span_agents",
+            "_insert_transcript",
+            "_insert_metrics",
+            "_upsert_scores",
             "_upsert_messages",
             "_upsert_workflows",
             "_adopt_implicit_steps",
@@ -100,8 +107,9 @@ STAGES = (
 )
 
 
-def time_stages(clock: dict[str, float]) -> None:
-    """Replace each function in STAGES by a wrapper that adds its CPU time to `clock`."""
+def time_stages(clock: dict[str, float], walls: dict[str, float]) -> None:
+    """Replace each function in STAGES by a wrapper that adds its CPU time to `clock` and its
+    wall time (the database's share and waits included) to `walls`."""
     import importlib
 
     for module_name, name in STAGES:
@@ -109,13 +117,41 @@ def time_stages(clock: dict[str, float]) -> None:
         original = getattr(module, name)
 
         def timed(*args: Any, _original: Any = original, _name: str = name, **kw: Any) -> Any:
-            started = time.process_time()
+            started, wall = time.process_time(), time.perf_counter()
             try:
                 return _original(*args, **kw)
             finally:
                 clock[_name] = clock.get(_name, 0.0) + time.process_time() - started
+                walls[_name] = walls.get(_name, 0.0) + time.perf_counter() - wall
 
         setattr(module, name, timed)
+    time_trace_lock(walls)
+
+
+def time_trace_lock(walls: dict[str, float]) -> None:
+    """Add to `walls` the wall time from taking the trace lock (store._lock_traces returning)
+    to the commit that releases it (save_records returning): what a concurrent request of one
+    of the batch's traces waits at most."""
+    from ingest.store import batch
+
+    taken: list[float] = []
+    lock, save = batch._lock_traces, batch.save_records
+
+    def locked(*args: Any, **kw: Any) -> Any:
+        result = lock(*args, **kw)
+        taken.append(time.perf_counter())
+        return result
+
+    def saved(*args: Any, **kw: Any) -> Any:
+        try:
+            return save(*args, **kw)
+        finally:
+            if taken:
+                name = "trace lock held: lock to commit"
+                walls[name] = walls.get(name, 0.0) + time.perf_counter() - taken[-1]
+            taken.clear()
+
+    batch._lock_traces, batch.save_records = locked, saved
 
 
 def server_counters() -> dict[str, float]:
@@ -258,8 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     for body in bodies[: args.warm]:
         call(application, body, api_key)
     clock: dict[str, float] = {}
+    walls: dict[str, float] = {}
     if args.stages:
-        time_stages(clock)
+        time_stages(clock, walls)
     timed = bodies[args.warm :]
     counter = StatementCounter()
     # Wall-clock timer: a CPU timer costs a system call per event and swamps the profile. Time
@@ -286,8 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     stored = Span.objects.filter(project=project).count() - spans_before
     report(args, timed, statuses, stored, python, database, counter)
     print_server_counters(len(timed), counters_before)
-    for name, seconds in clock.items():
-        print(f"  stage {name:<28} python {1000 * seconds / len(timed):6.2f} ms per request")
+    for name in walls:
+        python = f"python {1000 * clock[name] / len(timed):6.2f}" if name in clock else " " * 13
+        wall = 1000 * walls[name] / len(timed)
+        print(f"  stage {name:<32} {python}  wall {wall:6.2f} ms per request")
     if profiler:
         stats = pstats.Stats(profiler)
         restrictions: list[Any] = [args.only] if args.only else []
