@@ -483,36 +483,6 @@ def test_rebuild_search_index_indexes_sessions_stored_before_search_and_skips_un
 # --- Repeated text: each string of a session indexed once, at the first entry that said it ---
 
 
-def test_the_strings_of_json_are_its_values_in_order_without_keys() -> None:
-    from analytics.search_text import json_strings
-
-    raw = json.dumps([{"role": "system", "content": "Be kind."}, {"n": 3, "x": ["a", "", "b"]}])
-
-    assert json_strings(raw) == ["system", "Be kind.", "a", "b"]
-    assert json_strings('"just text"') == ["just text"]
-    assert json_strings("not json {") == ["not json {"]
-    assert json_strings(None) == []
-
-
-def test_a_string_is_indexed_at_the_first_entry_that_said_it() -> None:
-    from analytics.search_text import EntryText, first_sayings, pack, text_digest, unpack
-
-    system, asked, answered = "You help.", "Where is my parcel?", "In Leeds."
-    first, second = first_sayings(
-        [
-            EntryText({"prompt": [system, asked], "completion": [answered]}),
-            EntryText({"prompt": [system, asked, answered, "Thanks!"], "completion": ["Bye."]}),
-        ],
-        seen=[text_digest("Bye.")],
-    )
-
-    assert first.texts == {"prompt": f"{system}\n{asked}", "completion": answered}
-    assert second.texts == {"prompt": "Thanks!", "completion": ""}
-    assert second.strings == {text_digest(s) for s in (system, asked, answered, "Thanks!", "Bye.")}
-    assert second.said == {text_digest("Thanks!")}
-    assert unpack(pack(second.strings)) == second.strings
-
-
 def _conversation(session: str, calls: int, *, system: str = "", first: int = 1) -> list[Any]:
     """LLM calls as agents send them: the system prompt and the whole conversation so far."""
     system = system or "You are Atlas. Never promise a refund without a human."
