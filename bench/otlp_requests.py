@@ -324,9 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     report(args, timed, statuses, stored, python, database, counter)
     print_server_counters(len(timed), counters_before)
     for name in walls:
-        python = f"python {1000 * clock[name] / len(timed):6.2f}" if name in clock else " " * 13
+        cpu = f"python {1000 * clock[name] / len(timed):6.2f}" if name in clock else " " * 13
         wall = 1000 * walls[name] / len(timed)
-        print(f"  stage {name:<32} {python}  wall {wall:6.2f} ms per request")
+        print(f"  stage {name:<32} {cpu}  wall {wall:6.2f} ms per request")
     if profiler:
         stats = pstats.Stats(profiler)
         restrictions: list[Any] = [args.only] if args.only else []
