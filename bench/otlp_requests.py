@@ -236,6 +236,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile-top", type=int, default=0, help="Print the top N of a cProfile")
     parser.add_argument("--sort", default="tottime", help="cProfile sort key (tottime, cumtime)")
     parser.add_argument("--only", default="", help="Print only profile lines matching this regex")
+    parser.add_argument(
+        "--callers", default="", help="Print the callers of profile lines matching this regex"
+    )
     parser.add_argument("--stages", action="store_true", help="CPU per request of each stage")
     parser.add_argument(
         "--redaction",
@@ -328,10 +331,16 @@ def main(argv: list[str] | None = None) -> int:
         wall = 1000 * walls[name] / len(timed)
         print(f"  stage {name:<32} {cpu}  wall {wall:6.2f} ms per request")
     if profiler:
-        stats = pstats.Stats(profiler)
-        restrictions: list[Any] = [args.only] if args.only else []
-        stats.sort_stats(args.sort).print_stats(*restrictions, args.profile_top)
+        print_profile(args, profiler)
     return 0 if set(statuses) == {"200 OK"} else 1
+
+
+def print_profile(args: argparse.Namespace, profiler: cProfile.Profile) -> None:
+    stats = pstats.Stats(profiler)
+    restrictions: list[Any] = [args.only] if args.only else []
+    stats.sort_stats(args.sort).print_stats(*restrictions, args.profile_top)
+    if args.callers:
+        stats.print_callers(args.callers)
 
 
 def report(
