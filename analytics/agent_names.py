@@ -1,11 +1,11 @@
 """Agents by name: the per-session agent instances of a project folded into one row per name.
 
-Pure: DataFrames in (analytics.queries), DataFrames out. Spans and rollups name an agent by its id
-(agentops makes a new uuid per session), messages by its id or its name, so every id is first
-mapped to the name its instances carry; an id no instance knows stands for itself (OTLP senders
-are often already names). The agents page reads hourly activity per name (`agent_activity`,
-stored as analytics.models.AgentNameRollup) and span rollups by name (NamedRollup), never the
-instances or messages of a whole range.
+Pure: DataFrames in (analytics.queries), DataFrames out. Spans name an agent by its id (agentops
+makes a new uuid per session), messages by its id or its name, so every id is first mapped to the
+name its instances carry; an id no instance knows stands for itself (OTLP senders are often
+already names). The agents page reads hourly activity per name (`agent_activity`, stored as
+analytics.models.AgentNameRollup) and the span rollups (Rollup, by name), never the instances or
+messages of a whole range.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from analytics.trends import grouped_histogram_quantiles
 # analytics.queries.agent_instance_frame: one row per Agent (per session), with the session's
 # start and its end (or start) as last_seen.
 INSTANCE_COLUMNS = ["name", "external_id", "session_id", "started_at", "last_seen"]
-# analytics.queries.agent_rollup_frame: stored span rollups by agent name (NamedRollup).
+# analytics.queries.agent_rollup_frame: stored span rollups by agent name (Rollup).
 AGENT_ROLLUP_COLUMNS = [
     "agent",
     "day",

@@ -30,7 +30,6 @@ from analytics.models import (
     Anomaly,
     ErrorClusterDay,
     Incident,
-    NamedRollup,
     Rollup,
     SearchEntry,
 )
@@ -417,9 +416,6 @@ def _raw_older_than(project_id: int, cutoff: datetime) -> dict[str, QuerySet[Mod
 def _derived_older_than(project_id: int, cutoff: datetime) -> dict[str, QuerySet[Model]]:
     return {
         "rollups": Rollup.objects.filter(project_id=project_id, bucket_start__lt=cutoff),
-        "rollups by agent name": NamedRollup.objects.filter(
-            project_id=project_id, bucket_start__lt=cutoff
-        ),
         "edge rollups": AgentEdgeRollup.objects.filter(project_id=project_id, hour__lt=cutoff),
         "agent-name rollups": AgentNameRollup.objects.filter(
             project_id=project_id, hour__lt=cutoff

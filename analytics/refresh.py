@@ -23,7 +23,6 @@ from analytics.incidents import GROUP_GAP, group_incidents
 from analytics.messaging import edge_rollups
 from analytics.queries.rollups import floor_hour
 from analytics.scores import DropSettings, score_drops
-from analytics.store.rollups import AGENT_LENGTH
 from analytics.testanalysis import RangeUsage, TestAnalysis, project_test_analysis
 from analytics.trends import FREQS, day_rollups, named_rollups, session_rollups, span_rollups
 from analytics.workflows import DurationForecast, expected_duration
@@ -71,67 +70,21 @@ def refresh_rollups_of_day(
     project_id: int, day: datetime, *, changed_since: datetime | None = None
 ) -> int:
     """Rebuild the hour rollups of one UTC day from its spans and sessions, from changed_since's
-    hour on (the whole day without it), then the day's rollups from its hour rows; and the same
-    rows by agent name (NamedRollup).
-
-    A refresh runs every few seconds while data flows, so it reads only the changed hours' spans
-    and rewrites only the day rows of the agents those hours held (before or after): OTLP and
-    agentops give each session's agent its own id, so a day holds a row per session's agent, and
-    rewriting all of them grew each refresh with the day so far."""
+    hour on (the whole day without it), agents folded by name, then the day's rows from all its
+    stored hours (a few rows an hour: names, not ids)."""
     start = day if changed_since is None else max(day, floor_hour(changed_since))
     until = day + DAY
     spans = queries.rollup_span_frame(project_id, since=start, until=until)
     sessions = queries.rollup_session_frame(project_id, since=start, until=until)
     names = queries.agent_names_by_id(project_id, since=day - DAY, until=until)
-    hours = _rollups_of(spans, sessions, FREQS["hour"])
-    agents: set[str] | None = None
-    if start > day:
-        before = queries.rollup_agents(project_id, granularity="hour", since=start, until=until)
-        agents = before | {agent[:AGENT_LENGTH] for agent in hours["agent"]}
+    hours = named_rollups(_rollups_of(spans, sessions, FREQS["hour"]), names)
     rows = store.replace_rollups(project_id, "hour", since=start, until=until, rollups=hours)
-    store.replace_rollups(
-        project_id,
-        "hour",
-        since=start,
-        until=until,
-        rollups=named_rollups(hours, names),
-        named=True,
-    )
-    if agents is not None:
-        earlier = queries.rollup_frame(
-            project_id, granularity="hour", since=day, until=start, agents=agents
-        )
+    if start > day:
+        earlier = queries.rollup_frame(project_id, granularity="hour", since=day, until=start)
         hours = pd.concat([earlier, hours], ignore_index=True) if len(earlier) else hours
     rows += store.replace_rollups(
-        project_id, "day", since=day, until=until, rollups=day_rollups(hours), agents=agents
+        project_id, "day", since=day, until=until, rollups=day_rollups(hours)
     )
-    # Named rows are few (names, not ids): the day's are merged from all its named hours.
-    named_hours = queries.rollup_frame(
-        project_id, granularity="hour", since=day, until=until, named=True
-    )
-    store.replace_rollups(
-        project_id, "day", since=day, until=until, rollups=day_rollups(named_hours), named=True
-    )
-    return rows
-
-
-def refresh_named_rollups_of_day(project_id: int, day: datetime) -> int:
-    """Rebuild one UTC day's NamedRollup rows from its stored Rollup rows (no span is read):
-    for installs upgraded with rollups already in place (recompute_analytics --named-only)."""
-    names = queries.agent_names_by_id(project_id, since=day - DAY, until=day + DAY)
-    rows = 0
-    for granularity in FREQS:
-        rollups = queries.rollup_frame(
-            project_id, granularity=granularity, since=day, until=day + DAY
-        )
-        rows += store.replace_rollups(
-            project_id,
-            granularity,
-            since=day,
-            until=day + DAY,
-            rollups=named_rollups(rollups, names),
-            named=True,
-        )
     return rows
 
 
@@ -179,11 +132,8 @@ def refresh_anomalies(project_id: int, *, since: datetime, until: datetime) -> i
     inter-agent messages' hours), and upsert the flags with up to three example sessions each."""
     history = floor_hour(since) - timedelta(weeks=DETECTION.seasonal_weeks)
     # By name: OTLP and agentops give each session's agent its own id, and a series per
-    # instance would hold a handful of calls. The named rows are the by-id rows merged (sums,
-    # histograms), so the series are the same, from far fewer rows.
-    rollups = queries.rollup_frame(
-        project_id, granularity="hour", since=history, until=until, named=True
-    )
+    # instance would hold a handful of calls.
+    rollups = queries.rollup_frame(project_id, granularity="hour", since=history, until=until)
     flags = detect_anomalies(rollups, since=floor_hour(since), until=until, settings=DETECTION)
     messages = queries.message_hour_frame(project_id, since=history, until=until)
     flags += detect_message_anomalies(
@@ -265,22 +215,6 @@ def recompute_project(
     if first is None:
         return RefreshResult(0, 0, 0)
     return refresh_project(project_id, since=first, now=now, lookback=None, progress=progress)
-
-
-def recompute_named_rollups(
-    project_id: int, *, now: datetime, progress: Callable[[datetime], object] | None = None
-) -> int:
-    """Every day's NamedRollup rows from the stored rollups and its AgentNameRollup rows, from
-    the first span or message on (for an install upgraded with rollups in place; a full
-    recompute does this too)."""
-    first = _first_data(project_id)
-    rows = 0
-    for day in days_between(first, floor_day(now) + DAY) if first else ():
-        rows += refresh_named_rollups_of_day(project_id, day)
-        refresh_agent_name_rollups_of_day(project_id, day)
-        if progress:
-            progress(day)
-    return rows
 
 
 def recompute_days(project_id: int, *, now: datetime) -> int:

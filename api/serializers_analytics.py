@@ -21,7 +21,7 @@ from api.page_urls import page_url
 
 
 class RollupSerializer(serializers.ModelSerializer[Rollup]):
-    """A stored rollup row (its latency histogram left out)."""
+    """A stored rollup row, agents by name (its latency histogram left out)."""
 
     project = serializers.CharField(source="project_slug", help_text="Project slug.")
 

@@ -190,7 +190,7 @@ def trend_frame(request: Request) -> pd.DataFrame:
         raise ValidationError({"group": f"One of {', '.join(SERIES_GROUPS)}"})
     kinds = [k for k in params.get("kind", "").split(",") if k]
     rollups = queries.rollup_frame(
-        project_of(request), granularity=granularity, since=since, until=until, named=True
+        project_of(request), granularity=granularity, since=since, until=until
     )
     return trend_series(rollups, group=group_name or None, kinds=kinds)
 
@@ -329,6 +329,5 @@ def forecast_frame(request: Request) -> pd.DataFrame:
         granularity="day",
         since=now - timedelta(weeks=8),
         until=now,
-        named=True,
     )
     return forecast_daily(daily_totals(rollups, metric=metric), horizon=horizon, now=now)

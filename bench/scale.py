@@ -198,7 +198,7 @@ def upgrade(project: Any) -> None:
 
     try:
         from analytics.models import NamedRollup
-    except ImportError:  # a commit from before the rollups by agent name: nothing to build
+    except ImportError:  # before the rollups by agent name, or since they are the only Rollup
         return
     try:
         from analytics.models import AgentNameRollup

@@ -172,7 +172,6 @@ def trends(request: HttpRequest, nav: Nav) -> HttpResponse:
         granularity=granularity,
         since=window.since,
         until=window.until,
-        named=True,
     )
     samples = queries.metric_sample_frame(nav.project.pk, since=window.since, until=window.until)
     resources = resource_trend(samples, freq="1h" if granularity == "hour" else "1D")
@@ -388,7 +387,7 @@ def _cohort_context(form: CohortForm, project_id: int) -> dict[str, Any]:
 def _forecast_charts(project_id: int, horizon: int) -> dict[str, Any]:
     now = timezone.now()
     rollups = queries.rollup_frame(
-        project_id, granularity="day", since=now - timedelta(weeks=8), until=now, named=True
+        project_id, granularity="day", since=now - timedelta(weeks=8), until=now
     )
     found = {}
     for metric, label in FORECAST_METRICS.items():

@@ -24,10 +24,8 @@ from analytics.models.anomalies import (
 from analytics.models.rollups import (
     AgentEdgeRollup,
     AgentNameRollup,
-    NamedRollup,
     PendingRefresh,
     Rollup,
-    RollupFields,
 )
 from analytics.models.search import (
     SearchEntry,
@@ -52,12 +50,10 @@ __all__ = [
     "ErrorCluster",
     "ErrorClusterDay",
     "Incident",
-    "NamedRollup",
     "PendingRefresh",
     "Report",
     "ReportSchedule",
     "Rollup",
-    "RollupFields",
     "SearchEntry",
     "SessionFlag",
     "StoredDurationRegression",

@@ -1,5 +1,5 @@
-"""Rollup tables (by agent id, agent name and message edge) and the pending-refresh marks that
-say which projects' rollups are stale.
+"""Rollup tables (spans and sessions by agent name, agent activity, message edges) and the
+pending-refresh marks that say which projects' rollups are stale.
 """
 
 from __future__ import annotations
@@ -9,8 +9,14 @@ from django.db import models
 from ingest.models import Project
 
 
-class RollupFields(models.Model):
-    """What a rollup row holds, for Rollup (by agent id) and NamedRollup (by agent name)."""
+class Rollup(models.Model):
+    """Spans (or sessions, kind "session") of one hour or day for one agent name, model, tool
+    and kind: what the overview, trends, forecasts, anomalies and `/api/v1/rollups/` read.
+    `agent` is the agent's name, or its id when it has none: OTLP and agentops give each
+    session's agent its own id, so rows by id grew with sessions; these grow with names.
+
+    Hours are replaced from the refresh mark's hour on, a day from its hours, so a recompute is
+    idempotent."""
 
     class Granularity(models.TextChoices):
         HOUR = "hour"
@@ -20,7 +26,9 @@ class RollupFields(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
     granularity = models.CharField(max_length=4, choices=Granularity.choices)
     bucket_start = models.DateTimeField()
-    agent = models.CharField(max_length=128, blank=True, help_text="Span agent id.")
+    agent = models.CharField(
+        max_length=128, blank=True, help_text="Agent name, or the agent id of a nameless agent."
+    )
     model = models.CharField(max_length=200, blank=True)
     tool = models.CharField(max_length=300, blank=True, help_text="Span name of tool spans.")
     kind = models.CharField(max_length=10, help_text="action, llm, tool, error or session.")
@@ -45,46 +53,18 @@ class RollupFields(models.Model):
     message_count = models.IntegerField(default=0, help_text="Session rows: chat messages.")
 
     class Meta:
-        abstract = True
-
-    def __str__(self) -> str:
-        return f"{self.granularity} {self.bucket_start:%Y-%m-%d %H:%M} {self.kind} x{self.count}"
-
-
-class Rollup(RollupFields):
-    """Spans (or sessions, kind "session") of one hour or day for one agent, model, tool and kind.
-
-    Replaced bucket by bucket by the refresh task, so a recompute is idempotent."""
-
-    class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["project", "granularity", "bucket_start", "agent", "model", "tool", "kind"],
                 name="rollup_unique",
             ),
         ]
-        indexes = [models.Index(fields=["project", "granularity", "bucket_start"])]
-
-
-class NamedRollup(RollupFields):
-    """Rollup rows with agents folded by name (`agent` is the agent's name, or its id when it
-    has none): what the overview, trends and forecasts read. Rollup rows grow with sessions
-    (OTLP and agentops give each session's agent its own id); these grow with names.
-
-    Replaced with the Rollup rows of the same day by the refresh task."""
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["project", "granularity", "bucket_start", "agent", "model", "tool", "kind"],
-                name="named_rollup_unique",
-            ),
-        ]
         indexes = [
-            models.Index(
-                fields=["project", "granularity", "bucket_start"], name="named_rollup_bucket"
-            )
+            models.Index(fields=["project", "granularity", "bucket_start"], name="rollup_bucket")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.granularity} {self.bucket_start:%Y-%m-%d %H:%M} {self.kind} x{self.count}"
 
 
 class AgentEdgeRollup(models.Model):

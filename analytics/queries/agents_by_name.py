@@ -21,7 +21,7 @@ from analytics.agent_names import (
     rollup_window,
 )
 from analytics.messaging import FAILURE_STATUSES, whole_hours
-from analytics.models import AgentNameRollup, NamedRollup
+from analytics.models import AgentNameRollup, Rollup
 from analytics.queries.frames import histogram_frame, rows_frame
 from analytics.queries.messages import received_by
 from ingest.models import Agent, Message
@@ -64,10 +64,10 @@ def agent_rollup_frame(
     until: datetime,
     name: str | None = None,
 ) -> pd.DataFrame:
-    """Stored span rollups by agent name (NamedRollup) that name an agent, bucket_start in
+    """Stored span rollups by agent name (Rollup) that name an agent, bucket_start in
     [since, until): AGENT_ROLLUP_COLUMNS with `day` the bucket's UTC date."""
     rows = (
-        NamedRollup.objects.filter(
+        Rollup.objects.filter(
             project_id=project_id,
             granularity=granularity,
             bucket_start__gte=since,
@@ -159,7 +159,7 @@ def agent_name_table(
     project_id: int, *, since: datetime, until: datetime, name: str | None = None
 ) -> pd.DataFrame:
     """analytics.agent_names.NAME_STAT_COLUMNS per agent name (or for one name), from stored
-    rollups only (a few queries whatever the number of sessions): span figures from NamedRollup
+    rollups only (a few queries whatever the number of sessions): span figures from Rollup
     (hourly up to 2 days, else whole UTC days), sessions and messages from AgentNameRollup."""
     granularity, start, days = rollup_window(since, until)
     totals = agent_activity_totals(project_id, since=since, until=until, name=name)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import pandas as pd
 from django.db.models import Count, Max, Min, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
-from analytics.models import NamedRollup, Rollup
+from analytics.models import Rollup
 from analytics.queries.frames import histogram_frame, rows_frame
 from analytics.queries.scope import ProjectScope, newest_first
 from analytics.trends import PERCENTILE_COLUMNS, ROLLUP_COLUMNS, SUM_COLUMNS
@@ -53,44 +53,25 @@ def rollup_frame(
     granularity: str,
     since: datetime,
     until: datetime,
-    named: bool = False,
-    agents: Collection[str] | None = None,
 ) -> pd.DataFrame:
-    """Stored rollups with bucket_start in [since, until) as analytics.trends.ROLLUP_COLUMNS; with
-    `named` the NamedRollup rows (agents by name), a few per hour however many sessions ran; with
-    `agents` only the rows of those agents."""
+    """Stored rollups (agents by name, a few rows per hour however many sessions ran) with
+    bucket_start in [since, until) as analytics.trends.ROLLUP_COLUMNS."""
     fields = ["bucket_start", *ROLLUP_COLUMNS[1:]]
-    table = NamedRollup if named else Rollup
-    rows = table.objects.filter(
-        project_id=project_id,
-        granularity=granularity,
-        bucket_start__gte=since,
-        bucket_start__lt=until,
-    )
-    if agents is not None:
-        rows = rows.filter(agent__in=sorted(agents))
-    frame = histogram_frame(rows, fields).rename(columns={"bucket_start": "bucket"})
-    frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
-    return frame
-
-
-def rollup_agents(
-    project_id: int, *, granularity: str, since: datetime, until: datetime
-) -> set[str]:
-    """The agents (ids) of the stored rollups with bucket_start in [since, until)."""
     rows = Rollup.objects.filter(
         project_id=project_id,
         granularity=granularity,
         bucket_start__gte=since,
         bucket_start__lt=until,
     )
-    return set(rows.values_list("agent", flat=True).distinct().order_by())
+    frame = histogram_frame(rows, fields).rename(columns={"bucket_start": "bucket"})
+    frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
+    return frame
 
 
 def rolled_up_until(project_id: int) -> datetime | None:
-    """The end of the newest hour the refresh has rolled up (NamedRollup), or None."""
+    """The end of the newest hour the refresh has rolled up (Rollup), or None."""
     last = (
-        NamedRollup.objects.filter(project_id=project_id, granularity=Rollup.Granularity.HOUR)
+        Rollup.objects.filter(project_id=project_id, granularity=Rollup.Granularity.HOUR)
         .order_by("-bucket_start")
         .values_list("bucket_start", flat=True)
         .first()
@@ -102,7 +83,7 @@ def window_rollup_frames(
     project_id: int, *, since: datetime, until: datetime
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """What a page needs to sum [since, until) without reading every span: the stored hourly
-    NamedRollup rows of the whole hours the refresh has rolled up, and the spans and sessions
+    Rollup rows of the whole hours the refresh has rolled up, and the spans and sessions
     (rollup_span_frame, rollup_session_frame columns) of the rest: the part hour at the start
     and the hours after the last refresh (all of the window when nothing is rolled up yet)."""
     rolled = rolled_up_until(project_id)
@@ -126,10 +107,10 @@ def window_rollup_frames(
 
 
 def _window_rollups(project_id: int, *, since: datetime, until: datetime) -> pd.DataFrame:
-    """Hourly NamedRollup rows in [since, until) as ROLLUP_COLUMNS, with only what the overview
+    """Hourly Rollup rows in [since, until) as ROLLUP_COLUMNS, with only what the overview
     sums: LLM rows as stored (their histograms merge into latency percentiles), the other kinds
     summed per hour, kind and model in the database (no agent, tool or histogram)."""
-    rows = NamedRollup.objects.filter(
+    rows = Rollup.objects.filter(
         project_id=project_id,
         granularity=Rollup.Granularity.HOUR,
         bucket_start__gte=since,

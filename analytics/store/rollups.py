@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +11,7 @@ import pandas as pd
 from django.db import IntegrityError, transaction
 from django.db.models import Model
 
-from analytics.models import AgentEdgeRollup, AgentNameRollup, NamedRollup, Rollup, RollupFields
+from analytics.models import AgentEdgeRollup, AgentNameRollup, Rollup
 from ingest.store.bulk import _create
 
 # Rows per INSERT for every bulk write of the package (rollups, anomalies, test analysis).
@@ -24,11 +24,9 @@ def _none_if_nan(value: Any) -> Any:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def _rollup_rows(
-    project_id: int, granularity: str, rollups: pd.DataFrame, table: type[RollupFields]
-) -> list[RollupFields]:
+def _rollup_rows(project_id: int, granularity: str, rollups: pd.DataFrame) -> list[Rollup]:
     return [
-        table(
+        Rollup(
             project_id=project_id,
             granularity=granularity,
             bucket_start=row.bucket.to_pydatetime(),
@@ -81,25 +79,18 @@ def replace_rollups(
     since: datetime,
     until: datetime,
     rollups: pd.DataFrame,
-    named: bool = False,
-    agents: Collection[str] | None = None,
 ) -> int:
-    """Make the stored rollups (Rollup, or with `named` NamedRollup: rows by agent name) of
-    buckets in [since, until) exactly `rollups`, in one transaction: dimension values that no
-    longer occur disappear. With `agents`, only the rows of those agents are replaced (`rollups`
-    must hold no other). Idempotent. Two refreshes of one project racing each other collide on
-    the unique constraint; the loser retries once."""
-    table: type[RollupFields] = NamedRollup if named else Rollup
-    rows = _rollup_rows(project_id, granularity, rollups, table)
+    """Make the stored rollups of buckets in [since, until) exactly `rollups`, in one
+    transaction: dimension values that no longer occur disappear. Idempotent. Two refreshes of
+    one project racing each other collide on the unique constraint; the loser retries once."""
+    rows = _rollup_rows(project_id, granularity, rollups)
     stale: dict[str, Any] = {
         "project_id": project_id,
         "granularity": granularity,
         "bucket_start__gte": since,
         "bucket_start__lt": until,
     }
-    if agents is not None:
-        stale["agent__in"] = sorted(agents)
-    return _replace_rows(table, stale, rows)
+    return _replace_rows(Rollup, stale, rows)
 
 
 def replace_agent_name_rollups(

@@ -13,7 +13,6 @@ from analytics.anomalies import AnomalyFlag
 from analytics.models import (
     Anomaly,
     ErrorCluster,
-    NamedRollup,
     PendingRefresh,
     Rollup,
     SessionFlag,
@@ -87,11 +86,8 @@ ROLLUP_FIELDS = (
 
 
 def _rollup_rows(project: Any) -> list[tuple[Any, ...]]:
-    rows = []
-    for table in (Rollup, NamedRollup):
-        values = table.objects.filter(project=project).values_list(*ROLLUP_FIELDS)
-        rows += sorted((table.__name__, *row[:-4], str(row[-4]), *row[-3:]) for row in values)
-    return rows
+    values = Rollup.objects.filter(project=project).values_list(*ROLLUP_FIELDS)
+    return sorted((*row[:-4], str(row[-4]), *row[-3:]) for row in values)
 
 
 def test_refreshes_from_each_change_give_the_rollups_of_a_full_rebuild(project: Any) -> None:

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from analytics.models import Anomaly
 from analytics.refresh import detect_session_failures, refresh_project, regroup_incidents
 from analytics.reporting import make_report
-from ingest.models import Span
+from ingest.models import Agent, Span
 from tests.builders import (
     make_alert_rule,
     make_anomaly,
@@ -71,6 +71,23 @@ def test_stored_rollups_are_listed_and_filtered(api: APIClient) -> None:
         ("day", "llm", "gpt-4o", 2)
     ]
     assert "latency_histogram" not in found[0]
+
+
+def test_rollups_fold_the_agent_instances_of_sessions_by_their_name(
+    project_and_key: tuple[Any, str], key_client: Callable[[str], APIClient]
+) -> None:
+    # agentops and OTLP give each session's agent its own id: one row by name, not one a session.
+    project, key = project_and_key
+    now = timezone.now()
+    other = make_session(project, started_at=now - timedelta(hours=1), spans=3, llm_spans=2)
+    Agent.objects.filter(session=other).update(external_id="agent-of-run-2")
+    Span.objects.filter(session=other).update(agent_external_id="agent-of-run-2")
+    refresh_project(project.pk, since=now - timedelta(days=1), now=now)
+
+    found = rows(key_client(key).get("/api/v1/trends/?granularity=day&kind=llm"))
+
+    assert [(r["agent"], r["count"]) for r in found] == [("planner", 4)]
+    assert rows(key_client(key).get("/api/v1/trends/?granularity=day&kind=llm&agent=planner"))
 
 
 def test_a_trend_series_comes_as_json_and_as_the_same_csv(api: APIClient) -> None:

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
-from analytics import queries, refresh
+from analytics import queries
 from analytics.refresh import detect_session_failures, recompute_days, recompute_project
 
 SESSION_BATCH = 500
@@ -23,12 +23,6 @@ class Command(BaseCommand):
         parser.add_argument("--project", help="Only this project (slug); default: every project.")
         parser.add_argument(
             "--skip-sessions", action="store_true", help="Leave the session flags as they are."
-        )
-        parser.add_argument(
-            "--named-only",
-            action="store_true",
-            help="Only rebuild the rollups by agent name from the stored rollups (after "
-            "upgrading to a version that reads them; much faster than a full recompute).",
         )
         parser.add_argument(
             "--wait-for-summaries",
@@ -50,12 +44,6 @@ class Command(BaseCommand):
             with tqdm(
                 total=days, desc=f"project {project_id}: days", unit="day", disable=None
             ) as bar:
-                if options["named_only"]:
-                    rows = refresh.recompute_named_rollups(
-                        project_id, now=now, progress=lambda _day: bar.update()
-                    )
-                    self.stdout.write(f"project {project_id}: {rows} rollup rows by agent name")
-                    continue
                 result = recompute_project(project_id, now=now, progress=lambda _day: bar.update())
             flags = 0 if options["skip_sessions"] else self._sessions(project_id)
             self.stdout.write(
