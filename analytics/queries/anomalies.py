@@ -6,9 +6,20 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
-from django.db.models import BooleanField, ExpressionWrapper, F, Prefetch, Q, QuerySet
+from django.db.models import (
+    BooleanField,
+    Case,
+    ExpressionWrapper,
+    F,
+    Prefetch,
+    Q,
+    QuerySet,
+    TextField,
+    Value,
+    When,
+)
 from django.db.models.fields.json import KeyTransform
-from django.db.models.functions import Coalesce
+from django.db.models.functions import MD5, Cast, Coalesce
 
 from analytics.anomalies import EDGE_ARROW, MESSAGE_METRICS
 from analytics.detectors import (
@@ -21,7 +32,7 @@ from analytics.detectors import (
 from analytics.incidents import FlagFacts
 from analytics.messaging import FAILURE_STATUSES
 from analytics.models import Anomaly, Incident, PendingRefresh, SessionFlag
-from analytics.queries.frames import json_contains_text, rows_frame, text_digest
+from analytics.queries.frames import json_contains_text, rows_frame
 from analytics.queries.scope import ProjectScope, newest_first
 from analytics.span_errors import ERROR_SPANS
 from ingest.models import Agent, Message, Score, Session, Span, TranscriptLine
@@ -220,43 +231,48 @@ def anomaly_for_projects(projects: ProjectScope, pk: int) -> Anomaly | None:
 def detector_inputs(
     session_pks: Sequence[int],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """What the failure detectors read for these sessions, in five queries.
+    """What the failure detectors read for these sessions, in four queries.
 
     spans: DETECTOR_SPAN_COLUMNS plus `args_hash` and `prompt_hash`, digests of the span's params
-    and prompt, so frames never hold the big text. transcript: DETECTOR_LINE_COLUMNS (no text but
-    a digest). messages: DETECTOR_MESSAGE_COLUMNS. sessions: id, project_id, end_state,
-    has_completion (an LLM call answered: a completion, output tokens or a "stop" finish reason,
-    read raw from the span's attributes since content-free telemetry has no completion).
+    and prompt taken in the database, so the text never leaves it (reading the JSON out to digest
+    it in Python was most of the detectors' cost, bench/README.md). transcript:
+    DETECTOR_LINE_COLUMNS (no text but a digest). messages: DETECTOR_MESSAGE_COLUMNS. sessions:
+    id, project_id, end_state, has_completion (an LLM call answered: a completion, output
+    tokens or a "stop" finish reason, read raw from the span's attributes since content-free
+    telemetry has no completion).
     """
-    span_rows = Span.objects.filter(session_id__in=session_pks).values_list(
-        *DETECTOR_SPAN_COLUMNS, "payload__params", "payload__prompt"
+    span_rows = list(
+        Span.objects.filter(session_id__in=session_pks)
+        .alias(params_text=Cast("payload__params", TextField()))
+        .alias(prompt_text=Cast("payload__prompt", TextField()))
+        .annotate(
+            args_hash=_digest("params_text", EMPTY_JSON_TEXTS),
+            prompt_hash=_digest("prompt_text", EMPTY_JSON_TEXTS),
+            has_completion=ExpressionWrapper(
+                Q(payload__completion__isnull=False), output_field=BooleanField()
+            ),
+            finish_reasons=KeyTransform(FINISH_REASONS_ATTRIBUTE, "payload__attributes"),
+        )
+        .values_list(*DETECTOR_SPAN_COLUMNS, "args_hash", "prompt_hash", *LLM_CALL_COLUMNS[1:])
     )
+    width = len(DETECTOR_SPAN_COLUMNS) + 2
     spans = rows_frame(
-        ((*row[:-2], text_digest(row[-2]), text_digest(row[-1])) for row in span_rows),
-        [*DETECTOR_SPAN_COLUMNS, "args_hash", "prompt_hash"],
+        (row[:width] for row in span_rows), [*DETECTOR_SPAN_COLUMNS, "args_hash", "prompt_hash"]
     )
-    line_rows = TranscriptLine.objects.filter(session_id__in=session_pks).values_list(
-        *DETECTOR_LINE_COLUMNS, "text"
+    kind = DETECTOR_SPAN_COLUMNS.index("kind")
+    calls = ((row[0], *row[width:]) for row in span_rows if row[kind] == Span.Kind.LLM)
+    answered = answered_sessions(rows_frame(calls, LLM_CALL_COLUMNS))
+    line_rows = TranscriptLine.objects.filter(session_id__in=session_pks).annotate(
+        text_hash=_digest("text", ("",))
     )
     lines = rows_frame(
-        ((*row[:-1], text_digest(row[-1])) for row in line_rows),
+        line_rows.values_list(*DETECTOR_LINE_COLUMNS, "text_hash"),
         [*DETECTOR_LINE_COLUMNS, "text_hash"],
     )
     message_rows = Message.objects.filter(session_id__in=session_pks).values_list(
         *DETECTOR_MESSAGE_COLUMNS
     )
     messages = rows_frame(message_rows, DETECTOR_MESSAGE_COLUMNS)
-    call_rows = (
-        Span.objects.filter(session_id__in=session_pks, kind=Span.Kind.LLM)
-        .annotate(
-            has_completion=ExpressionWrapper(
-                Q(payload__completion__isnull=False), output_field=BooleanField()
-            ),
-            finish_reasons=KeyTransform(FINISH_REASONS_ATTRIBUTE, "payload__attributes"),
-        )
-        .values_list(*LLM_CALL_COLUMNS)
-    )
-    answered = answered_sessions(rows_frame(call_rows, LLM_CALL_COLUMNS))
     session_rows = Session.objects.filter(pk__in=session_pks).values_list(
         "id", "project_id", "end_state"
     )
@@ -269,6 +285,25 @@ def detector_inputs(
 
 # The OpenTelemetry GenAI attribute of a call's finish reasons (a list of strings).
 FINISH_REASONS_ATTRIBUTE = "gen_ai.response.finish_reasons"
+
+
+# The text of JSON values that mean "nothing given" (PostgreSQL's jsonb text, and Django's
+# json.dumps on SQLite, write them alike): their digest is "", as for a missing value.
+EMPTY_JSON_TEXTS = ('""', "[]", "{}", "null")
+
+
+def _digest(text: str, empty: Sequence[str]) -> Coalesce:
+    """MD5 of the text expression `text` (an alias or column), "" when it is missing or one of
+    `empty`. jsonb's text is canonical (keys in one order), so equal JSON values match."""
+    return Coalesce(
+        Case(
+            When(**{f"{text}__in": list(empty)}, then=Value("")),
+            default=MD5(text),
+            output_field=TextField(),
+        ),
+        Value(""),
+        output_field=TextField(),
+    )
 
 
 def session_flags_for_projects(projects: ProjectScope) -> QuerySet[SessionFlag]:
