@@ -3,44 +3,58 @@
 from __future__ import annotations
 
 import math
-from typing import Any
-
-import pandas as pd
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from analytics.span_errors import is_error
 
-SPAN_COLUMNS = [
-    "session_id",
-    "kind",
-    "status",
-    "model",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost",
-    "started_at",
-    "ended_at",
-]
-SESSION_COLUMNS = ["id", "started_at", "ended_at"]
+
+class SpanRow(NamedTuple):
+    """A span as the summaries read it (SPAN_COLUMNS, in the database's order)."""
+
+    session_id: int
+    kind: str
+    status: str
+    model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost: float | None
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+class SessionRow(NamedTuple):
+    id: int
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+SPAN_COLUMNS = list(SpanRow._fields)
+SESSION_COLUMNS = list(SessionRow._fields)
 
 
 def session_summaries(
-    spans: pd.DataFrame, sessions: pd.DataFrame, agent_names: dict[int, list[str]]
+    spans: Iterable[Sequence[Any]],
+    sessions: Iterable[Sequence[Any]],
+    agent_names: dict[int, list[str]],
 ) -> dict[int, dict[str, Any]]:
     """Summary columns per session id.
 
-    spans: SPAN_COLUMNS, one row per span (may be empty). sessions: SESSION_COLUMNS for every
-    session to summarise, including those with no spans (they get zeros). agent_names: the names
-    of each session's agents. Duration is end minus start; a session that has not ended runs
-    to its last span end (or start), so a running session's duration grows as data arrives.
+    spans: tuples in SPAN_COLUMNS order, one per span (may be none). sessions: tuples in
+    SESSION_COLUMNS order for every session to summarise, including those with no spans (they
+    get zeros). agent_names: the names of each session's agents. Duration is end minus start;
+    a session that has not ended runs to its last span end (or start), so a running session's
+    duration grows as data arrives.
     """
-    spans = spans.reindex(columns=SPAN_COLUMNS)
-    # One pass over the rows in plain Python: pandas operations per session cost more than the
-    # sums themselves at tens of spans a session (bench/followup_bench.py).
+    # Rows as the database gives them, in plain Python: a DataFrame per batch cost more to
+    # build and to iterate again than the sums themselves (bench/followup_bench.py).
     groups: dict[int, list[Any]] = {}
-    for row in spans.itertuples(index=False):
+    for values in spans:
+        row = SpanRow._make(values)
         groups.setdefault(int(row.session_id), []).append(row)
     summaries: dict[int, dict[str, Any]] = {}
-    for session in sessions.itertuples(index=False):
+    for session in map(SessionRow._make, sessions):
         session_id = int(session.id)
         rows = groups.get(session_id, [])
         summaries[session_id] = _one_summary(rows, session.started_at, session.ended_at) | {
@@ -57,7 +71,7 @@ def _one_summary(rows: list[Any], started_at: Any, ended_at: Any) -> dict[str, A
     end = ended_at if _present(ended_at) else last_span_at
     duration = None
     if _present(started_at) and _present(end):
-        duration = max((pd.Timestamp(end) - pd.Timestamp(started_at)).total_seconds() * 1000, 0.0)
+        duration = max((end - started_at).total_seconds() * 1000, 0.0)
     return {
         "event_count": len(rows),
         "llm_count": sum(1 for row in rows if row.kind == "llm"),
@@ -77,4 +91,4 @@ def _number(value: Any) -> float:
 
 
 def _present(value: Any) -> bool:
-    return value is not None and not pd.isna(value)
+    return value is not None and value == value  # NaN is the one value unequal to itself

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import pandas as pd
+from typing import Any
 
 from analytics.summaries import SESSION_COLUMNS, SPAN_COLUMNS
 from ingest.models import Agent, Session, Span
@@ -12,16 +11,11 @@ from ingest.models import Agent, Session, Span
 
 def session_summary_inputs(
     session_pks: list[int],
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[int, list[str]]]:
-    """Spans, sessions and agent names for summarising these sessions: three queries, no text."""
-    spans = pd.DataFrame.from_records(
-        list(Span.objects.filter(session_id__in=session_pks).values_list(*SPAN_COLUMNS)),
-        columns=SPAN_COLUMNS,
-    )
-    sessions = pd.DataFrame.from_records(
-        list(Session.objects.filter(pk__in=session_pks).values_list(*SESSION_COLUMNS)),
-        columns=SESSION_COLUMNS,
-    )
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], dict[int, list[str]]]:
+    """Spans (analytics.summaries.SPAN_COLUMNS tuples), sessions (SESSION_COLUMNS tuples) and
+    agent names for summarising these sessions: three queries, no text."""
+    spans = list(Span.objects.filter(session_id__in=session_pks).values_list(*SPAN_COLUMNS))
+    sessions = list(Session.objects.filter(pk__in=session_pks).values_list(*SESSION_COLUMNS))
     names: dict[int, list[str]] = {}
     for session_pk, name, external_id in Agent.objects.filter(
         session_id__in=session_pks

@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pandas as pd
-
-from analytics.summaries import SESSION_COLUMNS, SPAN_COLUMNS, session_summaries
+from analytics.summaries import SPAN_COLUMNS, session_summaries
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 
@@ -22,11 +20,7 @@ def span(session_id: int, kind: str, **fields: object) -> tuple[object, ...]:
 def summaries(
     spans: list[tuple[object, ...]], sessions: list[tuple[object, ...]]
 ) -> dict[int, dict[str, Any]]:
-    return session_summaries(
-        pd.DataFrame(spans, columns=SPAN_COLUMNS),
-        pd.DataFrame(sessions, columns=SESSION_COLUMNS),
-        {1: ["planner", "coder", "planner"]},
-    )
+    return session_summaries(spans, sessions, {1: ["planner", "coder", "planner"]})
 
 
 def test_a_session_sums_its_calls_and_counts_each_kind_of_error() -> None:
