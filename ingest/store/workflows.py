@@ -161,10 +161,25 @@ def _adopt_implicit_steps(
             doubles.append(pk)
         else:
             moved.append(Step(pk=pk, workflow_id=target))
-    Step.objects.filter(pk__in=doubles).delete()
-    if moved:
-        Step.objects.bulk_update(moved, ["workflow"])
-    Workflow.objects.filter(pk__in=emptied, steps__isnull=True).delete()
+    if doubles:
+        Step.objects.filter(pk__in=doubles).delete()
+    _update_rows(moved, ["workflow"])
+    _delete_empty_runs(emptied)
+
+
+def _delete_empty_runs(pks: set[int]) -> None:
+    """Delete those of these workflow runs that have no step left, in one statement: the ORM's
+    delete() read the runs first and deleted their (no) steps by cascade, three statements and
+    their compile under the trace lock. Only steps point at a run (ingest.models.Step)."""
+    if not pks:
+        return
+    in_runs, params = sql.in_values("id", sorted(pks))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM ingest_workflow WHERE {in_runs} AND NOT EXISTS "
+            "(SELECT 1 FROM ingest_step st WHERE st.workflow_id = ingest_workflow.id)",
+            params,
+        )
 
 
 def _runs_above(
