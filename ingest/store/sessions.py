@@ -89,17 +89,16 @@ def _upsert_sessions(
     return existing, {s.pk for s in created}
 
 
-def _merge_stored_sessions(
+def _stored_session_changes(
     sessions: dict[str, Session], created: set[int], records: list[Record]
-) -> None:
-    """Merge the batch into the sessions it did not create in its transaction (`created`), as
-    its last write. On PostgreSQL one UPDATE merges each change into the row as it is when the
-    UPDATE runs (_update_stored_sessions), so a concurrent batch's change to the same session
-    is kept, not overwritten, without reading the rows again under a lock. A session the batch
-    changes nothing in (by the row read at the start of the batch) is not written at all."""
+) -> dict[int, SessionChange]:
+    """The batch's change to each session it did not create in its transaction (`created`),
+    by pk, leaving out the sessions it changes nothing in (by the row read at the start of the
+    batch). Reads only the batch and those rows, so it runs before the trace lock
+    (store.traces._lock_traces) and only the write waits; _merge_stored_sessions writes it."""
     stored = {sid: s for sid, s in sessions.items() if s.pk not in created}
     if not stored:
-        return
+        return {}
     changes = session_changes([r for r in records if session_id_of(r) in stored])
     touched: dict[int, SessionChange] = {}
     for session_id, change in changes.items():
@@ -108,6 +107,14 @@ def _merge_stored_sessions(
         merge_change(session, change)
         if (*_merge_snapshot(session), True) != before:
             touched[session.pk] = change
+    return touched
+
+
+def _merge_stored_sessions(touched: dict[int, SessionChange]) -> None:
+    """Merge the changes (_stored_session_changes) into the stored sessions, as the batch's
+    last write. On PostgreSQL one UPDATE merges each change into the row as it is when the
+    UPDATE runs (_update_stored_sessions), so a concurrent batch's change to the same session
+    is kept, not overwritten, without reading the rows again under a lock."""
     if not touched:
         return
     if connection.vendor == "postgresql":
@@ -140,13 +147,12 @@ TAKE_NAME = (
 
 UPDATE_STORED_SESSIONS = f"""
 WITH v AS (
-    SELECT * FROM unnest(
-        %s::bigint[], %s::boolean[], %s::timestamptz[], %s::timestamptz[], %s::boolean[],
-        %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[],
-        %s::jsonb[], %s::jsonb[], %s::text[], %s::text[], %s::text[]
-    ) AS v(id, is_started, started_at, earliest, has_end, ended_at, end_state,
-           end_state_reason, name, name_at, tags, metadata, config, user_query,
-           parent_external_id, group_key)
+    SELECT * FROM jsonb_to_recordset(%s::jsonb) AS v(
+        id bigint, is_started boolean, started_at timestamptz, earliest timestamptz,
+        has_end boolean, ended_at timestamptz, end_state text, end_state_reason text, name text,
+        name_at timestamptz, tags jsonb, metadata jsonb, config jsonb, user_query text,
+        parent_external_id text, group_key text
+    )
 ), locked AS (
     SELECT id FROM ingest_session WHERE id IN (SELECT id FROM v) ORDER BY id FOR NO KEY UPDATE
 )
@@ -177,37 +183,36 @@ WHERE s.id = v.id
 """
 
 
+# The columns of `v` above, as SessionChange names them.
+SESSION_CHANGE_COLUMNS = (
+    "is_started",
+    "started_at",
+    "earliest",
+    "has_end",
+    "ended_at",
+    "end_state",
+    "end_state_reason",
+    "name",
+    "name_at",
+    "tags",
+    "metadata",
+    "config",
+    "user_query",
+    "parent_external_id",
+    "group_key",
+)
+
+
 def _update_stored_sessions(changes: dict[int, SessionChange]) -> None:
-    """PostgreSQL: merge each change into its stored session (by pk) in one statement."""
-    ids = sorted(changes)
-    ordered = [changes[pk] for pk in ids]
-
-    def column(name: str) -> list[Any]:
-        return [getattr(change, name) for change in ordered]
-
-    def json_column(name: str) -> list[str | None]:
-        return [None if value is None else _json_bytes(value).decode() for value in column(name)]
-
-    params = [
-        ids,
-        column("is_started"),
-        column("started_at"),
-        column("earliest"),
-        column("has_end"),
-        column("ended_at"),
-        column("end_state"),
-        column("end_state_reason"),
-        column("name"),
-        column("name_at"),
-        json_column("tags"),
-        json_column("metadata"),
-        json_column("config"),
-        column("user_query"),
-        column("parent_external_id"),
-        column("group_key"),
+    """PostgreSQL: merge each change into its stored session (by pk) in one statement. The
+    changes go as one JSON document (a JSON null is SQL NULL): as sixteen arrays, psycopg
+    quoted each element in Python, half of the statement's 6 ms under the trace lock."""
+    rows = [
+        {"id": pk, **{name: getattr(changes[pk], name) for name in SESSION_CHANGE_COLUMNS}}
+        for pk in sorted(changes)
     ]
     with connection.cursor() as cursor:
-        cursor.execute(UPDATE_STORED_SESSIONS, params)
+        cursor.execute(UPDATE_STORED_SESSIONS, [_json_bytes(rows).decode()])
 
 
 def _merge_snapshot(session: Session) -> tuple[Any, ...]:

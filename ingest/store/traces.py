@@ -19,6 +19,7 @@ from ingest.formats.records import (
     SessionRecord,
     SpanRecord,
     TraceLinkRecord,
+    with_session_id,
 )
 from ingest.models import (
     Agent,
@@ -250,7 +251,7 @@ def _follow_trace_links(
         return by_type
     moved = {
         kind: [
-            r if r.session_id not in mapping else replace(r, session_id=mapping[r.session_id])
+            r if r.session_id not in mapping else with_session_id(r, mapping[r.session_id])
             for r in group
         ]
         for kind, group in by_type.items()

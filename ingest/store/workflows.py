@@ -161,10 +161,25 @@ def _adopt_implicit_steps(
             doubles.append(pk)
         else:
             moved.append(Step(pk=pk, workflow_id=target))
-    Step.objects.filter(pk__in=doubles).delete()
-    if moved:
-        Step.objects.bulk_update(moved, ["workflow"])
-    Workflow.objects.filter(pk__in=emptied, steps__isnull=True).delete()
+    if doubles:
+        Step.objects.filter(pk__in=doubles).delete()
+    _update_rows(moved, ["workflow"])
+    _delete_empty_runs(emptied)
+
+
+def _delete_empty_runs(pks: set[int]) -> None:
+    """Delete those of these workflow runs that have no step left, in one statement: the ORM's
+    delete() read the runs first and deleted their (no) steps by cascade, three statements and
+    their compile under the trace lock. Only steps point at a run (ingest.models.Step)."""
+    if not pks:
+        return
+    in_runs, params = sql.in_values("id", sorted(pks))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM ingest_workflow WHERE {in_runs} AND NOT EXISTS "
+            "(SELECT 1 FROM ingest_step st WHERE st.workflow_id = ingest_workflow.id)",
+            params,
+        )
 
 
 def _runs_above(
@@ -234,11 +249,11 @@ WORKFLOW_END = f"CASE WHEN {TAKE_WORKFLOW_END} THEN v.ended_at ELSE w.ended_at E
 
 UPDATE_STORED_WORKFLOWS = f"""
 WITH v AS (
-    SELECT * FROM unnest(
-        %s::bigint[], %s::boolean[], %s::timestamptz[], %s::timestamptz[], %s::boolean[],
-        %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::jsonb[]
-    ) AS v(id, is_started, started_at, earliest, has_end, ended_at, status, name,
-           result_summary, metadata)
+    SELECT * FROM jsonb_to_recordset(%s::jsonb) AS v(
+        id bigint, is_started boolean, started_at timestamptz, earliest timestamptz,
+        has_end boolean, ended_at timestamptz, status text, name text, result_summary text,
+        metadata jsonb
+    )
 ), locked AS (
     SELECT id FROM ingest_workflow WHERE id IN (SELECT id FROM v) ORDER BY id FOR NO KEY UPDATE
 )
@@ -266,21 +281,20 @@ WORKFLOW_CHANGE_COLUMNS = (
     "status",
     "name",
     "result_summary",
+    "metadata",
 )
 
 
 def _update_stored_workflows(changes: dict[int, WorkflowChange]) -> None:
     """PostgreSQL: merge each change into its stored workflow (by pk) in one statement, so a
-    concurrent batch's change to the same run is kept (the rows this batch read may be old)."""
-    ids = sorted(changes)
-    ordered = [changes[pk] for pk in ids]
-    params = [
-        ids,
-        *([getattr(c, name) for c in ordered] for name in WORKFLOW_CHANGE_COLUMNS),
-        [None if c.metadata is None else _json_bytes(c.metadata).decode() for c in ordered],
+    concurrent batch's change to the same run is kept (the rows this batch read may be old).
+    One JSON document, as _update_stored_sessions sends (a JSON null is SQL NULL)."""
+    rows = [
+        {"id": pk, **{name: getattr(changes[pk], name) for name in WORKFLOW_CHANGE_COLUMNS}}
+        for pk in sorted(changes)
     ]
     with connection.cursor() as cursor:
-        cursor.execute(UPDATE_STORED_WORKFLOWS, params)
+        cursor.execute(UPDATE_STORED_WORKFLOWS, [_json_bytes(rows).decode()])
 
 
 def _workflow_snapshot(workflow: Workflow) -> tuple[Any, ...]:
