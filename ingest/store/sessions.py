@@ -1,9 +1,10 @@
 """Sessions and agent instances: sessions upserted and merged commutatively into the stored rows
-(one UPDATE … FROM unnest on PostgreSQL), agents upserted and merged.
+(one UPDATE … FROM jsonb_to_recordset on PostgreSQL), agents upserted and merged.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from django.db import (
@@ -183,24 +184,8 @@ WHERE s.id = v.id
 """
 
 
-# The columns of `v` above, as SessionChange names them.
-SESSION_CHANGE_COLUMNS = (
-    "is_started",
-    "started_at",
-    "earliest",
-    "has_end",
-    "ended_at",
-    "end_state",
-    "end_state_reason",
-    "name",
-    "name_at",
-    "tags",
-    "metadata",
-    "config",
-    "user_query",
-    "parent_external_id",
-    "group_key",
-)
+# The columns of `v` above: jsonb_to_recordset matches them to the keys by name.
+SESSION_CHANGE_COLUMNS = tuple(f.name for f in fields(SessionChange))
 
 
 def _update_stored_sessions(changes: dict[int, SessionChange]) -> None:

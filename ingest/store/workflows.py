@@ -4,7 +4,7 @@ spans): merged commutatively, implicit runs adopted once their workflow is known
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -272,17 +272,7 @@ WHERE w.id = v.id
 """
 
 
-WORKFLOW_CHANGE_COLUMNS = (
-    "is_started",
-    "started_at",
-    "earliest",
-    "has_end",
-    "ended_at",
-    "status",
-    "name",
-    "result_summary",
-    "metadata",
-)
+WORKFLOW_CHANGE_COLUMNS = tuple(f.name for f in fields(WorkflowChange))
 
 
 def _update_stored_workflows(changes: dict[int, WorkflowChange]) -> None:
