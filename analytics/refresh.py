@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pandas as pd
+from django.conf import settings
+from django.db import connection
 
 from analytics import queries, store
 from analytics.anomalies import (
@@ -23,6 +25,7 @@ from analytics.incidents import GROUP_GAP, group_incidents
 from analytics.messaging import edge_rollups
 from analytics.queries.rollups import floor_hour
 from analytics.scores import DropSettings, score_drops
+from analytics.summaries import is_follow_up_due
 from analytics.testanalysis import RangeUsage, TestAnalysis, project_test_analysis
 from analytics.trends import FREQS, day_rollups, named_rollups, session_rollups, span_rollups
 from analytics.workflows import DurationForecast, expected_duration
@@ -226,6 +229,27 @@ def recompute_days(project_id: int, *, now: datetime) -> int:
 def _first_data(project_id: int) -> datetime | None:
     starts = [queries.span_time_bounds(project_id)[0], queries.first_message_start(project_id)]
     return min((start for start in starts if start is not None), default=None)
+
+
+def sessions_due_for_follow_up(session_pks: Sequence[int]) -> list[int]:
+    """The sessions of a batch whose follow-up runs now (summaries.is_follow_up_due); the rest
+    are marked stale, for the sweep. Run under store.summary_lock. SQLite (the small embedded
+    install, where its lock guards nothing): every session, every time."""
+    if connection.vendor != "postgresql":
+        return sorted(set(session_pks))
+    progress = queries.summary_progress(session_pks)
+    due = {
+        pk
+        for pk, (summarized, now) in progress.items()
+        if is_follow_up_due(
+            summarized,
+            now,
+            every_batch_below=settings.OBSERVATORY_SUMMARY_EVERY_BATCH_BELOW_SPANS,
+            growth_percent=settings.OBSERVATORY_SUMMARY_GROWTH_PERCENT,
+        )
+    }
+    store.mark_summaries_stale(sorted(set(progress) - due))
+    return sorted(due)
 
 
 def detect_session_failures(session_pks: Sequence[int]) -> int:

@@ -92,3 +92,17 @@ def _number(value: Any) -> float:
 
 def _present(value: Any) -> bool:
     return value is not None and value == value  # NaN is the one value unequal to itself
+
+
+def is_follow_up_due(
+    summarized_spans: int, spans_now: int, *, every_batch_below: int, growth_percent: int
+) -> bool:
+    """Whether a session's follow-up (summary, search entries, detectors) runs after this
+    batch, given the spans its summary counted and the spans it has now. A small session runs
+    every time; a bigger one once it has grown by `growth_percent` (or lost spans). The rereads
+    of a session of n spans then add up to about n * (100 + growth) / growth spans (5n at 25 %)
+    however many batches brought them, where one reread per batch grew with the square of the
+    batches. A session not due waits for the sweep."""
+    if summarized_spans < every_batch_below or spans_now < summarized_spans:
+        return True
+    return (spans_now - summarized_spans) * 100 >= summarized_spans * growth_percent

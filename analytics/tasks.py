@@ -29,6 +29,7 @@ from analytics.refresh import (
     detect_session_failures,
     fetch_and_compute_test_analysis,
     refresh_project,
+    sessions_due_for_follow_up,
 )
 from analytics.reporting import make_due_reports
 from analytics.requeue_webhook import send_requeue_webhooks
@@ -40,6 +41,7 @@ from analytics.store import (
     mark_test_analysis_pending,
     save_session_summaries,
     save_test_analysis,
+    summary_lock,
 )
 from analytics.summaries import session_summaries
 from config.celery import broker
@@ -53,20 +55,27 @@ MAX_SWEEP_ROUNDS = 20
 
 @shared_task
 def summarize_sessions_task(session_pks: list[int]) -> int:
-    """Rebuild the summaries of these sessions and their search entries. Safe to run twice."""
-    spans, sessions, agents = session_summary_inputs(session_pks)
-    done = save_session_summaries(session_summaries(spans, sessions, agents))
-    index_sessions(session_pks)
-    return done
+    """Rebuild the summaries of these sessions and their search entries. Safe to run twice.
+    The summaries are written last: their UPDATE locks the session rows, which ingest's merge
+    of a session change waits for, until the commit."""
+    with summary_lock(session_pks):
+        spans, sessions, agents = session_summary_inputs(session_pks)
+        summaries = session_summaries(spans, sessions, agents)
+        index_sessions(session_pks)
+        return save_session_summaries(summaries)
 
 
 @shared_task
 def summarize_and_analyze_sessions_task(session_pks: list[int]) -> int:
-    """What ingest queues after each batch: the summaries, then the analysis that reads them.
-    One task rather than a chain: a linked task made queueing cost four times as much CPU in
-    the ingest request (bench/README.md)."""
-    done = summarize_sessions_task(session_pks)
-    analyze_sessions_task(session_pks)
+    """What ingest queues after each batch: the summaries, then the analysis that reads them,
+    of the sessions due (a long session waits until it has grown by a quarter, or for the
+    sweep: refresh.sessions_due_for_follow_up). One task rather than a chain: a linked task made
+    queueing cost four times as much CPU in the ingest request (bench/README.md)."""
+    with summary_lock(session_pks):
+        due = sessions_due_for_follow_up(session_pks)
+        done = summarize_sessions_task(due) if due else 0
+    if due:
+        analyze_sessions_task(due)
     return done
 
 

@@ -5,9 +5,11 @@ Replays a fixed set of OTLP requests, the soak's traffic (`small-traces`: 10-spa
 a request), through the WSGI application one at a time. After each request it runs, in this
 process, what the worker would run for it: `summarize_and_analyze_sessions_task` with the
 sessions that request announced, and every `--refresh-every` requests the debounced project
-refresh (`refresh_project_analytics_task`), as a 10 s debounce does at ≈ 500 spans/s. It counts
-the CPU of this process and of its PostgreSQL backend, and the statements, of the ingest
-requests and of each follow-up stage, and prints them per 1,000 spans.
+refresh (`refresh_project_analytics_task`), as a 10 s debounce does at ≈ 500 spans/s, and every
+`--sweep-every` requests (and after the last) the beat sweep of stale summaries, as its 30 s
+period does, counted in "follow-up (all)". It counts the CPU of this process and of its
+PostgreSQL backend, and the statements, of the ingest requests and of each follow-up stage, and
+prints them per 1,000 spans.
 
 The follow-up runs interleaved with ingest, as in the soak, so each summary sees its session as
 far as it has arrived. Run it twice, back to back, on the two commits to compare (the host is
@@ -54,6 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--session-traces", type=int, default=4, help="10-span traces a session")
     parser.add_argument("--live-sessions", type=int, default=64)
     parser.add_argument("--refresh-every", type=int, default=10, help="Requests per refresh")
+    parser.add_argument(
+        "--sweep-every", type=int, default=30, help="Requests per sweep of stale summaries"
+    )
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--cprofile", metavar="FILE", help="Write a cProfile of the follow-up")
     return parser.parse_args(argv)
@@ -158,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda session_pks, **_: announced.append(sorted(session_pks)), weak=False
     )
     counter = StatementCounter()
-    names = ("ingest", "follow-up (all)", "refresh", *STAGES)
+    names = ("ingest", "follow-up (all)", "refresh", "sweep", *STAGES)
     meters = {name: Meter(counter, database=name != "ingest") for name in names}
     profile = cProfile.Profile() if args.cprofile else None
     instrument(meters)
@@ -180,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
             if number % args.refresh_every == 0 or number == len(bodies):
                 with meters["refresh"]:
                     tasks.refresh_project_analytics_task(project.pk)
+            # The beat sweep (a long session's follow-up waits for it until it has grown
+            # enough), and once more at the end, as beat does after the last request.
+            if number % args.sweep_every == 0 or number == len(bodies):
+                with meters["follow-up (all)"], meters["sweep"]:
+                    tasks.sweep_stale_summaries_task()
             if profile:
                 profile.disable()
     if profile:

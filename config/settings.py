@@ -320,6 +320,15 @@ CELERY_TASK_ROUTES = {
 }
 # How often beat sweeps sessions whose summaries are stale (covers a broker that was down).
 OBSERVATORY_SUMMARY_SWEEP_SECONDS = env_int("OBSERVATORY_SUMMARY_SWEEP_SECONDS", 30)
+# The follow-up after a batch (summary, search entries, failure detectors) rereads the whole
+# session, so a session whose spans come in many batches cost the square of its batches. On
+# PostgreSQL a session of at least this many summarised spans is followed up again only once it
+# has grown by this percentage; until then it stays stale and the sweep above takes it. So a
+# long session costs a few times its spans, and its summary is at most a sweep period behind.
+OBSERVATORY_SUMMARY_EVERY_BATCH_BELOW_SPANS = env_int(
+    "OBSERVATORY_SUMMARY_EVERY_BATCH_BELOW_SPANS", 64
+)
+OBSERVATORY_SUMMARY_GROWTH_PERCENT = env_int("OBSERVATORY_SUMMARY_GROWTH_PERCENT", 25)
 # Analytics (analytics/tasks.py): a project's rollups, clusters and anomalies are refreshed this
 # long after the first batch that changes them (later batches in the delay ride along); beat
 # catches up on lost refreshes, evaluates alert rules and makes reports on these periods.

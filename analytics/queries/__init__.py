@@ -130,6 +130,7 @@ from analytics.queries.summaries import (
     session_summary_inputs,
     stale_session_pks,
     stale_summary_count,
+    summary_progress,
 )
 from analytics.queries.test_analysis import (
     projects_with_stale_test_analysis,
@@ -278,6 +279,7 @@ __all__ = [
     "stored_tier_reliability_frame",
     "stream_line_count",
     "stream_lines",
+    "summary_progress",
     "test_analysis_computed_at",
     "test_filter_choices",
     "test_history",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.db import connection
+
 from analytics.summaries import SESSION_COLUMNS, SPAN_COLUMNS
 from ingest.models import Agent, Session, Span
 
@@ -41,3 +43,19 @@ def session_pks_of_project(project_id: int) -> list[int]:
 def stale_summary_count(project_ids: Sequence[int]) -> int:
     """Sessions of these projects whose summary the worker has not rebuilt yet."""
     return Session.objects.filter(project_id__in=project_ids, is_summary_stale=True).count()
+
+
+def summary_progress(session_pks: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """Per session: the spans its stored summary counted, and the spans it has now (counted
+    from an index on the session's spans, no span row read)."""
+    pks = list(session_pks)
+    if not pks:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT s.id, s.event_count, (SELECT count(*) FROM ingest_span sp "
+            "WHERE sp.session_id = s.id) FROM ingest_session s "
+            f"WHERE s.id IN ({', '.join(['%s'] * len(pks))})",
+            pks,
+        )
+        return {pk: (summarized, now) for pk, summarized, now in cursor.fetchall()}

@@ -37,7 +37,9 @@ from analytics.store.rollups import (
     replace_rollups,
 )
 from analytics.store.summaries import (
+    mark_summaries_stale,
     save_session_summaries,
+    summary_lock,
 )
 from analytics.store.test_analysis import (
     save_test_analysis,
@@ -52,6 +54,7 @@ __all__ = [
     "has_unjudged",
     "mark_refresh_pending",
     "mark_report_emailed",
+    "mark_summaries_stale",
     "mark_test_analysis_pending",
     "record_alert_evaluation",
     "record_delivery",
@@ -70,4 +73,5 @@ __all__ = [
     "save_session_summaries",
     "save_test_analysis",
     "set_anomaly_status",
+    "summary_lock",
 ]

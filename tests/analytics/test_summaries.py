@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from analytics.summaries import SPAN_COLUMNS, session_summaries
+import pytest
+
+from analytics.summaries import SPAN_COLUMNS, is_follow_up_due, session_summaries
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 
@@ -71,3 +73,22 @@ def test_a_session_without_spans_gets_zeros_and_a_running_one_its_last_start() -
         "models_used": [],
         "agent_names": [],
     }
+
+
+@pytest.mark.parametrize(
+    ("summarized", "now", "is_due"),
+    [
+        (0, 3, True),  # never summarised
+        (63, 64, True),  # a small session: after every batch
+        (64, 64, False),  # nothing new (an update of a span waits for the sweep)
+        (100, 124, False),  # grown by 24 %
+        (100, 125, True),  # by a quarter
+        (1000, 990, True),  # spans gone (deleted, moved to another session)
+    ],
+)
+def test_a_long_session_is_followed_up_again_once_it_has_grown_by_a_quarter(
+    summarized: int, now: int, is_due: bool
+) -> None:
+    due = is_follow_up_due(summarized, now, every_batch_below=64, growth_percent=25)
+
+    assert due is is_due
