@@ -51,18 +51,14 @@ logger = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
 MAX_SWEEP_ROUNDS = 20
+# Sessions summarised in one transaction: each holds its summary lock until the commit.
+SUMMARY_CHUNK = 100
 
 
 @shared_task
 def summarize_sessions_task(session_pks: list[int]) -> int:
-    """Rebuild the summaries of these sessions and their search entries. Safe to run twice.
-    The summaries are written last: their UPDATE locks the session rows, which ingest's merge
-    of a session change waits for, until the commit."""
-    with summary_lock(session_pks):
-        spans, sessions, agents = session_summary_inputs(session_pks)
-        summaries = session_summaries(spans, sessions, agents)
-        index_sessions(session_pks)
-        return save_session_summaries(summaries)
+    """Rebuild the summaries of these sessions and their search entries. Safe to run twice."""
+    return sum(_summarize(chunk) for chunk in _chunks(session_pks))
 
 
 @shared_task
@@ -71,12 +67,31 @@ def summarize_and_analyze_sessions_task(session_pks: list[int]) -> int:
     of the sessions due (a long session waits until it has grown by a quarter, or for the
     sweep: refresh.sessions_due_for_follow_up). One task rather than a chain: a linked task made
     queueing cost four times as much CPU in the ingest request (bench/README.md)."""
-    with summary_lock(session_pks):
-        due = sessions_due_for_follow_up(session_pks)
-        done = summarize_sessions_task(due) if due else 0
+    done, due = 0, []
+    for chunk in _chunks(session_pks):
+        with summary_lock(chunk):
+            chunk_due = sessions_due_for_follow_up(chunk)
+            done += _summarize(chunk_due) if chunk_due else 0
+        due += chunk_due
     if due:
         analyze_sessions_task(due)
     return done
+
+
+def _summarize(session_pks: list[int]) -> int:
+    """Summaries and search entries of these sessions, in one transaction under their summary
+    lock. The summaries are written last: their UPDATE locks the session rows, which ingest's
+    merge of a session change waits for, until the commit."""
+    with summary_lock(session_pks):
+        spans, sessions, agents = session_summary_inputs(session_pks)
+        summaries = session_summaries(spans, sessions, agents)
+        index_sessions(session_pks)
+        return save_session_summaries(summaries)
+
+
+def _chunks(session_pks: Iterable[int]) -> list[list[int]]:
+    pks = sorted(set(session_pks))
+    return [pks[start : start + SUMMARY_CHUNK] for start in range(0, len(pks), SUMMARY_CHUNK)]
 
 
 @shared_task

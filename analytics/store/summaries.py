@@ -13,8 +13,10 @@ from ingest.store.bulk import _update_rows
 
 # pg_advisory_xact_lock(SUMMARY_LOCK, session pk % SUMMARY_LOCK_BUCKETS): see summary_lock.
 SUMMARY_LOCK = 0x53554D4D  # "SUMM"
-# Buckets, not one lock per session: a sweep of 500 sessions must not fill the lock table.
-SUMMARY_LOCK_BUCKETS = 1024
+# Session ids folded into the lock's int4 key. A transaction holds one lock per session, so
+# callers lock at most tasks.SUMMARY_CHUNK sessions at once (the lock table holds 64 per
+# connection times max_connections by default).
+SUMMARY_LOCK_BUCKETS = 1 << 30
 
 
 @contextmanager
