@@ -9,8 +9,10 @@ and inter-agent messages (OTLP messaging spans become Message rows) feed ping-po
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -117,11 +119,12 @@ def detect_failures(
     messages = _NO_MESSAGES if messages is None else messages
     empty_spans = pd.DataFrame(columns=[*DETECTOR_SPAN_COLUMNS, "args_hash", "prompt_hash"])
     empty_lines = pd.DataFrame(columns=[*DETECTOR_LINE_COLUMNS, "text_hash"])
-    span_slices = _sorted_slices(spans, ["started_at", "span_id"], empty_spans)
-    line_slices = _sorted_slices(lines, ["at"], empty_lines)
-    message_slices = _sorted_slices(messages, ["started_at"], _NO_MESSAGES)
     candidates = _candidates(spans, lines, messages, sessions, settings)
     rows = []
+    if candidates:  # most batches: none, and no frame is sorted or sliced
+        span_slices = _sorted_slices(_of(spans, candidates), ["started_at", "span_id"], empty_spans)
+        line_slices = _sorted_slices(_of(lines, candidates), ["at"], empty_lines)
+        message_slices = _sorted_slices(_of(messages, candidates), ["started_at"], _NO_MESSAGES)
     for session in sessions.itertuples(index=False):
         detectors = candidates.get(session.id, ())
         if not detectors:
@@ -135,6 +138,13 @@ def detect_failures(
                 rows.append((int(session.id), *found))
     frame = pd.DataFrame(rows, columns=FLAG_COLUMNS)
     return frame.sort_values(["session_id", "detector"]).reset_index(drop=True)
+
+
+def _of(frame: pd.DataFrame, sessions: dict[object, list[Detector]]) -> pd.DataFrame:
+    """The rows of these sessions."""
+    if not len(frame):
+        return frame
+    return frame[frame["session_id"].isin(list(sessions))]
 
 
 def _sorted_slices(
@@ -162,47 +172,61 @@ def _candidates(
     """The detectors that could flag each session, in _DETECTORS order: each one's necessary
     condition, counted over the whole batch at once. A detector left out would have returned
     None (its docstring's threshold cannot be met), so the flags are the same, for a fraction
-    of the per-session work on healthy sessions (bench/followup_bench.py)."""
+    of the per-session work on healthy sessions (bench/followup_bench.py). Counted in plain
+    Python over the columns: a pandas mask and groupby per condition cost ~1 ms each, most of
+    the detectors' time on the few hundred rows of a small batch."""
+    span_session, kind, name, agent, status, args, prompt = _columns(
+        spans,
+        "session_id",
+        "kind",
+        "name",
+        "agent_external_id",
+        "status",
+        "args_hash",
+        "prompt_hash",
+    )
+    line_session, role = _columns(lines, "session_id", "role")
+    message_session, sender = _columns(messages, "session_id", "sender")
+    loops: Counter[tuple[object, ...]] = Counter()
+    prompts: Counter[tuple[object, ...]] = Counter()
+    span_count: Counter[object] = Counter()
+    agent_turns: Counter[object] = Counter()
+    errors: Counter[object] = Counter()
+    has_llm: set[object] = set()
+    for session, k, n, a, st, arg, p in zip(
+        span_session, kind, name, agent, status, args, prompt, strict=True
+    ):
+        span_count[session] += 1
+        if a:  # ping_pong keeps the truthy ones (`if a`)
+            agent_turns[session] += 1
+        if k == "tool" and arg != "" and _is_key(n) and _is_key(arg):
+            loops[session, n, arg] += 1
+        elif k == "llm":
+            has_llm.add(session)
+            if p != "" and _is_key(a) and _is_key(p):
+                prompts[session, a, p] += 1
+        if k in ("tool", "llm") and st == "error":
+            errors[session] += 1
+    sender_turns = Counter(s for s, who in zip(message_session, sender, strict=True) if who)
+    storm = Counter(s for s, r in zip(line_session, role, strict=True) if r in CHAT_ROLES)
+    storm.update(message_session)
+    asked = {s for s, r in zip(line_session, role, strict=True) if r == "user"} | has_llm
+    answered = {s for s, r in zip(line_session, role, strict=True) if r == "assistant"}
 
-    def more_than(frame: pd.DataFrame, mask: pd.Series | None, least: float) -> set[object]:
-        """The sessions with more than `least` rows (of those `mask` keeps)."""
-        rows = frame if mask is None else frame[mask]
-        sizes = rows.groupby("session_id").size() if len(rows) else pd.Series(dtype=int)
-        return set(sizes.index[sizes > least])
+    def at_least(counts: Counter[Any], least: float) -> set[object]:
+        return {
+            key[0] if isinstance(key, tuple) else key for key, n in counts.items() if n >= least
+        }
 
-    def alike(frame: pd.DataFrame, mask: pd.Series, keys: list[str], least: int) -> set[object]:
-        """The sessions with `least` or more rows (of those `mask` keeps) sharing `keys`,
-        grouped as tool_loop and repeated_prompt group them (a null key is left out)."""
-        rows = frame[mask]
-        if not len(rows):
-            return set()
-        sizes = rows.groupby(["session_id", *keys]).size()
-        return {key[0] for key in sizes.index[sizes >= least]}
-
-    # ping_pong keeps the truthy ones (`if a`): astype(bool) is that test, row by row.
-    has_agent = spans["agent_external_id"].astype(bool)
-    has_sender = messages["sender"].astype(bool)
-    chat = lines[lines["role"].isin(CHAT_ROLES)] if len(lines) else lines
-    storm = pd.concat([chat["session_id"], messages["session_id"]]).value_counts()
     possible: dict[Detector, set[object]] = {
-        tool_loop: alike(
-            spans,
-            (spans["kind"] == "tool") & (spans["args_hash"] != ""),
-            ["name", "args_hash"],
-            cfg.loop_calls,
-        ),
-        repeated_prompt: alike(
-            spans,
-            (spans["kind"] == "llm") & (spans["prompt_hash"] != ""),
-            ["agent_external_id", "prompt_hash"],
-            cfg.repeated_prompts,
-        ),
+        tool_loop: at_least(loops, cfg.loop_calls),
+        repeated_prompt: at_least(prompts, cfg.repeated_prompts),
         # A run of n alternations needs n + 1 turns, each a span's agent or a message's sender.
-        ping_pong: more_than(spans, has_agent, cfg.ping_pong_turns)
-        | more_than(messages, has_sender, cfg.ping_pong_turns),
+        ping_pong: {s for s, n in agent_turns.items() if n > cfg.ping_pong_turns}
+        | {s for s, n in sender_turns.items() if n > cfg.ping_pong_turns},
         # n spans make a tree at most n deep, or 2n with a cycle (counted from the span count).
-        deep_delegation: more_than(spans, None, cfg.max_depth / 2),
-        message_storm: set(storm.index[storm >= cfg.storm_messages]),
+        deep_delegation: {s for s, n in span_count.items() if n > cfg.max_depth / 2},
+        message_storm: at_least(storm, cfg.storm_messages),
         # Its whole rule, over the batch: ended, asked something, and nothing answered.
         no_final_answer: {
             row.id
@@ -210,21 +234,24 @@ def _candidates(
             if getattr(row, "end_state", "") in ENDED_STATES
             and not bool(getattr(row, "has_completion", False))
         }
-        & (
-            more_than(lines, lines["role"] == "user", 0)
-            | more_than(spans, spans["kind"] == "llm", 0)
-        )
-        - more_than(lines, lines["role"] == "assistant", 0),
-        retry_storm: more_than(
-            spans,
-            spans["kind"].isin(("tool", "llm")) & (spans["status"] == "error"),
-            cfg.retry_errors - 1,
-        ),
+        & asked - answered,
+        retry_storm: {s for s, n in errors.items() if n > cfg.retry_errors - 1},
     }
-    return {
-        row.id: [detector for detector in _DETECTORS if row.id in possible[detector]]
-        for row in sessions.itertuples(index=False)
-    }
+    found = {}
+    for row in sessions.itertuples(index=False):
+        detectors = [detector for detector in _DETECTORS if row.id in possible[detector]]
+        if detectors:
+            found[row.id] = detectors
+    return found
+
+
+def _columns(frame: pd.DataFrame, *names: str) -> list[list[Any]]:
+    return [frame[name].tolist() for name in names]
+
+
+def _is_key(value: object) -> bool:
+    """Whether pandas' groupby keeps a row with this key (it drops None and NaN)."""
+    return value is not None and value == value
 
 
 def tool_loop(frames: SessionFrames, _s: object, cfg: DetectorSettings) -> Flag | None:
