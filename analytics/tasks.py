@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
 MAX_SWEEP_ROUNDS = 20
-# Sessions summarised in one transaction: each holds its summary lock until the commit.
+# Sessions summarised under one summary lock (a lock per session, store.summary_lock).
 SUMMARY_CHUNK = 100
 
 
@@ -79,9 +79,8 @@ def summarize_and_analyze_sessions_task(session_pks: list[int]) -> int:
 
 
 def _summarize(session_pks: list[int]) -> int:
-    """Summaries and search entries of these sessions, in one transaction under their summary
-    lock. The summaries are written last: their UPDATE locks the session rows, which ingest's
-    merge of a session change waits for, until the commit."""
+    """Summaries and search entries of these sessions, under their summary lock; the summaries
+    are written last."""
     with summary_lock(session_pks):
         spans, sessions, agents = session_summary_inputs(session_pks)
         summaries = session_summaries(spans, sessions, agents)
