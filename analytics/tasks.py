@@ -58,7 +58,11 @@ SUMMARY_CHUNK = 100
 @shared_task
 def summarize_sessions_task(session_pks: list[int]) -> int:
     """Rebuild the summaries of these sessions and their search entries. Safe to run twice."""
-    return sum(_summarize(chunk) for chunk in _chunks(session_pks))
+    done = 0
+    for chunk in _chunks(session_pks):
+        with summary_lock(chunk):
+            done += _summarize(chunk)
+    return done
 
 
 @shared_task
@@ -79,13 +83,12 @@ def summarize_and_analyze_sessions_task(session_pks: list[int]) -> int:
 
 
 def _summarize(session_pks: list[int]) -> int:
-    """Summaries and search entries of these sessions, under their summary lock; the summaries
-    are written last."""
-    with summary_lock(session_pks):
-        spans, sessions, agents = session_summary_inputs(session_pks)
-        summaries = session_summaries(spans, sessions, agents)
-        index_sessions(session_pks)
-        return save_session_summaries(summaries)
+    """Summaries and search entries of these sessions; the caller holds their summary lock. The
+    summaries are written last."""
+    spans, sessions, agents = session_summary_inputs(session_pks)
+    summaries = session_summaries(spans, sessions, agents)
+    index_sessions(session_pks)
+    return save_session_summaries(summaries)
 
 
 def _chunks(session_pks: Iterable[int]) -> list[list[int]]:

@@ -46,16 +46,15 @@ def stale_summary_count(project_ids: Sequence[int]) -> int:
 
 
 def summary_progress(session_pks: Sequence[int]) -> dict[int, tuple[int, int]]:
-    """Per session: the spans its stored summary counted, and the spans it has now (counted
-    from an index on the session's spans, no span row read)."""
+    """PostgreSQL: per session, the spans its stored summary counted, and the spans it has now
+    (counted from an index on the session's spans, no span row read)."""
     pks = list(session_pks)
     if not pks:
         return {}
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT s.id, s.event_count, (SELECT count(*) FROM ingest_span sp "
-            "WHERE sp.session_id = s.id) FROM ingest_session s "
-            f"WHERE s.id IN ({', '.join(['%s'] * len(pks))})",
-            pks,
+            "WHERE sp.session_id = s.id) FROM ingest_session s WHERE s.id = ANY(%s)",
+            [pks],
         )
         return {pk: (summarized, now) for pk, summarized, now in cursor.fetchall()}

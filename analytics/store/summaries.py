@@ -13,9 +13,9 @@ from ingest.store.bulk import _update_rows
 
 # pg_advisory_lock(SUMMARY_LOCK, session pk % SUMMARY_LOCK_BUCKETS): see summary_lock.
 SUMMARY_LOCK = 0x53554D4D  # "SUMM"
-# Session ids folded into the lock's int4 key. One lock per session is held at a time, so
-# callers lock at most tasks.SUMMARY_CHUNK sessions at once (the lock table holds 64 per
-# connection times max_connections by default).
+# Session ids folded into the lock's int4 key. Each locked session takes a slot of the lock
+# table (64 per connection times max_connections by default), so callers lock at most
+# tasks.SUMMARY_CHUNK sessions at once.
 SUMMARY_LOCK_BUCKETS = 1 << 30
 
 
